@@ -1,0 +1,129 @@
+r"""Chapter 1: train the book's sigmoid network on MNIST by mini-batch SGD.
+
+    python -m experiments.mnist --hidden=30            # the book's [784, 30, 10], ~95%
+    python -m experiments.mnist --hidden=100           # [784, 100, 10], ~96.6%
+    python -m experiments.mnist --dataset=tfds:fashion_mnist --eval_split=validation
+
+Prints the book's ``Epoch k: <correct> / <total>`` after every epoch, then a summary.
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
+                    "empty for none).")
+flags.DEFINE_integer("epochs", 30, "Number of epochs.")
+flags.DEFINE_integer("mini_batch_size", 10, "Mini-batch size m.")
+flags.DEFINE_float("eta", 3.0, "Learning rate η.")
+flags.DEFINE_integer("seed", 0, "Seed of the PRNG key for initialisation and shuffling.")
+flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
+                    "idx:DIR (raw IDX files).")
+flags.DEFINE_string("data_dir", None, "Where datasets are cached (default $NNJAX_DATA_DIR, "
+                    "else ~/.cache/nnjax).")
+flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
+                  "Which split is scored after each epoch.")
+flags.DEFINE_string("metrics_out", None, "Write one JSON object per epoch to this file.")
+
+
+class UsageError(Exception):
+    """A bad flag value; its message names the flag."""
+
+
+def parse_hidden(text: str) -> list[int]:
+    """``"30,30"`` → ``[30, 30]``; raises UsageError naming --hidden if it is not that."""
+    sizes = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            sizes.append(int(part))
+        except ValueError:
+            raise UsageError(f"--hidden must be comma-separated integers, got {text!r}") from None
+    if any(n <= 0 for n in sizes):
+        raise UsageError(f"--hidden sizes must be positive, got {text!r}")
+    return sizes
+
+
+def check_flags() -> list[int]:
+    """Validates every flag before any work starts; returns the hidden sizes."""
+    hidden = parse_hidden(FLAGS.hidden)
+    for name in ("epochs", "mini_batch_size"):
+        if FLAGS[name].value <= 0:
+            raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
+    if not FLAGS.eta > 0:  # also rejects nan
+        raise UsageError(f"--eta must be positive, got {FLAGS.eta}")
+    if FLAGS.metrics_out:
+        check_writable(FLAGS.metrics_out)
+    return hidden
+
+
+def check_writable(path: str) -> None:
+    """Raises UsageError unless ``path`` can be written, without creating or changing it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"--metrics_out={path} is a directory")
+    if not os.path.isdir(directory):
+        raise UsageError(f"--metrics_out={path}: directory {directory} does not exist")
+    if not os.access(path if os.path.exists(path) else directory, os.W_OK):
+        raise UsageError(f"--metrics_out={path} is not writable")
+
+
+def run() -> None:
+    hidden = check_flags()
+    # Imported here so that `--help` and flag errors answer at once.
+    import jax
+    from nnjax import data, network, train
+
+    dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
+    eval_split = getattr(dataset, FLAGS.eval_split)
+    n_train = len(dataset.train.y)
+    if FLAGS.mini_batch_size > n_train:
+        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} exceeds the {n_train} "
+                         "training examples")
+    sizes = [dataset.train.x.shape[1], *hidden, dataset.num_classes]
+    init_key, shuffle_key = jax.random.split(jax.random.key(FLAGS.seed))
+    params = network.init(init_key, sizes)
+    print(f"nnjax: {sizes} sigmoid network, quadratic cost, η={FLAGS.eta:g}, "
+          f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs on "
+          f"{jax.default_backend()}; {dataset.name}: {n_train} training, "
+          f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
+
+    metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out else None
+
+    def report(r: train.EpochResult) -> None:
+        print(f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s)", flush=True)
+        if metrics:
+            metrics.write(json.dumps(r.as_dict()) + "\n")
+            metrics.flush()
+
+    try:
+        _, history = train.train(params, (dataset.train.x, dataset.train.y),
+                                 epochs=FLAGS.epochs, mini_batch_size=FLAGS.mini_batch_size,
+                                 eta=FLAGS.eta, key=shuffle_key,
+                                 eval_data=(eval_split.x, eval_split.y), on_epoch=report)
+    finally:
+        if metrics:
+            metrics.close()
+    best, last = history.best, history.epochs[-1]
+    print(f"Best: epoch {best.epoch}, {best.correct} / {best.total} ({100 * best.accuracy:.2f}%)."
+          f" Final: {last.correct} / {last.total} ({100 * last.accuracy:.2f}%)."
+          f" {len(history.epochs)} epochs in {history.train_seconds:.1f} s"
+          f" (+{history.compile_seconds:.1f} s compile).")
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
+    from nnjax import data
+    try:
+        run()
+    except (UsageError, data.DataError) as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,63 @@
+"""Gradients of the cost: by ``jax.grad``, and by the book's four equations written out.
+
+``backprop`` is chapter 2's algorithm in matrix form, kept as a reader's reference and as
+an independent check of autodiff (the tests compare the two in float64):
+
+    BP1  δ^L = ∇_a C ⊙ σ'(z^L)
+    BP2  δ^l = ((w^{l+1})ᵀ δ^{l+1}) ⊙ σ'(z^l)
+    BP3  ∂C/∂b^l_j = δ^l_j
+    BP4  ∂C/∂w^l_jk = a^{l-1}_k δ^l_j
+"""
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import costs, network
+
+
+def loss(params, x, y, cost: costs.Cost = costs.quadratic):
+    """The cost of the network on inputs ``x`` (N, n_in) with desired outputs ``y`` (N, n_out).
+
+    A scalar: summed over output neurons, averaged over the N examples (for one example of
+    shape (n_in,), its own cost).
+    """
+    return cost.fn(network.feedforward(params, x), y)
+
+
+def grad(params, x, y, cost: costs.Cost = costs.quadratic):
+    """∇C by autodiff: a pytree shaped like ``params``, for the mean cost over the batch."""
+    return jax.grad(loss)(params, x, y, cost)
+
+
+def per_example_grads(params, x, y, cost: costs.Cost = costs.quadratic):
+    """∇C_x for each example separately: ``params``' pytree with a leading axis of size N.
+
+    Their mean over that axis is ``grad(params, x, y)``.
+    """
+    return jax.vmap(jax.grad(loss), in_axes=(None, 0, 0, None))(params, x, y, cost)
+
+
+def backprop(params, x, y, cost: costs.Cost = costs.quadratic):
+    """∇C from the equations BP1–BP4, for one example (x (n_in,), y (n_out,)) or a batch.
+
+    Returns a pytree shaped like ``params``: for a batch, the gradient of the mean cost,
+    i.e. the average of the per-example gradients the book's ``backprop`` returns.
+    """
+    single = x.ndim == 1
+    if single:
+        x, y = x[None], y[None]
+    weights, biases = params["weights"], params["biases"]
+    # Forward pass, keeping every z^l and a^l (a^1 = x).
+    activations, zs = [x], []
+    for w, b in zip(weights, biases):
+        zs.append(activations[-1] @ w.T + b)
+        activations.append(network.sigmoid(zs[-1]))
+    n = x.shape[0]
+    delta = cost.delta(zs[-1], activations[-1], y)                       # BP1, (N, n_L)
+    nabla_w, nabla_b = [None] * len(weights), [None] * len(biases)
+    for l in range(len(weights) - 1, -1, -1):
+        if l < len(weights) - 1:
+            delta = (delta @ weights[l + 1]) * network.sigmoid_prime(zs[l])  # BP2
+        nabla_b[l] = jnp.sum(delta, axis=0) / n                          # BP3
+        nabla_w[l] = delta.T @ activations[l] / n                        # BP4
+    return {"weights": nabla_w, "biases": nabla_b}

@@ -1,0 +1,53 @@
+"""Mini-batch stochastic gradient descent, one compiled program per epoch.
+
+``sgd_epoch`` shuffles the training data with a PRNG key and runs every mini-batch's update
+inside one ``lax.scan``: the data stay on the device and the host is not involved until the
+epoch ends. Each update is the book's
+
+    w → w − (η/m) Σ_x ∂C_x/∂w,    b → b − (η/m) Σ_x ∂C_x/∂b
+
+over the m examples of the mini-batch. As in the book's code, when the training-set size n
+is not a multiple of m the last, smaller mini-batch of n mod m examples is still used, with
+η divided by its own size.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import backprop, costs
+
+
+def sgd_step(params, x, y, eta, cost: costs.Cost = costs.quadratic):
+    """One update on the mini-batch ``x`` (m, n_in), ``y`` (m, n_out); returns new params."""
+    nabla = backprop.grad(params, x, y, cost)
+    return jax.tree.map(lambda p, g: p - eta * g, params, nabla)
+
+
+def mini_batches(key, n: int, mini_batch_size: int):
+    """A shuffled split of the indices 0..n−1 into mini-batches.
+
+    Returns ``(full, rest)``: int32 arrays of shapes (n // m, m) and (n mod m,).
+    """
+    perm = jax.random.permutation(key, n).astype(jnp.int32)
+    n_full = (n // mini_batch_size) * mini_batch_size
+    return perm[:n_full].reshape(-1, mini_batch_size), perm[n_full:]
+
+
+@functools.partial(jax.jit, static_argnames=("mini_batch_size", "cost"))
+def sgd_epoch(params, x, y, key, eta, mini_batch_size: int, cost: costs.Cost = costs.quadratic):
+    """One epoch of SGD over the training data ``x`` (n, n_in) with integer labels ``y`` (n,).
+
+    ``key`` decides the shuffle. Returns the updated params (same pytree and shapes).
+    """
+    n_out = params["biases"][-1].shape[0]
+    full, rest = mini_batches(key, x.shape[0], mini_batch_size)
+
+    def update(params, idx):
+        return sgd_step(params, x[idx], costs.one_hot(y[idx], n_out, x.dtype), eta, cost)
+
+    params, _ = jax.lax.scan(lambda p, idx: (update(p, idx), None), params, full)
+    if rest.shape[0]:
+        params = update(params, rest)
+    return params

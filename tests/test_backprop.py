@@ -1,0 +1,80 @@
+"""Gradients: hand-written BP1–BP4 against jax.grad, and both against finite differences."""
+
+import jax
+from jax.flatten_util import ravel_pytree
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nnjax import backprop, costs, network
+
+ARCHITECTURES = [[3, 2], [5, 4, 3], [784, 30, 10], [7, 6, 5, 4, 3], [4, 1, 4]]
+
+
+def random_problem(seed, sizes, n):
+    """Float64 params from N(0,1), inputs in [0,1), one-hot desired outputs."""
+    k_params, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
+    params = network.init(k_params, sizes, jnp.float64)
+    x = jax.random.uniform(k_x, (n, sizes[0]), jnp.float64)
+    y = costs.one_hot(jax.random.randint(k_y, (n,), 0, sizes[-1]), sizes[-1], jnp.float64)
+    return params, x, y
+
+
+def assert_trees_close(a, b, rtol=1e-10, atol=1e-12):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        assert u.shape == v.shape
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("sizes", ARCHITECTURES)
+def test_backprop_equals_autodiff_float64(sizes, seed):
+    with jax.enable_x64(True):
+        params, x, y = random_problem(seed, sizes, n=7)
+        assert_trees_close(backprop.backprop(params, x, y), backprop.grad(params, x, y))
+
+
+def test_backprop_single_example_matches_batch_of_one():
+    with jax.enable_x64(True):
+        params, x, y = random_problem(0, [5, 4, 3], n=1)
+        assert_trees_close(backprop.backprop(params, x[0], y[0]),
+                           backprop.backprop(params, x, y))
+
+
+@pytest.mark.parametrize("sizes", [[5, 4, 3], [6, 3, 3, 2]])
+def test_gradient_matches_central_differences(sizes):
+    """An independent reference: (C(p + h e) − C(p − h e)) / 2h for every parameter."""
+    with jax.enable_x64(True):
+        params, x, y = random_problem(1, sizes, n=4)
+        flat, unravel = ravel_pytree(params)
+        cost = lambda v: float(backprop.loss(unravel(v), x, y))
+        h = 1e-6
+        numeric = np.array([(cost(flat.at[i].add(h)) - cost(flat.at[i].add(-h))) / (2 * h)
+                            for i in range(flat.size)])
+        analytic = np.asarray(ravel_pytree(backprop.backprop(params, x, y))[0])
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("sizes", [[784, 30, 10], [6, 5, 4, 3]])
+def test_mean_of_per_example_gradients_is_batch_gradient(sizes):
+    with jax.enable_x64(True):
+        params, x, y = random_problem(2, sizes, n=10)
+        per_example = backprop.per_example_grads(params, x, y)
+        for leaf, p in zip(jax.tree.leaves(per_example), jax.tree.leaves(params)):
+            assert leaf.shape == (10, *p.shape)
+        assert_trees_close(jax.tree.map(lambda g: g.mean(axis=0), per_example),
+                           backprop.grad(params, x, y))
+
+
+def test_quadratic_cost_is_the_books_definition():
+    a = jnp.array([[0.2, 0.8], [1.0, 0.0], [0.5, 0.5]])
+    y = jnp.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    # (1/2n) Σ ‖y − a‖² with n = 3: (0.08 + 0 + 0.5) / 6
+    np.testing.assert_allclose(costs.quadratic.fn(a, y), 0.58 / 6, rtol=1e-6)
+    np.testing.assert_allclose(costs.quadratic.fn(a[0], y[0]), 0.04, rtol=1e-6)
+
+
+def test_unknown_cost_is_named():
+    with pytest.raises(ValueError, match="unknown cost 'hinge'"):
+        costs.get("hinge")

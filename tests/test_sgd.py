@@ -1,0 +1,83 @@
+"""The compiled epoch against a plain Python loop that follows the book's update rule."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nnjax import backprop, costs, network, sgd, train
+
+
+def small_problem(n, sizes=(12, 6, 4), seed=0, dtype=jnp.float32):
+    k_params, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
+    params = network.init(k_params, list(sizes), dtype)
+    x = jax.random.uniform(k_x, (n, sizes[0]), dtype)
+    y = jax.random.randint(k_y, (n,), 0, sizes[-1]).astype(jnp.int32)
+    return params, x, y
+
+
+def book_epoch(params, x, y, perm, eta, m):
+    """The book's ``SGD`` inner loop in NumPy: mini-batches of m in ``perm`` order, the
+    last one possibly smaller, each updating with η/len(mini_batch) times the summed
+    per-example gradients of ``backprop.backprop`` (the book's equations)."""
+    params = jax.tree.map(np.asarray, params)
+    n_out = params["biases"][-1].shape[0]
+    for start in range(0, len(perm), m):
+        batch = perm[start:start + m]
+        sums = jax.tree.map(np.zeros_like, params)
+        for i in batch:  # one example at a time, as network.py does
+            g = backprop.backprop(params, x[i], costs.one_hot(y[i], n_out, x.dtype))
+            sums = jax.tree.map(lambda s, gi: s + np.asarray(gi), sums, g)
+        params = jax.tree.map(lambda p, s: p - (eta / len(batch)) * s, params, sums)
+    return params
+
+
+@pytest.mark.parametrize("n, m", [(60, 10), (23, 5), (7, 10)])
+def test_scanned_epoch_equals_book_loop(n, m):
+    """Same permutation, same updates; (23, 5) and (7, 10) end with a partial mini-batch."""
+    with jax.enable_x64(True):
+        params, x, y = small_problem(n, dtype=jnp.float64)
+        key = jax.random.key(3)
+        full, rest = sgd.mini_batches(key, n, m)
+        perm = np.concatenate([np.asarray(full).ravel(), np.asarray(rest)])
+        assert sorted(perm) == list(range(n))
+        got = sgd.sgd_epoch(params, x, y, key, 0.7, m)
+        want = book_epoch(params, np.asarray(x), np.asarray(y), perm, 0.7, m)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
+
+
+def test_epoch_changes_parameters_and_lowers_cost():
+    params, x, y = small_problem(200)
+    new = sgd.sgd_epoch(params, x, y, jax.random.key(1), 3.0, 10)
+    y1 = costs.one_hot(y, 4)
+    assert float(backprop.loss(new, x, y1)) < float(backprop.loss(params, x, y1))
+
+
+def test_same_seed_same_parameters_and_different_seed_differs():
+    params, x, y = small_problem(100)
+    run = lambda seed: train.train(params, (x, y), epochs=2, mini_batch_size=10, eta=1.0,
+                                   key=jax.random.key(seed), eval_data=(x, y))
+    (a, ha), (b, hb), (c, _) = run(5), run(5), run(6)
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    assert [r.correct for r in ha.epochs] == [r.correct for r in hb.epochs]
+    assert any(not np.array_equal(u, w) for u, w in zip(jax.tree.leaves(a), jax.tree.leaves(c)))
+
+
+def test_train_reports_every_epoch():
+    params, x, y = small_problem(50)
+    seen = []
+    _, history = train.train(params, (x, y), epochs=3, mini_batch_size=10, eta=1.0,
+                             key=jax.random.key(0), eval_data=(x[:20], y[:20]),
+                             on_epoch=seen.append)
+    assert [r.epoch for r in seen] == [0, 1, 2] == [r.epoch for r in history.epochs]
+    assert all(r.total == 20 and 0 <= r.correct <= 20 and r.seconds > 0 for r in seen)
+    assert history.best.correct == max(r.correct for r in seen)
+    assert seen[0].as_dict()["accuracy"] == seen[0].correct / 20
+
+
+def test_evaluate_counts_correct_predictions():
+    params = {"weights": [jnp.eye(3)], "biases": [jnp.zeros(3)]}
+    x = jnp.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0, 1.0, 0]])
+    assert int(network.evaluate(params, x, jnp.array([0, 1, 2, 0]))) == 3
