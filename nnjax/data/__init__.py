@@ -1,0 +1,72 @@
+"""Datasets for nnjax: the book's MNIST, TFDS datasets and raw IDX directories.
+
+Everything here returns plain numpy arrays in host memory::
+
+    ds = load("mnist")                 # Nielsen's mnist.pkl.gz, 50000/10000/10000
+    ds = load("tfds:fashion_mnist")    # a prepared TFDS dataset (array_record)
+    ds = load("idx:/usr/share/datasets/fashion-mnist")   # raw IDX files
+
+``ds.train.x`` is float32 ``(N, H*W*C)`` in ``[0, 1]``, ``ds.train.y`` int32
+``(N,)``.  Every user-facing failure is a :class:`DataError` whose message is a
+single line naming the file or dataset and saying what to do.
+
+One module per source: :mod:`nnjax.data.book` (``mnist``),
+:mod:`nnjax.data.tfds_source` (``tfds:NAME``; imports tensorflow_datasets only
+when used) and :mod:`nnjax.data.idx` (``idx:DIR``); the shared types and
+helpers are in :mod:`nnjax.data.common`.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from nnjax.data import book, idx, tfds_source
+from nnjax.data.book import fetch_book_mnist, verify_file
+from nnjax.data.common import DataError, Dataset, Progress, Split, default_data_dir
+from nnjax.data.idx import read_idx
+
+__all__ = [
+    "DataError",
+    "Split",
+    "Dataset",
+    "default_data_dir",
+    "load",
+    "fetch_book_mnist",
+    "verify_file",
+    "read_idx",
+]
+
+DEFAULT_VALIDATION_SIZE = 10000
+
+
+def load(
+    name: str = "mnist",
+    data_dir: str | os.PathLike | None = None,
+    *,
+    progress: Progress | None = print,
+    validation_size: int = DEFAULT_VALIDATION_SIZE,
+) -> Dataset:
+    """Loads a dataset by name: ``mnist``, ``tfds:NAME`` or ``idx:DIR``.
+
+    ``data_dir`` (default :func:`default_data_dir`) holds the book's
+    ``mnist.pkl.gz`` and, under ``tfds/``, TFDS data.  ``validation_size`` is
+    the tail of the training data held out for validation for ``tfds:`` and
+    ``idx:`` datasets; ``mnist`` always uses the book's own 50000/10000 split.
+    ``progress`` receives one-line status messages (``None`` for silence).
+    """
+    progress = progress or (lambda msg: None)
+    data_dir = pathlib.Path(data_dir).expanduser() if data_dir else default_data_dir()
+    if name.lower() == "mnist":
+        return book.load_book_mnist(data_dir, progress)
+    if name.startswith("tfds:"):
+        tfds_name = name[len("tfds:"):].strip()
+        if not tfds_name:
+            raise DataError("dataset 'tfds:' names no TFDS dataset: use mnist, tfds:NAME (e.g. tfds:fashion_mnist) or idx:DIR")
+        return tfds_source.load_tfds(tfds_name, data_dir / "tfds", progress, validation_size)
+    if name.startswith("idx:"):
+        idx_dir = name[len("idx:"):].strip()
+        if not idx_dir:
+            raise DataError("dataset 'idx:' names no directory: use mnist, tfds:NAME or idx:DIR (DIR holding train-/t10k- IDX files)")
+        return idx.load_idx_dir(pathlib.Path(idx_dir).expanduser(), validation_size)
+    raise DataError(f"unknown dataset {name!r}: use mnist, tfds:NAME or idx:DIR")
