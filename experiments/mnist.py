@@ -27,6 +27,8 @@ flags.DEFINE_string("data_dir", None, "Where datasets are cached (default $NNJAX
 flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
                   "Which split is scored after each epoch.")
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per epoch to this file.")
+flags.DEFINE_enum("kernel", "auto", ["auto", "xla"], "auto: on the CPU, chapter 1's network "
+                  "trains in nnjax's compiled C++ epoch; xla: always the pure-JAX lax.scan epoch.")
 
 
 class UsageError(Exception):
@@ -102,7 +104,8 @@ def run() -> None:
         _, history = train.train(params, (dataset.train.x, dataset.train.y),
                                  epochs=FLAGS.epochs, mini_batch_size=FLAGS.mini_batch_size,
                                  eta=FLAGS.eta, key=shuffle_key,
-                                 eval_data=(eval_split.x, eval_split.y), on_epoch=report)
+                                 eval_data=(eval_split.x, eval_split.y), kernel=FLAGS.kernel,
+                                 on_epoch=report)
     finally:
         if metrics:
             metrics.close()

@@ -2,7 +2,10 @@
 
 ``sgd_epoch`` shuffles the training data with a PRNG key and runs every mini-batch's update
 inside one ``lax.scan``: the data stay on the device and the host is not involved until the
-epoch ends. Each update is the book's
+epoch ends. On the CPU, chapter 1's network runs the same updates in a compiled C++ kernel
+instead (``nnjax.cpu_kernel``), still inside the one compiled epoch.
+
+Each update is the book's
 
     w → w − (η/m) Σ_x ∂C_x/∂w,    b → b − (η/m) Σ_x ∂C_x/∂b
 
@@ -16,7 +19,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from nnjax import backprop, costs
+from nnjax import backprop, costs, cpu_kernel
 
 
 def sgd_step(params, x, y, eta, cost: costs.Cost = costs.quadratic):
@@ -35,19 +38,30 @@ def mini_batches(key, n: int, mini_batch_size: int):
     return perm[:n_full].reshape(-1, mini_batch_size), perm[n_full:]
 
 
-@functools.partial(jax.jit, static_argnames=("mini_batch_size", "cost"))
-def sgd_epoch(params, x, y, key, eta, mini_batch_size: int, cost: costs.Cost = costs.quadratic):
+KERNELS = ("auto", "xla")
+
+
+@functools.partial(jax.jit, static_argnames=("mini_batch_size", "cost", "kernel"))
+def sgd_epoch(params, x, y, key, eta, mini_batch_size: int, cost: costs.Cost = costs.quadratic,
+              kernel: str = "auto"):
     """One epoch of SGD over the training data ``x`` (n, n_in) with integer labels ``y`` (n,).
 
-    ``key`` decides the shuffle. Returns the updated params (same pytree and shapes).
+    ``key`` decides the shuffle. ``kernel="auto"`` uses the CPU kernel where it applies,
+    ``"xla"`` always the ``lax.scan`` of ``sgd_step``. Returns the updated params (same
+    pytree and shapes).
     """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     n_out = params["biases"][-1].shape[0]
     full, rest = mini_batches(key, x.shape[0], mini_batch_size)
 
     def update(params, idx):
         return sgd_step(params, x[idx], costs.one_hot(y[idx], n_out, x.dtype), eta, cost)
 
-    params, _ = jax.lax.scan(lambda p, idx: (update(p, idx), None), params, full)
+    if kernel == "auto" and full.shape[0] and cpu_kernel.supports(params, x, mini_batch_size, cost):
+        params = cpu_kernel.sgd_epoch(params, x, y, full, eta)
+    else:
+        params, _ = jax.lax.scan(lambda p, idx: (update(p, idx), None), params, full)
     if rest.shape[0]:
         params = update(params, rest)
     return params

@@ -45,20 +45,22 @@ class History:
 
 
 def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, key,
-          eval_data=None, cost: costs.Cost = costs.quadratic,
+          eval_data=None, cost: costs.Cost = costs.quadratic, kernel: str = "auto",
           on_epoch: Optional[Callable[[EpochResult], None]] = None):
     """Trains ``params`` by SGD for ``epochs`` epochs.
 
     ``train_data`` and ``eval_data`` are pairs ``(x (n, n_in) float, y (n,) int)``. Epoch k
     shuffles with ``jax.random.fold_in(key, k)``, so a given key gives the same run every
-    time. Returns ``(params, History)``; without ``eval_data`` every epoch scores 0 of 0.
+    time. ``kernel`` is passed to ``sgd.sgd_epoch``. Returns ``(params, History)``; without
+    ``eval_data`` every epoch scores 0 of 0.
     """
     x, y = (jax.device_put(a) for a in train_data)
     if eval_data is not None:
         x_eval, y_eval = (jax.device_put(a) for a in eval_data)
     eta = jnp.asarray(eta, x.dtype)
     start = time.perf_counter()
-    epoch_fn = sgd.sgd_epoch.lower(params, x, y, key, eta, mini_batch_size, cost).compile()
+    epoch_fn = sgd.sgd_epoch.lower(params, x, y, key, eta, mini_batch_size, cost,
+                                       kernel).compile()
     compile_seconds = time.perf_counter() - start
     results = []
     for k in range(epochs):

@@ -1,0 +1,111 @@
+r"""Seconds per chapter 1 epoch: the book's original code, a plain JAX scan, and nnjax.
+
+    python -m benchmarks.epoch_speed                 # all three, on the default backend
+    python -m benchmarks.epoch_speed --numpy_epochs=0  # skip the (slow) original
+
+All three train [784, 30, 10] with the quadratic cost, mini-batch 10, η = 3.0 on the book's
+50,000 training images, in one process, so their ratios are fair. Prints min / median / max
+seconds per epoch (compile excluded and reported separately) and the test accuracy reached.
+"""
+
+import functools
+import statistics
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("epochs", 7, "Timed epochs for each JAX implementation.")
+flags.DEFINE_integer("numpy_epochs", 1, "Timed epochs of the book's NumPy code (0 skips it).")
+flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR or ~/.cache/nnjax).")
+flags.DEFINE_integer("seed", 0, "PRNG seed.")
+
+
+def plain_scan_epoch():
+    """The baseline: jax.grad of the mean cost, ``lax.scan`` over mini-batches, data gathered
+    by the shuffled indices each step; what a JAX user writes first."""
+    import jax
+    import jax.numpy as jnp
+
+    def cost(params, x, y):
+        a = x
+        for w, b in zip(params["weights"], params["biases"]):
+            a = jax.nn.sigmoid(a @ w.T + b)
+        return 0.5 * jnp.mean(jnp.sum((a - y) ** 2, axis=-1))
+
+    @functools.partial(jax.jit, static_argnames="m")
+    def epoch(params, x, y, key, eta, m):
+        idx = jax.random.permutation(key, x.shape[0]).reshape(-1, m)
+
+        def step(p, i):
+            g = jax.grad(cost)(p, x[i], jax.nn.one_hot(y[i], 10, dtype=x.dtype))
+            return jax.tree.map(lambda a, b: a - eta * b, p, g), None
+
+        return jax.lax.scan(step, params, idx)[0]
+
+    return epoch
+
+
+def time_jax(name, epoch_fn, params, x, y, key, eta, test):
+    import jax
+    from nnjax import network
+
+    start = time.perf_counter()
+    compiled = epoch_fn.lower(params, x, y, key, eta, 10).compile()
+    compile_s = time.perf_counter() - start
+    times = []
+    for k in range(FLAGS.epochs):
+        start = time.perf_counter()
+        params = jax.block_until_ready(compiled(params, x, y, jax.random.fold_in(key, k), eta))
+        times.append(time.perf_counter() - start)
+    correct = int(network.evaluate(params, *test))
+    report(name, times, f"compile {compile_s:.2f} s; {correct} / 10000 after {FLAGS.epochs} epochs")
+    return statistics.median(times)
+
+
+def time_numpy(dataset):
+    import numpy as np
+    from benchmarks import book_network
+
+    rng = np.random.default_rng(FLAGS.seed)
+    net = book_network.Network([784, 30, 10], rng)
+    pairs = book_network.training_pairs(dataset.train.x, dataset.train.y)
+    times = []
+    for _ in range(FLAGS.numpy_epochs):
+        start = time.perf_counter()
+        net.sgd_epoch(pairs, 10, 3.0, rng)
+        times.append(time.perf_counter() - start)
+    correct = net.evaluate(dataset.test.x, dataset.test.y)
+    report("book network.py (NumPy)", times, f"{correct} / 10000 after {FLAGS.numpy_epochs} epochs")
+    return statistics.median(times)
+
+
+def report(name, times, note):
+    print(f"{name:28s} {min(times):7.3f} {statistics.median(times):7.3f} {max(times):7.3f}"
+          f"   {note}", flush=True)
+
+
+def main(argv):
+    del argv
+    import jax
+    from nnjax import data, network, sgd
+
+    dataset = data.load("mnist", FLAGS.data_dir, progress=print)
+    x, y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
+    test = (jax.device_put(dataset.test.x), jax.device_put(dataset.test.y))
+    init_key, key = jax.random.split(jax.random.key(FLAGS.seed))
+    params = network.init(init_key, [784, 30, 10])
+    eta = jax.numpy.float32(3.0)
+    print(f"backend {jax.default_backend()}: {jax.devices()[0].device_kind}; "
+          f"[784, 30, 10], mini-batch 10, η = 3.0, 50,000 images")
+    print(f"{'seconds per epoch':28s} {'min':>7s} {'median':>7s} {'max':>7s}")
+    plain = time_jax("plain jit + lax.scan", plain_scan_epoch(), params, x, y, key, eta, test)
+    ours = time_jax("nnjax", sgd.sgd_epoch, params, x, y, key, eta, test)
+    print(f"nnjax vs plain scan: {plain / ours:.2f}x")
+    if FLAGS.numpy_epochs > 0:
+        book = time_numpy(dataset)
+        print(f"nnjax vs the book's code: {book / ours:.1f}x")
+
+
+if __name__ == "__main__":
+    app.run(main)

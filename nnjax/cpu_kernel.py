@@ -1,0 +1,131 @@
+"""A compiled C++ epoch for chapter 1's network on the CPU, called from inside ``jit``.
+
+XLA runs the book's [784, 30, 10] network at mini-batch 10 far from the CPU's peak: each
+step is a handful of tiny matrix products, each a separate library call and a separate
+pass over w1. ``kernels/sgd_epoch_cpu.cc`` does a whole epoch of the same updates in one
+XLA FFI call (see the comments there); ``nnjax.sgd.sgd_epoch`` uses it when
+``supports(...)`` is true and falls back to its pure-JAX ``lax.scan`` otherwise. The two
+compute the same SGD steps over the same mini-batches and differ only in the order of
+float additions (the tests compare them).
+
+The source is compiled on first use with the system's C++ compiler (``$CXX``, else
+``c++``/``g++``/``clang++``), for this machine's CPU, into the cache directory
+(``$NNJAX_DATA_DIR/kernels`` or ``~/.cache/nnjax/kernels``), and reused after that. With
+no compiler, or if the build fails, nnjax says so once and uses the pure-JAX epoch.
+``NNJAX_CPU_KERNEL=0`` turns the kernel off.
+"""
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import tempfile
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import costs
+
+SOURCE = pathlib.Path(__file__).with_name("kernels") / "sgd_epoch_cpu.cc"
+TARGET = "nnjax_sgd_epoch_cpu"
+MAX_MINI_BATCH = 32
+# Reassociation lets the compiler vectorise sums; none of these flags changes how a
+# single float operation rounds (no -ffast-math: it would set flush-to-zero process-wide).
+CXXFLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
+            "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros", "-w"]
+
+
+def _compiler():
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cache_dir() -> pathlib.Path:
+    from nnjax.data import default_data_dir
+    return default_data_dir() / "kernels"
+
+
+def _cpu_signature() -> str:
+    """What -march=native depends on: the CPU's model and feature flags."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [l for l in f if l.startswith(("model name", "flags", "Features"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor()
+
+
+def build(compiler=None, cache_dir=None) -> pathlib.Path:
+    """Compiles the kernel (once per source, compiler, jaxlib and CPU) and returns the
+    shared library's path. Raises RuntimeError with the compiler's message if it fails."""
+    compiler = compiler or _compiler()
+    if compiler is None:
+        raise RuntimeError("no C++ compiler found (set $CXX or install g++)")
+    include = jax.ffi.include_dir()
+    key = hashlib.sha256("\0".join([
+        SOURCE.read_text(), compiler, " ".join(CXXFLAGS), jax.__version__,
+        platform.machine(), _cpu_signature()]).encode()).hexdigest()[:16]
+    cache_dir = pathlib.Path(cache_dir or _cache_dir())
+    library = cache_dir / f"sgd_epoch_cpu-{key}.so"
+    if library.exists():
+        return library
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    logging.info("nnjax: compiling the CPU kernel into %s (once)", library)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".so.tmp")
+    os.close(fd)
+    try:
+        result = subprocess.run([compiler, *CXXFLAGS, f"-I{include}", str(SOURCE), "-o", tmp],
+                                capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[-2000:]}")
+        os.replace(tmp, library)  # atomic: concurrent builders each publish a whole file
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return library
+
+
+@functools.cache
+def _registered() -> bool:
+    """Builds and registers the FFI target once per process; False if that is impossible."""
+    if os.environ.get("NNJAX_CPU_KERNEL", "1") == "0":
+        return False
+    try:
+        library = ctypes.cdll.LoadLibrary(str(build()))
+        jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.NnjaxSgdEpoch),
+                                    platform="cpu")
+        return True
+    except (RuntimeError, OSError, subprocess.SubprocessError, AttributeError) as e:
+        logging.warning("nnjax: the CPU kernel is unavailable, using the pure-JAX epoch (%s)", e)
+        return False
+
+
+def supports(params, x, mini_batch_size: int, cost: costs.Cost) -> bool:
+    """Whether the kernel can run this epoch: CPU backend, float32, one hidden layer,
+    sigmoid units with the quadratic cost, 1 ≤ m ≤ 32; and the kernel builds."""
+    weights = params["weights"]
+    return (jax.default_backend() == "cpu"
+            and len(weights) == 2
+            and cost is costs.quadratic
+            and 1 <= mini_batch_size <= MAX_MINI_BATCH
+            and x.dtype == jnp.float32
+            and all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+            and _registered())
+
+
+def sgd_epoch(params, x, y, batches, eta):
+    """The SGD updates over ``batches`` (steps, m) int32 indices into ``x`` (n, n_in) and
+    ``y`` (n,), in order; returns the new params. Call inside ``jit``."""
+    (w1, w2), (b1, b2) = params["weights"], params["biases"]
+    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (w1, b1, w2, b2)]
+    w1, b1, w2, b2 = jax.ffi.ffi_call(TARGET, shapes)(
+        w1, b1, w2, b2, x, y.astype(jnp.int32), batches.astype(jnp.int32),
+        jnp.asarray(eta, jnp.float32))
+    return {"weights": [w1, w2], "biases": [b1, b2]}

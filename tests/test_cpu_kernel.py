@@ -1,0 +1,77 @@
+"""The C++ CPU epoch against nnjax's pure-JAX epoch: same steps, same mini-batches."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nnjax import costs, cpu_kernel, network, sgd
+
+pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU kernel")
+
+
+def problem(n, sizes, seed=0):
+    k_params, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
+    params = network.init(k_params, sizes)
+    # Like MNIST: mostly zeros, the rest in [0, 1).
+    x = jax.random.uniform(k_x, (n, sizes[0]))
+    x = jnp.where(x < 0.7, 0.0, x)
+    y = jax.random.randint(k_y, (n,), 0, sizes[-1]).astype(jnp.int32)
+    return params, x, y
+
+
+def max_difference(a, b):
+    return max(float(jnp.max(jnp.abs(u - v))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@pytest.mark.parametrize("sizes, n, m", [
+    ([784, 30, 10], 200, 10),   # the book's network
+    ([13, 7, 3], 90, 1),        # n_in not a multiple of the vector width, odd hidden
+    ([40, 5, 10], 64, 32),      # the largest mini-batch the kernel takes
+    ([20, 9, 4], 53, 4),        # a last partial mini-batch of 1 (handled by XLA)
+])
+def test_kernel_epoch_matches_xla_epoch(sizes, n, m):
+    params, x, y = problem(n, sizes)
+    assert cpu_kernel.supports(params, x, m, costs.quadratic)
+    key = jax.random.key(1)
+    fast = sgd.sgd_epoch(params, x, y, key, 0.5, m)
+    plain = sgd.sgd_epoch(params, x, y, key, 0.5, m, kernel="xla")
+    assert max_difference(fast, plain) < 1e-5
+    assert max_difference(fast, params) > 1e-3  # it did train
+
+
+def test_kernel_applies_eta_and_every_step():
+    """Two epochs with η and two with 2η differ; zero η leaves the parameters unchanged."""
+    params, x, y = problem(100, [16, 6, 10])
+    key = jax.random.key(2)
+    same = sgd.sgd_epoch(params, x, y, key, 0.0, 10)
+    assert max_difference(same, params) == 0.0
+    batches, _ = sgd.mini_batches(key, 100, 10)
+    one_step = jax.jit(cpu_kernel.sgd_epoch)(params, x, y, batches[:1], 1.0)
+    want = sgd.sgd_step(params, x[batches[0]], costs.one_hot(y[batches[0]], 10), 1.0)
+    assert max_difference(one_step, want) < 1e-6
+
+
+def test_not_used_where_it_does_not_apply():
+    params, x, y = problem(20, [8, 4, 3, 2])
+    assert not cpu_kernel.supports(params, x, 10, costs.quadratic)   # two hidden layers
+    params, x, y = problem(20, [8, 4, 2])
+    assert not cpu_kernel.supports(params, x, 33, costs.quadratic)   # mini-batch too big
+    assert not cpu_kernel.supports(params, x.astype(jnp.bfloat16), 10, costs.quadratic)
+
+
+def test_failed_build_reports_the_compiler_error(tmp_path, monkeypatch):
+    with pytest.raises(RuntimeError, match="failed"):
+        cpu_kernel.build(compiler="/bin/false", cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no partial library left behind
+    monkeypatch.setattr(cpu_kernel, "_compiler", lambda: None)
+    with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
+        cpu_kernel.build(cache_dir=tmp_path)
+
+
+def test_build_is_cached(tmp_path):
+    first = cpu_kernel.build(cache_dir=tmp_path)
+    mtime = first.stat().st_mtime_ns
+    assert cpu_kernel.build(cache_dir=tmp_path) == first
+    assert first.stat().st_mtime_ns == mtime
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]
