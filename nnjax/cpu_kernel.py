@@ -120,12 +120,25 @@ def supports(params, x, mini_batch_size: int, cost: costs.Cost) -> bool:
             and _registered())
 
 
-def sgd_epoch(params, x, y, batches, eta):
+def default_threads() -> int:
+    """Threads for the kernel: $NNJAX_CPU_THREADS, else the cores this process may use, at
+    most 4 (a step's serial part limits what more would give)."""
+    if os.environ.get("NNJAX_CPU_THREADS"):
+        return max(1, int(os.environ["NNJAX_CPU_THREADS"]))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def sgd_epoch(params, x, y, batches, eta, threads=None):
     """The SGD updates over ``batches`` (steps, m) int32 indices into ``x`` (n, n_in) and
-    ``y`` (n,), in order; returns the new params. Call inside ``jit``."""
+    ``y`` (n,), in order; returns the new params. Call inside ``jit``. The result does not
+    depend on ``threads`` (default: ``default_threads()``)."""
     (w1, w2), (b1, b2) = params["weights"], params["biases"]
     shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (w1, b1, w2, b2)]
     w1, b1, w2, b2 = jax.ffi.ffi_call(TARGET, shapes)(
         w1, b1, w2, b2, x, y.astype(jnp.int32), batches.astype(jnp.int32),
-        jnp.asarray(eta, jnp.float32))
+        jnp.asarray(eta, jnp.float32), threads=int(threads or default_threads()))
     return {"weights": [w1, w2], "biases": [b1, b2]}

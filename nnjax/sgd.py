@@ -17,9 +17,8 @@ is not a multiple of m the last, smaller mini-batch of n mod m examples is still
 import functools
 
 import jax
-import jax.numpy as jnp
 
-from nnjax import backprop, costs, cpu_kernel
+from nnjax import backprop, costs, cpu_kernel, shuffle
 
 
 def sgd_step(params, x, y, eta, cost: costs.Cost = costs.quadratic):
@@ -33,7 +32,7 @@ def mini_batches(key, n: int, mini_batch_size: int):
 
     Returns ``(full, rest)``: int32 arrays of shapes (n // m, m) and (n mod m,).
     """
-    perm = jax.random.permutation(key, n).astype(jnp.int32)
+    perm = shuffle.permutation(key, n)
     n_full = (n // mini_batch_size) * mini_batch_size
     return perm[:n_full].reshape(-1, mini_batch_size), perm[n_full:]
 

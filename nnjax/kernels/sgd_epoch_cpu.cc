@@ -14,9 +14,11 @@
 // load of x.
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -116,43 +118,37 @@ struct Net {
 // L1 while every row of w1 passes over them.
 constexpr int TILE = 32;
 
-// One pass over w1: applies the pending update (coef, rows xprev) and computes
-// z1[i][j] = <w1_j, xcur_i>.
+// One pass over rows [j0, j1) of w1: applies the pending update (coef, rows xprev) and
+// computes z1[i][j] = <w1_j, xcur_i>.
 template <int M>
-void layer1_pass(Net& net, const vfloat* xprev, const float* coef, const vfloat* xcur,
-                 float* z1) {
+void layer1_pass(Net& net, int64_t j0, int64_t j1, const vfloat* xprev, const float* coef,
+                 const vfloat* xcur, float* z1) {
   float* w = reinterpret_cast<float*>(net.w1.data());
   const int64_t stride = net.chunks * LANES, H = net.hidden;
-  std::fill(z1, z1 + M * H, 0.0f);
+  for (int i = 0; i < M; ++i)
+    for (int64_t j = j0; j < j1; ++j) z1[i * H + j] = 0.0f;
   vfloat acc[1][M];
   for (int c0 = 0; c0 < net.chunks; c0 += TILE) {
     const int c1 = std::min<int>(c0 + TILE, static_cast<int>(net.chunks));
-    for (int64_t j = 0; j < H; ++j) {
+    for (int64_t j = j0; j < j1; ++j) {
       rows_update_and_dot<M, 1>(w + j * stride, stride, c0, c1, xprev, coef + j * M, xcur, acc);
       for (int i = 0; i < M; ++i) z1[i * H + j] += lane_sum(acc[0][i]);
     }
   }
 }
 
-// All the steps of the epoch for mini-batch size M.
+// The rest of step s once z1 is known: the hidden activations, the output layer, BP1-BP3,
+// the updates of b1, w2 and b2, and coef[j * M + i] = (eta/m) delta1[i][j], the update of
+// w1 that the next layer1_pass applies (BP4).
 template <int M>
-void run_epoch(Net& net, const float* x, const int32_t* y, const int32_t* idx, int64_t steps,
-               float eta) {
-  const int64_t H = net.hidden, O = net.n_out;
-  const float scale = eta / M;
-  std::vector<vfloat> xa(net.chunks * M), xb(net.chunks * M);
-  vfloat *xprev = xa.data(), *xcur = xb.data();
-  std::vector<float> z1(M * H), a1(M * H), d2(M * O), d1(M * H), gw(H);
-  std::vector<float> coef(H * M, 0.0f);  // coef[j * M + i] = (eta/m) d1[i][j], pending for w1
-  interleave<M>(x, net.n_in, idx, static_cast<int>(net.chunks), xprev);  // any rows: coef is 0
-  for (int64_t s = 0; s <= steps; ++s) {
-    // Pass s applies step s-1's update to w1 and computes step s's z1; the last pass only
-    // applies (it multiplies by the previous rows again and discards the products).
-    if (s < steps) interleave<M>(x, net.n_in, idx + s * M, static_cast<int>(net.chunks), xcur);
-    if (s + 1 < steps) prefetch_rows(x, net.n_in, idx + (s + 1) * M, M);
-    layer1_pass<M>(net, xprev, coef.data(), s < steps ? xcur : xprev, z1.data());
-    if (s == steps) break;
-    const int32_t* rows = idx + s * M;
+struct SmallLayers {
+  std::vector<float> a1, d2, d1, gw;
+  explicit SmallLayers(const Net& net)
+      : a1(M * net.hidden), d2(M * net.n_out), d1(M * net.hidden), gw(net.hidden) {}
+
+  void step(Net& net, const float* z1, const int32_t* labels, const int32_t* rows, float scale,
+            float* coef) {
+    const int64_t H = net.hidden, O = net.n_out;
     for (int i = 0; i < M; ++i) {
       float* a = &a1[i * H];
       for (int64_t j = 0; j < H; ++j) a[j] = sigmoid(z1[i * H + j] + net.b1[j]);
@@ -160,7 +156,7 @@ void run_epoch(Net& net, const float* x, const int32_t* y, const int32_t* idx, i
         float z = net.b2[o];
         for (int64_t j = 0; j < H; ++j) z += net.w2[o * H + j] * a[j];
         const float out = sigmoid(z);
-        const float target = y[rows[i]] == o ? 1.0f : 0.0f;
+        const float target = labels[rows[i]] == o ? 1.0f : 0.0f;
         d2[i * O + o] = (out - target) * out * (1.0f - out);  // BP1
       }
       float* d = &d1[i * H];
@@ -182,7 +178,7 @@ void run_epoch(Net& net, const float* x, const int32_t* y, const int32_t* idx, i
       net.b2[o] -= scale * gb;
       for (int64_t j = 0; j < H; ++j) net.w2[o * H + j] -= scale * gw[j];
     }
-    for (int64_t j = 0; j < H; ++j) {  // BP3 for the hidden layer; BP4's w1 update is pending
+    for (int64_t j = 0; j < H; ++j) {  // BP3 for the hidden layer; w1's update is pending
       float gb = 0.0f;
       for (int i = 0; i < M; ++i) {
         gb += d1[i * H + j];
@@ -190,11 +186,102 @@ void run_epoch(Net& net, const float* x, const int32_t* y, const int32_t* idx, i
       }
       net.b1[j] -= scale * gb;
     }
-    std::swap(xprev, xcur);
   }
+};
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
 }
 
-using EpochFn = void (*)(Net&, const float*, const int32_t*, const int32_t*, int64_t, float);
+// A reusable barrier for a few threads that each own a core: spins briefly, then yields
+// so that it still makes progress when the threads share one core.
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void wait() {
+    const int generation = generation_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
+      if (spins < 4000) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  const int n_;
+  std::atomic<int> count_{0};
+  std::atomic<int> generation_{0};
+};
+
+// All the steps of the epoch for mini-batch size M, on `threads` threads. Pass s applies
+// step s-1's update to w1 and computes step s's z1 (rows of w1 split between the threads);
+// then the calling thread finishes step s while the others copy in mini-batch s+1. The
+// last pass only applies the update. The split changes no arithmetic: every thread count
+// gives the same bits.
+template <int M>
+void run_epoch(Net& net, const float* x, const int32_t* y, const int32_t* idx, int64_t steps,
+               float eta, int threads) {
+  const int64_t H = net.hidden;
+  const int chunks = static_cast<int>(net.chunks);
+  const float scale = eta / M;
+  std::vector<vfloat> buffers[2] = {std::vector<vfloat>(net.chunks * M),
+                                    std::vector<vfloat>(net.chunks * M)};
+  std::vector<float> z1(M * H), coef(H * M, 0.0f);
+  SmallLayers<M> small(net);
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, H)));
+  Barrier barrier(threads);
+  // x rows of step s live in buffers[s % 2]; the pass before step 0 has coef = 0.
+  auto batch = [&](int64_t s) { return buffers[s % 2].data(); };
+  auto fill = [&](int64_t s) {
+    if (s >= steps) return;
+    interleave<M>(x, net.n_in, idx + s * M, chunks, batch(s));
+    if (s + 1 < steps) prefetch_rows(x, net.n_in, idx + (s + 1) * M, M);
+  };
+  auto rows_of = [&](int t, int64_t* j0, int64_t* j1) {
+    *j0 = H * t / threads;
+    *j1 = H * (t + 1) / threads;
+  };
+  auto worker = [&](int t) {
+    int64_t j0, j1;
+    rows_of(t, &j0, &j1);
+    for (int64_t s = 0; s <= steps; ++s) {
+      barrier.wait();  // coef and mini-batch s are ready
+      const vfloat* prev = s > 0 ? batch(s - 1) : batch(0);
+      layer1_pass<M>(net, j0, j1, prev, coef.data(), s < steps ? batch(s) : prev, z1.data());
+      barrier.wait();  // z1 is complete; batch(s - 1) is free
+      if (t == 1) fill(s + 1);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(worker, t);
+  int64_t j0, j1;
+  rows_of(0, &j0, &j1);
+  fill(0);
+  for (int64_t s = 0; s <= steps; ++s) {
+    barrier.wait();
+    const vfloat* prev = s > 0 ? batch(s - 1) : batch(0);
+    layer1_pass<M>(net, j0, j1, prev, coef.data(), s < steps ? batch(s) : prev, z1.data());
+    barrier.wait();
+    if (s == steps) break;
+    if (threads == 1) fill(s + 1);
+    small.step(net, z1.data(), y, idx + s * M, scale, coef.data());
+  }
+  for (auto& thread : pool) thread.join();
+}
+
+using EpochFn = void (*)(Net&, const float*, const int32_t*, const int32_t*, int64_t, float,
+                        int);
 
 template <int M>
 EpochFn pick(int64_t m) {
@@ -210,7 +297,8 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
                         ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::S32> y,
                         ffi::Buffer<ffi::S32> batches, ffi::Buffer<ffi::F32> eta,
                         ffi::ResultBuffer<ffi::F32> w1, ffi::ResultBuffer<ffi::F32> b1,
-                        ffi::ResultBuffer<ffi::F32> w2, ffi::ResultBuffer<ffi::F32> b2) {
+                        ffi::ResultBuffer<ffi::F32> w2, ffi::ResultBuffer<ffi::F32> b2,
+                        int64_t threads) {
   Net net;
   net.hidden = w1_in.dimensions()[0];
   net.n_in = w1_in.dimensions()[1];
@@ -239,7 +327,8 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
   std::memcpy(net.w2, w2_in.typed_data(), sizeof(float) * net.n_out * net.hidden);
   std::memcpy(net.b2, b2_in.typed_data(), sizeof(float) * net.n_out);
 
-  epoch(net, x.typed_data(), y.typed_data(), idx, steps, eta.typed_data()[0]);
+  epoch(net, x.typed_data(), y.typed_data(), idx, steps, eta.typed_data()[0],
+        static_cast<int>(std::max<int64_t>(1, threads)));
 
   for (int64_t j = 0; j < net.hidden; ++j)
     std::memcpy(w1->typed_data() + j * net.n_in, net.w1.data() + j * net.chunks,
@@ -262,4 +351,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(NnjaxSgdEpoch, SgdEpochImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // w1
                                   .Ret<ffi::Buffer<ffi::F32>>()  // b1
                                   .Ret<ffi::Buffer<ffi::F32>>()  // w2
-                                  .Ret<ffi::Buffer<ffi::F32>>());  // b2
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // b2
+                                  .Attr<int64_t>("threads"));
