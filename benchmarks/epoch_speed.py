@@ -19,6 +19,8 @@ flags.DEFINE_integer("epochs", 7, "Timed epochs for each JAX implementation.")
 flags.DEFINE_integer("numpy_epochs", 1, "Timed epochs of the book's NumPy code (0 skips it).")
 flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR or ~/.cache/nnjax).")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
+flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
+                  "Precision of float32 products for both JAX versions (default: TF32 on GPUs).")
 
 
 def plain_scan_epoch():
@@ -87,6 +89,13 @@ def report(name, times, note):
 
 def main(argv):
     del argv
+    import jax
+
+    with jax.default_matmul_precision(FLAGS.matmul_precision):
+        run()
+
+
+def run():
     import jax
     from nnjax import costs, cpu_kernel, data, network, sgd
 
