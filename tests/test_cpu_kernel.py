@@ -75,3 +75,13 @@ def test_build_is_cached(tmp_path):
     assert cpu_kernel.build(cache_dir=tmp_path) == first
     assert first.stat().st_mtime_ns == mtime
     assert [p.name for p in tmp_path.iterdir()] == [first.name]
+
+
+def test_thread_count_does_not_change_the_result():
+    params, x, y = problem(300, [100, 21, 10])
+    batches, _ = sgd.mini_batches(jax.random.key(8), 300, 10)
+    runs = [jax.jit(cpu_kernel.sgd_epoch, static_argnames="threads")(
+        params, x, y, batches, 1.0, threads=t) for t in (1, 2, 3)]
+    for run in runs[1:]:
+        for u, v in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(run)):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v))

@@ -1,17 +1,19 @@
 // One epoch of chapter 1's SGD for a [n_in, n_hidden, n_out] sigmoid network with the
 // quadratic cost, in one call from XLA (through its FFI) on the CPU.
 //
-// It computes the book's update exactly (BP1-BP4, then w -> w - (eta/m) sum_x dC_x/dw
-// for each mini-batch in the given order); only the order in which floats are added
-// differs from nnjax's pure-JAX epoch, which the tests compare it with.
+// It computes the book's updates (BP1-BP4, then w -> w - (eta/m) sum_x dC_x/dw for each
+// mini-batch, in the given order) in float32. It differs from nnjax's pure-JAX epoch only
+// in the order in which floats are added and in its own e^x (within about 1 ulp); the
+// tests compare the two.
 //
 // Why a kernel: at mini-batch 10 a step is two 10x784x30 products, too small for XLA's
-// library calls to run near the core's peak, and each is a separate pass over w1. Here
-// the update of w1 by step s and the product of step s+1 with w1 share one pass: each
-// block of w1 is loaded once, updated, stored and immediately multiplied. The mini-batch
-// is copied into a chunk-interleaved buffer (16 columns of every row side by side) so the
-// inner loop reads it at fixed offsets from one pointer, and two rows of w1 share every
-// load of x.
+// library calls to run near the core's peak, and each is a separate pass over w1. Here:
+// - the update of w1 by step s and the product of step s+1 with w1 share one pass: each
+//   block of w1 is loaded once, updated, stored and multiplied;
+// - the mini-batch is copied into a chunk-interleaved buffer (8 columns of every row side
+//   by side) that the inner loop reads at fixed offsets, in tiles that stay in L1;
+// - the rows of w1 are split between threads, and one of them copies in the next
+//   mini-batch while the calling thread finishes the step (the output layer).
 
 #include <algorithm>
 #include <atomic>
@@ -77,8 +79,8 @@ inline void sigmoid_all(float* __restrict a, int64_t n) {
 
 // Copies the M rows x[rows[i]] (each n_in floats) into `out`, chunk-interleaved:
 // out[(c * M + i) * LANES + l] = x[rows[i]][c * LANES + l], zero past n_in.
-template <int M>
-void interleave(const float* x, int64_t n_in, const int32_t* rows, int chunks, vfloat* out) {
+void interleave(const float* x, int64_t n_in, const int32_t* rows, int M, int chunks,
+                vfloat* out) {
   const int full = static_cast<int>(n_in / LANES);
   for (int i = 0; i < M; ++i) {
     const float* src = x + static_cast<int64_t>(rows[i]) * n_in;
@@ -86,7 +88,10 @@ void interleave(const float* x, int64_t n_in, const int32_t* rows, int chunks, v
       out[c * M + i] = *reinterpret_cast<const vfloat_unaligned*>(src + c * LANES);
     if (full < chunks) {
       float* dst = reinterpret_cast<float*>(out + full * M + i);
-      for (int l = 0; l < LANES; ++l) dst[l] = full * LANES + l < n_in ? src[full * LANES + l] : 0.0f;
+      for (int l = 0; l < LANES; ++l) {
+        const int64_t k = static_cast<int64_t>(full) * LANES + l;
+        dst[l] = k < n_in ? src[k] : 0.0f;
+      }
     }
   }
 }
@@ -164,11 +169,11 @@ void layer1_pass(Net& net, int64_t j0, int64_t j1, const vfloat* xprev, const fl
 // The rest of step s once z1 is known: the hidden activations, the output layer, BP1-BP3,
 // the updates of b1, w2 and b2, and coef[j * M + i] = (eta/m) delta1[i][j], the update of
 // w1 that the next layer1_pass applies (BP4).
-template <int M>
 struct SmallLayers {
+  const int M;
   std::vector<float> a1, d2, d1, gw;
-  explicit SmallLayers(const Net& net)
-      : a1(M * net.hidden), d2(M * net.n_out), d1(M * net.hidden), gw(net.hidden) {}
+  SmallLayers(const Net& net, int m)
+      : M(m), a1(M * net.hidden), d2(M * net.n_out), d1(M * net.hidden), gw(net.hidden) {}
 
   void step(Net& net, const float* z1, const int32_t* labels, const int32_t* rows, float scale,
             float* coef) {
@@ -261,23 +266,25 @@ class Barrier {
 // then the calling thread finishes step s while the others copy in mini-batch s+1. The
 // last pass only applies the update. The split changes no arithmetic: every thread count
 // gives the same bits.
-template <int M>
-void run_epoch(Net& net, const float* x, const int32_t* y, const int32_t* idx, int64_t steps,
-               float eta, int threads) {
+using Layer1Fn = void (*)(Net&, int64_t, int64_t, const vfloat*, const float*, const vfloat*,
+                          float*);
+
+void run_epoch(Net& net, Layer1Fn layer1_pass, int M, const float* x, const int32_t* y,
+               const int32_t* idx, int64_t steps, float eta, int threads) {
   const int64_t H = net.hidden;
   const int chunks = static_cast<int>(net.chunks);
   const float scale = eta / M;
   std::vector<vfloat> buffers[2] = {std::vector<vfloat>(net.chunks * M),
                                     std::vector<vfloat>(net.chunks * M)};
   std::vector<float> z1(M * H), coef(H * M, 0.0f);
-  SmallLayers<M> small(net);
+  SmallLayers small(net, M);
   threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, H)));
   Barrier barrier(threads);
   // x rows of step s live in buffers[s % 2]; the pass before step 0 has coef = 0.
   auto batch = [&](int64_t s) { return buffers[s % 2].data(); };
   auto fill = [&](int64_t s) {
     if (s >= steps) return;
-    interleave<M>(x, net.n_in, idx + s * M, chunks, batch(s));
+    interleave(x, net.n_in, idx + s * M, M, chunks, batch(s));
     if (s + 1 < steps) prefetch_rows(x, net.n_in, idx + (s + 1) * M, M);
   };
   auto rows_of = [&](int t, int64_t* j0, int64_t* j1) {
@@ -290,7 +297,7 @@ void run_epoch(Net& net, const float* x, const int32_t* y, const int32_t* idx, i
     for (int64_t s = 0; s <= steps; ++s) {
       barrier.wait();  // coef and mini-batch s are ready
       const vfloat* prev = s > 0 ? batch(s - 1) : batch(0);
-      layer1_pass<M>(net, j0, j1, prev, coef.data(), s < steps ? batch(s) : prev, z1.data());
+      layer1_pass(net, j0, j1, prev, coef.data(), s < steps ? batch(s) : prev, z1.data());
       barrier.wait();  // z1 is complete; batch(s - 1) is free
       if (t == 1) fill(s + 1);
     }
@@ -303,7 +310,7 @@ void run_epoch(Net& net, const float* x, const int32_t* y, const int32_t* idx, i
   for (int64_t s = 0; s <= steps; ++s) {
     barrier.wait();
     const vfloat* prev = s > 0 ? batch(s - 1) : batch(0);
-    layer1_pass<M>(net, j0, j1, prev, coef.data(), s < steps ? batch(s) : prev, z1.data());
+    layer1_pass(net, j0, j1, prev, coef.data(), s < steps ? batch(s) : prev, z1.data());
     barrier.wait();
     if (s == steps) break;
     if (threads == 1) fill(s + 1);
@@ -312,15 +319,14 @@ void run_epoch(Net& net, const float* x, const int32_t* y, const int32_t* idx, i
   for (auto& thread : pool) thread.join();
 }
 
-using EpochFn = void (*)(Net&, const float*, const int32_t*, const int32_t*, int64_t, float,
-                        int);
-
-template <int M>
-EpochFn pick(int64_t m) {
+// layer1_pass for mini-batch size m (compiled for each m, so that its loops over the
+// mini-batch unroll), or null if m > 32.
+template <int M = 1>
+Layer1Fn pick(int64_t m) {
   if constexpr (M > 32) {
     return nullptr;
   } else {
-    return m == M ? &run_epoch<M> : pick<M + 1>(m);
+    return m == M ? &layer1_pass<M> : pick<M + 1>(m);
   }
 }
 
@@ -340,8 +346,8 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
   const int64_t m = batches.dimensions()[1];
   if (x.dimensions()[1] != net.n_in || w2_in.dimensions()[1] != net.hidden)
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "nnjax sgd epoch: shape mismatch");
-  EpochFn epoch = pick<1>(m);
-  if (epoch == nullptr)
+  const Layer1Fn layer1 = pick(m);
+  if (layer1 == nullptr)
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "nnjax sgd epoch: mini-batch > 32");
   const int32_t* idx = batches.typed_data();
   for (int64_t k = 0; k < steps * m; ++k)
@@ -359,8 +365,8 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
   std::memcpy(net.w2, w2_in.typed_data(), sizeof(float) * net.n_out * net.hidden);
   std::memcpy(net.b2, b2_in.typed_data(), sizeof(float) * net.n_out);
 
-  epoch(net, x.typed_data(), y.typed_data(), idx, steps, eta.typed_data()[0],
-        static_cast<int>(std::max<int64_t>(1, threads)));
+  run_epoch(net, layer1, static_cast<int>(m), x.typed_data(), y.typed_data(), idx, steps,
+            eta.typed_data()[0], static_cast<int>(std::max<int64_t>(1, threads)));
 
   for (int64_t j = 0; j < net.hidden; ++j)
     std::memcpy(w1->typed_data() + j * net.n_in, net.w1.data() + j * net.chunks,
