@@ -95,7 +95,10 @@ def run() -> None:
           f"{jax.default_backend()}; {dataset.name}: {n_train} training, "
           f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
 
-    metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out else None
+    try:
+        metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out else None
+    except OSError as e:
+        raise UsageError(f"--metrics_out={FLAGS.metrics_out}: {e.strerror}") from None
 
     def report(r: train.EpochResult) -> None:
         print(f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s)", flush=True)

@@ -30,6 +30,8 @@ def run_mnist(*flags, timeout=300):
     (["--dataset=cifar"], "cifar"),
     (["--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),
     (["--metrics_out=/nonexistent/dir/m.jsonl"], "--metrics_out"),
+    (["--metrics_out=/proc/m.jsonl", "--epochs=1"], "--metrics_out"),
+    (["--data_dir=/proc/nonexistent"], "/proc/nonexistent"),
     (["--epochs=many"], "--epochs"),
     (["stray"], "stray"),
 ])
