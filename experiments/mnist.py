@@ -1,4 +1,4 @@
-r"""Chapter 1: train the book's sigmoid network on MNIST by mini-batch SGD.
+r"""Chapters 1 and 3: train the book's feedforward networks on MNIST by mini-batch SGD.
 
     python -m experiments.mnist --hidden=30            # the book's [784, 30, 10], ~95%
     python -m experiments.mnist --hidden=100           # [784, 100, 10], ~96.6%
@@ -24,6 +24,12 @@ flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:N
                     "idx:DIR (raw IDX files).")
 flags.DEFINE_string("data_dir", None, "Where datasets are cached (default $NNJAX_DATA_DIR, "
                     "else ~/.cache/nnjax).")
+flags.DEFINE_enum("cost", "quadratic", ["quadratic", "cross_entropy", "log_likelihood"],
+                  "Cost function; log_likelihood gives the network a softmax output layer.")
+flags.DEFINE_enum("activation", "sigmoid", ["sigmoid", "tanh", "relu"],
+                  "Activation of the hidden layers.")
+flags.DEFINE_enum("init", "normal", ["normal", "scaled"],
+                  "Weights from N(0, 1) (chapter 1) or N(0, 1/n_in) (chapter 3).")
 flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
                   "Which split is scored after each epoch.")
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per epoch to this file.")
@@ -79,7 +85,7 @@ def run() -> None:
     hidden = check_flags()
     # Imported here so that `--help` and flag errors answer at once.
     import jax
-    from nnjax import data, network, train
+    from nnjax import activations, costs, data, network, train
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     eval_split = getattr(dataset, FLAGS.eval_split)
@@ -89,8 +95,10 @@ def run() -> None:
                          "training examples")
     sizes = [dataset.train.x.shape[1], *hidden, dataset.num_classes]
     init_key, shuffle_key = jax.random.split(jax.random.key(FLAGS.seed))
-    params = network.init(init_key, sizes)
-    print(f"nnjax: {sizes} sigmoid network, quadratic cost, η={FLAGS.eta:g}, "
+    params = network.init(init_key, sizes, init=FLAGS.init)
+    cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
+    print(f"nnjax: {sizes} {activation.name} network, {cost.name} cost, {FLAGS.init} "
+          f"initialisation, η={FLAGS.eta:g}, "
           f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs on "
           f"{jax.default_backend()}; {dataset.name}: {n_train} training, "
           f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
@@ -109,7 +117,8 @@ def run() -> None:
     try:
         _, history = train.train(params, (dataset.train.x, dataset.train.y),
                                  epochs=FLAGS.epochs, mini_batch_size=FLAGS.mini_batch_size,
-                                 eta=FLAGS.eta, key=shuffle_key,
+                                 eta=FLAGS.eta, key=shuffle_key, cost=cost,
+                                 activation=activation,
                                  eval_data=(eval_split.x, eval_split.y), kernel=FLAGS.kernel,
                                  matmul_precision=FLAGS.matmul_precision, on_epoch=report)
     finally:

@@ -12,32 +12,40 @@ an independent check of autodiff (the tests compare the two in float64):
 import jax
 import jax.numpy as jnp
 
-from nnjax import costs, network
+from nnjax import activations, costs, network
+from nnjax.activations import Activation
 
 
-def loss(params, x, y, cost: costs.Cost = costs.quadratic):
+def loss(params, x, y, cost: costs.Cost = costs.quadratic,
+         activation: Activation = activations.sigmoid):
     """The cost of the network on inputs ``x`` (N, n_in) with desired outputs ``y`` (N, n_out).
 
     A scalar: summed over output neurons, averaged over the N examples (for one example of
-    shape (n_in,), its own cost).
+    shape (n_in,), its own cost). Hidden layers use ``activation``, the output layer the
+    cost's own (sigmoid, or softmax for the log-likelihood).
     """
-    return cost.fn(network.feedforward(params, x), y)
+    z = network.logits(params, x, activation)
+    return cost.fn(z, cost.output.fn(z), y)
 
 
-def grad(params, x, y, cost: costs.Cost = costs.quadratic):
+def grad(params, x, y, cost: costs.Cost = costs.quadratic,
+         activation: Activation = activations.sigmoid):
     """∇C by autodiff: a pytree shaped like ``params``, for the mean cost over the batch."""
-    return jax.grad(loss)(params, x, y, cost)
+    return jax.grad(loss)(params, x, y, cost, activation)
 
 
-def per_example_grads(params, x, y, cost: costs.Cost = costs.quadratic):
+def per_example_grads(params, x, y, cost: costs.Cost = costs.quadratic,
+                      activation: Activation = activations.sigmoid):
     """∇C_x for each example separately: ``params``' pytree with a leading axis of size N.
 
     Their mean over that axis is ``grad(params, x, y)``.
     """
-    return jax.vmap(jax.grad(loss), in_axes=(None, 0, 0, None))(params, x, y, cost)
+    return jax.vmap(jax.grad(loss), in_axes=(None, 0, 0, None, None))(params, x, y, cost,
+                                                                       activation)
 
 
-def backprop(params, x, y, cost: costs.Cost = costs.quadratic):
+def backprop(params, x, y, cost: costs.Cost = costs.quadratic,
+             activation: Activation = activations.sigmoid):
     """∇C from the equations BP1–BP4, for one example (x (n_in,), y (n_out,)) or a batch.
 
     Returns a pytree shaped like ``params``: for a batch, the gradient of the mean cost,
@@ -48,16 +56,17 @@ def backprop(params, x, y, cost: costs.Cost = costs.quadratic):
         x, y = x[None], y[None]
     weights, biases = params["weights"], params["biases"]
     # Forward pass, keeping every z^l and a^l (a^1 = x).
-    activations, zs = [x], []
-    for w, b in zip(weights, biases):
-        zs.append(activations[-1] @ w.T + b)
-        activations.append(network.sigmoid(zs[-1]))
+    outputs, zs = [x], []
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        zs.append(outputs[-1] @ w.T + b)
+        layer = cost.output if l == len(weights) - 1 else activation
+        outputs.append(layer.fn(zs[-1]))
     n = x.shape[0]
-    delta = cost.delta(zs[-1], activations[-1], y)                       # BP1, (N, n_L)
+    delta = cost.delta(zs[-1], outputs[-1], y)                          # BP1, (N, n_L)
     nabla_w, nabla_b = [None] * len(weights), [None] * len(biases)
     for l in range(len(weights) - 1, -1, -1):
         if l < len(weights) - 1:
-            delta = (delta @ weights[l + 1]) * network.sigmoid_prime(zs[l])  # BP2
+            delta = (delta @ weights[l + 1]) * activation.prime(zs[l])   # BP2
         nabla_b[l] = jnp.sum(delta, axis=0) / n                          # BP3
-        nabla_w[l] = delta.T @ activations[l] / n                        # BP4
+        nabla_w[l] = delta.T @ outputs[l] / n                            # BP4
     return {"weights": nabla_w, "biases": nabla_b}

@@ -29,7 +29,7 @@ import tempfile
 import jax
 import jax.numpy as jnp
 
-from nnjax import costs
+from nnjax import activations, costs
 
 SOURCE = pathlib.Path(__file__).with_name("kernels") / "sgd_epoch_cpu.cc"
 TARGET = "nnjax_sgd_epoch_cpu"
@@ -107,13 +107,15 @@ def _registered() -> bool:
         return False
 
 
-def supports(params, x, mini_batch_size: int, cost: costs.Cost) -> bool:
+def supports(params, x, mini_batch_size: int, cost: costs.Cost,
+             activation: activations.Activation = activations.sigmoid) -> bool:
     """Whether the kernel can run this epoch: CPU backend, float32, one hidden layer,
     sigmoid units with the quadratic cost, 1 ≤ m ≤ 32; and the kernel builds."""
     weights = params["weights"]
     return (jax.default_backend() == "cpu"
             and len(weights) == 2
             and cost is costs.quadratic
+            and activation is activations.sigmoid
             and 1 <= mini_batch_size <= MAX_MINI_BATCH
             and x.dtype == jnp.float32
             and all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))

@@ -6,26 +6,30 @@ Parameters follow the book's `network.py`: for layer sizes ``sizes = [784, 30, 1
               "biases":  [b2 (30,),     b3 (10,)]}
 
 so that layer l computes ``z = w a + b`` and ``a' = σ(z)``, with ``w[j, k]`` the weight
-from neuron k of the previous layer to neuron j.
+from neuron k of the previous layer to neuron j. Chapter 3's networks may use another
+activation for the hidden layers and softmax for the output (``nnjax.activations``).
 """
 
-from typing import Callable, Sequence
+import functools
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+
+from nnjax import activations
+from nnjax.activations import Activation
 
 Params = dict  # {"weights": [array (n_out, n_in), ...], "biases": [array (n_out,), ...]}
 
 
 def sigmoid(z):
     """σ(z) = 1 / (1 + e^{-z}), elementwise; same shape as z."""
-    return jax.nn.sigmoid(z)
+    return activations.sigmoid.fn(z)
 
 
 def sigmoid_prime(z):
     """σ'(z) = σ(z) (1 − σ(z)), elementwise; same shape as z."""
-    s = sigmoid(z)
-    return s * (1 - s)
+    return activations.sigmoid.prime(z)
 
 
 def check_sizes(sizes: Sequence[int]) -> list[int]:
@@ -39,14 +43,21 @@ def check_sizes(sizes: Sequence[int]) -> list[int]:
     return sizes
 
 
-def init(key, sizes: Sequence[int], dtype=jnp.float32) -> Params:
-    """The book's initialisation: every weight and bias drawn from N(0, 1).
+INITS = ("normal", "scaled")
+
+
+def init(key, sizes: Sequence[int], dtype=jnp.float32, init: str = "normal") -> Params:
+    """Weights and biases drawn from N(0, 1) (``"normal"``, chapter 1's initialisation), or
+    weights from N(0, 1/n_in) and biases from N(0, 1) (``"scaled"``, chapter 3's default).
 
     Returns ``{"weights": [(sizes[l+1], sizes[l]) ...], "biases": [(sizes[l+1],) ...]}``.
     """
     sizes = check_sizes(sizes)
+    if init not in INITS:
+        raise ValueError(f"unknown initialisation {init!r}: choose one of {', '.join(INITS)}")
     keys = jax.random.split(key, 2 * (len(sizes) - 1))
     weights = [jax.random.normal(k, (n_out, n_in), dtype)
+               / (jnp.sqrt(jnp.asarray(n_in, dtype)) if init == "scaled" else 1)
                for k, n_in, n_out in zip(keys[0::2], sizes[:-1], sizes[1:])]
     biases = [jax.random.normal(k, (n_out,), dtype) for k, n_out in zip(keys[1::2], sizes[1:])]
     return {"weights": weights, "biases": biases}
@@ -58,28 +69,37 @@ def sizes_of(params: Params) -> list[int]:
     return [int(weights[0].shape[1])] + [int(w.shape[0]) for w in weights]
 
 
-def feedforward(params: Params, x, activation: Callable = sigmoid):
+def logits(params: Params, x, activation: Activation = activations.sigmoid):
+    """The output layer's weighted input z^L for input ``x`` ((n_in,) or (N, n_in)): every
+    layer but the last applies ``activation``. Returns (n_out,) or (N, n_out)."""
+    a = x
+    for w, b in zip(params["weights"][:-1], params["biases"][:-1]):
+        a = activation.fn(a @ w.T + b)
+    return a @ params["weights"][-1].T + params["biases"][-1]
+
+
+def feedforward(params: Params, x, activation: Activation = activations.sigmoid,
+                output: Activation = activations.sigmoid):
     """The network's output ``a^L`` for input ``x``.
 
     ``x`` is one example of shape (n_in,) or a batch of shape (N, n_in); returns (n_out,) or
-    (N, n_out) respectively. Every layer applies ``activation`` (sigmoid in chapter 1).
+    (N, n_out) respectively. Hidden layers apply ``activation``, the output layer ``output``
+    (chapter 1: sigmoid everywhere).
     """
-    a = x
-    for w, b in zip(params["weights"], params["biases"]):
-        a = activation(a @ w.T + b)
-    return a
+    return output.fn(logits(params, x, activation))
 
 
-def predict(params: Params, x):
-    """The digit each example is classified as: argmax of the output layer; int (N,) or ()."""
-    return jnp.argmax(feedforward(params, x), axis=-1)
+def predict(params: Params, x, activation: Activation = activations.sigmoid):
+    """The class each example is assigned: the argmax of the output layer (every output
+    activation here is increasing, so the argmax of z^L); int (N,) or ()."""
+    return jnp.argmax(logits(params, x, activation), axis=-1)
 
 
-@jax.jit
-def evaluate(params: Params, x, y):
+@functools.partial(jax.jit, static_argnames="activation")
+def evaluate(params: Params, x, y, activation: Activation = activations.sigmoid):
     """The number of examples in ``x`` (N, n_in) whose prediction equals the label ``y`` (N,).
 
     Returns an int32 scalar, like the book's ``evaluate`` (the ``<correct>`` of
     ``Epoch k: <correct> / 10000``).
     """
-    return jnp.sum(predict(params, x) == y, dtype=jnp.int32)
+    return jnp.sum(predict(params, x, activation) == y, dtype=jnp.int32)

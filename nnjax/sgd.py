@@ -18,12 +18,14 @@ import functools
 
 import jax
 
-from nnjax import backprop, costs, cpu_kernel, shuffle
+from nnjax import activations, backprop, costs, cpu_kernel, shuffle
+from nnjax.activations import Activation
 
 
-def sgd_step(params, x, y, eta, cost: costs.Cost = costs.quadratic):
+def sgd_step(params, x, y, eta, cost: costs.Cost = costs.quadratic,
+             activation: Activation = activations.sigmoid):
     """One update on the mini-batch ``x`` (m, n_in), ``y`` (m, n_out); returns new params."""
-    nabla = backprop.grad(params, x, y, cost)
+    nabla = backprop.grad(params, x, y, cost, activation)
     return jax.tree.map(lambda p, g: p - eta * g, params, nabla)
 
 
@@ -40,12 +42,13 @@ def mini_batches(key, n: int, mini_batch_size: int):
 KERNELS = ("auto", "xla")
 
 
-@functools.partial(jax.jit, static_argnames=("mini_batch_size", "cost", "kernel"))
+@functools.partial(jax.jit, static_argnames=("mini_batch_size", "cost", "activation", "kernel"))
 def sgd_epoch(params, x, y, key, eta, mini_batch_size: int, cost: costs.Cost = costs.quadratic,
-              kernel: str = "auto"):
+              activation: Activation = activations.sigmoid, kernel: str = "auto"):
     """One epoch of SGD over the training data ``x`` (n, n_in) with integer labels ``y`` (n,).
 
-    ``key`` decides the shuffle. ``kernel="auto"`` uses the CPU kernel where it applies,
+    ``key`` decides the shuffle; ``cost`` and ``activation`` (of the hidden layers) are those
+    of ``backprop.loss``. ``kernel="auto"`` uses the CPU kernel where it applies,
     ``"xla"`` always the ``lax.scan`` of ``sgd_step``. Returns the updated params (same
     pytree and shapes).
     """
@@ -55,9 +58,11 @@ def sgd_epoch(params, x, y, key, eta, mini_batch_size: int, cost: costs.Cost = c
     full, rest = mini_batches(key, x.shape[0], mini_batch_size)
 
     def update(params, idx):
-        return sgd_step(params, x[idx], costs.one_hot(y[idx], n_out, x.dtype), eta, cost)
+        return sgd_step(params, x[idx], costs.one_hot(y[idx], n_out, x.dtype), eta, cost,
+                        activation)
 
-    if kernel == "auto" and full.shape[0] and cpu_kernel.supports(params, x, mini_batch_size, cost):
+    if kernel == "auto" and full.shape[0] and cpu_kernel.supports(params, x, mini_batch_size, cost,
+                                                                  activation):
         params = cpu_kernel.sgd_epoch(params, x, y, full, eta)
     else:
         params, _ = jax.lax.scan(lambda p, idx: (update(p, idx), None), params, full)

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from nnjax import costs, network, sgd
+from nnjax import activations, costs, network, sgd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,32 +45,33 @@ class History:
 
 
 def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, key,
-          eval_data=None, cost: costs.Cost = costs.quadratic, kernel: str = "auto",
+          eval_data=None, cost: costs.Cost = costs.quadratic,
+          activation: activations.Activation = activations.sigmoid, kernel: str = "auto",
           matmul_precision: str = "highest",
           on_epoch: Optional[Callable[[EpochResult], None]] = None):
     """Trains ``params`` by SGD for ``epochs`` epochs.
 
     ``train_data`` and ``eval_data`` are pairs ``(x (n, n_in) float, y (n,) int)``. Epoch k
     shuffles with ``jax.random.fold_in(key, k)``, so a given key gives the same run every
-    time. ``kernel`` is passed to ``sgd.sgd_epoch``. ``matmul_precision="highest"`` keeps
+    time. ``cost``, ``activation`` and ``kernel`` are passed to ``sgd.sgd_epoch``. ``matmul_precision="highest"`` keeps
     float32 matrix products in float32 (XLA's "default" lets GPUs and TPUs use TF32 or
     bfloat16 passes: faster, less like the book). Returns ``(params, History)``; without
     ``eval_data`` every epoch scores 0 of 0.
     """
     with jax.default_matmul_precision(matmul_precision):
         return _train(params, train_data, epochs, mini_batch_size, eta, key, eval_data, cost,
-                      kernel, on_epoch)
+                      activation, kernel, on_epoch)
 
 
-def _train(params, train_data, epochs, mini_batch_size, eta, key, eval_data, cost, kernel,
-           on_epoch):
+def _train(params, train_data, epochs, mini_batch_size, eta, key, eval_data, cost, activation,
+           kernel, on_epoch):
     x, y = (jax.device_put(a) for a in train_data)
     if eval_data is not None:
         x_eval, y_eval = (jax.device_put(a) for a in eval_data)
     eta = jnp.asarray(eta, x.dtype)
     start = time.perf_counter()
-    epoch_fn = sgd.sgd_epoch.lower(params, x, y, key, eta, mini_batch_size, cost,
-                                       kernel).compile()
+    epoch_fn = sgd.sgd_epoch.lower(params, x, y, key, eta, mini_batch_size, cost, activation,
+                                   kernel).compile()
     compile_seconds = time.perf_counter() - start
     results = []
     for k in range(epochs):
@@ -80,7 +81,8 @@ def _train(params, train_data, epochs, mini_batch_size, eta, key, eval_data, cos
         if eval_data is None:
             correct, total = 0, 0
         else:
-            correct, total = int(network.evaluate(params, x_eval, y_eval)), int(y_eval.shape[0])
+            correct = int(network.evaluate(params, x_eval, y_eval, activation))
+            total = int(y_eval.shape[0])
         results.append(EpochResult(k, correct, total, seconds))
         if on_epoch is not None:
             on_epoch(results[-1])

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import backprop, costs, network
+from nnjax import activations, backprop, costs, network
 
 ARCHITECTURES = [[3, 2], [5, 4, 3], [784, 30, 10], [7, 6, 5, 4, 3], [4, 1, 4]]
 
@@ -33,6 +33,16 @@ def test_backprop_equals_autodiff_float64(sizes, seed):
     with jax.enable_x64(True):
         params, x, y = random_problem(seed, sizes, n=7)
         assert_trees_close(backprop.backprop(params, x, y), backprop.grad(params, x, y))
+
+
+@pytest.mark.parametrize("cost", list(costs.COSTS.values()), ids=lambda c: c.name)
+@pytest.mark.parametrize("activation", list(activations.HIDDEN.values()), ids=lambda a: a.name)
+def test_backprop_equals_autodiff_for_every_cost_and_activation(cost, activation):
+    with jax.enable_x64(True):
+        for seed, sizes in enumerate([[5, 4, 3], [6, 5, 4, 3]]):
+            params, x, y = random_problem(seed, sizes, n=6)
+            assert_trees_close(backprop.backprop(params, x, y, cost, activation),
+                               backprop.grad(params, x, y, cost, activation))
 
 
 def test_backprop_single_example_matches_batch_of_one():
@@ -71,10 +81,49 @@ def test_quadratic_cost_is_the_books_definition():
     a = jnp.array([[0.2, 0.8], [1.0, 0.0], [0.5, 0.5]])
     y = jnp.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
     # (1/2n) Σ ‖y − a‖² with n = 3: (0.08 + 0 + 0.5) / 6
-    np.testing.assert_allclose(costs.quadratic.fn(a, y), 0.58 / 6, rtol=1e-6)
-    np.testing.assert_allclose(costs.quadratic.fn(a[0], y[0]), 0.04, rtol=1e-6)
+    np.testing.assert_allclose(costs.quadratic.fn(None, a, y), 0.58 / 6, rtol=1e-6)
+    np.testing.assert_allclose(costs.quadratic.fn(None, a[0], y[0]), 0.04, rtol=1e-6)
 
 
-def test_unknown_cost_is_named():
+def test_cross_entropy_is_the_books_formula_and_stays_finite():
+    with jax.enable_x64(True):
+        z = jnp.array([[-2.0, 0.5, 3.0], [1.0, -1.0, 0.0]])
+        y = jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+        a = jax.nn.sigmoid(z)
+        book = np.mean(np.sum(np.nan_to_num(-y * np.log(a) - (1 - y) * np.log(1 - a)), axis=1))
+        np.testing.assert_allclose(costs.cross_entropy.fn(z, a, y), book, rtol=1e-12)
+    # σ(40) rounds to 1 in float32: the book's formula gives nan/inf there, this does not.
+    z = jnp.array([[40.0, -40.0]])
+    y = jnp.array([[0.0, 1.0]])
+    value = costs.cross_entropy.fn(z, jax.nn.sigmoid(z), y)
+    np.testing.assert_allclose(value, 80.0, rtol=1e-6)
+    g = jax.grad(lambda z: costs.cross_entropy.fn(z, jax.nn.sigmoid(z), y))(z)
+    np.testing.assert_allclose(g, jax.nn.sigmoid(z) - y, atol=1e-6)
+
+
+def test_log_likelihood_is_minus_log_of_the_right_softmax_output():
+    with jax.enable_x64(True):
+        z = jnp.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]])
+        y = costs.one_hot(jnp.array([1, 0]), 3, jnp.float64)
+        a = jax.nn.softmax(z, axis=-1)
+        want = -(np.log(a[0, 1]) + np.log(a[1, 0])) / 2
+        np.testing.assert_allclose(costs.log_likelihood.fn(z, a, y), want, rtol=1e-12)
+        assert costs.log_likelihood.output is activations.softmax
+
+
+def test_scaled_initialisation_has_variance_one_over_n_in():
+    params = network.init(jax.random.key(0), [400, 300, 10], init="scaled")
+    np.testing.assert_allclose(np.var(np.asarray(params["weights"][0])), 1 / 400, rtol=0.05)
+    np.testing.assert_allclose(np.var(np.asarray(params["weights"][1])), 1 / 300, rtol=0.2)
+    np.testing.assert_allclose(np.var(np.asarray(params["biases"][0])), 1.0, rtol=0.3)
+    normal = network.init(jax.random.key(0), [400, 300, 10])
+    np.testing.assert_allclose(np.var(np.asarray(normal["weights"][0])), 1.0, rtol=0.05)
+    with pytest.raises(ValueError, match="unknown initialisation"):
+        network.init(jax.random.key(0), [2, 2], init="xavier")
+
+
+def test_unknown_cost_and_activation_are_named():
     with pytest.raises(ValueError, match="unknown cost 'hinge'"):
         costs.get("hinge")
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        activations.get("swish")

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import backprop, costs, network, sgd, train
+from nnjax import activations, backprop, costs, network, sgd, train
 
 
 def small_problem(n, sizes=(12, 6, 4), seed=0, dtype=jnp.float32):
@@ -16,7 +16,7 @@ def small_problem(n, sizes=(12, 6, 4), seed=0, dtype=jnp.float32):
     return params, x, y
 
 
-def book_epoch(params, x, y, perm, eta, m):
+def book_epoch(params, x, y, perm, eta, m, cost=costs.quadratic, activation=activations.sigmoid):
     """The book's ``SGD`` inner loop in NumPy: mini-batches of m in ``perm`` order, the
     last one possibly smaller, each updating with η/len(mini_batch) times the summed
     per-example gradients of ``backprop.backprop`` (the book's equations)."""
@@ -26,7 +26,8 @@ def book_epoch(params, x, y, perm, eta, m):
         batch = perm[start:start + m]
         sums = jax.tree.map(np.zeros_like, params)
         for i in batch:  # one example at a time, as network.py does
-            g = backprop.backprop(params, x[i], costs.one_hot(y[i], n_out, x.dtype))
+            g = backprop.backprop(params, x[i], costs.one_hot(y[i], n_out, x.dtype), cost,
+                                  activation)
             sums = jax.tree.map(lambda s, gi: s + np.asarray(gi), sums, g)
         params = jax.tree.map(lambda p, s: p - (eta / len(batch)) * s, params, sums)
     return params
@@ -43,6 +44,23 @@ def test_scanned_epoch_equals_book_loop(n, m):
         assert sorted(perm) == list(range(n))
         got = sgd.sgd_epoch(params, x, y, key, 0.7, m)
         want = book_epoch(params, np.asarray(x), np.asarray(y), perm, 0.7, m)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cost, activation", [
+    (costs.cross_entropy, activations.sigmoid),
+    (costs.log_likelihood, activations.relu),
+    (costs.quadratic, activations.tanh),
+])
+def test_scanned_epoch_equals_book_loop_for_chapter3_networks(cost, activation):
+    with jax.enable_x64(True):
+        params, x, y = small_problem(25, dtype=jnp.float64)
+        key = jax.random.key(4)
+        full, rest = sgd.mini_batches(key, 25, 10)
+        perm = np.concatenate([np.asarray(full).ravel(), np.asarray(rest)])
+        got = sgd.sgd_epoch(params, x, y, key, 0.3, 10, cost, activation)
+        want = book_epoch(params, np.asarray(x), np.asarray(y), perm, 0.3, 10, cost, activation)
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
 
