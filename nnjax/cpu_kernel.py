@@ -110,11 +110,12 @@ def _registered() -> bool:
 def supports(params, x, mini_batch_size: int, cost: costs.Cost,
              activation: activations.Activation = activations.sigmoid) -> bool:
     """Whether the kernel can run this epoch: CPU backend, float32, one hidden layer,
-    sigmoid units with the quadratic cost, 1 ≤ m ≤ 32; and the kernel builds."""
+    sigmoid units with the quadratic or cross-entropy cost, 1 ≤ m ≤ 32; and the kernel
+    builds."""
     weights = params["weights"]
     return (jax.default_backend() == "cpu"
             and len(weights) == 2
-            and cost is costs.quadratic
+            and cost in (costs.quadratic, costs.cross_entropy)
             and activation is activations.sigmoid
             and 1 <= mini_batch_size <= MAX_MINI_BATCH
             and x.dtype == jnp.float32
@@ -134,7 +135,7 @@ def default_threads() -> int:
     return max(1, min(cores, 4))
 
 
-def sgd_epoch(params, x, y, batches, eta, threads=None):
+def sgd_epoch(params, x, y, batches, eta, threads=None, cost: costs.Cost = costs.quadratic):
     """The SGD updates over ``batches`` (steps, m) int32 indices into ``x`` (n, n_in) and
     ``y`` (n,), in order; returns the new params. Call inside ``jit``. The result does not
     depend on ``threads`` (default: ``default_threads()``)."""
@@ -142,5 +143,6 @@ def sgd_epoch(params, x, y, batches, eta, threads=None):
     shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (w1, b1, w2, b2)]
     w1, b1, w2, b2 = jax.ffi.ffi_call(TARGET, shapes)(
         w1, b1, w2, b2, x, y.astype(jnp.int32), batches.astype(jnp.int32),
-        jnp.asarray(eta, jnp.float32), threads=int(threads or default_threads()))
+        jnp.asarray(eta, jnp.float32), threads=int(threads or default_threads()),
+        cross_entropy=cost is costs.cross_entropy)
     return {"weights": [w1, w2], "biases": [b1, b2]}

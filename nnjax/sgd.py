@@ -63,7 +63,7 @@ def sgd_epoch(params, x, y, key, eta, mini_batch_size: int, cost: costs.Cost = c
 
     if kernel == "auto" and full.shape[0] and cpu_kernel.supports(params, x, mini_batch_size, cost,
                                                                   activation):
-        params = cpu_kernel.sgd_epoch(params, x, y, full, eta)
+        params = cpu_kernel.sgd_epoch(params, x, y, full, eta, cost=cost)
     else:
         params, _ = jax.lax.scan(lambda p, idx: (update(p, idx), None), params, full)
     if rest.shape[0]:

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import costs, cpu_kernel, network, sgd
+from nnjax import activations, costs, cpu_kernel, network, sgd
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU kernel")
 
@@ -24,18 +24,19 @@ def max_difference(a, b):
     return max(float(jnp.max(jnp.abs(u - v))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-@pytest.mark.parametrize("sizes, n, m", [
-    ([784, 30, 10], 200, 10),   # the book's network
-    ([13, 7, 3], 90, 1),        # n_in not a multiple of the vector width, odd hidden
-    ([40, 5, 10], 64, 32),      # the largest mini-batch the kernel takes
-    ([20, 9, 4], 53, 4),        # a last partial mini-batch of 1 (handled by XLA)
+@pytest.mark.parametrize("sizes, n, m, cost", [
+    ([784, 30, 10], 200, 10, costs.quadratic),      # the book's chapter 1 network
+    ([784, 30, 10], 200, 10, costs.cross_entropy),  # and chapter 3's
+    ([13, 7, 3], 90, 1, costs.quadratic),    # n_in not a multiple of the vector width, odd hidden
+    ([40, 5, 10], 64, 32, costs.cross_entropy),     # the largest mini-batch the kernel takes
+    ([20, 9, 4], 53, 4, costs.quadratic),    # a last partial mini-batch of 1 (handled by XLA)
 ])
-def test_kernel_epoch_matches_xla_epoch(sizes, n, m):
+def test_kernel_epoch_matches_xla_epoch(sizes, n, m, cost):
     params, x, y = problem(n, sizes)
-    assert cpu_kernel.supports(params, x, m, costs.quadratic)
+    assert cpu_kernel.supports(params, x, m, cost)
     key = jax.random.key(1)
-    fast = sgd.sgd_epoch(params, x, y, key, 0.5, m)
-    plain = sgd.sgd_epoch(params, x, y, key, 0.5, m, kernel="xla")
+    fast = sgd.sgd_epoch(params, x, y, key, 0.5, m, cost)
+    plain = sgd.sgd_epoch(params, x, y, key, 0.5, m, cost, kernel="xla")
     assert max_difference(fast, plain) < 1e-5
     assert max_difference(fast, params) > 1e-3  # it did train
 
@@ -58,6 +59,8 @@ def test_not_used_where_it_does_not_apply():
     params, x, y = problem(20, [8, 4, 2])
     assert not cpu_kernel.supports(params, x, 33, costs.quadratic)   # mini-batch too big
     assert not cpu_kernel.supports(params, x.astype(jnp.bfloat16), 10, costs.quadratic)
+    assert not cpu_kernel.supports(params, x, 10, costs.log_likelihood)   # softmax output
+    assert not cpu_kernel.supports(params, x, 10, costs.quadratic, activations.relu)
 
 
 def test_failed_build_reports_the_compiler_error(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
-// One epoch of chapter 1's SGD for a [n_in, n_hidden, n_out] sigmoid network with the
-// quadratic cost, in one call from XLA (through its FFI) on the CPU.
+// One epoch of SGD for a [n_in, n_hidden, n_out] sigmoid network with the quadratic
+// (chapter 1) or cross-entropy (chapter 3) cost, in one call from XLA (through its FFI) on
+// the CPU.
 //
 // It computes the book's updates (BP1-BP4, then w -> w - (eta/m) sum_x dC_x/dw for each
 // mini-batch, in the given order) in float32. It differs from nnjax's pure-JAX epoch only
@@ -171,9 +172,11 @@ void layer1_pass(Net& net, int64_t j0, int64_t j1, const vfloat* xprev, const fl
 // w1 that the next layer1_pass applies (BP4).
 struct SmallLayers {
   const int M;
+  const bool cross_entropy;  // else the quadratic cost
   std::vector<float> a1, d2, d1, gw;
-  SmallLayers(const Net& net, int m)
-      : M(m), a1(M * net.hidden), d2(M * net.n_out), d1(M * net.hidden), gw(net.hidden) {}
+  SmallLayers(const Net& net, int m, bool cross_entropy)
+      : M(m), cross_entropy(cross_entropy), a1(M * net.hidden), d2(M * net.n_out),
+        d1(M * net.hidden), gw(net.hidden) {}
 
   void step(Net& net, const float* z1, const int32_t* labels, const int32_t* rows, float scale,
             float* coef) {
@@ -193,7 +196,8 @@ struct SmallLayers {
       for (int64_t o = 0; o < O; ++o) {
         const float target = labels[rows[i]] == o ? 1.0f : 0.0f;
         const float a = out[i * O + o];
-        d2[i * O + o] = (a - target) * a * (1.0f - a);  // BP1
+        // BP1: (a - y) sigma'(z) for the quadratic cost; cross-entropy cancels sigma'(z).
+        d2[i * O + o] = cross_entropy ? a - target : (a - target) * a * (1.0f - a);
       }
     for (int i = 0; i < M; ++i) {
       float* d = &d1[i * H];
@@ -270,14 +274,14 @@ using Layer1Fn = void (*)(Net&, int64_t, int64_t, const vfloat*, const float*, c
                           float*);
 
 void run_epoch(Net& net, Layer1Fn layer1_pass, int M, const float* x, const int32_t* y,
-               const int32_t* idx, int64_t steps, float eta, int threads) {
+               const int32_t* idx, int64_t steps, float eta, int threads, bool cross_entropy) {
   const int64_t H = net.hidden;
   const int chunks = static_cast<int>(net.chunks);
   const float scale = eta / M;
   std::vector<vfloat> buffers[2] = {std::vector<vfloat>(net.chunks * M),
                                     std::vector<vfloat>(net.chunks * M)};
   std::vector<float> z1(M * H), coef(H * M, 0.0f);
-  SmallLayers small(net, M);
+  SmallLayers small(net, M, cross_entropy);
   threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, H)));
   Barrier barrier(threads);
   // x rows of step s live in buffers[s % 2]; the pass before step 0 has coef = 0.
@@ -336,7 +340,7 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
                         ffi::Buffer<ffi::S32> batches, ffi::Buffer<ffi::F32> eta,
                         ffi::ResultBuffer<ffi::F32> w1, ffi::ResultBuffer<ffi::F32> b1,
                         ffi::ResultBuffer<ffi::F32> w2, ffi::ResultBuffer<ffi::F32> b2,
-                        int64_t threads) {
+                        int64_t threads, bool cross_entropy) {
   Net net;
   net.hidden = w1_in.dimensions()[0];
   net.n_in = w1_in.dimensions()[1];
@@ -366,7 +370,7 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
   std::memcpy(net.b2, b2_in.typed_data(), sizeof(float) * net.n_out);
 
   run_epoch(net, layer1, static_cast<int>(m), x.typed_data(), y.typed_data(), idx, steps,
-            eta.typed_data()[0], static_cast<int>(std::max<int64_t>(1, threads)));
+            eta.typed_data()[0], static_cast<int>(std::max<int64_t>(1, threads)), cross_entropy);
 
   for (int64_t j = 0; j < net.hidden; ++j)
     std::memcpy(w1->typed_data() + j * net.n_in, net.w1.data() + j * net.chunks,
@@ -390,4 +394,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(NnjaxSgdEpoch, SgdEpochImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // b1
                                   .Ret<ffi::Buffer<ffi::F32>>()  // w2
                                   .Ret<ffi::Buffer<ffi::F32>>()  // b2
-                                  .Attr<int64_t>("threads"));
+                                  .Attr<int64_t>("threads")
+                                  .Attr<bool>("cross_entropy"));
