@@ -30,6 +30,11 @@ flags.DEFINE_enum("activation", "sigmoid", ["sigmoid", "tanh", "relu"],
                   "Activation of the hidden layers.")
 flags.DEFINE_enum("init", "normal", ["normal", "scaled"],
                   "Weights from N(0, 1) (chapter 1) or N(0, 1/n_in) (chapter 3).")
+flags.DEFINE_float("l2", 0.0, "L2 regularisation λ (weight decay 1 − ηλ/n, n the training "
+                   "set size, as in the book's network2.py).")
+flags.DEFINE_float("l1", 0.0, "L1 regularisation λ (w → w − (ηλ/n) sgn(w) − ...).")
+flags.DEFINE_integer("train_size", None, "Train on the first N training images only "
+                     "(e.g. 1000 for chapter 3's overfitting experiments).")
 flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
                   "Which split is scored after each epoch.")
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per epoch to this file.")
@@ -65,6 +70,13 @@ def check_flags() -> list[int]:
             raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
     if not FLAGS.eta > 0:  # also rejects nan
         raise UsageError(f"--eta must be positive, got {FLAGS.eta}")
+    for name in ("l2", "l1"):
+        if not FLAGS[name].value >= 0:
+            raise UsageError(f"--{name} must be zero or positive, got {FLAGS[name].value}")
+    if FLAGS.l2 > 0 and FLAGS.l1 > 0:
+        raise UsageError("--l2 and --l1 cannot both be set")
+    if FLAGS.train_size is not None and FLAGS.train_size <= 0:
+        raise UsageError(f"--train_size must be positive, got {FLAGS.train_size}")
     if FLAGS.metrics_out:
         check_writable(FLAGS.metrics_out)
     return hidden
@@ -89,7 +101,13 @@ def run() -> None:
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     eval_split = getattr(dataset, FLAGS.eval_split)
-    n_train = len(dataset.train.y)
+    train_x, train_y = dataset.train.x, dataset.train.y
+    if FLAGS.train_size is not None:
+        if FLAGS.train_size > len(train_y):
+            raise UsageError(f"--train_size={FLAGS.train_size} exceeds the {len(train_y)} "
+                             f"training images of {dataset.name}")
+        train_x, train_y = train_x[:FLAGS.train_size], train_y[:FLAGS.train_size]
+    n_train = len(train_y)
     if FLAGS.mini_batch_size > n_train:
         raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} exceeds the {n_train} "
                          "training examples")
@@ -97,8 +115,10 @@ def run() -> None:
     init_key, shuffle_key = jax.random.split(jax.random.key(FLAGS.seed))
     params = network.init(init_key, sizes, init=FLAGS.init)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
+    regularised = (f", L2 λ={FLAGS.l2:g}" if FLAGS.l2 else "") + (
+        f", L1 λ={FLAGS.l1:g}" if FLAGS.l1 else "")
     print(f"nnjax: {sizes} {activation.name} network, {cost.name} cost, {FLAGS.init} "
-          f"initialisation, η={FLAGS.eta:g}, "
+          f"initialisation{regularised}, η={FLAGS.eta:g}, "
           f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs on "
           f"{jax.default_backend()}; {dataset.name}: {n_train} training, "
           f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
@@ -115,10 +135,11 @@ def run() -> None:
             metrics.flush()
 
     try:
-        _, history = train.train(params, (dataset.train.x, dataset.train.y),
+        _, history = train.train(params, (train_x, train_y),
                                  epochs=FLAGS.epochs, mini_batch_size=FLAGS.mini_batch_size,
                                  eta=FLAGS.eta, key=shuffle_key, cost=cost,
-                                 activation=activation,
+                                 activation=activation, lmbda=FLAGS.l2 or FLAGS.l1,
+                                 regularization="l1" if FLAGS.l1 > 0 else "l2",
                                  eval_data=(eval_split.x, eval_split.y), kernel=FLAGS.kernel,
                                  matmul_precision=FLAGS.matmul_precision, on_epoch=report)
     finally:

@@ -135,14 +135,16 @@ def default_threads() -> int:
     return max(1, min(cores, 4))
 
 
-def sgd_epoch(params, x, y, batches, eta, threads=None, cost: costs.Cost = costs.quadratic):
+def sgd_epoch(params, x, y, batches, eta, threads=None, cost: costs.Cost = costs.quadratic,
+              decay=1.0):
     """The SGD updates over ``batches`` (steps, m) int32 indices into ``x`` (n, n_in) and
-    ``y`` (n,), in order; returns the new params. Call inside ``jit``. The result does not
+    ``y`` (n,), in order; returns the new params. Call inside ``jit``. Each update first
+    multiplies the weights by ``decay`` (1 − ηλ/n for L2; 1 without). The result does not
     depend on ``threads`` (default: ``default_threads()``)."""
     (w1, w2), (b1, b2) = params["weights"], params["biases"]
     shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (w1, b1, w2, b2)]
     w1, b1, w2, b2 = jax.ffi.ffi_call(TARGET, shapes)(
         w1, b1, w2, b2, x, y.astype(jnp.int32), batches.astype(jnp.int32),
-        jnp.asarray(eta, jnp.float32), threads=int(threads or default_threads()),
+        jnp.asarray(eta, jnp.float32), jnp.asarray(decay, jnp.float32), threads=int(threads or default_threads()),
         cross_entropy=cost is costs.cross_entropy)
     return {"weights": [w1, w2], "biases": [b1, b2]}

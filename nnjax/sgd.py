@@ -17,16 +17,36 @@ is not a multiple of m the last, smaller mini-batch of n mod m examples is still
 import functools
 
 import jax
+import jax.numpy as jnp
 
 from nnjax import activations, backprop, costs, cpu_kernel, shuffle
 from nnjax.activations import Activation
 
 
+REGULARIZATIONS = ("l2", "l1")
+
+
 def sgd_step(params, x, y, eta, cost: costs.Cost = costs.quadratic,
-             activation: Activation = activations.sigmoid):
-    """One update on the mini-batch ``x`` (m, n_in), ``y`` (m, n_out); returns new params."""
+             activation: Activation = activations.sigmoid, lmbda=0.0, n: int = 1,
+             regularization: str = "l2"):
+    """One update on the mini-batch ``x`` (m, n_in), ``y`` (m, n_out); returns new params.
+
+    With ``lmbda`` = λ > 0 the weights (not the biases) are also regularised as in the
+    book's ``network2.py``, n being the size of the whole training set:
+
+        L2:  w → (1 − ηλ/n) w − (η/m) Σ_x ∂C_x/∂w
+        L1:  w → w − (ηλ/n) sgn(w) − (η/m) Σ_x ∂C_x/∂w
+
+    (in optax terms, L2 is ``add_decayed_weights(λ/n)`` on the weights before ``sgd(η)``).
+    """
+    if regularization not in REGULARIZATIONS:
+        raise ValueError(f"regularization must be one of {REGULARIZATIONS}, got {regularization!r}")
     nabla = backprop.grad(params, x, y, cost, activation)
-    return jax.tree.map(lambda p, g: p - eta * g, params, nabla)
+    penalty = (lambda w: w) if regularization == "l2" else jnp.sign
+    weights = [w - eta * (g + (lmbda / n) * penalty(w))
+               for w, g in zip(params["weights"], nabla["weights"])]
+    biases = [b - eta * g for b, g in zip(params["biases"], nabla["biases"])]
+    return {"weights": weights, "biases": biases}
 
 
 def mini_batches(key, n: int, mini_batch_size: int):
@@ -42,13 +62,16 @@ def mini_batches(key, n: int, mini_batch_size: int):
 KERNELS = ("auto", "xla")
 
 
-@functools.partial(jax.jit, static_argnames=("mini_batch_size", "cost", "activation", "kernel"))
+@functools.partial(jax.jit, static_argnames=("mini_batch_size", "cost", "activation", "kernel",
+                                             "regularization"))
 def sgd_epoch(params, x, y, key, eta, mini_batch_size: int, cost: costs.Cost = costs.quadratic,
-              activation: Activation = activations.sigmoid, kernel: str = "auto"):
+              activation: Activation = activations.sigmoid, kernel: str = "auto", lmbda=0.0,
+              regularization: str = "l2"):
     """One epoch of SGD over the training data ``x`` (n, n_in) with integer labels ``y`` (n,).
 
     ``key`` decides the shuffle; ``cost`` and ``activation`` (of the hidden layers) are those
-    of ``backprop.loss``. ``kernel="auto"`` uses the CPU kernel where it applies,
+    of ``backprop.loss``; ``lmbda`` and ``regularization`` those of ``sgd_step``, with n the
+    number of training examples. ``kernel="auto"`` uses the CPU kernel where it applies,
     ``"xla"`` always the ``lax.scan`` of ``sgd_step``. Returns the updated params (same
     pytree and shapes).
     """
@@ -59,11 +82,12 @@ def sgd_epoch(params, x, y, key, eta, mini_batch_size: int, cost: costs.Cost = c
 
     def update(params, idx):
         return sgd_step(params, x[idx], costs.one_hot(y[idx], n_out, x.dtype), eta, cost,
-                        activation)
+                        activation, lmbda, x.shape[0], regularization)
 
-    if kernel == "auto" and full.shape[0] and cpu_kernel.supports(params, x, mini_batch_size, cost,
-                                                                  activation):
-        params = cpu_kernel.sgd_epoch(params, x, y, full, eta, cost=cost)
+    if (kernel == "auto" and full.shape[0] and regularization == "l2"
+            and cpu_kernel.supports(params, x, mini_batch_size, cost, activation)):
+        decay = 1 - eta * lmbda / x.shape[0]
+        params = cpu_kernel.sgd_epoch(params, x, y, full, eta, cost=cost, decay=decay)
     else:
         params, _ = jax.lax.scan(lambda p, idx: (update(p, idx), None), params, full)
     if rest.shape[0]:

@@ -88,3 +88,16 @@ def test_thread_count_does_not_change_the_result():
     for run in runs[1:]:
         for u, v in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(run)):
             np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+
+def test_kernel_l2_matches_xla_and_l1_falls_back():
+    params, x, y = problem(150, [50, 12, 10])
+    key = jax.random.key(9)
+    args = (params, x, y, key, 0.5, 10, costs.cross_entropy)
+    fast = sgd.sgd_epoch(*args, lmbda=5.0)
+    plain = sgd.sgd_epoch(*args, kernel="xla", lmbda=5.0)
+    assert max_difference(fast, plain) < 1e-5
+    assert max_difference(fast, sgd.sgd_epoch(*args)) > 1e-3  # λ made a difference
+    l1 = sgd.sgd_epoch(*args, lmbda=5.0, regularization="l1")
+    assert max_difference(l1, sgd.sgd_epoch(*args, kernel="xla", lmbda=5.0,
+                                            regularization="l1")) == 0.0

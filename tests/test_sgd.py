@@ -99,3 +99,29 @@ def test_evaluate_counts_correct_predictions():
     params = {"weights": [jnp.eye(3)], "biases": [jnp.zeros(3)]}
     x = jnp.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0, 1.0, 0]])
     assert int(network.evaluate(params, x, jnp.array([0, 1, 2, 0]))) == 3
+
+
+@pytest.mark.parametrize("regularization", ["l2", "l1"])
+def test_regularised_step_is_the_books_update(regularization):
+    """network2.py: w → (1 − ηλ/n) w − (η/m) Σ∇ (L2), w → w − (ηλ/n) sgn(w) − (η/m) Σ∇ (L1);
+    biases are not regularised."""
+    with jax.enable_x64(True):
+        params, x, y = small_problem(10, dtype=jnp.float64)
+        y1 = costs.one_hot(y, 4, jnp.float64)
+        eta, lmbda, n = 0.5, 5.0, 1000
+        got = sgd.sgd_step(params, x, y1, eta, costs.cross_entropy, lmbda=lmbda, n=n,
+                           regularization=regularization)
+        sums = jax.tree.map(np.zeros_like, jax.tree.map(np.asarray, params))
+        for i in range(10):
+            g = backprop.backprop(params, x[i], y1[i], costs.cross_entropy)
+            sums = jax.tree.map(lambda s, gi: s + np.asarray(gi), sums, g)
+        for w, s_w, g_w in zip(params["weights"], sums["weights"], got["weights"]):
+            w = np.asarray(w)
+            if regularization == "l2":
+                want = (1 - eta * lmbda / n) * w - (eta / 10) * s_w
+            else:
+                want = w - (eta * lmbda / n) * np.sign(w) - (eta / 10) * s_w
+            np.testing.assert_allclose(np.asarray(g_w), want, rtol=1e-12, atol=1e-14)
+        for b, s_b, g_b in zip(params["biases"], sums["biases"], got["biases"]):
+            np.testing.assert_allclose(np.asarray(g_b), np.asarray(b) - (eta / 10) * s_b,
+                                       rtol=1e-12, atol=1e-14)

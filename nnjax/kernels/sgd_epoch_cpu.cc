@@ -2,10 +2,10 @@
 // (chapter 1) or cross-entropy (chapter 3) cost, in one call from XLA (through its FFI) on
 // the CPU.
 //
-// It computes the book's updates (BP1-BP4, then w -> w - (eta/m) sum_x dC_x/dw for each
-// mini-batch, in the given order) in float32. It differs from nnjax's pure-JAX epoch only
-// in the order in which floats are added and in its own e^x (within about 1 ulp); the
-// tests compare the two.
+// It computes the book's updates (BP1-BP4, then w -> decay w - (eta/m) sum_x dC_x/dw for
+// each mini-batch, in the given order; decay = 1 - eta lambda / n for L2) in float32. It
+// differs from nnjax's pure-JAX epoch only in the order in which floats are added and in
+// its own e^x (within about 1 ulp); the tests compare the two.
 //
 // Why a kernel: at mini-batch 10 a step is two 10x784x30 products, too small for XLA's
 // library calls to run near the core's peak, and each is a separate pass over w1. Here:
@@ -110,7 +110,7 @@ inline void prefetch_rows(const float* x, int64_t n_in, const int32_t* rows, int
 // For rows r = 0..R-1 of w (stride `stride`, `chunks` vectors each): w_r -= sum_i
 // coef[r][i] * xprev_i, then acc[r][i] = <w_r, xcur_i> as lane-wise partial sums.
 template <int M, int R>
-inline void rows_update_and_dot(float* __restrict w, int64_t stride, int c0, int c1,
+inline void rows_update_and_dot(float* __restrict w, int64_t stride, int c0, int c1, float decay,
                                 const vfloat* __restrict xprev, const float* coef,
                                 const vfloat* __restrict xcur, vfloat (*acc)[M]) {
   vfloat a[R][M];
@@ -126,7 +126,7 @@ inline void rows_update_and_dot(float* __restrict w, int64_t stride, int c0, int
       for (int i = 0; i < M; i += 2) even += coef[r * M + i] * xp[i];
       for (int i = 1; i < M; i += 2) odd += coef[r * M + i] * xp[i];
       vfloat* wp = reinterpret_cast<vfloat*>(w + r * stride) + c;
-      wv[r] = *wp - (even + odd);
+      wv[r] = *wp * decay - (even + odd);
       *wp = wv[r];
     }
     for (int i = 0; i < M; ++i) {
@@ -151,8 +151,8 @@ constexpr int TILE = 32;
 // One pass over rows [j0, j1) of w1: applies the pending update (coef, rows xprev) and
 // computes z1[i][j] = <w1_j, xcur_i>.
 template <int M>
-void layer1_pass(Net& net, int64_t j0, int64_t j1, const vfloat* xprev, const float* coef,
-                 const vfloat* xcur, float* z1) {
+void layer1_pass(Net& net, int64_t j0, int64_t j1, float decay, const vfloat* xprev,
+                 const float* coef, const vfloat* xcur, float* z1) {
   float* w = reinterpret_cast<float*>(net.w1.data());
   const int64_t stride = net.chunks * LANES, H = net.hidden;
   for (int i = 0; i < M; ++i)
@@ -161,7 +161,8 @@ void layer1_pass(Net& net, int64_t j0, int64_t j1, const vfloat* xprev, const fl
   for (int c0 = 0; c0 < net.chunks; c0 += TILE) {
     const int c1 = std::min<int>(c0 + TILE, static_cast<int>(net.chunks));
     for (int64_t j = j0; j < j1; ++j) {
-      rows_update_and_dot<M, 1>(w + j * stride, stride, c0, c1, xprev, coef + j * M, xcur, acc);
+      rows_update_and_dot<M, 1>(w + j * stride, stride, c0, c1, decay, xprev, coef + j * M, xcur,
+                                acc);
       for (int i = 0; i < M; ++i) z1[i * H + j] += lane_sum(acc[0][i]);
     }
   }
@@ -179,7 +180,7 @@ struct SmallLayers {
         d1(M * net.hidden), gw(net.hidden) {}
 
   void step(Net& net, const float* z1, const int32_t* labels, const int32_t* rows, float scale,
-            float* coef) {
+            float decay, float* coef) {
     const int64_t H = net.hidden, O = net.n_out;
     for (int i = 0; i < M; ++i)
       for (int64_t j = 0; j < H; ++j) a1[i * H + j] = z1[i * H + j] + net.b1[j];
@@ -217,7 +218,8 @@ struct SmallLayers {
         for (int64_t j = 0; j < H; ++j) gw[j] += e * a1[i * H + j];
       }
       net.b2[o] -= scale * gb;
-      for (int64_t j = 0; j < H; ++j) net.w2[o * H + j] -= scale * gw[j];
+      for (int64_t j = 0; j < H; ++j)
+        net.w2[o * H + j] = net.w2[o * H + j] * decay - scale * gw[j];
     }
     for (int64_t j = 0; j < H; ++j) {  // BP3 for the hidden layer; w1's update is pending
       float gb = 0.0f;
@@ -270,11 +272,12 @@ class Barrier {
 // then the calling thread finishes step s while the others copy in mini-batch s+1. The
 // last pass only applies the update. The split changes no arithmetic: every thread count
 // gives the same bits.
-using Layer1Fn = void (*)(Net&, int64_t, int64_t, const vfloat*, const float*, const vfloat*,
-                          float*);
+using Layer1Fn = void (*)(Net&, int64_t, int64_t, float, const vfloat*, const float*,
+                          const vfloat*, float*);
 
 void run_epoch(Net& net, Layer1Fn layer1_pass, int M, const float* x, const int32_t* y,
-               const int32_t* idx, int64_t steps, float eta, int threads, bool cross_entropy) {
+               const int32_t* idx, int64_t steps, float eta, float decay, int threads,
+               bool cross_entropy) {
   const int64_t H = net.hidden;
   const int chunks = static_cast<int>(net.chunks);
   const float scale = eta / M;
@@ -301,7 +304,8 @@ void run_epoch(Net& net, Layer1Fn layer1_pass, int M, const float* x, const int3
     for (int64_t s = 0; s <= steps; ++s) {
       barrier.wait();  // coef and mini-batch s are ready
       const vfloat* prev = s > 0 ? batch(s - 1) : batch(0);
-      layer1_pass(net, j0, j1, prev, coef.data(), s < steps ? batch(s) : prev, z1.data());
+      layer1_pass(net, j0, j1, s > 0 ? decay : 1.0f, prev, coef.data(),
+                  s < steps ? batch(s) : prev, z1.data());
       barrier.wait();  // z1 is complete; batch(s - 1) is free
       if (t == 1) fill(s + 1);
     }
@@ -314,11 +318,12 @@ void run_epoch(Net& net, Layer1Fn layer1_pass, int M, const float* x, const int3
   for (int64_t s = 0; s <= steps; ++s) {
     barrier.wait();
     const vfloat* prev = s > 0 ? batch(s - 1) : batch(0);
-    layer1_pass(net, j0, j1, prev, coef.data(), s < steps ? batch(s) : prev, z1.data());
+    layer1_pass(net, j0, j1, s > 0 ? decay : 1.0f, prev, coef.data(),
+                s < steps ? batch(s) : prev, z1.data());
     barrier.wait();
     if (s == steps) break;
     if (threads == 1) fill(s + 1);
-    small.step(net, z1.data(), y, idx + s * M, scale, coef.data());
+    small.step(net, z1.data(), y, idx + s * M, scale, decay, coef.data());
   }
   for (auto& thread : pool) thread.join();
 }
@@ -338,6 +343,7 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
                         ffi::Buffer<ffi::F32> w2_in, ffi::Buffer<ffi::F32> b2_in,
                         ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::S32> y,
                         ffi::Buffer<ffi::S32> batches, ffi::Buffer<ffi::F32> eta,
+                        ffi::Buffer<ffi::F32> decay,
                         ffi::ResultBuffer<ffi::F32> w1, ffi::ResultBuffer<ffi::F32> b1,
                         ffi::ResultBuffer<ffi::F32> w2, ffi::ResultBuffer<ffi::F32> b2,
                         int64_t threads, bool cross_entropy) {
@@ -370,7 +376,8 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
   std::memcpy(net.b2, b2_in.typed_data(), sizeof(float) * net.n_out);
 
   run_epoch(net, layer1, static_cast<int>(m), x.typed_data(), y.typed_data(), idx, steps,
-            eta.typed_data()[0], static_cast<int>(std::max<int64_t>(1, threads)), cross_entropy);
+            eta.typed_data()[0], decay.typed_data()[0],
+            static_cast<int>(std::max<int64_t>(1, threads)), cross_entropy);
 
   for (int64_t j = 0; j < net.hidden; ++j)
     std::memcpy(w1->typed_data() + j * net.n_in, net.w1.data() + j * net.chunks,
@@ -390,6 +397,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(NnjaxSgdEpoch, SgdEpochImpl,
                                   .Arg<ffi::Buffer<ffi::S32>>()  // y (n,)
                                   .Arg<ffi::Buffer<ffi::S32>>()  // batches (steps, m)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // eta ()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // decay () of the weights
                                   .Ret<ffi::Buffer<ffi::F32>>()  // w1
                                   .Ret<ffi::Buffer<ffi::F32>>()  // b1
                                   .Ret<ffi::Buffer<ffi::F32>>()  // w2
