@@ -35,6 +35,12 @@ flags.DEFINE_float("l2", 0.0, "L2 regularisation λ (weight decay 1 − ηλ/n, 
 flags.DEFINE_float("l1", 0.0, "L1 regularisation λ (w → w − (ηλ/n) sgn(w) − ...).")
 flags.DEFINE_integer("train_size", None, "Train on the first N training images only "
                      "(e.g. 1000 for chapter 3's overfitting experiments).")
+flags.DEFINE_bool("monitor", False, "Also report, after each epoch, the cost on the training "
+                  "and evaluation data and the training accuracy (the book's four lists).")
+flags.DEFINE_integer("early_stopping", 0, "Stop after this many epochs without a better "
+                     "evaluation accuracy (0: never).")
+flags.DEFINE_integer("halve_eta_after", 0, "Halve η after this many epochs without a better "
+                     "evaluation accuracy, and stop when it reaches η/128 (0: keep η).")
 flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
                   "Which split is scored after each epoch.")
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per epoch to this file.")
@@ -75,6 +81,9 @@ def check_flags() -> list[int]:
             raise UsageError(f"--{name} must be zero or positive, got {FLAGS[name].value}")
     if FLAGS.l2 > 0 and FLAGS.l1 > 0:
         raise UsageError("--l2 and --l1 cannot both be set")
+    for name in ("early_stopping", "halve_eta_after"):
+        if FLAGS[name].value < 0:
+            raise UsageError(f"--{name} must be zero or positive, got {FLAGS[name].value}")
     if FLAGS.train_size is not None and FLAGS.train_size <= 0:
         raise UsageError(f"--train_size must be positive, got {FLAGS.train_size}")
     if FLAGS.metrics_out:
@@ -129,7 +138,12 @@ def run() -> None:
         raise UsageError(f"--metrics_out={FLAGS.metrics_out}: {e.strerror}") from None
 
     def report(r: train.EpochResult) -> None:
-        print(f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s)", flush=True)
+        eta = f", η={r.eta:g}" if FLAGS.halve_eta_after else ""
+        print(f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s{eta})", flush=True)
+        if FLAGS.monitor:
+            print(f"  cost on training data: {r.training_cost:.4f}; accuracy on training data: "
+                  f"{r.training_correct} / {r.training_total}; cost on evaluation data: "
+                  f"{r.evaluation_cost:.4f}", flush=True)
         if metrics:
             metrics.write(json.dumps(r.as_dict()) + "\n")
             metrics.flush()
@@ -141,10 +155,14 @@ def run() -> None:
                                  activation=activation, lmbda=FLAGS.l2 or FLAGS.l1,
                                  regularization="l1" if FLAGS.l1 > 0 else "l2",
                                  eval_data=(eval_split.x, eval_split.y), kernel=FLAGS.kernel,
-                                 matmul_precision=FLAGS.matmul_precision, on_epoch=report)
+                                 matmul_precision=FLAGS.matmul_precision,
+                                 monitor=FLAGS.monitor, early_stopping=FLAGS.early_stopping,
+                                 halve_eta_after=FLAGS.halve_eta_after, on_epoch=report)
     finally:
         if metrics:
             metrics.close()
+    if history.stopped:
+        print(f"Stopped: {history.stopped}.")
     best, last = history.best, history.epochs[-1]
     print(f"Best: epoch {best.epoch}, {best.correct} / {best.total} ({100 * best.accuracy:.2f}%)."
           f" Final: {last.correct} / {last.total} ({100 * last.accuracy:.2f}%)."

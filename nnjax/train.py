@@ -1,17 +1,20 @@
 """The host loop: run compiled epochs, score the network after each, report.
 
 The loop does nothing per mini-batch; it calls one compiled epoch, waits for it (to time it
-honestly), scores the evaluation data and hands an ``EpochResult`` to ``on_epoch``.
+honestly), scores the evaluation data (and, when monitoring, the training data and both
+costs, as the book's ``network2.SGD`` does), decides on η and stopping, and hands an
+``EpochResult`` to ``on_epoch``.
 """
 
 import dataclasses
+import functools
 import time
 from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations, costs, network, sgd
+from nnjax import activations, costs, network, sgd, stopping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,19 +23,29 @@ class EpochResult:
     correct: int        # evaluation examples classified correctly
     total: int          # evaluation examples
     seconds: float      # training time of this epoch (the evaluation excluded)
+    eta: float          # the learning rate this epoch used
+    # With monitoring (None otherwise): the book's four lists, one entry per epoch.
+    evaluation_cost: Optional[float] = None
+    training_cost: Optional[float] = None
+    training_correct: Optional[int] = None
+    training_total: Optional[int] = None
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else float("nan")
 
     def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "accuracy": self.accuracy}
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        if self.training_total:
+            fields["training_accuracy"] = self.training_correct / self.training_total
+        return {**fields, "accuracy": self.accuracy}
 
 
 @dataclasses.dataclass(frozen=True)
 class History:
     epochs: list            # [EpochResult, ...]
     compile_seconds: float  # compiling the epoch program, before the first epoch
+    stopped: str = ""       # why training ended before the last epoch, if it did
 
     @property
     def best(self) -> Optional[EpochResult]:
@@ -44,50 +57,77 @@ class History:
         return sum(r.seconds for r in self.epochs)
 
 
+@functools.partial(jax.jit, static_argnames=("cost", "activation"))
+def total_cost(params, x, y, cost: costs.Cost, activation: activations.Activation, lmbda=0.0):
+    """The cost on ``x`` (N, n_in), labels ``y`` (N,), as the book's ``total_cost`` reports
+    it: the mean cost plus ½ (λ/N) Σ‖w‖², N being the size of *this* set (the book's quirk;
+    training itself uses the training-set size)."""
+    z = network.logits(params, x, activation)
+    y1 = costs.one_hot(y, z.shape[-1], z.dtype)
+    squares = sum(jnp.sum(w ** 2) for w in params["weights"])
+    return cost.fn(z, cost.output.fn(z), y1) + 0.5 * (lmbda / x.shape[0]) * squares
+
+
 def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, key,
           eval_data=None, cost: costs.Cost = costs.quadratic,
           activation: activations.Activation = activations.sigmoid, lmbda: float = 0.0,
-          regularization: str = "l2", kernel: str = "auto",
-          matmul_precision: str = "highest",
+          regularization: str = "l2", kernel: str = "auto", matmul_precision: str = "highest",
+          monitor: bool = False, early_stopping: int = 0, halve_eta_after: int = 0,
           on_epoch: Optional[Callable[[EpochResult], None]] = None):
-    """Trains ``params`` by SGD for ``epochs`` epochs.
+    """Trains ``params`` by SGD for up to ``epochs`` epochs.
 
     ``train_data`` and ``eval_data`` are pairs ``(x (n, n_in) float, y (n,) int)``. Epoch k
     shuffles with ``jax.random.fold_in(key, k)``, so a given key gives the same run every
     time. ``cost``, ``activation``, ``lmbda``, ``regularization`` and ``kernel`` are passed to
-    ``sgd.sgd_epoch``. ``matmul_precision="highest"`` keeps
-    float32 matrix products in float32 (XLA's "default" lets GPUs and TPUs use TF32 or
-    bfloat16 passes: faster, less like the book). Returns ``(params, History)``; without
-    ``eval_data`` every epoch scores 0 of 0.
+    ``sgd.sgd_epoch``. ``matmul_precision="highest"`` keeps float32 matrix products in
+    float32 (XLA's "default" lets GPUs and TPUs use TF32 or bfloat16 passes: faster, less
+    like the book). ``monitor`` adds the costs and the training accuracy to every
+    ``EpochResult``. ``early_stopping=n`` stops after n epochs without a better evaluation
+    accuracy; ``halve_eta_after=n`` halves η after each such n epochs and stops at η/128
+    (``nnjax.stopping``); both need ``eval_data``.
+
+    Returns ``(params, History)``; without ``eval_data`` every epoch scores 0 of 0.
     """
+    if (early_stopping or halve_eta_after) and eval_data is None:
+        raise ValueError("early stopping and the η schedule need evaluation data")
     with jax.default_matmul_precision(matmul_precision):
-        return _train(params, train_data, epochs, mini_batch_size, eta, key, eval_data, cost,
-                      activation, lmbda, regularization, kernel, on_epoch)
-
-
-def _train(params, train_data, epochs, mini_batch_size, eta, key, eval_data, cost, activation,
-           lmbda, regularization, kernel, on_epoch):
-    x, y = (jax.device_put(a) for a in train_data)
-    if eval_data is not None:
-        x_eval, y_eval = (jax.device_put(a) for a in eval_data)
-    eta = jnp.asarray(eta, x.dtype)
-    start = time.perf_counter()
-    lmbda = jnp.asarray(lmbda, x.dtype)
-    epoch_fn = sgd.sgd_epoch.lower(params, x, y, key, eta, mini_batch_size, cost, activation,
-                                   kernel, lmbda, regularization).compile()
-    compile_seconds = time.perf_counter() - start
-    results = []
-    for k in range(epochs):
+        x, y = (jax.device_put(a) for a in train_data)
+        x_eval, y_eval = (jax.device_put(a) for a in eval_data) if eval_data else (None, None)
+        lmbda = jnp.asarray(lmbda, x.dtype)
         start = time.perf_counter()
-        params = jax.block_until_ready(
-            epoch_fn(params, x, y, jax.random.fold_in(key, k), eta, lmbda))
-        seconds = time.perf_counter() - start
-        if eval_data is None:
-            correct, total = 0, 0
-        else:
-            correct = int(network.evaluate(params, x_eval, y_eval, activation))
-            total = int(y_eval.shape[0])
-        results.append(EpochResult(k, correct, total, seconds))
-        if on_epoch is not None:
-            on_epoch(results[-1])
-    return params, History(results, compile_seconds)
+        epoch_fn = sgd.sgd_epoch.lower(params, x, y, key, jnp.asarray(eta, x.dtype),
+                                       mini_batch_size, cost, activation, kernel, lmbda,
+                                       regularization).compile()
+        compile_seconds = time.perf_counter() - start
+
+        def score(params, x, y):
+            return 0 if x is None else int(network.evaluate(params, x, y, activation))
+
+        def cost_on(params, x, y):
+            return None if x is None else float(total_cost(params, x, y, cost, activation, lmbda))
+
+        results, stopped, eta_now = [], "", eta
+        for k in range(epochs):
+            start = time.perf_counter()
+            params = jax.block_until_ready(epoch_fn(params, x, y, jax.random.fold_in(key, k),
+                                                    jnp.asarray(eta_now, x.dtype), lmbda))
+            seconds = time.perf_counter() - start
+            total = 0 if y_eval is None else int(y_eval.shape[0])
+            extra = {}
+            if monitor:
+                extra = dict(evaluation_cost=cost_on(params, x_eval, y_eval),
+                             training_cost=cost_on(params, x, y),
+                             training_correct=score(params, x, y), training_total=len(y))
+            results.append(EpochResult(k, score(params, x_eval, y_eval), total, seconds,
+                                       float(eta_now), **extra))
+            if on_epoch is not None:
+                on_epoch(results[-1])
+            accuracies = [r.correct for r in results]
+            eta_now, eta_floor = stopping.halving_schedule(accuracies, eta, halve_eta_after)
+            if eta_floor:
+                stopped = f"η fell to 1/128 of {eta:g} after epoch {k}"
+            elif stopping.early_stop(accuracies, early_stopping):
+                stopped = f"no improvement in {early_stopping} epochs after epoch {k}"
+            if stopped:
+                break
+    return params, History(results, compile_seconds, stopped)

@@ -34,6 +34,8 @@ def run_mnist(*flags, timeout=300):
     (["--l1=nan"], "--l1"),
     (["--l2=1", "--l1=1"], "--l2"),
     (["--train_size=0"], "--train_size"),
+    (["--early_stopping=-1"], "--early_stopping"),
+    (["--halve_eta_after=-2"], "--halve_eta_after"),
     (["--train_size=60000"], "--train_size"),
     (["--dataset=cifar"], "cifar"),
     (["--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),

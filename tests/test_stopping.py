@@ -1,0 +1,81 @@
+"""Early stopping and the η-halving schedule on scripted accuracy sequences."""
+
+import jax
+import numpy as np
+import pytest
+
+from nnjax import costs, network, stopping, train
+
+
+def test_epochs_without_improvement_counts_from_the_first_best():
+    assert stopping.epochs_without_improvement([]) == 0
+    assert stopping.epochs_without_improvement([1, 2, 3]) == 0
+    assert stopping.epochs_without_improvement([1, 3, 2, 3, 1]) == 3  # a tie is no improvement
+
+
+@pytest.mark.parametrize("accuracies, patience, stop", [
+    ([90, 91, 92], 2, False),
+    ([90, 92, 91, 91], 2, True),
+    ([90, 92, 91], 2, False),
+    ([90, 92, 91, 91], 0, False),   # 0: never
+    ([90, 90, 90, 90], 3, True),
+])
+def test_early_stop(accuracies, patience, stop):
+    assert stopping.early_stop(accuracies, patience) == stop
+
+
+def test_halving_schedule_halves_after_each_plateau_and_stops_at_one_128th():
+    eta = 0.5
+    assert stopping.halving_schedule([90, 91, 92], eta, 2) == (0.5, False)
+    assert stopping.halving_schedule([90, 91, 91, 91], eta, 2) == (0.25, False)
+    # The count restarts after a halving: two more flat epochs halve again.
+    assert stopping.halving_schedule([90, 91, 91, 91, 90, 91], eta, 2) == (0.125, False)
+    # A new best resets the count.
+    assert stopping.halving_schedule([90, 91, 91, 92, 91], eta, 2) == (0.5, False)
+    # Seven halvings reach η/128: stop.
+    flat = [90] + [89] * 14
+    assert stopping.halving_schedule(flat, eta, 2) == (eta / 128, True)
+    assert stopping.halving_schedule(flat[:-1], eta, 2) == (eta / 64, False)
+    assert stopping.halving_schedule(flat, eta, 0) == (eta, False)
+
+
+def _problem():
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    params = network.init(k1, [8, 5, 3])
+    x = jax.random.uniform(k2, (60, 8))
+    y = jax.random.randint(k3, (60,), 0, 3)
+    return params, x, y
+
+
+def test_training_stops_early_and_records_eta():
+    params, x, y = _problem()
+    _, history = train.train(params, (x, y), epochs=200, mini_batch_size=10, eta=0.1,
+                             key=jax.random.key(1), eval_data=(x[:20], y[:20]),
+                             early_stopping=3, halve_eta_after=2)
+    assert history.stopped and len(history.epochs) < 200
+    accuracies = [r.correct for r in history.epochs]
+    assert stopping.early_stop(accuracies, 3) or history.epochs[-1].eta <= 0.1 / 64
+    for k, r in enumerate(history.epochs):
+        assert r.eta == pytest.approx(stopping.halving_schedule(accuracies[:k], 0.1, 2)[0])
+    with pytest.raises(ValueError, match="evaluation data"):
+        train.train(params, (x, y), epochs=1, mini_batch_size=10, eta=0.1,
+                    key=jax.random.key(1), early_stopping=3)
+
+
+def test_monitoring_reports_the_books_four_lists():
+    params, x, y = _problem()
+    seen = []
+    trained, history = train.train(params, (x, y), epochs=2, mini_batch_size=10, eta=0.5,
+                                   key=jax.random.key(2), eval_data=(x[:20], y[:20]),
+                                   cost=costs.cross_entropy, lmbda=1.0, monitor=True,
+                                   on_epoch=seen.append)
+    last = seen[-1].as_dict()
+    for field in ("training_cost", "evaluation_cost", "training_correct", "training_accuracy"):
+        assert field in last
+    assert last["training_total"] == 60
+    assert last["training_correct"] == int(network.evaluate(trained, x, y))
+    # The book's quirk: the L2 term of a reported cost divides by that set's own size.
+    squares = sum(float(np.sum(np.asarray(w) ** 2)) for w in trained["weights"])
+    plain = float(train.total_cost(trained, x[:20], y[:20], costs.cross_entropy,
+                                   network.activations.sigmoid))
+    assert last["evaluation_cost"] == pytest.approx(plain + 0.5 * (1.0 / 20) * squares, rel=1e-5)
