@@ -44,6 +44,10 @@ flags.DEFINE_integer("halve_eta_after", 0, "Halve η after this many epochs with
 flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
                   "Which split is scored after each epoch.")
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per epoch to this file.")
+flags.DEFINE_string("save", None, "Write the trained network to this file, as the book's "
+                    "network2.py JSON (nnjax.checkpoint.load reads it back).")
+flags.DEFINE_string("checkpoint_dir", None, "Checkpoint after every epoch in this directory; "
+                    "rerunning with the same flags resumes from the last finished epoch.")
 flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
                   "highest: float32 products, as the book computes (in float64); default: "
                   "XLA's choice, TF32 on recent GPUs (about 15% faster there).")
@@ -86,27 +90,53 @@ def check_flags() -> list[int]:
             raise UsageError(f"--{name} must be zero or positive, got {FLAGS[name].value}")
     if FLAGS.train_size is not None and FLAGS.train_size <= 0:
         raise UsageError(f"--train_size must be positive, got {FLAGS.train_size}")
-    if FLAGS.metrics_out:
-        check_writable(FLAGS.metrics_out)
+    for name in ("metrics_out", "save"):
+        if FLAGS[name].value:
+            check_writable(name, FLAGS[name].value)
     return hidden
 
 
-def check_writable(path: str) -> None:
+def check_writable(flag: str, path: str) -> None:
     """Raises UsageError unless ``path`` can be written, without creating or changing it."""
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise UsageError(f"--metrics_out={path} is a directory")
+        raise UsageError(f"--{flag}={path} is a directory")
     if not os.path.isdir(directory):
-        raise UsageError(f"--metrics_out={path}: directory {directory} does not exist")
+        raise UsageError(f"--{flag}={path}: directory {directory} does not exist")
     if not os.access(path if os.path.exists(path) else directory, os.W_OK):
-        raise UsageError(f"--metrics_out={path} is not writable")
+        raise UsageError(f"--{flag}={path} is not writable")
+
+
+# The flags that decide a run's trajectory: a checkpoint resumes only a run with the same.
+TRAINING_FLAGS = ("hidden", "mini_batch_size", "eta", "seed", "dataset", "eval_split", "cost",
+                  "activation", "init", "l2", "l1", "train_size", "early_stopping",
+                  "halve_eta_after")
+
+
+def open_checkpoint(settings: dict):
+    """The checkpoint file of --checkpoint_dir and the state in it (None if it is new)."""
+    from nnjax import checkpoint
+    directory = FLAGS.checkpoint_dir
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--checkpoint_dir={directory}: {e.strerror}") from None
+    path = os.path.join(directory, "checkpoint.npz")
+    if not os.path.exists(path):
+        return path, None
+    params, epochs, saved = checkpoint.read_checkpoint(path)
+    if saved != settings:
+        changed = sorted(k for k in settings if saved.get(k) != settings[k])
+        raise UsageError(f"{path} is a run with other flags ({', '.join('--' + k for k in changed)}"
+                         "): rerun with its flags or use another --checkpoint_dir")
+    return path, (params, epochs)
 
 
 def run() -> None:
     hidden = check_flags()
     # Imported here so that `--help` and flag errors answer at once.
     import jax
-    from nnjax import activations, costs, data, network, train
+    from nnjax import activations, checkpoint, costs, data, network, train
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     eval_split = getattr(dataset, FLAGS.eval_split)
@@ -132,10 +162,24 @@ def run() -> None:
           f"{jax.default_backend()}; {dataset.name}: {n_train} training, "
           f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
 
+    done, after_epoch = [], None
+    if FLAGS.checkpoint_dir:
+        settings = {name: FLAGS[name].value for name in TRAINING_FLAGS}
+        path, state = open_checkpoint(settings)
+        if state is not None:
+            params = jax.tree.map(jax.numpy.asarray, state[0])
+            done = [train.EpochResult.from_dict(e) for e in state[1]]
+            print(f"Resuming from {path} after {len(done)} epochs.", flush=True)
+
+        def after_epoch(params, results):
+            checkpoint.write_checkpoint(path, params, [r.as_dict() for r in results], settings)
+
     try:
         metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out else None
     except OSError as e:
         raise UsageError(f"--metrics_out={FLAGS.metrics_out}: {e.strerror}") from None
+    if metrics:  # the metrics file describes the whole run, resumed or not
+        metrics.writelines(json.dumps(r.as_dict()) + "\n" for r in done)
 
     def report(r: train.EpochResult) -> None:
         eta = f", η={r.eta:g}" if FLAGS.halve_eta_after else ""
@@ -149,7 +193,7 @@ def run() -> None:
             metrics.flush()
 
     try:
-        _, history = train.train(params, (train_x, train_y),
+        params, history = train.train(params, (train_x, train_y),
                                  epochs=FLAGS.epochs, mini_batch_size=FLAGS.mini_batch_size,
                                  eta=FLAGS.eta, key=shuffle_key, cost=cost,
                                  activation=activation, lmbda=FLAGS.l2 or FLAGS.l1,
@@ -157,10 +201,14 @@ def run() -> None:
                                  eval_data=(eval_split.x, eval_split.y), kernel=FLAGS.kernel,
                                  matmul_precision=FLAGS.matmul_precision,
                                  monitor=FLAGS.monitor, early_stopping=FLAGS.early_stopping,
-                                 halve_eta_after=FLAGS.halve_eta_after, on_epoch=report)
+                                 halve_eta_after=FLAGS.halve_eta_after, on_epoch=report,
+                                 after_epoch=after_epoch, done=done)
     finally:
         if metrics:
             metrics.close()
+    if FLAGS.save:
+        checkpoint.save(FLAGS.save, params, cost, activation)
+        print(f"Saved the network to {FLAGS.save}.")
     if history.stopped:
         print(f"Stopped: {history.stopped}.")
     best, last = history.best, history.epochs[-1]
@@ -173,10 +221,10 @@ def run() -> None:
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
-    from nnjax import data
+    from nnjax import checkpoint, data
     try:
         run()
-    except (UsageError, data.DataError) as e:
+    except (UsageError, data.DataError, checkpoint.CheckpointError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted")

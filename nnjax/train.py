@@ -9,7 +9,7 @@ costs, as the book's ``network2.SGD`` does), decides on η and stopping, and han
 import dataclasses
 import functools
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,12 @@ class EpochResult:
         if self.training_total:
             fields["training_accuracy"] = self.training_correct / self.training_total
         return {**fields, "accuracy": self.accuracy}
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "EpochResult":
+        """The inverse of ``as_dict``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in fields.items() if k in names})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +79,8 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
           activation: activations.Activation = activations.sigmoid, lmbda: float = 0.0,
           regularization: str = "l2", kernel: str = "auto", matmul_precision: str = "highest",
           monitor: bool = False, early_stopping: int = 0, halve_eta_after: int = 0,
-          on_epoch: Optional[Callable[[EpochResult], None]] = None):
+          on_epoch: Optional[Callable[[EpochResult], None]] = None,
+          after_epoch: Optional[Callable] = None, done: Sequence[EpochResult] = ()):
     """Trains ``params`` by SGD for up to ``epochs`` epochs.
 
     ``train_data`` and ``eval_data`` are pairs ``(x (n, n_in) float, y (n,) int)``. Epoch k
@@ -85,6 +92,11 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
     ``EpochResult``. ``early_stopping=n`` stops after n epochs without a better evaluation
     accuracy; ``halve_eta_after=n`` halves η after each such n epochs and stops at η/128
     (``nnjax.stopping``); both need ``eval_data``.
+
+    To resume a run, pass the parameters it had after its finished epochs and those epochs'
+    results as ``done``: training goes on from epoch ``len(done)`` exactly as if it had
+    never stopped. ``after_epoch(params, results so far)`` is called after every epoch (to
+    checkpoint).
 
     Returns ``(params, History)``; without ``eval_data`` every epoch scores 0 of 0.
     """
@@ -106,8 +118,20 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
         def cost_on(params, x, y):
             return None if x is None else float(total_cost(params, x, y, cost, activation, lmbda))
 
-        results, stopped, eta_now = [], "", eta
-        for k in range(epochs):
+        results = list(done)
+
+        def decide():
+            accuracies = [r.correct for r in results]
+            eta_next, eta_floor = stopping.halving_schedule(accuracies, eta, halve_eta_after)
+            if eta_floor:
+                return eta_next, f"η fell to 1/128 of {eta:g} after epoch {len(results) - 1}"
+            if stopping.early_stop(accuracies, early_stopping):
+                return eta_next, (f"no improvement in {early_stopping} epochs after epoch "
+                                  f"{len(results) - 1}")
+            return eta_next, ""
+
+        eta_now, stopped = decide()
+        for k in range(len(results), epochs if not stopped else 0):
             start = time.perf_counter()
             params = jax.block_until_ready(epoch_fn(params, x, y, jax.random.fold_in(key, k),
                                                     jnp.asarray(eta_now, x.dtype), lmbda))
@@ -122,12 +146,9 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
                                        float(eta_now), **extra))
             if on_epoch is not None:
                 on_epoch(results[-1])
-            accuracies = [r.correct for r in results]
-            eta_now, eta_floor = stopping.halving_schedule(accuracies, eta, halve_eta_after)
-            if eta_floor:
-                stopped = f"η fell to 1/128 of {eta:g} after epoch {k}"
-            elif stopping.early_stop(accuracies, early_stopping):
-                stopped = f"no improvement in {early_stopping} epochs after epoch {k}"
+            if after_epoch is not None:
+                after_epoch(params, results)
+            eta_now, stopped = decide()
             if stopped:
                 break
     return params, History(results, compile_seconds, stopped)

@@ -35,6 +35,8 @@ def run_mnist(*flags, timeout=300):
     (["--l2=1", "--l1=1"], "--l2"),
     (["--train_size=0"], "--train_size"),
     (["--early_stopping=-1"], "--early_stopping"),
+    (["--save=/nonexistent/dir/net.json"], "--save"),
+    (["--checkpoint_dir=/proc/nnjax", "--epochs=1"], "--checkpoint_dir"),
     (["--halve_eta_after=-2"], "--halve_eta_after"),
     (["--train_size=60000"], "--train_size"),
     (["--dataset=cifar"], "cifar"),

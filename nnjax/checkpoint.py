@@ -1,0 +1,101 @@
+"""Saving networks (the book's JSON format) and checkpointing training runs.
+
+``save``/``load`` use the format of the book's ``network2.py``: a JSON object with
+``sizes``, ``weights`` (lists of rows), ``biases`` (column vectors, lists of one-element
+lists) and ``cost`` (``"QuadraticCost"`` or ``"CrossEntropyCost"``), plus nnjax's own
+``"nnjax"`` entry (cost and activation by nnjax's names). Files written by the book's code
+load, and the book's code loads files written here.
+
+``write_checkpoint``/``read_checkpoint`` keep a training run's state after every epoch in
+one ``.npz`` file: the exact float32 parameters, the epochs so far and the settings of the
+run. Every file is written to a temporary name and renamed over the old one, so a process
+killed at any moment leaves either the old or the new file, never half of one.
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+from nnjax import activations, costs, network
+
+BOOK_COST_NAMES = {"quadratic": "QuadraticCost", "cross_entropy": "CrossEntropyCost"}
+
+
+class CheckpointError(Exception):
+    """A file that cannot be read as a network or checkpoint; the message names it."""
+
+
+def _write_atomically(path, write):
+    path = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save(path, params, cost: costs.Cost = costs.quadratic,
+         activation: activations.Activation = activations.sigmoid) -> None:
+    """Writes the network to ``path`` as the book's ``network2.py`` JSON."""
+    document = {
+        "sizes": network.sizes_of(params),
+        "weights": [np.asarray(w, np.float64).tolist() for w in params["weights"]],
+        "biases": [np.asarray(b, np.float64)[:, None].tolist() for b in params["biases"]],
+        "cost": BOOK_COST_NAMES.get(cost.name, cost.name),
+        "nnjax": {"cost": cost.name, "activation": activation.name},
+    }
+    _write_atomically(path, lambda f: f.write(json.dumps(document).encode()))
+
+
+def load(path, dtype=np.float32):
+    """Reads a network saved by ``save`` or by the book's ``network2.py``.
+
+    Returns ``(params, cost, activation)``; raises CheckpointError naming the file.
+    """
+    try:
+        with open(path) as f:
+            document = json.load(f)
+        sizes = network.check_sizes(document["sizes"])
+        weights = [np.asarray(w, dtype) for w in document["weights"]]
+        biases = [np.asarray(b, dtype).reshape(-1) for b in document["biases"]]
+        ours = document.get("nnjax", {})
+        book_names = {v: k for k, v in BOOK_COST_NAMES.items()}
+        cost = costs.get(ours.get("cost") or book_names.get(document.get("cost"), "quadratic"))
+        activation = activations.get(ours.get("activation", "sigmoid"))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"cannot read a network from {path}: {e}") from None
+    shapes = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    if [w.shape for w in weights] != shapes or [b.shape for b in biases] != [s[:1] for s in shapes]:
+        raise CheckpointError(f"{path}: weights and biases do not match sizes {sizes}")
+    return {"weights": weights, "biases": biases}, cost, activation
+
+
+def write_checkpoint(path, params, epochs: list, settings: dict) -> None:
+    """Writes ``params`` (exactly), the finished ``epochs`` (JSON-able dicts) and the run's
+    ``settings`` to the ``.npz`` file ``path``."""
+    arrays = {f"w{l}": np.asarray(w) for l, w in enumerate(params["weights"])}
+    arrays.update({f"b{l}": np.asarray(b) for l, b in enumerate(params["biases"])})
+    meta = json.dumps({"epochs": epochs, "settings": settings})
+    _write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
+
+
+def read_checkpoint(path):
+    """Returns ``(params, epochs, settings)`` from ``write_checkpoint``'s file, or raises
+    CheckpointError naming it."""
+    try:
+        with np.load(path) as archive:
+            meta = json.loads(str(archive["meta"]))
+            layers = sum(1 for k in archive.files if k.startswith("w"))
+            params = {"weights": [archive[f"w{l}"] for l in range(layers)],
+                      "biases": [archive[f"b{l}"] for l in range(layers)]}
+        return params, meta["epochs"], meta["settings"]
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from None

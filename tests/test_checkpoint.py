@@ -1,0 +1,102 @@
+"""Saving and loading networks (the book's JSON), checkpoints, and kill-and-resume."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from nnjax import activations, checkpoint, costs, network
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_save_load_gives_the_same_predictions(tmp_path):
+    params = network.init(jax.random.key(0), [20, 7, 4])
+    path = tmp_path / "net.json"
+    checkpoint.save(path, params, costs.cross_entropy, activations.tanh)
+    loaded, cost, activation = checkpoint.load(path)
+    assert cost is costs.cross_entropy and activation is activations.tanh
+    x = jax.random.uniform(jax.random.key(1), (30, 20))
+    np.testing.assert_array_equal(network.feedforward(loaded, x, activations.tanh),
+                                  network.feedforward(params, x, activations.tanh))
+    document = json.loads(path.read_text())
+    assert document["sizes"] == [20, 7, 4] and document["cost"] == "CrossEntropyCost"
+    assert np.shape(document["biases"][0]) == (7, 1)  # the book's column vectors
+
+
+def test_loads_a_network_saved_by_the_books_network2(tmp_path):
+    rng = np.random.default_rng(0)
+    sizes = [6, 4, 3]
+    weights = [rng.standard_normal((y, x)) for x, y in zip(sizes[:-1], sizes[1:])]
+    biases = [rng.standard_normal((y, 1)) for y in sizes[1:]]
+    path = tmp_path / "book.json"
+    path.write_text(json.dumps({"sizes": sizes, "weights": [w.tolist() for w in weights],
+                                "biases": [b.tolist() for b in biases],
+                                "cost": "CrossEntropyCost"}))
+    params, cost, activation = checkpoint.load(path, dtype=np.float64)
+    assert cost is costs.cross_entropy and activation is activations.sigmoid
+    x = rng.random(6)
+    want = x[:, None]
+    for w, b in zip(weights, biases):  # the book's feedforward, column vectors
+        want = 1 / (1 + np.exp(-(w @ want + b)))
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(network.feedforward(params, x), want[:, 0], rtol=1e-12)
+
+
+def test_bad_files_are_reported_with_their_name(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(checkpoint.CheckpointError, match="bad.json"):
+        checkpoint.load(bad)
+    bad.write_text(json.dumps({"sizes": [3, 2], "weights": [[[1, 2]]], "biases": [[[0]]]}))
+    with pytest.raises(checkpoint.CheckpointError, match="do not match sizes"):
+        checkpoint.load(bad)
+    with pytest.raises(checkpoint.CheckpointError, match="missing.npz"):
+        checkpoint.read_checkpoint(tmp_path / "missing.npz")
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path):
+    params = network.init(jax.random.key(3), [9, 5, 2])
+    path = tmp_path / "c.npz"
+    checkpoint.write_checkpoint(path, params, [{"epoch": 0, "correct": 5}], {"eta": 3.0})
+    loaded, epochs, settings = checkpoint.read_checkpoint(path)
+    for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
+        np.testing.assert_array_equal(np.asarray(u), v)
+        assert v.dtype == np.float32
+    assert epochs == [{"epoch": 0, "correct": 5}] and settings == {"eta": 3.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary files left
+
+
+def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path):
+    flags = ["--hidden=100", "--epochs=10", "--cost=cross_entropy", "--eta=0.5", "--l2=5",
+             "--halve_eta_after=2"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = lambda *extra: subprocess.run([sys.executable, "-m", "experiments.mnist", *flags,
+                                         *extra], cwd=ROOT, env=env, capture_output=True,
+                                        text=True, timeout=600)
+    whole = run(f"--save={tmp_path / 'whole.json'}")
+    assert whole.returncode == 0, whole.stderr
+
+    ckpt = tmp_path / "ckpt"
+    process = subprocess.Popen([sys.executable, "-m", "experiments.mnist", *flags,
+                                f"--checkpoint_dir={ckpt}"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in process.stdout:
+        if line.startswith("Epoch 3:"):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    resumed = run(f"--checkpoint_dir={ckpt}", f"--save={tmp_path / 'resumed.json'}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming from" in resumed.stdout
+    a = json.loads((tmp_path / "whole.json").read_text())
+    b = json.loads((tmp_path / "resumed.json").read_text())
+    assert a["weights"] == b["weights"] and a["biases"] == b["biases"]
+    assert whole.stdout.splitlines()[-1].split(". ")[:2] == resumed.stdout.splitlines()[-1].split(". ")[:2]
