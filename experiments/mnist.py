@@ -33,6 +33,8 @@ flags.DEFINE_enum("init", "normal", ["normal", "scaled"],
 flags.DEFINE_float("l2", 0.0, "L2 regularisation λ (weight decay 1 − ηλ/n, n the training "
                    "set size, as in the book's network2.py).")
 flags.DEFINE_float("l1", 0.0, "L1 regularisation λ (w → w − (ηλ/n) sgn(w) − ...).")
+flags.DEFINE_float("momentum", 0.0, "Momentum coefficient μ (the book's v → μv − η∇C, "
+                   "w → w + v); 0 for plain SGD.")
 flags.DEFINE_integer("train_size", None, "Train on the first N training images only "
                      "(e.g. 1000 for chapter 3's overfitting experiments).")
 flags.DEFINE_bool("monitor", False, "Also report, after each epoch, the cost on the training "
@@ -83,6 +85,8 @@ def check_flags() -> list[int]:
     for name in ("l2", "l1"):
         if not FLAGS[name].value >= 0:
             raise UsageError(f"--{name} must be zero or positive, got {FLAGS[name].value}")
+    if not 0 <= FLAGS.momentum < 1:
+        raise UsageError(f"--momentum must be in [0, 1), got {FLAGS.momentum}")
     if FLAGS.l2 > 0 and FLAGS.l1 > 0:
         raise UsageError("--l2 and --l1 cannot both be set")
     for name in ("early_stopping", "halve_eta_after"):
@@ -109,8 +113,8 @@ def check_writable(flag: str, path: str) -> None:
 
 # The flags that decide a run's trajectory: a checkpoint resumes only a run with the same.
 TRAINING_FLAGS = ("hidden", "mini_batch_size", "eta", "seed", "dataset", "eval_split", "cost",
-                  "activation", "init", "l2", "l1", "train_size", "early_stopping",
-                  "halve_eta_after")
+                  "activation", "init", "l2", "l1", "momentum", "train_size",
+                  "early_stopping", "halve_eta_after")
 
 
 def open_checkpoint(settings: dict):
@@ -124,19 +128,19 @@ def open_checkpoint(settings: dict):
     path = os.path.join(directory, "checkpoint.npz")
     if not os.path.exists(path):
         return path, None
-    params, epochs, saved = checkpoint.read_checkpoint(path)
+    params, state, epochs, saved = checkpoint.read_checkpoint(path)
     if saved != settings:
         changed = sorted(k for k in settings if saved.get(k) != settings[k])
         raise UsageError(f"{path} is a run with other flags ({', '.join('--' + k for k in changed)}"
                          "): rerun with its flags or use another --checkpoint_dir")
-    return path, (params, epochs)
+    return path, (params, state, epochs)
 
 
 def run() -> None:
     hidden = check_flags()
     # Imported here so that `--help` and flag errors answer at once.
     import jax
-    from nnjax import activations, checkpoint, costs, data, network, train
+    from nnjax import activations, checkpoint, costs, data, network, sgd, train
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     eval_split = getattr(dataset, FLAGS.eval_split)
@@ -155,24 +159,29 @@ def run() -> None:
     params = network.init(init_key, sizes, init=FLAGS.init)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
     regularised = (f", L2 λ={FLAGS.l2:g}" if FLAGS.l2 else "") + (
-        f", L1 λ={FLAGS.l1:g}" if FLAGS.l1 else "")
+        f", L1 λ={FLAGS.l1:g}" if FLAGS.l1 else "") + (
+        f", momentum {FLAGS.momentum:g}" if FLAGS.momentum else "")
     print(f"nnjax: {sizes} {activation.name} network, {cost.name} cost, {FLAGS.init} "
           f"initialisation{regularised}, η={FLAGS.eta:g}, "
           f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs on "
           f"{jax.default_backend()}; {dataset.name}: {n_train} training, "
           f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
 
-    done, after_epoch = [], None
+    done, after_epoch, opt_state = [], None, None
     if FLAGS.checkpoint_dir:
         settings = {name: FLAGS[name].value for name in TRAINING_FLAGS}
         path, state = open_checkpoint(settings)
         if state is not None:
             params = jax.tree.map(jax.numpy.asarray, state[0])
-            done = [train.EpochResult.from_dict(e) for e in state[1]]
+            if FLAGS.momentum:
+                structure = jax.tree.structure(sgd.init_state(params, FLAGS.momentum))
+                opt_state = jax.tree.unflatten(structure, map(jax.numpy.asarray, state[1]))
+            done = [train.EpochResult.from_dict(e) for e in state[2]]
             print(f"Resuming from {path} after {len(done)} epochs.", flush=True)
 
-        def after_epoch(params, results):
-            checkpoint.write_checkpoint(path, params, [r.as_dict() for r in results], settings)
+        def after_epoch(params, opt_state, results):
+            checkpoint.write_checkpoint(path, params, [r.as_dict() for r in results], settings,
+                                        opt_state)
 
     try:
         metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out else None
@@ -193,11 +202,12 @@ def run() -> None:
             metrics.flush()
 
     try:
-        params, history = train.train(params, (train_x, train_y),
+        params, _, history = train.train(params, (train_x, train_y),
                                  epochs=FLAGS.epochs, mini_batch_size=FLAGS.mini_batch_size,
                                  eta=FLAGS.eta, key=shuffle_key, cost=cost,
                                  activation=activation, lmbda=FLAGS.l2 or FLAGS.l1,
                                  regularization="l1" if FLAGS.l1 > 0 else "l2",
+                                 momentum=FLAGS.momentum, opt_state=opt_state,
                                  eval_data=(eval_split.x, eval_split.y), kernel=FLAGS.kernel,
                                  matmul_precision=FLAGS.matmul_precision,
                                  monitor=FLAGS.monitor, early_stopping=FLAGS.early_stopping,

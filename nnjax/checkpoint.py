@@ -17,6 +17,7 @@ import os
 import pathlib
 import tempfile
 
+import jax
 import numpy as np
 
 from nnjax import activations, costs, network
@@ -78,17 +79,19 @@ def load(path, dtype=np.float32):
     return {"weights": weights, "biases": biases}, cost, activation
 
 
-def write_checkpoint(path, params, epochs: list, settings: dict) -> None:
-    """Writes ``params`` (exactly), the finished ``epochs`` (JSON-able dicts) and the run's
-    ``settings`` to the ``.npz`` file ``path``."""
+def write_checkpoint(path, params, epochs: list, settings: dict, opt_state=None) -> None:
+    """Writes ``params`` and the optimiser state's arrays (exactly), the finished ``epochs``
+    (JSON-able dicts) and the run's ``settings`` to the ``.npz`` file ``path``."""
     arrays = {f"w{l}": np.asarray(w) for l, w in enumerate(params["weights"])}
     arrays.update({f"b{l}": np.asarray(b) for l, b in enumerate(params["biases"])})
+    arrays.update({f"s{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(opt_state))})
     meta = json.dumps({"epochs": epochs, "settings": settings})
     _write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
 
 
 def read_checkpoint(path):
-    """Returns ``(params, epochs, settings)`` from ``write_checkpoint``'s file, or raises
+    """Returns ``(params, state_leaves, epochs, settings)`` from ``write_checkpoint``'s file
+    (``state_leaves``: the optimiser state's arrays, in ``jax.tree.leaves`` order), or raises
     CheckpointError naming it."""
     try:
         with np.load(path) as archive:
@@ -96,6 +99,7 @@ def read_checkpoint(path):
             layers = sum(1 for k in archive.files if k.startswith("w"))
             params = {"weights": [archive[f"w{l}"] for l in range(layers)],
                       "biases": [archive[f"b{l}"] for l in range(layers)]}
-        return params, meta["epochs"], meta["settings"]
+            state = [archive[f"s{i}"] for i in range(sum(k.startswith("s") for k in archive.files))]
+        return params, state, meta["epochs"], meta["settings"]
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from None

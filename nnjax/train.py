@@ -77,28 +77,31 @@ def total_cost(params, x, y, cost: costs.Cost, activation: activations.Activatio
 def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, key,
           eval_data=None, cost: costs.Cost = costs.quadratic,
           activation: activations.Activation = activations.sigmoid, lmbda: float = 0.0,
-          regularization: str = "l2", kernel: str = "auto", matmul_precision: str = "highest",
+          regularization: str = "l2", momentum: float = 0.0, kernel: str = "auto",
+          matmul_precision: str = "highest",
           monitor: bool = False, early_stopping: int = 0, halve_eta_after: int = 0,
           on_epoch: Optional[Callable[[EpochResult], None]] = None,
-          after_epoch: Optional[Callable] = None, done: Sequence[EpochResult] = ()):
+          after_epoch: Optional[Callable] = None, done: Sequence[EpochResult] = (),
+          opt_state=None):
     """Trains ``params`` by SGD for up to ``epochs`` epochs.
 
     ``train_data`` and ``eval_data`` are pairs ``(x (n, n_in) float, y (n,) int)``. Epoch k
     shuffles with ``jax.random.fold_in(key, k)``, so a given key gives the same run every
-    time. ``cost``, ``activation``, ``lmbda``, ``regularization`` and ``kernel`` are passed to
-    ``sgd.sgd_epoch``. ``matmul_precision="highest"`` keeps float32 matrix products in
+    time. ``cost``, ``activation``, ``lmbda``, ``regularization``, ``momentum`` and ``kernel``
+    are passed to ``sgd.sgd_epoch``. ``matmul_precision="highest"`` keeps float32 matrix products in
     float32 (XLA's "default" lets GPUs and TPUs use TF32 or bfloat16 passes: faster, less
     like the book). ``monitor`` adds the costs and the training accuracy to every
     ``EpochResult``. ``early_stopping=n`` stops after n epochs without a better evaluation
     accuracy; ``halve_eta_after=n`` halves η after each such n epochs and stops at η/128
     (``nnjax.stopping``); both need ``eval_data``.
 
-    To resume a run, pass the parameters it had after its finished epochs and those epochs'
-    results as ``done``: training goes on from epoch ``len(done)`` exactly as if it had
-    never stopped. ``after_epoch(params, results so far)`` is called after every epoch (to
-    checkpoint).
+    To resume a run, pass the parameters (and, with momentum, the ``opt_state``) it had after
+    its finished epochs and those epochs' results as ``done``: training goes on from epoch
+    ``len(done)`` exactly as if it had never stopped. ``after_epoch(params, opt_state,
+    results so far)`` is called after every epoch (to checkpoint).
 
-    Returns ``(params, History)``; without ``eval_data`` every epoch scores 0 of 0.
+    Returns ``(params, opt_state, History)``; ``opt_state`` is None without momentum;
+    without ``eval_data`` every epoch scores 0 of 0.
     """
     if (early_stopping or halve_eta_after) and eval_data is None:
         raise ValueError("early stopping and the η schedule need evaluation data")
@@ -106,10 +109,12 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
         x, y = (jax.device_put(a) for a in train_data)
         x_eval, y_eval = (jax.device_put(a) for a in eval_data) if eval_data else (None, None)
         lmbda = jnp.asarray(lmbda, x.dtype)
+        if momentum and opt_state is None:
+            opt_state = sgd.init_state(params, momentum)
         start = time.perf_counter()
         epoch_fn = sgd.sgd_epoch.lower(params, x, y, key, jnp.asarray(eta, x.dtype),
                                        mini_batch_size, cost, activation, kernel, lmbda,
-                                       regularization).compile()
+                                       regularization, momentum, opt_state).compile()
         compile_seconds = time.perf_counter() - start
 
         def score(params, x, y):
@@ -133,8 +138,10 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
         eta_now, stopped = decide()
         for k in range(len(results), epochs if not stopped else 0):
             start = time.perf_counter()
-            params = jax.block_until_ready(epoch_fn(params, x, y, jax.random.fold_in(key, k),
-                                                    jnp.asarray(eta_now, x.dtype), lmbda))
+            out = jax.block_until_ready(epoch_fn(params, x, y, jax.random.fold_in(key, k),
+                                                 jnp.asarray(eta_now, x.dtype), lmbda,
+                                                 opt_state))
+            params, opt_state = (out, None) if opt_state is None else out
             seconds = time.perf_counter() - start
             total = 0 if y_eval is None else int(y_eval.shape[0])
             extra = {}
@@ -147,8 +154,8 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
             if on_epoch is not None:
                 on_epoch(results[-1])
             if after_epoch is not None:
-                after_epoch(params, results)
+                after_epoch(params, opt_state, results)
             eta_now, stopped = decide()
             if stopped:
                 break
-    return params, History(results, compile_seconds, stopped)
+    return params, opt_state, History(results, compile_seconds, stopped)

@@ -64,18 +64,22 @@ def test_bad_files_are_reported_with_their_name(tmp_path):
 def test_checkpoint_round_trip_is_exact(tmp_path):
     params = network.init(jax.random.key(3), [9, 5, 2])
     path = tmp_path / "c.npz"
-    checkpoint.write_checkpoint(path, params, [{"epoch": 0, "correct": 5}], {"eta": 3.0})
-    loaded, epochs, settings = checkpoint.read_checkpoint(path)
+    velocity = jax.tree.map(lambda p: p * 0.5, params)
+    checkpoint.write_checkpoint(path, params, [{"epoch": 0, "correct": 5}], {"eta": 3.0},
+                                velocity)
+    loaded, state, epochs, settings = checkpoint.read_checkpoint(path)
     for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
         np.testing.assert_array_equal(np.asarray(u), v)
         assert v.dtype == np.float32
+    for u, v in zip(jax.tree.leaves(velocity), state, strict=True):
+        np.testing.assert_array_equal(np.asarray(u), v)
     assert epochs == [{"epoch": 0, "correct": 5}] and settings == {"eta": 3.0}
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary files left
 
 
-def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path):
-    flags = ["--hidden=100", "--epochs=10", "--cost=cross_entropy", "--eta=0.5", "--l2=5",
-             "--halve_eta_after=2"]
+def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, flags=None):
+    flags = flags or ["--hidden=100", "--epochs=10", "--cost=cross_entropy", "--eta=0.5",
+                      "--l2=5", "--halve_eta_after=2"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     run = lambda *extra: subprocess.run([sys.executable, "-m", "experiments.mnist", *flags,
                                          *extra], cwd=ROOT, env=env, capture_output=True,
@@ -100,3 +104,10 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path):
     b = json.loads((tmp_path / "resumed.json").read_text())
     assert a["weights"] == b["weights"] and a["biases"] == b["biases"]
     assert whole.stdout.splitlines()[-1].split(". ")[:2] == resumed.stdout.splitlines()[-1].split(". ")[:2]
+
+
+def test_killed_momentum_run_resumes_exactly(tmp_path):
+    """With momentum the velocities are part of the state, and are checkpointed too."""
+    test_killed_run_resumes_to_exactly_the_uninterrupted_result(
+        tmp_path, ["--hidden=20", "--epochs=30", "--cost=cross_entropy", "--eta=0.1",
+                   "--momentum=0.5", "--train_size=20000"])

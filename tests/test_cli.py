@@ -35,6 +35,7 @@ def run_mnist(*flags, timeout=300):
     (["--l2=1", "--l1=1"], "--l2"),
     (["--train_size=0"], "--train_size"),
     (["--early_stopping=-1"], "--early_stopping"),
+    (["--momentum=1.5"], "--momentum"),
     (["--save=/nonexistent/dir/net.json"], "--save"),
     (["--checkpoint_dir=/proc/nnjax", "--epochs=1"], "--checkpoint_dir"),
     (["--halve_eta_after=-2"], "--halve_eta_after"),
@@ -81,3 +82,11 @@ def test_book_chapter1_run_reaches_94_5_percent(tmp_path):
         assert f"Epoch {l['epoch']}: {l['correct']} / 10000" in result.stdout
     assert max(l["correct"] for l in lines) >= 9450, [l["correct"] for l in lines]
     assert "Best: epoch" in result.stdout
+
+
+def test_book_chapter3_l2_run_reaches_96_percent():
+    """Chapter 3: cross-entropy, λ = 5.0, η = 0.5, [784, 30, 10], 30 epochs (book: 96.49%)."""
+    result = run_mnist("--cost=cross_entropy", "--eta=0.5", "--l2=5", timeout=600)
+    assert result.returncode == 0, result.stderr
+    best = max(int(l.split()[2]) for l in result.stdout.splitlines() if l.startswith("Epoch "))
+    assert best >= 9600, result.stdout

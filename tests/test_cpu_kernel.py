@@ -49,7 +49,8 @@ def test_kernel_applies_eta_and_every_step():
     assert max_difference(same, params) == 0.0
     batches, _ = sgd.mini_batches(key, 100, 10)
     one_step = jax.jit(cpu_kernel.sgd_epoch)(params, x, y, batches[:1], 1.0)
-    want = sgd.sgd_step(params, x[batches[0]], costs.one_hot(y[batches[0]], 10), 1.0)
+    want, _ = sgd.sgd_step(params, sgd.init_state(params), x[batches[0]],
+                           costs.one_hot(y[batches[0]], 10), sgd.optimizer(1.0))
     assert max_difference(one_step, want) < 1e-6
 
 

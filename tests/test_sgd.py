@@ -76,7 +76,7 @@ def test_same_seed_same_parameters_and_different_seed_differs():
     params, x, y = small_problem(100)
     run = lambda seed: train.train(params, (x, y), epochs=2, mini_batch_size=10, eta=1.0,
                                    key=jax.random.key(seed), eval_data=(x, y))
-    (a, ha), (b, hb), (c, _) = run(5), run(5), run(6)
+    (a, _, ha), (b, _, hb), (c, _, _) = run(5), run(5), run(6)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
     assert [r.correct for r in ha.epochs] == [r.correct for r in hb.epochs]
@@ -86,7 +86,7 @@ def test_same_seed_same_parameters_and_different_seed_differs():
 def test_train_reports_every_epoch():
     params, x, y = small_problem(50)
     seen = []
-    _, history = train.train(params, (x, y), epochs=3, mini_batch_size=10, eta=1.0,
+    _, _, history = train.train(params, (x, y), epochs=3, mini_batch_size=10, eta=1.0,
                              key=jax.random.key(0), eval_data=(x[:20], y[:20]),
                              on_epoch=seen.append)
     assert [r.epoch for r in seen] == [0, 1, 2] == [r.epoch for r in history.epochs]
@@ -109,8 +109,8 @@ def test_regularised_step_is_the_books_update(regularization):
         params, x, y = small_problem(10, dtype=jnp.float64)
         y1 = costs.one_hot(y, 4, jnp.float64)
         eta, lmbda, n = 0.5, 5.0, 1000
-        got = sgd.sgd_step(params, x, y1, eta, costs.cross_entropy, lmbda=lmbda, n=n,
-                           regularization=regularization)
+        tx = sgd.optimizer(eta, lmbda=lmbda, n=n, regularization=regularization)
+        got, _ = sgd.sgd_step(params, tx.init(params), x, y1, tx, costs.cross_entropy)
         sums = jax.tree.map(np.zeros_like, jax.tree.map(np.asarray, params))
         for i in range(10):
             g = backprop.backprop(params, x[i], y1[i], costs.cross_entropy)
@@ -125,3 +125,43 @@ def test_regularised_step_is_the_books_update(regularization):
         for b, s_b, g_b in zip(params["biases"], sums["biases"], got["biases"]):
             np.testing.assert_allclose(np.asarray(g_b), np.asarray(b) - (eta / 10) * s_b,
                                        rtol=1e-12, atol=1e-14)
+
+
+def test_plain_sgd_through_optax_is_the_books_update_bit_for_bit():
+    with jax.enable_x64(True):
+        params, x, y = small_problem(10, dtype=jnp.float64)
+        y1 = costs.one_hot(y, 4, jnp.float64)
+        got, _ = sgd.sgd_step(params, sgd.init_state(params), x, y1, sgd.optimizer(0.7))
+        nabla = backprop.grad(params, x, y1)
+        for p, g, new in zip(jax.tree.leaves(params), jax.tree.leaves(nabla),
+                             jax.tree.leaves(got)):
+            np.testing.assert_array_equal(np.asarray(new), np.asarray(p - 0.7 * g))
+
+
+def test_momentum_is_the_books_rule():
+    """v → μv − η∇C, w → w + v, over two steps with a change of η between them."""
+    with jax.enable_x64(True):
+        params, x, y = small_problem(20, dtype=jnp.float64)
+        y1 = costs.one_hot(y, 4, jnp.float64)
+        mu, state = 0.9, sgd.init_state(params, 0.9)
+        want, velocity = jax.tree.map(np.asarray, params), jax.tree.map(np.zeros_like, params)
+        got = params
+        for eta, rows in ((0.5, slice(0, 10)), (0.25, slice(10, 20))):
+            got, state = sgd.sgd_step(got, state, x[rows], y1[rows], sgd.optimizer(eta, mu))
+            g = backprop.grad(want, x[rows], y1[rows])
+            velocity = jax.tree.map(lambda v, gi: mu * v - eta * np.asarray(gi), velocity, g)
+            want = jax.tree.map(lambda w, v: w + v, want, velocity)
+        for u, v in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(np.asarray(u), v, rtol=1e-12, atol=1e-14)
+
+
+def test_momentum_epoch_needs_and_returns_the_state():
+    params, x, y = small_problem(60)
+    with pytest.raises(ValueError, match="optimiser state"):
+        sgd.sgd_epoch(params, x, y, jax.random.key(0), 0.5, 10, momentum=0.5)
+    new, state = sgd.sgd_epoch(params, x, y, jax.random.key(0), 0.5, 10, momentum=0.5,
+                               opt_state=sgd.init_state(params, 0.5))
+    assert any(float(jnp.abs(v).max()) > 0 for v in jax.tree.leaves(state))
+    plain = sgd.sgd_epoch(params, x, y, jax.random.key(0), 0.5, 10)
+    assert any(not np.array_equal(u, v) for u, v in zip(jax.tree.leaves(new),
+                                                       jax.tree.leaves(plain)))

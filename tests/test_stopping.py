@@ -49,7 +49,7 @@ def _problem():
 
 def test_training_stops_early_and_records_eta():
     params, x, y = _problem()
-    _, history = train.train(params, (x, y), epochs=200, mini_batch_size=10, eta=0.1,
+    _, _, history = train.train(params, (x, y), epochs=200, mini_batch_size=10, eta=0.1,
                              key=jax.random.key(1), eval_data=(x[:20], y[:20]),
                              early_stopping=3, halve_eta_after=2)
     assert history.stopped and len(history.epochs) < 200
@@ -65,7 +65,7 @@ def test_training_stops_early_and_records_eta():
 def test_monitoring_reports_the_books_four_lists():
     params, x, y = _problem()
     seen = []
-    trained, history = train.train(params, (x, y), epochs=2, mini_batch_size=10, eta=0.5,
+    trained, _, history = train.train(params, (x, y), epochs=2, mini_batch_size=10, eta=0.5,
                                    key=jax.random.key(2), eval_data=(x[:20], y[:20]),
                                    cost=costs.cross_entropy, lmbda=1.0, monitor=True,
                                    on_epoch=seen.append)
