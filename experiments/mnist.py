@@ -39,6 +39,8 @@ flags.DEFINE_integer("train_size", None, "Train on the first N training images o
                      "(e.g. 1000 for chapter 3's overfitting experiments).")
 flags.DEFINE_bool("monitor", False, "Also report, after each epoch, the cost on the training "
                   "and evaluation data and the training accuracy (the book's four lists).")
+flags.DEFINE_integer("gradient_norms", 0, "Chapter 5: after each epoch, report ‖∂C/∂b‖ of every "
+                     "hidden layer, over the first N training images (the book uses 1000).")
 flags.DEFINE_integer("early_stopping", 0, "Stop after this many epochs without a better "
                      "evaluation accuracy (0: never).")
 flags.DEFINE_integer("halve_eta_after", 0, "Halve η after this many epochs without a better "
@@ -89,7 +91,7 @@ def check_flags() -> list[int]:
         raise UsageError(f"--momentum must be in [0, 1), got {FLAGS.momentum}")
     if FLAGS.l2 > 0 and FLAGS.l1 > 0:
         raise UsageError("--l2 and --l1 cannot both be set")
-    for name in ("early_stopping", "halve_eta_after"):
+    for name in ("early_stopping", "halve_eta_after", "gradient_norms"):
         if FLAGS[name].value < 0:
             raise UsageError(f"--{name} must be zero or positive, got {FLAGS[name].value}")
     if FLAGS.train_size is not None and FLAGS.train_size <= 0:
@@ -140,7 +142,7 @@ def run() -> None:
     hidden = check_flags()
     # Imported here so that `--help` and flag errors answer at once.
     import jax
-    from nnjax import activations, checkpoint, costs, data, network, sgd, train
+    from nnjax import activations, backprop, checkpoint, costs, data, network, sgd, train
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     eval_split = getattr(dataset, FLAGS.eval_split)
@@ -166,6 +168,13 @@ def run() -> None:
           f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs on "
           f"{jax.default_backend()}; {dataset.name}: {n_train} training, "
           f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
+
+    if FLAGS.gradient_norms:
+        n = FLAGS.gradient_norms
+        initial = backprop.hidden_layer_speeds(
+            params, train_x[:n], costs.one_hot(train_y[:n], sizes[-1]), cost, activation)
+        print("Before training, ‖∂C/∂b‖ of the hidden layers: " +
+              " ".join(f"{float(v):.4g}" for v in initial), flush=True)
 
     done, after_epoch, opt_state = [], None, None
     if FLAGS.checkpoint_dir:
@@ -197,6 +206,9 @@ def run() -> None:
             print(f"  cost on training data: {r.training_cost:.4f}; accuracy on training data: "
                   f"{r.training_correct} / {r.training_total}; cost on evaluation data: "
                   f"{r.evaluation_cost:.4f}", flush=True)
+        if r.gradient_norms is not None:
+            print("  ‖∂C/∂b‖ of the hidden layers: " +
+                  " ".join(f"{v:.4g}" for v in r.gradient_norms), flush=True)
         if metrics:
             metrics.write(json.dumps(r.as_dict()) + "\n")
             metrics.flush()
@@ -210,7 +222,8 @@ def run() -> None:
                                  momentum=FLAGS.momentum, opt_state=opt_state,
                                  eval_data=(eval_split.x, eval_split.y), kernel=FLAGS.kernel,
                                  matmul_precision=FLAGS.matmul_precision,
-                                 monitor=FLAGS.monitor, early_stopping=FLAGS.early_stopping,
+                                 monitor=FLAGS.monitor, gradient_norms=FLAGS.gradient_norms,
+                                 early_stopping=FLAGS.early_stopping,
                                  halve_eta_after=FLAGS.halve_eta_after, on_epoch=report,
                                  after_epoch=after_epoch, done=done)
     finally:

@@ -70,3 +70,12 @@ def backprop(params, x, y, cost: costs.Cost = costs.quadratic,
         nabla_b[l] = jnp.sum(delta, axis=0) / n                          # BP3
         nabla_w[l] = delta.T @ outputs[l] / n                            # BP4
     return {"weights": nabla_w, "biases": nabla_b}
+
+
+def hidden_layer_speeds(params, x, y, cost: costs.Cost = costs.quadratic,
+                        activation: Activation = activations.sigmoid):
+    """Chapter 5's "speed of learning" of each hidden layer: ‖∂C/∂b^l‖ for the gradient of
+    the mean cost over ``x`` (N, n_in), ``y`` (N, n_out). Returns a float array of shape
+    (number of hidden layers,); the first entry is the layer nearest the input."""
+    nabla_b = grad(params, x, y, cost, activation)["biases"][:-1]
+    return jnp.stack([jnp.linalg.norm(b) for b in nabla_b]) if nabla_b else jnp.zeros(0)

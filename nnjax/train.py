@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations, costs, network, sgd, stopping
+from nnjax import activations, backprop, costs, network, sgd, stopping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +29,8 @@ class EpochResult:
     training_cost: Optional[float] = None
     training_correct: Optional[int] = None
     training_total: Optional[int] = None
+    # With gradient_norms: ‖∂C/∂b^l‖ of each hidden layer (chapter 5), input side first.
+    gradient_norms: Optional[list] = None
 
     @property
     def accuracy(self) -> float:
@@ -79,7 +81,8 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
           activation: activations.Activation = activations.sigmoid, lmbda: float = 0.0,
           regularization: str = "l2", momentum: float = 0.0, kernel: str = "auto",
           matmul_precision: str = "highest",
-          monitor: bool = False, early_stopping: int = 0, halve_eta_after: int = 0,
+          monitor: bool = False, gradient_norms: int = 0, early_stopping: int = 0,
+          halve_eta_after: int = 0,
           on_epoch: Optional[Callable[[EpochResult], None]] = None,
           after_epoch: Optional[Callable] = None, done: Sequence[EpochResult] = (),
           opt_state=None):
@@ -91,7 +94,8 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
     are passed to ``sgd.sgd_epoch``. ``matmul_precision="highest"`` keeps float32 matrix products in
     float32 (XLA's "default" lets GPUs and TPUs use TF32 or bfloat16 passes: faster, less
     like the book). ``monitor`` adds the costs and the training accuracy to every
-    ``EpochResult``. ``early_stopping=n`` stops after n epochs without a better evaluation
+    ``EpochResult``; ``gradient_norms=N`` adds chapter 5's ‖∂C/∂b^l‖ per hidden layer over
+    the first N training examples. ``early_stopping=n`` stops after n epochs without a better evaluation
     accuracy; ``halve_eta_after=n`` halves η after each such n epochs and stops at η/128
     (``nnjax.stopping``); both need ``eval_data``.
 
@@ -119,6 +123,9 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
 
         def score(params, x, y):
             return 0 if x is None else int(network.evaluate(params, x, y, activation))
+
+        speeds = jax.jit(lambda p, x, y: backprop.hidden_layer_speeds(
+            p, x, costs.one_hot(y, p["biases"][-1].shape[0], x.dtype), cost, activation))
 
         def cost_on(params, x, y):
             return None if x is None else float(total_cost(params, x, y, cost, activation, lmbda))
@@ -149,6 +156,9 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
                 extra = dict(evaluation_cost=cost_on(params, x_eval, y_eval),
                              training_cost=cost_on(params, x, y),
                              training_correct=score(params, x, y), training_total=len(y))
+            if gradient_norms:
+                extra["gradient_norms"] = [float(v) for v in speeds(
+                    params, x[:gradient_norms], y[:gradient_norms])]
             results.append(EpochResult(k, score(params, x_eval, y_eval), total, seconds,
                                        float(eta_now), **extra))
             if on_epoch is not None:

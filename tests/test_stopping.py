@@ -68,11 +68,12 @@ def test_monitoring_reports_the_books_four_lists():
     trained, _, history = train.train(params, (x, y), epochs=2, mini_batch_size=10, eta=0.5,
                                    key=jax.random.key(2), eval_data=(x[:20], y[:20]),
                                    cost=costs.cross_entropy, lmbda=1.0, monitor=True,
-                                   on_epoch=seen.append)
+                                   gradient_norms=30, on_epoch=seen.append)
     last = seen[-1].as_dict()
     for field in ("training_cost", "evaluation_cost", "training_correct", "training_accuracy"):
         assert field in last
     assert last["training_total"] == 60
+    assert len(last["gradient_norms"]) == 1 and last["gradient_norms"][0] > 0
     assert last["training_correct"] == int(network.evaluate(trained, x, y))
     # The book's quirk: the L2 term of a reported cost divides by that set's own size.
     squares = sum(float(np.sum(np.asarray(w) ** 2)) for w in trained["weights"])
