@@ -130,9 +130,11 @@ def test_unknown_cost_and_activation_are_named():
 
 
 def test_hidden_layer_speeds_are_the_bias_gradient_norms():
-    params, x, y = random_problem(4, [8, 6, 5, 4, 3], n=12)
-    speeds = np.asarray(backprop.hidden_layer_speeds(params, x, y, costs.cross_entropy))
-    nabla_b = backprop.backprop(params, x, y, costs.cross_entropy)["biases"]
-    assert speeds.shape == (3,)
-    np.testing.assert_allclose(speeds, [np.linalg.norm(b) for b in nabla_b[:-1]], rtol=1e-5)
-    assert backprop.hidden_layer_speeds(*random_problem(0, [4, 3], n=2)).shape == (0,)
+    with jax.enable_x64(True):
+        params, x, y = random_problem(4, [8, 6, 5, 4, 3], n=12)
+        speeds = np.asarray(backprop.hidden_layer_speeds(params, x, y, costs.cross_entropy))
+        nabla_b = backprop.backprop(params, x, y, costs.cross_entropy)["biases"]
+        assert speeds.shape == (3,)
+        np.testing.assert_allclose(speeds, [np.linalg.norm(b) for b in nabla_b[:-1]],
+                                   rtol=1e-10)
+        assert backprop.hidden_layer_speeds(*random_problem(0, [4, 3], n=2)).shape == (0,)
