@@ -1,0 +1,54 @@
+r"""Chapter 1's baselines on the book's MNIST split.
+
+    python -m experiments.baselines                  # nearest mean darkness (book: 22.25%)
+    python -m experiments.baselines --svm            # and scikit-learn's SVC() (book: 94.35%)
+
+The SVM needs scikit-learn (``pip install scikit-learn``), an optional extra; on the full
+50,000 images it trains for many minutes on 2 cores (``--svm_train_size`` trains on fewer).
+"""
+
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("svm", False, "Also train scikit-learn's SVC() with its defaults.")
+flags.DEFINE_integer("svm_train_size", None, "Train the SVM on the first N training images.")
+flags.DEFINE_string("dataset", "mnist", "mnist, tfds:NAME or idx:DIR (as experiments.mnist).")
+flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR or ~/.cache/nnjax).")
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]}")
+    if FLAGS.svm_train_size is not None and FLAGS.svm_train_size <= 0:
+        sys.exit(f"error: --svm_train_size must be positive, got {FLAGS.svm_train_size}")
+    from nnjax import baselines, data
+    try:
+        dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
+    except data.DataError as e:
+        sys.exit(f"error: {e}")
+    test, train = dataset.test, dataset.train
+    means = baselines.darkness_fit(train.x, train.y, dataset.num_classes)
+    correct = int((baselines.darkness_predict(means, test.x) == test.y).sum())
+    print(f"Nearest mean darkness: {correct} of {len(test.y)} test images correct "
+          f"({100 * correct / len(test.y):.2f}%; the book: 22.25%)")
+    if not FLAGS.svm:
+        return
+    try:
+        from sklearn import svm
+    except ImportError:
+        sys.exit("error: --svm needs scikit-learn: pip install scikit-learn")
+    n = FLAGS.svm_train_size or len(train.y)
+    print(f"Training SVC() on {n} images...", flush=True)
+    start = time.perf_counter()
+    classifier = svm.SVC().fit(train.x[:n], train.y[:n])
+    correct = int((classifier.predict(test.x) == test.y).sum())
+    print(f"SVC(): {correct} of {len(test.y)} test images correct "
+          f"({100 * correct / len(test.y):.2f}%; the book: 94.35%) in "
+          f"{time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    app.run(main)
