@@ -1,0 +1,60 @@
+"""Figures from --metrics_out files."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def metrics_file(path, epochs, monitored=True):
+    with open(path, "w") as f:
+        for k in range(epochs):
+            line = {"epoch": k, "correct": 900 + k, "total": 1000, "accuracy": (900 + k) / 1000,
+                    "seconds": 0.1, "eta": 0.5}
+            if monitored:
+                line.update(training_cost=1.0 / (k + 1), evaluation_cost=1.2 / (k + 1),
+                            training_accuracy=0.95)
+            f.write(json.dumps(line) + "\n")
+    return path
+
+
+def plots(*flags):
+    return subprocess.run([sys.executable, "-m", "experiments.plots", *flags], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MPLBACKEND": "Agg"})
+
+
+def test_curves_and_summary_figures_are_written(tmp_path):
+    a, b = metrics_file(tmp_path / "a.jsonl", 20), metrics_file(tmp_path / "b.jsonl", 10)
+    out = tmp_path / "curves.png"
+    result = plots(f"--runs=λ = 0={a},λ = 0.1={b}", "--y=training_cost,accuracy",
+                   f"--out={out}", "--title=test")
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    out = tmp_path / "size.png"
+    result = plots(f"--runs=1000={a},10000={b}", "--against_label", f"--out={out}")
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("make_flags, message", [
+    (lambda d: [f"--runs={d / 'missing.jsonl'}", f"--out={d / 'x.png'}"], "LABEL=PATH"),
+    (lambda d: [f"--runs=a={d / 'missing.jsonl'}", f"--out={d / 'x.png'}"], "missing.jsonl"),
+    (lambda d: [f"--runs=a={d / 'plain.jsonl'}", "--y=training_cost", f"--out={d / 'x.png'}"],
+     "--monitor"),
+    (lambda d: [f"--runs=a={d / 'plain.jsonl'}", "--y=loss", f"--out={d / 'x.png'}"], "--y"),
+    (lambda d: [f"--runs=a={d / 'plain.jsonl'}", f"--out={d / 'x.jpg'}"], "--out"),
+    (lambda d: [f"--runs=small={d / 'plain.jsonl'}", "--against_label", f"--out={d / 'x.png'}"],
+     "numeric"),
+])
+def test_bad_input_is_one_line(tmp_path, make_flags, message):
+    metrics_file(tmp_path / "plain.jsonl", 3, monitored=False)
+    result = plots(*make_flags(tmp_path))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x.png").exists()
