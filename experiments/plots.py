@@ -3,16 +3,17 @@ r"""The book's chapter 3 figures, drawn from the `--metrics_out` files of traini
     python -m experiments.mnist --cost=cross_entropy --eta=0.5 --train_size=1000 \
         --epochs=400 --monitor --metrics_out=overfit.jsonl
     python -m experiments.plots --out=overfitting.png --y=training_cost,accuracy \
-        --runs="λ = 0=overfit.jsonl"
+        --run="λ = 0=overfit.jsonl"
 
     # several runs on one axis (η values, initialisations, ...):
     python -m experiments.plots --out=eta.png --y=training_cost \
-        --runs="η = 0.025=a.jsonl,η = 0.25=b.jsonl,η = 2.5=c.jsonl"
+        --run="η = 0.025=a.jsonl" --run="η = 0.25=b.jsonl" --run="η = 2.5=c.jsonl"
 
     # the best accuracy of each run against a number in its label (training-set size):
-    python -m experiments.plots --out=size.png --against_label --runs="1000=a.jsonl,..."
+    python -m experiments.plots --out=size.png --against_label --run=1000=a.jsonl ...
 
-Each `--runs` entry is LABEL=PATH. `--y` names the per-epoch quantities to draw, one
+Each `--run` is LABEL=PATH (the label may contain "=" and ","; the path is after the last
+"="). `--y` names the per-epoch quantities to draw, one
 panel each: accuracy, training_accuracy, training_cost, evaluation_cost (the costs and the
 training accuracy need `--monitor` on the training run).
 """
@@ -23,7 +24,8 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", None, "LABEL=PATH of --metrics_out files, comma separated.")
+flags.DEFINE_multi_string("run", None, "LABEL=PATH of a --metrics_out file; repeat for "
+                          "several runs.")
 flags.DEFINE_list("y", ["accuracy"], "Quantities to draw, one panel each.")
 flags.DEFINE_string("out", None, "The PNG file to write.")
 flags.DEFINE_string("title", None, "A title for the figure.")
@@ -48,7 +50,7 @@ def read_runs(entries):
     for entry in entries:
         label, sep, path = entry.rpartition("=")
         if not sep or not label or not path:
-            raise PlotError(f"--runs entry {entry!r} is not LABEL=PATH")
+            raise PlotError(f"--run={entry!r} is not LABEL=PATH")
         try:
             with open(path) as f:
                 epochs = [json.loads(line) for line in f if line.strip()]
@@ -80,7 +82,7 @@ def draw(runs, quantities, out, title=None, against_label=False, from_epoch=0):
             points = sorted((float(label), max(100 * e["accuracy"] for e in epochs))
                             for label, epochs in runs)
         except ValueError:
-            raise PlotError("--against_label needs numeric labels (e.g. 1000=run.jsonl)") from None
+            raise PlotError("--against_label needs numeric labels (e.g. --run=1000=run.jsonl)") from None
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(*zip(*points), "o-")
         ax.set_xscale("log")
@@ -113,14 +115,14 @@ def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]}")
     try:
-        if not FLAGS.runs:
-            raise PlotError("--runs is required: LABEL=PATH of --metrics_out files")
+        if not FLAGS.run:
+            raise PlotError("--run is required: LABEL=PATH of a --metrics_out file")
         if not FLAGS.out or not FLAGS.out.endswith(".png"):
             raise PlotError("--out must name a .png file")
         unknown = [q for q in FLAGS.y if q not in QUANTITIES]
         if unknown:
             raise PlotError(f"--y: unknown {', '.join(unknown)}; choose from {', '.join(QUANTITIES)}")
-        draw(read_runs(FLAGS.runs), FLAGS.y, FLAGS.out, FLAGS.title, FLAGS.against_label,
+        draw(read_runs(FLAGS.run), FLAGS.y, FLAGS.out, FLAGS.title, FLAGS.against_label,
              FLAGS.from_epoch)
     except PlotError as e:
         sys.exit(f"error: {e}")

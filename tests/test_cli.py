@@ -36,6 +36,7 @@ def run_mnist(*flags, timeout=300):
     (["--train_size=0"], "--train_size"),
     (["--early_stopping=-1"], "--early_stopping"),
     (["--momentum=1.5"], "--momentum"),
+    (["--gradient_norms=-5"], "--gradient_norms"),
     (["--save=/nonexistent/dir/net.json"], "--save"),
     (["--checkpoint_dir=/proc/nnjax", "--epochs=1"], "--checkpoint_dir"),
     (["--halve_eta_after=-2"], "--halve_eta_after"),

@@ -32,24 +32,25 @@ def plots(*flags):
 def test_curves_and_summary_figures_are_written(tmp_path):
     a, b = metrics_file(tmp_path / "a.jsonl", 20), metrics_file(tmp_path / "b.jsonl", 10)
     out = tmp_path / "curves.png"
-    result = plots(f"--runs=λ = 0={a},λ = 0.1={b}", "--y=training_cost,accuracy",
+    result = plots(f"--run=λ = 0 (1,000 images)={a}", f"--run=λ = 0.1={b}",
+                   "--y=training_cost,accuracy",
                    f"--out={out}", "--title=test")
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     out = tmp_path / "size.png"
-    result = plots(f"--runs=1000={a},10000={b}", "--against_label", f"--out={out}")
+    result = plots(f"--run=1000={a}", f"--run=10000={b}", "--against_label", f"--out={out}")
     assert result.returncode == 0, result.stderr
     assert out.stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("make_flags, message", [
-    (lambda d: [f"--runs={d / 'missing.jsonl'}", f"--out={d / 'x.png'}"], "LABEL=PATH"),
-    (lambda d: [f"--runs=a={d / 'missing.jsonl'}", f"--out={d / 'x.png'}"], "missing.jsonl"),
-    (lambda d: [f"--runs=a={d / 'plain.jsonl'}", "--y=training_cost", f"--out={d / 'x.png'}"],
+    (lambda d: [f"--run={d / 'missing.jsonl'}", f"--out={d / 'x.png'}"], "LABEL=PATH"),
+    (lambda d: [f"--run=a={d / 'missing.jsonl'}", f"--out={d / 'x.png'}"], "missing.jsonl"),
+    (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--y=training_cost", f"--out={d / 'x.png'}"],
      "--monitor"),
-    (lambda d: [f"--runs=a={d / 'plain.jsonl'}", "--y=loss", f"--out={d / 'x.png'}"], "--y"),
-    (lambda d: [f"--runs=a={d / 'plain.jsonl'}", f"--out={d / 'x.jpg'}"], "--out"),
-    (lambda d: [f"--runs=small={d / 'plain.jsonl'}", "--against_label", f"--out={d / 'x.png'}"],
+    (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--y=loss", f"--out={d / 'x.png'}"], "--y"),
+    (lambda d: [f"--run=a={d / 'plain.jsonl'}", f"--out={d / 'x.jpg'}"], "--out"),
+    (lambda d: [f"--run=small={d / 'plain.jsonl'}", "--against_label", f"--out={d / 'x.png'}"],
      "numeric"),
 ])
 def test_bad_input_is_one_line(tmp_path, make_flags, message):
