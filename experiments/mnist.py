@@ -119,25 +119,6 @@ TRAINING_FLAGS = ("hidden", "mini_batch_size", "eta", "seed", "dataset", "eval_s
                   "early_stopping", "halve_eta_after")
 
 
-def open_checkpoint(settings: dict):
-    """The checkpoint file of --checkpoint_dir and the state in it (None if it is new)."""
-    from nnjax import checkpoint
-    directory = FLAGS.checkpoint_dir
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--checkpoint_dir={directory}: {e.strerror}") from None
-    path = os.path.join(directory, "checkpoint.npz")
-    if not os.path.exists(path):
-        return path, None
-    params, state, epochs, saved = checkpoint.read_checkpoint(path)
-    if saved != settings:
-        changed = sorted(k for k in settings if saved.get(k) != settings[k])
-        raise UsageError(f"{path} is a run with other flags ({', '.join('--' + k for k in changed)}"
-                         "): rerun with its flags or use another --checkpoint_dir")
-    return path, (params, state, epochs)
-
-
 def run() -> None:
     hidden = check_flags()
     # Imported here so that `--help` and flag errors answer at once.
@@ -176,21 +157,23 @@ def run() -> None:
         print("Before training, ‖∂C/∂b‖ of the hidden layers: " +
               " ".join(f"{float(v):.4g}" for v in initial), flush=True)
 
-    done, after_epoch, opt_state = [], None, None
+    done, after_epoch = [], None
+    opt_state = sgd.init_state(params, FLAGS.momentum) if FLAGS.momentum else None
     if FLAGS.checkpoint_dir:
-        settings = {name: FLAGS[name].value for name in TRAINING_FLAGS}
-        path, state = open_checkpoint(settings)
-        if state is not None:
-            params = jax.tree.map(jax.numpy.asarray, state[0])
-            if FLAGS.momentum:
-                structure = jax.tree.structure(sgd.init_state(params, FLAGS.momentum))
-                opt_state = jax.tree.unflatten(structure, map(jax.numpy.asarray, state[1]))
-            done = [train.EpochResult.from_dict(e) for e in state[2]]
-            print(f"Resuming from {path} after {len(done)} epochs.", flush=True)
+        try:
+            run = checkpoint.Run(FLAGS.checkpoint_dir,
+                                 {k: FLAGS[k].value for k in TRAINING_FLAGS})
+            params, opt_state, epochs = run.resume(params, opt_state)
+        except checkpoint.CheckpointError as e:
+            raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e}") from None
+        done = [train.EpochResult.from_dict(e) for e in epochs]
+        if done:
+            print(f"Resuming from {run.path} after {len(done)} epochs.", flush=True)
 
-        def after_epoch(params, opt_state, results):
-            checkpoint.write_checkpoint(path, params, [r.as_dict() for r in results], settings,
-                                        opt_state)
+        def save_checkpoint(params, opt_state, results):
+            run.save(params, opt_state, [r.as_dict() for r in results])
+
+        after_epoch = save_checkpoint
 
     try:
         metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out else None

@@ -103,3 +103,40 @@ def read_checkpoint(path):
         return params, state, meta["epochs"], meta["settings"]
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from None
+
+
+class Run:
+    """A training run checkpointed in ``directory``: resumes it if it has a checkpoint.
+
+    ``settings`` (JSON-able) are the run's choices that decide its trajectory; a checkpoint
+    written with other settings is refused (CheckpointError naming them).
+    """
+
+    def __init__(self, directory, settings: dict):
+        self.path = pathlib.Path(directory) / "checkpoint.npz"
+        self.settings = settings
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CheckpointError(f"cannot use the checkpoint directory {directory}: "
+                                  f"{e.strerror}") from None
+
+    def resume(self, params, opt_state=None):
+        """``(params, opt_state, epochs)`` of the checkpoint, or the given ``params`` and
+        ``opt_state`` with no epochs if there is none yet. ``opt_state`` gives the structure
+        the saved optimiser state is put back into."""
+        if not self.path.exists():
+            return params, opt_state, []
+        saved_params, leaves, epochs, saved = read_checkpoint(self.path)
+        if saved != self.settings:
+            changed = sorted(k for k in self.settings if saved.get(k) != self.settings[k])
+            raise CheckpointError(f"{self.path} is a run with other settings ({', '.join(changed)})"
+                                  ": rerun with its settings or use another directory")
+        if opt_state is not None:
+            opt_state = jax.tree.unflatten(jax.tree.structure(opt_state),
+                                           [jax.numpy.asarray(a) for a in leaves])
+        return jax.tree.map(jax.numpy.asarray, saved_params), opt_state, epochs
+
+    def save(self, params, opt_state, epochs: list) -> None:
+        """Checkpoints the run after its finished ``epochs`` (JSON-able dicts)."""
+        write_checkpoint(self.path, params, epochs, self.settings, opt_state)

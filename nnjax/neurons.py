@@ -20,7 +20,6 @@ neurons (``w`` 2-D, one row per neuron), applied to one input or to a batch
 of ``N`` inputs (one per row). More leading batch axes on ``x`` also work.
 """
 
-import jax
 import jax.numpy as jnp
 
 from nnjax.network import sigmoid  # noqa: F401  (σ, re-exported for readers of chapter 1)

@@ -111,3 +111,18 @@ def test_killed_momentum_run_resumes_exactly(tmp_path):
     test_killed_run_resumes_to_exactly_the_uninterrupted_result(
         tmp_path, ["--hidden=20", "--epochs=30", "--cost=cross_entropy", "--eta=0.1",
                    "--momentum=0.5", "--train_size=20000"])
+
+
+def test_run_resumes_only_with_the_same_settings(tmp_path):
+    params = network.init(jax.random.key(0), [4, 3, 2])
+    run = checkpoint.Run(tmp_path / "run", {"eta": 0.5})
+    assert run.resume(params) == (params, None, [])  # nothing saved yet
+    velocity = jax.tree.map(lambda p: p + 1, params)
+    run.save(params, velocity, [{"epoch": 0}])
+    got, state, epochs = checkpoint.Run(tmp_path / "run", {"eta": 0.5}).resume(
+        params, jax.tree.map(jax.numpy.zeros_like, params))
+    assert epochs == [{"epoch": 0}]
+    for u, v in zip(jax.tree.leaves(velocity), jax.tree.leaves(state)):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    with pytest.raises(checkpoint.CheckpointError, match=r"other settings \(eta\)"):
+        checkpoint.Run(tmp_path / "run", {"eta": 0.1}).resume(params)
