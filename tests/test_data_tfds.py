@@ -10,12 +10,7 @@ import pytest
 
 from nnjax import data
 from nnjax.data import DataError, tfds_source
-
-
-def _assert_one_line(exc_info):
-    msg = str(exc_info.value)
-    assert msg and "\n" not in msg, msg
-    return msg
+from tests.helpers import assert_one_line
 
 
 @pytest.fixture
@@ -68,7 +63,7 @@ def test_tfds_offline_fails_fast(tfds, monkeypatch, tmp_path):
     with pytest.raises(DataError) as e:
         data.load("tfds:mnist", tmp_path, progress=None)
     assert time.monotonic() - start < 5
-    msg = _assert_one_line(e)
+    msg = assert_one_line(e)
     assert "network is unreachable" in msg and str(tmp_path / "tfds") in msg
     assert "tfds build mnist" in msg and "idx:" in msg
 
@@ -78,16 +73,16 @@ def test_tfds_without_tensorflow_fails_fast(tfds, monkeypatch, tmp_path):
     monkeypatch.setattr(tfds_source, "_tensorflow_available", lambda: False)
     with pytest.raises(DataError) as e:
         data.load("tfds:fashion_mnist", tmp_path, progress=None)
-    assert "TensorFlow" in _assert_one_line(e)
+    assert "TensorFlow" in assert_one_line(e)
 
 
 def test_tfds_unknown_and_unsuitable_names(tfds, tmp_path):
     with pytest.raises(DataError) as e:
         data.load("tfds:no_such_dataset_xyz", tmp_path, progress=None)
-    assert "no_such_dataset_xyz" in _assert_one_line(e)
+    assert "no_such_dataset_xyz" in assert_one_line(e)
     with pytest.raises(DataError) as e:
         data.load("tfds:imdb_reviews", tmp_path, progress=None)  # text, not images
-    assert "image" in _assert_one_line(e)
+    assert "image" in assert_one_line(e)
 
 
 def test_tfds_missing_image_decoder_reported(tfds, monkeypatch, tmp_path):
@@ -104,7 +99,7 @@ def test_tfds_missing_image_decoder_reported(tfds, monkeypatch, tmp_path):
     with tfds.testing.mock_data(as_data_source_fn=lambda self, split, **kw: NoDecoder()):
         with pytest.raises(DataError) as e:
             data.load("tfds:mnist", tmp_path, validation_size=1, progress=None)
-    assert "pip install pillow" in _assert_one_line(e)
+    assert "pip install pillow" in assert_one_line(e)
 
 
 def test_tfds_import_errors(monkeypatch, tmp_path):
@@ -116,11 +111,11 @@ def test_tfds_import_errors(monkeypatch, tmp_path):
     monkeypatch.setattr(tfds_source, "_import_module", missing("importlib_resources"))
     with pytest.raises(DataError) as e:
         data.load("tfds:mnist", tmp_path)
-    assert "pip install importlib_resources" in _assert_one_line(e)
+    assert "pip install importlib_resources" in assert_one_line(e)
     monkeypatch.setattr(tfds_source, "_import_module", missing("tensorflow_datasets"))
     with pytest.raises(DataError) as e:
         data.load("tfds:mnist", tmp_path)
-    assert "pip install tensorflow-datasets" in _assert_one_line(e)
+    assert "pip install tensorflow-datasets" in assert_one_line(e)
 
 
 def test_network_probe_is_local_and_bounded(monkeypatch):
