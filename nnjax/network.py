@@ -22,16 +22,6 @@ from nnjax.activations import Activation
 Params = dict  # {"weights": [array (n_out, n_in), ...], "biases": [array (n_out,), ...]}
 
 
-def sigmoid(z):
-    """σ(z) = 1 / (1 + e^{-z}), elementwise; same shape as z."""
-    return activations.sigmoid.fn(z)
-
-
-def sigmoid_prime(z):
-    """σ'(z) = σ(z) (1 − σ(z)), elementwise; same shape as z."""
-    return activations.sigmoid.prime(z)
-
-
 def check_sizes(sizes: Sequence[int]) -> list[int]:
     """Returns ``sizes`` as a list of ints, or raises ValueError saying what is wrong."""
     sizes = list(sizes)

@@ -22,7 +22,9 @@ of ``N`` inputs (one per row). More leading batch axes on ``x`` also work.
 
 import jax.numpy as jnp
 
-from nnjax.network import sigmoid  # noqa: F401  (σ, re-exported for readers of chapter 1)
+from nnjax.activations import sigmoid as _sigmoid
+
+sigmoid = _sigmoid.fn  # σ(z), as chapter 1 writes it
 
 
 def weighted_input(w, b, x):
