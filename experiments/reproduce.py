@@ -108,10 +108,13 @@ def main(argv):
         sys.exit(f"error: --seeds must be positive, got {FLAGS.seeds}")
     from nnjax import data
     try:
+        out = open(FLAGS.out, "w") if FLAGS.out else None
+    except OSError as e:
+        sys.exit(f"error: --out={FLAGS.out}: {e.strerror}")
+    try:
         dataset = data.load("mnist", FLAGS.data_dir, progress=print)
     except data.DataError as e:
         sys.exit(f"error: {e}")
-    out = open(FLAGS.out, "w") if FLAGS.out else None
     table = ["| book | command | nnjax mean ± sd | best | book |", "|---|---|---|---|---|"]
     for name in FLAGS.rows or ROWS:
         what, book, settings = ROWS[name]

@@ -91,13 +91,13 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
     ``train_data`` and ``eval_data`` are pairs ``(x (n, n_in) float, y (n,) int)``. Epoch k
     shuffles with ``jax.random.fold_in(key, k)``, so a given key gives the same run every
     time. ``cost``, ``activation``, ``lmbda``, ``regularization``, ``momentum`` and ``kernel``
-    are passed to ``sgd.sgd_epoch``. ``matmul_precision="highest"`` keeps float32 matrix products in
-    float32 (XLA's "default" lets GPUs and TPUs use TF32 or bfloat16 passes: faster, less
-    like the book). ``monitor`` adds the costs and the training accuracy to every
-    ``EpochResult``; ``gradient_norms=N`` adds chapter 5's ‖∂C/∂b^l‖ per hidden layer over
-    the first N training examples. ``early_stopping=n`` stops after n epochs without a better evaluation
-    accuracy; ``halve_eta_after=n`` halves η after each such n epochs and stops at η/128
-    (``nnjax.stopping``); both need ``eval_data``.
+    are passed to ``sgd.sgd_epoch``. ``matmul_precision="highest"`` keeps float32 matrix
+    products in float32 (XLA's "default" lets GPUs and TPUs use TF32 or bfloat16 passes:
+    faster, less like the book). ``monitor`` adds the costs and the training accuracy to
+    every ``EpochResult``; ``gradient_norms=N`` adds chapter 5's ‖∂C/∂b^l‖ per hidden layer
+    over the first N training examples. ``early_stopping=n`` stops after n epochs without a
+    better evaluation accuracy; ``halve_eta_after=n`` halves η after each such n epochs and
+    stops at η/128 (``nnjax.stopping``); both need ``eval_data``.
 
     To resume a run, pass the parameters (and, with momentum, the ``opt_state``) it had after
     its finished epochs and those epochs' results as ``done``: training goes on from epoch

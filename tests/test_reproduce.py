@@ -1,0 +1,48 @@
+"""experiments.reproduce: the book's rows as commands, and one real row."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from experiments import reproduce
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run(*flags):
+    return subprocess.run([sys.executable, "-m", "experiments.reproduce", *flags], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_rows_print_as_runner_commands():
+    assert reproduce.command(reproduce.ROWS["ch1_30"][2]) == "python -m experiments.mnist --hidden=30"
+    assert reproduce.command(reproduce.ROWS["ch3_l2_100_60"][2]) == (
+        "python -m experiments.mnist --hidden=100 --eval_split=validation "
+        "--cost=cross_entropy --eta=0.1 --l2=5 --epochs=60")
+    listing = run("--list")
+    assert listing.returncode == 0
+    assert all(name in listing.stdout for name in reproduce.ROWS)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--rows=ch9"], "ch9"), (["--seeds=0"], "--seeds"), (["--out=/nonexistent/r.jsonl"], "--out"),
+])
+def test_bad_input_is_one_line(flags, message):
+    result = run(*flags)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_overfitting_row_for_one_seed(tmp_path):
+    """Chapter 3's 1,000-image run (book: 82.27%), seed 0: a table row and a JSON line."""
+    out = tmp_path / "runs.jsonl"
+    result = run("--rows=ch3_overfit", "--seeds=1", f"--out={out}")
+    assert result.returncode == 0, result.stderr
+    row = [l for l in result.stdout.splitlines() if l.startswith("| ch. 3, 1,000 images")][0]
+    accuracy = float(row.split("|")[3].split("±")[0])
+    assert 80.0 < accuracy < 90.0
+    assert '"row": "ch3_overfit", "seed": 0' in out.read_text()
