@@ -1,0 +1,95 @@
+"""Chapter 6's figures, drawn for the conv runner: the first layer's filters and the digits
+an ensemble got wrong.
+
+    draw_filters(w, "filters.png")                         # w (20, 5, 5) or (20, 1, 5, 5)
+    draw_misclassified(x[wrong], y[wrong], votes[wrong], "wrong.png")
+
+Both write a PNG with matplotlib's Agg renderer (a bare ``Figure``, no pyplot state) and
+return the path; a wrong shape is a one-line ValueError naming the argument.
+"""
+
+import math
+
+import numpy as np
+
+COLUMNS = 10          # grid width, for the book's 20 filters (2 rows) and up to ~100 digits
+
+
+def _figure(width, height):
+    from matplotlib.figure import Figure
+    return Figure(figsize=(width, height))
+
+
+def _grid(k):
+    columns = min(k, COLUMNS)
+    return math.ceil(k / columns), columns
+
+
+def draw_filters(filters, path, title=None):
+    """Writes the grid of the filters ``filters`` (F, kh, kw) or (F, 1, kh, kw) to the PNG
+    ``path``; returns ``path``.
+
+    All filters share one colour scale, symmetric around 0 ([−m, m] with m the largest
+    |weight|), drawn like the book: grey, white for the most negative weights and black
+    for the most positive, with a colour bar; so filters can be compared with each other
+    and a weight of 0 is always the same mid grey."""
+    w = np.asarray(filters, dtype=np.float32)
+    if w.ndim == 4 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.ndim != 3 or 0 in w.shape:
+        raise ValueError("filters must have shape (F, kh, kw) or (F, 1, kh, kw), got "
+                         f"{np.shape(filters)}")
+    m = float(np.abs(w).max()) if np.isfinite(w).all() else float(np.nanmax(np.abs(w)))
+    m = m if m > 0 and math.isfinite(m) else 1.0
+    rows, columns = _grid(len(w))
+    cell = 0.8
+    fig = _figure(cell * columns + 1.0, cell * rows + (0.5 if title else 0.2))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i < len(w):
+            image = ax.imshow(w[i], cmap="gray_r", vmin=-m, vmax=m, interpolation="nearest")
+        else:
+            ax.axis("off")
+    fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100, format="png")
+    return path
+
+
+def draw_misclassified(images, labels, predictions, path, side=28, title=None):
+    """Writes the grid of the digits ``images`` (k, side*side), values in [0, 1], to the
+    PNG ``path``, each titled "true → predicted" from ``labels`` (k,) and ``predictions``
+    (k,); returns ``path``. With k = 0 the figure says there are none. Ten digits a row."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != side * side:
+        raise ValueError(f"images must have shape (k, {side * side}) for side={side}, got "
+                         f"{np.shape(images)}")
+    k = x.shape[0]
+    for name, a in (("labels", labels), ("predictions", predictions)):
+        if np.shape(a) != (k,):
+            raise ValueError(f"{name} must have shape ({k},) to match images, got {np.shape(a)}")
+    if k == 0:
+        fig = _figure(4, 1.5)
+        fig.text(0.5, 0.5, "no misclassified digits", ha="center", va="center", fontsize=14)
+    else:
+        rows, columns = _grid(k)
+        fig = _figure(1.0 * columns, 1.15 * rows + (0.5 if title else 0.1))
+        axes = fig.subplots(rows, columns, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < k:
+                ax.imshow(x[i].reshape(side, side), cmap="gray_r", vmin=0, vmax=1,
+                          interpolation="nearest")
+                ax.set_title(f"{int(labels[i])} → {int(predictions[i])}", fontsize=10)
+            else:
+                ax.axis("off")
+        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, wspace=0.1, hspace=0.35,
+                            top=1 - (0.5 if title else 0.25) / fig.get_figheight())
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100, format="png")
+    return path
