@@ -25,9 +25,10 @@ def _sigmoid_prime(z):
 sigmoid = Activation("sigmoid", jax.nn.sigmoid, _sigmoid_prime)
 tanh = Activation("tanh", jnp.tanh, lambda z: 1 - jnp.tanh(z) ** 2)
 relu = Activation("relu", jax.nn.relu, lambda z: (z > 0).astype(z.dtype))
+linear = Activation("linear", lambda z: z, jnp.ones_like)  # chapter 6's network3 offers it
 softmax = Activation("softmax", lambda z: jax.nn.softmax(z, axis=-1), None)
 
-HIDDEN = {a.name: a for a in (sigmoid, tanh, relu)}
+HIDDEN = {a.name: a for a in (sigmoid, tanh, relu, linear)}
 
 
 def get(name: str) -> Activation:

@@ -1,0 +1,89 @@
+"""Chapter 6's networks: a list of ``nnjax.layers`` composed the way ``network3.py``'s
+layer list is, as pure functions over a list of per-layer parameter dicts.
+
+    layers = nnjax.layers.parse("conv:20:5x5,conv:40:5x5,fc:100,softmax", activation="relu")
+    params = init(key, layers, (28, 28, 1))       # [{"w": ..., "b": ...}, ...]
+    z = apply(params, layers, x, (28, 28, 1))     # x (N, 784) → z (N, 10)
+
+The input ``x`` is a batch of flattened examples (N, prod(input_shape)), as ``nnjax.data``
+gives them; the network reshapes it to (N, *input_shape) (NHWC for images).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import layers as layers_lib
+
+Params = list  # [{"w": array, "b": array}, ...], one dict per layer
+
+
+def init(key, layers, input_shape) -> Params:
+    """Each layer's initial parameters, in order, for examples of shape ``input_shape``
+    (e.g. (28, 28, 1)); raises ``layers.LayerError`` (one line, naming the layer) if a
+    layer cannot take its input."""
+    shape = layers_lib.check_input_shape(input_shape)
+    params = []
+    for i, (layer, k) in enumerate(zip(layers, jax.random.split(key, len(layers)))):
+        try:
+            p, shape = layer.init(k, shape)
+        except layers_lib.LayerError as e:
+            raise layers_lib.LayerError(f"layer {i + 1}: {e}") from None
+        params.append(p)
+    return params
+
+
+def apply(params: Params, layers, x, input_shape, key=None, training: bool = False):
+    """The output layer's weighted input z (N, n_out) for ``x`` (N, prod(input_shape)).
+
+    With ``training=True`` the layers apply dropout, each with its own key split from ``key``;
+    otherwise they scale as at test time and ``key`` is not used.
+    """
+    a = x.reshape((x.shape[0], *input_shape))
+    keys = jax.random.split(key, len(layers)) if training else [None] * len(layers)
+    for layer, p, k in zip(layers, params, keys):
+        a = layer.apply(p, a, k, training)
+    return a
+
+
+def weight_squares(params: Params):
+    """Σ‖w‖² over every layer's weights (not the biases): a scalar."""
+    return sum(jnp.sum(p["w"] ** 2) for p in params)
+
+
+def loss(params: Params, layers, x, y, input_shape, key, l2_per_batch=0.0):
+    """network3's training cost on the mini-batch ``x`` (m, n_in), labels ``y`` (m,): the mean
+    negative log-likelihood of the softmax output (with dropout, key ``key``) plus
+    ½ ``l2_per_batch`` Σ‖w‖², where network3 passes λ / (number of mini-batches per epoch).
+    Returns a scalar."""
+    z = apply(params, layers, x, input_shape, key, training=True)
+    nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), y[:, None], axis=1))
+    return nll + 0.5 * l2_per_batch * weight_squares(params)
+
+
+def predict(params: Params, layers, x, input_shape):
+    """The class the network assigns to each example of ``x`` (N, n_in): int (N,)."""
+    return jnp.argmax(apply(params, layers, x, input_shape), axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "input_shape", "batch"))
+def predict_all(params: Params, x, *, layers, input_shape, batch: int = 500):
+    """``predict`` over a large ``x`` (N, n_in) in chunks of ``batch`` examples (so the
+    convolutions' unrolled patches stay small): int32 (N,)."""
+    n = x.shape[0]
+    full = (n // batch) * batch
+    out = []
+    if full:
+        chunks = x[:full].reshape(full // batch, batch, -1)
+        out.append(jax.lax.map(lambda c: predict(params, layers, c, input_shape), chunks)
+                   .reshape(-1))
+    if n - full:
+        out.append(predict(params, layers, x[full:], input_shape))
+    return jnp.concatenate(out).astype(jnp.int32)
+
+
+def evaluate(params: Params, layers, x, y, input_shape) -> int:
+    """How many examples of ``x`` (N, n_in) the network classifies as ``y`` (N,): an int."""
+    return int(jnp.sum(predict_all(params, x, layers=tuple(layers),
+                                   input_shape=tuple(input_shape)) == y))
