@@ -8,10 +8,11 @@ Prints the book's ``Epoch k: <correct> / <total>`` after every epoch, then a sum
 """
 
 import json
-import os
 import sys
 
 from absl import app, flags
+
+from experiments.cli import UsageError, check_writable
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -59,10 +60,6 @@ flags.DEFINE_enum("kernel", "auto", ["auto", "xla"], "auto: on the CPU, chapter 
                   "trains in nnjax's compiled C++ epoch; xla: always the pure-JAX lax.scan epoch.")
 
 
-class UsageError(Exception):
-    """A bad flag value; its message names the flag."""
-
-
 def parse_hidden(text: str) -> list[int]:
     """``"30,30"`` → ``[30, 30]``; raises UsageError naming --hidden if it is not that."""
     sizes = []
@@ -100,17 +97,6 @@ def check_flags() -> list[int]:
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
     return hidden
-
-
-def check_writable(flag: str, path: str) -> None:
-    """Raises UsageError unless ``path`` can be written, without creating or changing it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise UsageError(f"--{flag}={path} is a directory")
-    if not os.path.isdir(directory):
-        raise UsageError(f"--{flag}={path}: directory {directory} does not exist")
-    if not os.access(path if os.path.exists(path) else directory, os.W_OK):
-        raise UsageError(f"--{flag}={path} is not writable")
 
 
 # The flags that decide a run's trajectory: a checkpoint resumes only a run with the same.

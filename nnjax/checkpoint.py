@@ -140,3 +140,27 @@ class Run:
     def save(self, params, opt_state, epochs: list) -> None:
         """Checkpoints the run after its finished ``epochs`` (JSON-able dicts)."""
         write_checkpoint(self.path, params, epochs, self.settings, opt_state)
+
+
+def save_layers(path, networks: list, settings: dict) -> None:
+    """Writes chapter 6 networks (``nnjax.network3`` params: one list of per-layer dicts per
+    network) and the ``settings`` that rebuild their layers (JSON-able, e.g. the runner's
+    flags) to the ``.npz`` file ``path``."""
+    arrays = {f"n{i}_l{l}_{name}": np.asarray(a) for i, params in enumerate(networks)
+              for l, layer in enumerate(params) for name, a in layer.items()}
+    meta = json.dumps({"settings": settings, "networks": len(networks),
+                       "layers": [sorted(layer) for layer in networks[0]]})
+    _write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
+
+
+def load_layers(path):
+    """``(networks, settings)`` from ``save_layers``'s file, or CheckpointError naming it."""
+    try:
+        with np.load(path) as archive:
+            meta = json.loads(str(archive["meta"]))
+            networks = [[{name: archive[f"n{i}_l{l}_{name}"] for name in names}
+                         for l, names in enumerate(meta["layers"])]
+                        for i in range(meta["networks"])]
+        return networks, meta["settings"]
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"cannot read the networks in {path}: {e}") from None

@@ -31,6 +31,9 @@ class EpochResult:
     training_total: Optional[int] = None
     # With gradient_norms: ‖∂C/∂b^l‖ of each hidden layer (chapter 5), input side first.
     gradient_norms: Optional[list] = None
+    # Chapter 6's protocol: the test score, in the epochs where validation did not get worse.
+    test_correct: Optional[int] = None
+    test_total: Optional[int] = None
 
     @property
     def accuracy(self) -> float:

@@ -1,0 +1,294 @@
+r"""Chapter 6: the book's convolutional networks (``network3.py``) on MNIST.
+
+    python -m experiments.conv --preset=conv2          # 2 conv-pool layers + FC-100: ~99.06%
+    python -m experiments.conv --preset=dropout        # the book's 99.60% network
+    python -m experiments.conv --preset=ensemble       # 5 of those, plurality vote: 99.67%
+    python -m experiments.conv --layers=conv:20,fc:100,softmax --activation=relu --eta=0.03
+    python -m experiments.conv --list                  # the presets
+
+Prints, like network3, every epoch's validation accuracy and, when it is at least the best
+so far, the test accuracy; then the chapter 6 number (the test accuracy at the best
+validation epoch) and the final test accuracy. A preset sets the book's flags for its row;
+flags given on the command line override it.
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+from experiments.cli import UsageError, check_writable
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("preset", None, "A chapter 6 row of the book (see --list); other flags "
+                    "override its settings.")
+flags.DEFINE_bool("list", False, "List the presets and exit.")
+flags.DEFINE_string("layers", "conv:20:5x5,conv:40:5x5,fc:100,softmax",
+                    "Layers, comma separated: conv:FILTERS[:KxK[:PxP]] (conv-pool), fc:SIZE, "
+                    "softmax.")
+flags.DEFINE_enum("activation", "sigmoid", ["sigmoid", "tanh", "relu", "linear"],
+                  "Activation of the conv-pool and fully connected layers.")
+flags.DEFINE_float("dropout", 0.0, "Dropout probability p of the inputs of every fully "
+                   "connected and softmax layer.")
+flags.DEFINE_enum("dropout_kind", "book", ["book", "inverted"], "book: drop while training, "
+                  "scale w by 1 − p at test time (network3); inverted: scale kept inputs by "
+                  "1/(1 − p) while training.")
+flags.DEFINE_enum("init", "book", ["book", "corrected"], "book: fully connected weights from "
+                  "N(0, 1/n_out), network3's bug that made the published numbers; corrected: "
+                  "N(0, 1/n_in).")
+flags.DEFINE_integer("epochs", 60, "Number of epochs.")
+flags.DEFINE_integer("mini_batch_size", 10, "Mini-batch size m.")
+flags.DEFINE_float("eta", 0.1, "Learning rate η.")
+flags.DEFINE_float("l2", 0.0, "L2 λ in network3's convention: the cost adds "
+                   "½ λ Σ‖w‖² / (number of mini-batches), so λ = 0.1 here is network2's λ = 1.0 "
+                   "at m = 10.")
+flags.DEFINE_float("momentum", 0.0, "Momentum μ (the book's v → μv − η∇C); 0 for plain SGD "
+                   "as in network3.")
+flags.DEFINE_enum("expand", "none", ["none", "book", "random"], "book: train on each image "
+                  "and its four one-pixel shifts (5× the data, built on the device); random: "
+                  "each image replaced by a random one of the five, afresh every epoch.")
+flags.DEFINE_bool("shuffle", True, "Shuffle every epoch (network3 keeps one fixed order).")
+flags.DEFINE_integer("networks", 1, "Train this many networks (seeds seed, seed+1, ...) and "
+                     "report their plurality vote.")
+flags.DEFINE_enum("strategy", "auto", ["auto", "vmap", "loop"], "Train several networks all "
+                  "at once with vmap, or one after another; auto: loop on the CPU, vmap "
+                  "elsewhere.")
+flags.DEFINE_integer("seed", 0, "Seed of the PRNG key (initialisation, shuffles, dropout).")
+flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
+                    "idx:DIR (raw IDX files); images must be square, one channel.")
+flags.DEFINE_string("data_dir", None, "Where datasets are cached (default $NNJAX_DATA_DIR, "
+                    "else ~/.cache/nnjax).")
+flags.DEFINE_integer("train_size", None, "Train on the first N training images only "
+                     "(before expansion).")
+flags.DEFINE_string("metrics_out", None, "Write one JSON object per network and epoch.")
+flags.DEFINE_string("save", None, "Write the trained networks (.npz; "
+                    "nnjax.checkpoint.load_layers reads it back).")
+flags.DEFINE_string("filters_png", None, "Draw the first conv layer's filters to this PNG.")
+flags.DEFINE_string("misclassified_png", None, "Draw the test digits the network (or the "
+                    "ensemble's vote) gets wrong to this PNG.")
+flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
+                  "highest: float32 products; default: XLA's choice (TF32 on recent GPUs).")
+
+MAX_DRAWN = 100    # misclassified digits drawn at most (the book's ensemble gets 33 wrong)
+
+CONV2 = "conv:20:5x5,conv:40:5x5,fc:100,softmax"
+BIG = "conv:20:5x5,conv:40:5x5,fc:1000,fc:1000,softmax"
+# The book's chapter 6 rows: (what it reports, its number, the flags that reproduce it).
+PRESETS = {
+    "fc100": ("FC-100 sigmoid + softmax, η = 0.1", 97.80,
+              dict(layers="fc:100,softmax", eta=0.1, epochs=60)),
+    "conv1": ("+ conv-pool (20 filters 5×5)", 98.78,
+              dict(layers="conv:20:5x5,fc:100,softmax", eta=0.1, epochs=60)),
+    "conv2": ("+ second conv-pool (40 filters 5×5)", 99.06,
+              dict(layers=CONV2, eta=0.1, epochs=60)),
+    "relu": ("ReLU, η = 0.03, λ = 0.1", 99.23,
+             dict(layers=CONV2, activation="relu", eta=0.03, l2=0.1, epochs=60)),
+    "expanded": ("+ expanded data (250,000 images)", 99.37,
+                 dict(layers=CONV2, activation="relu", eta=0.03, l2=0.1, epochs=60,
+                      expand="book")),
+    "fc100x2": ("two FC-100 layers", 99.43,
+                dict(layers="conv:20:5x5,conv:40:5x5,fc:100,fc:100,softmax", activation="relu",
+                     eta=0.03, l2=0.1, epochs=60, expand="book")),
+    "dropout": ("FC-1000 × 2, dropout 0.5, expanded data, 40 epochs", 99.60,
+                dict(layers=BIG, activation="relu", eta=0.03, dropout=0.5, epochs=40,
+                     expand="book")),
+    "ensemble": ("plurality vote of 5 such networks", 99.67,
+                 dict(layers=BIG, activation="relu", eta=0.03, dropout=0.5, epochs=40,
+                      expand="book", networks=5)),
+}
+
+# The flags that decide a run (saved with the networks).
+SETTINGS = ("layers", "activation", "dropout", "dropout_kind", "init", "epochs",
+            "mini_batch_size", "eta", "l2", "momentum", "expand", "shuffle", "networks", "seed",
+            "dataset", "train_size")
+
+
+def apply_preset() -> None:
+    """Sets the preset's flags, except those given on the command line."""
+    if FLAGS.preset is None:
+        return
+    if FLAGS.preset not in PRESETS:
+        raise UsageError(f"--preset={FLAGS.preset} is not one of {', '.join(PRESETS)} "
+                         "(--list describes them)")
+    for name, value in PRESETS[FLAGS.preset][2].items():
+        if not FLAGS[name].present:
+            FLAGS[name].value = value
+
+
+def preset_command(name: str) -> str:
+    """The command line that reproduces a preset's row."""
+    return f"python -m experiments.conv --preset={name}"
+
+
+def check_flags():
+    """Validates the flags before any work; returns the layers."""
+    from nnjax import layers
+    apply_preset()
+    for name in ("epochs", "mini_batch_size", "networks"):
+        if FLAGS[name].value <= 0:
+            raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
+    if not FLAGS.eta > 0:
+        raise UsageError(f"--eta must be positive, got {FLAGS.eta}")
+    if not FLAGS.l2 >= 0:
+        raise UsageError(f"--l2 must be zero or positive, got {FLAGS.l2}")
+    if not 0 <= FLAGS.momentum < 1:
+        raise UsageError(f"--momentum must be in [0, 1), got {FLAGS.momentum}")
+    if not 0 <= FLAGS.dropout < 1:
+        raise UsageError(f"--dropout must be in [0, 1), got {FLAGS.dropout}")
+    if FLAGS.train_size is not None and FLAGS.train_size <= 0:
+        raise UsageError(f"--train_size must be positive, got {FLAGS.train_size}")
+    for name in ("metrics_out", "save", "filters_png", "misclassified_png"):
+        if FLAGS[name].value:
+            check_writable(name, FLAGS[name].value)
+    try:
+        net = layers.parse(FLAGS.layers, FLAGS.activation, FLAGS.dropout, FLAGS.dropout_kind,
+                           FLAGS.init)
+    except layers.LayerError as e:
+        raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
+    if FLAGS.filters_png and not FLAGS.layers.startswith("conv"):
+        raise UsageError("--filters_png needs a first layer that is conv-pool")
+    return net
+
+
+def image_shape(n_in: int, dataset: str) -> tuple:
+    """(side, side, 1) for square one-channel images of ``n_in`` pixels."""
+    side = int(round(n_in ** 0.5))
+    if side * side != n_in:
+        raise UsageError(f"--dataset={dataset}: its {n_in}-pixel images are not square "
+                         "one-channel images")
+    return side, side, 1
+
+
+def run() -> None:
+    net_layers = check_flags()
+    import jax
+    import numpy as np
+    from nnjax import checkpoint, data, ensemble, expand, layers, network3, train3
+
+    dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
+    shape = image_shape(dataset.train.x.shape[1], FLAGS.dataset)
+    if dataset.num_classes > 10 and "softmax:" not in FLAGS.layers:
+        net_layers = layers.parse(FLAGS.layers, FLAGS.activation, FLAGS.dropout,
+                                  FLAGS.dropout_kind, FLAGS.init, dataset.num_classes)
+    train_x, train_y = dataset.train.x, dataset.train.y
+    if FLAGS.train_size is not None:
+        if FLAGS.train_size > len(train_y):
+            raise UsageError(f"--train_size={FLAGS.train_size} exceeds the {len(train_y)} "
+                             f"training images of {dataset.name}")
+        train_x, train_y = train_x[:FLAGS.train_size], train_y[:FLAGS.train_size]
+    if FLAGS.expand == "book":
+        train_x, train_y = expand.expand(train_x, train_y)
+    if FLAGS.mini_batch_size > len(train_y):
+        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} exceeds the "
+                         f"{len(train_y)} training examples")
+
+    k = FLAGS.networks
+    seeds = [jax.random.split(jax.random.key(FLAGS.seed + i)) for i in range(k)]
+    try:
+        params = [network3.init(init_key, net_layers, shape) for init_key, _ in seeds]
+    except layers.LayerError as e:
+        raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
+    networks = [train3.Network(p, train3.init_state(p, FLAGS.momentum)) for p in params]
+    strategy = train3.pick_strategy(FLAGS.strategy, k)
+    print(f"nnjax: {layers.describe(net_layers)}; η={FLAGS.eta:g}, λ={FLAGS.l2:g} (network3), "
+          f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs, "
+          f"{k} network{'s' * (k > 1)} ({strategy}) on {jax.default_backend()}; "
+          f"{dataset.name}: {len(train_y)} training images"
+          f"{' (expanded)' if FLAGS.expand == 'book' else ''}"
+          f"{', random shifts' if FLAGS.expand == 'random' else ''}", flush=True)
+
+    try:
+        metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out else None
+    except OSError as e:
+        raise UsageError(f"--metrics_out={FLAGS.metrics_out}: {e.strerror}") from None
+
+    def report(i, r) -> None:
+        who = f"Network {i}, e" if k > 1 else "E"
+        print(f"{who}poch {r.epoch}: validation accuracy {100 * r.accuracy:.2f}%  "
+              f"({r.seconds:.1f} s)", flush=True)
+        if r.test_correct is not None:
+            print(f"  the corresponding test accuracy is "
+                  f"{100 * r.test_correct / r.test_total:.2f}%", flush=True)
+        if metrics:
+            metrics.write(json.dumps({"network": i, **r.as_dict()}) + "\n")
+            metrics.flush()
+
+    try:
+        with jax.default_matmul_precision(FLAGS.matmul_precision):
+            networks, compile_seconds = train3.train(
+                networks, net_layers, shape, (train_x, train_y),
+                (dataset.validation.x, dataset.validation.y),
+                test_data=(dataset.test.x, dataset.test.y), epochs=FLAGS.epochs,
+                mini_batch_size=FLAGS.mini_batch_size, eta=FLAGS.eta, lmbda=FLAGS.l2,
+                keys=[shuffle_key for _, shuffle_key in seeds], momentum=FLAGS.momentum,
+                shuffle=FLAGS.shuffle, random_shifts=FLAGS.expand == "random",
+                strategy=strategy, on_epoch=report)
+    finally:
+        if metrics:
+            metrics.close()
+
+    test_x, test_y = dataset.test.x, dataset.test.y
+    predict = lambda p: np.asarray(network3.predict_all(
+        p, test_x, layers=tuple(net_layers), input_shape=shape))
+    n_test = len(test_y)
+    seconds = sum(r.seconds for n in networks for r in n.epochs)
+    for i, net in enumerate(networks):
+        best = net.best
+        final = int(np.sum(predict(net.params) == test_y))
+        print(f"{f'Network {i}: b' if k > 1 else 'B'}est validation accuracy "
+              f"{100 * best.accuracy:.2f}% at epoch {best.epoch}; the corresponding test "
+              f"accuracy is {100 * best.test_correct / best.test_total:.2f}%. Final test "
+              f"accuracy {100 * final / n_test:.2f}%.")
+    votes = predictions = np.stack([predict(n.best_params) for n in networks])
+    if k > 1:
+        votes = np.asarray(ensemble.plurality_vote(predictions, dataset.num_classes))
+        tests = [n.best.test_correct / n.best.test_total for n in networks]
+        print(f"Test accuracy at the best validation epoch: mean {100 * np.mean(tests):.2f}% "
+              f"± {100 * np.std(tests, ddof=1):.2f}% over {k} networks. Their plurality vote: "
+              f"{100 * ensemble.vote_accuracy(votes, test_y):.2f}% "
+              f"({len(ensemble.misclassified(votes, test_y))} test digits wrong).")
+    votes = votes.reshape(-1)
+    print(f"Trained in {seconds:.1f} s (+{compile_seconds:.1f} s compile).")
+    if FLAGS.save:
+        checkpoint.save_layers(FLAGS.save, [n.best_params for n in networks],
+                               {name: FLAGS[name].value for name in SETTINGS})
+        print(f"Saved the networks (at their best validation epochs) to {FLAGS.save}.")
+    if FLAGS.filters_png:
+        from experiments import conv_figures
+        w = np.asarray(networks[0].best_params[0]["w"])        # (kh, kw, C, F)
+        conv_figures.draw_filters(w[:, :, 0, :].transpose(2, 0, 1), FLAGS.filters_png,
+                                  title="first conv-pool layer's filters")
+        print(f"Drew the filters to {FLAGS.filters_png}.")
+    if FLAGS.misclassified_png:
+        from experiments import conv_figures
+        wrong = ensemble.misclassified(votes, test_y)
+        shown = wrong[:MAX_DRAWN]
+        conv_figures.draw_misclassified(test_x[shown], test_y[shown], votes[shown],
+                                        FLAGS.misclassified_png, side=shape[0])
+        print(f"Drew {'the' if len(shown) == len(wrong) else 'the first'} {len(shown)} of "
+              f"{len(wrong)} misclassified test digits to {FLAGS.misclassified_png}.")
+
+
+def list_presets() -> None:
+    for name, (what, number, settings) in PRESETS.items():
+        print(f"{name:9} {what} (book: {number:.2f}%)\n          {preset_command(name)}  = "
+              + " ".join(f"--{k}={v}" for k, v in settings.items()))
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
+    if FLAGS.list:
+        list_presets()
+        return
+    from nnjax import checkpoint, data
+    try:
+        run()
+    except (UsageError, data.DataError, checkpoint.CheckpointError) as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted")
+
+
+if __name__ == "__main__":
+    app.run(main)
