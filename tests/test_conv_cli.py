@@ -1,0 +1,99 @@
+"""`python -m experiments.conv` as a user runs it: presets, bad input, a short real run that
+learns, and an ensemble whose reported vote is recomputed from its saved networks."""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_conv(*flags, timeout=600):
+    return subprocess.run([sys.executable, "-m", "experiments.conv", *flags], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_list_names_every_book_row():
+    from experiments import conv
+    out = run_conv("--list")
+    assert out.returncode == 0, out.stderr
+    for name, (_, number, _) in conv.PRESETS.items():
+        assert f"--preset={name}" in out.stdout and f"{number:.2f}%" in out.stdout
+
+
+@pytest.mark.parametrize("flags, names", [
+    (["--preset=resnet"], "--preset"),
+    (["--layers=conv:20,fc:100"], "--layers"),
+    (["--layers=conv:x,softmax"], "--layers"),
+    (["--layers=fc:100,conv:20,softmax"], "--layers"),
+    (["--activation=swish"], "--activation"),
+    (["--epochs=0"], "--epochs"),
+    (["--eta=-0.1"], "--eta"),
+    (["--l2=-1"], "--l2"),
+    (["--dropout=1"], "--dropout"),
+    (["--networks=0"], "--networks"),
+    (["--train_size=0"], "--train_size"),
+    (["--expand=rotate"], "--expand"),
+    (["--save=/nonexistent/dir/nets.npz"], "--save"),
+    (["--layers=fc:100,softmax", "--filters_png=/tmp/f.png"], "--filters_png"),
+    (["--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),
+])
+def test_bad_flags_are_one_line_errors(flags, names):
+    out = run_conv(*flags)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr, out.stderr
+    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and names in errors[0], out.stderr
+
+
+def test_short_real_run_learns_and_writes_its_outputs(tmp_path):
+    """The relu preset's settings (η = 0.03, λ = 0.1) on a small conv net, 4,000 images, 2
+    epochs: clearly learning, with the protocol's numbers, metrics, networks and figures."""
+    files = {name: tmp_path / name for name in ("m.jsonl", "nets.npz", "f.png", "w.png")}
+    out = run_conv("--preset=relu", "--layers=conv:20:5x5,fc:100,softmax", "--train_size=4000",
+                   "--epochs=2", f"--metrics_out={files['m.jsonl']}",
+                   f"--save={files['nets.npz']}", f"--filters_png={files['f.png']}",
+                   f"--misclassified_png={files['w.png']}")
+    assert out.returncode == 0, out.stderr
+    assert "η=0.03, λ=0.1" in out.stdout        # from the preset
+    best = re.search(r"the corresponding test accuracy is ([\d.]+)%\. Final test accuracy "
+                     r"([\d.]+)%", out.stdout)
+    assert best, out.stdout
+    assert float(best.group(1)) > 85, out.stdout
+    epochs = [json.loads(line) for line in files["m.jsonl"].read_text().splitlines()]
+    assert [e["epoch"] for e in epochs] == [0, 1] and epochs[0]["test_total"] == 10000
+    from PIL import Image
+    for png in ("f.png", "w.png"):
+        assert Image.open(files[png]).size[0] > 300
+    from nnjax import checkpoint
+    networks, settings = checkpoint.load_layers(files["nets.npz"])
+    assert settings["layers"] == "conv:20:5x5,fc:100,softmax" and settings["l2"] == 0.1
+    assert networks[0][0]["w"].shape == (5, 5, 1, 20)
+
+
+def test_ensemble_vote_is_recomputed_from_the_saved_networks(tmp_path):
+    import jax
+    from nnjax import checkpoint, data, ensemble, layers, network3
+    saved = tmp_path / "nets.npz"
+    out = run_conv("--layers=fc:30,softmax", "--activation=relu", "--eta=0.1", "--networks=3",
+                   "--train_size=1000", "--epochs=2", "--seed=5", f"--save={saved}")
+    assert out.returncode == 0, out.stderr
+    vote = re.search(r"Their plurality vote: ([\d.]+)%", out.stdout)
+    assert vote, out.stdout
+    networks, settings = checkpoint.load_layers(saved)
+    assert len(networks) == 3 and settings["seed"] == 5
+    net = tuple(layers.parse(settings["layers"], settings["activation"]))
+    test = data.load("mnist", progress=None).test
+    predictions = np.stack([network3.predict_all(jax.tree.map(jax.numpy.asarray, p), test.x,
+                                                 layers=net, input_shape=(28, 28, 1))
+                            for p in networks])
+    votes = ensemble.plurality_vote(predictions, 10)
+    assert f"{100 * ensemble.vote_accuracy(votes, test.y):.2f}" == vote.group(1)
+    assert not np.array_equal(predictions[0], predictions[1])

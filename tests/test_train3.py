@@ -1,0 +1,113 @@
+"""network3's training: its update and L2 convention, the best-validation protocol, and
+ensembles trained by loop or vmap."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nnjax import layers, network3, train3
+from nnjax.train import EpochResult
+
+SHAPE = (8, 8, 1)
+
+
+def tiny(seed=0, n=60, spec="conv:3:3x3,fc:8,softmax:4", **options):
+    net = tuple(layers.parse(spec, **options))
+    params = network3.init(jax.random.key(seed), net, SHAPE)
+    x = jax.random.uniform(jax.random.key(seed + 100), (n, 64))
+    y = jax.random.randint(jax.random.key(seed + 200), (n,), 0, 4)
+    return net, params, x, y
+
+
+def test_epoch_is_network3s_sgd_with_l2_over_the_number_of_batches():
+    """Without shuffling, an epoch is the mini-batches in order, each step
+    w → w − η (∇C_mean + (λ / steps) w), biases undecayed."""
+    net, params, x, y = tiny(n=30)
+    eta, lmbda, m = 0.5, 0.3, 10
+    out, _ = train3.sgd_epoch(params, train3.init_state(params), x, y, jax.random.key(7), eta,
+                              lmbda, layers=net, input_shape=SHAPE, mini_batch_size=m,
+                              shuffle=False)
+    expected = params
+    step_key = jax.random.split(jax.random.key(7))[1]
+    for i in range(3):
+        xb, yb = x[i * m:(i + 1) * m], y[i * m:(i + 1) * m]
+        g = jax.grad(network3.loss)(expected, net, xb, yb, SHAPE,
+                                    jax.random.fold_in(step_key, i))
+        expected = [{"w": p["w"] - eta * (gp["w"] + lmbda / 3 * p["w"]),
+                     "b": p["b"] - eta * gp["b"]} for p, gp in zip(expected, g)]
+    for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_epoch_is_reproducible_and_the_key_matters():
+    net, params, x, y = tiny(spec="fc:8,softmax:4", p_dropout=0.5)
+    run = lambda key, **kw: train3.sgd_epoch(params, train3.init_state(params), x, y, key, 0.1,
+                                             0.0, layers=net, input_shape=SHAPE,
+                                             mini_batch_size=10, **kw)[0]
+    a, b, c = run(jax.random.key(1)), run(jax.random.key(1)), run(jax.random.key(2))
+    assert all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    assert not np.allclose(a[0]["w"], c[0]["w"])
+    shifted = run(jax.random.key(1), random_shifts=True)
+    assert not np.allclose(a[0]["w"], shifted[0]["w"])
+
+
+def test_momentum_epoch_carries_velocity():
+    net, params, x, y = tiny(spec="fc:8,softmax:4")
+    state = train3.init_state(params, 0.9)
+    out, state = train3.sgd_epoch(params, state, x, y, jax.random.key(1), 0.1, 0.0, layers=net,
+                                  input_shape=SHAPE, mini_batch_size=10, momentum=0.9)
+    velocity = jax.tree.leaves(state)
+    assert velocity and any(float(jnp.abs(v).max()) > 0 for v in velocity)
+
+
+def test_record_keeps_the_last_best_validation_epoch():
+    net = train3.Network(params="p0", opt_state=None)
+    for epoch, (correct, params) in enumerate([(90, "p1"), (95, "p2"), (93, "p3"), (95, "p4")]):
+        net.params = params
+        net.record(EpochResult(epoch, correct, 100, 0.0, 0.1))
+    assert net.best.epoch == 3 and net.best_params == "p4"   # network3's >=
+
+
+def test_train_scores_test_data_only_when_validation_is_at_its_best():
+    net, params, x, y = tiny(spec="fc:8,softmax:4", n=200)
+    val, test = (x[:100], y[:100]), (x[100:], y[100:])
+    networks, _ = train3.train([train3.Network(params, train3.init_state(params))], net, SHAPE,
+                               (x, y), val, test_data=test, epochs=6, mini_batch_size=10,
+                               eta=1.0, keys=[jax.random.key(0)])
+    epochs = networks[0].epochs
+    best = -1
+    for r in epochs:
+        assert (r.test_correct is not None) == (r.correct >= best)
+        best = max(best, r.correct)
+    assert networks[0].best.correct == max(r.correct for r in epochs)
+    assert networks[0].best.epoch == max(r.epoch for r in epochs if r.correct == best)
+
+
+def test_vmap_and_loop_train_the_same_networks():
+    net, _, x, y = tiny(spec="conv:2:3x3,fc:6,softmax:4", n=40, p_dropout=0.2)
+    inits = [network3.init(jax.random.key(s), net, SHAPE) for s in (1, 2, 3)]
+    keys = [jax.random.key(10 + s) for s in (1, 2, 3)]
+    results = {}
+    for strategy in ("loop", "vmap"):
+        networks = [train3.Network(p, train3.init_state(p)) for p in inits]
+        networks, _ = train3.train(networks, net, SHAPE, (x, y), (x, y), epochs=2,
+                                   mini_batch_size=10, eta=0.5, lmbda=0.1, keys=keys,
+                                   strategy=strategy)
+        results[strategy] = networks
+    for a, b in zip(results["loop"], results["vmap"]):
+        for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+            np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
+        assert [r.correct for r in a.epochs] == [r.correct for r in b.epochs]
+    # three different networks, not one trained three times
+    assert not np.allclose(results["loop"][0].params[0]["w"], results["loop"][1].params[0]["w"])
+
+
+def test_pick_strategy():
+    assert train3.pick_strategy("vmap", 4) == "vmap"
+    assert train3.pick_strategy("loop", 4) == "loop"
+    assert train3.pick_strategy("auto", 1) == "loop"
+    assert train3.pick_strategy("auto", 4) == ("loop" if jax.default_backend() == "cpu"
+                                               else "vmap")
+    with pytest.raises(ValueError):
+        train3.pick_strategy("pmap", 2)
