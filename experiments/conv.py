@@ -63,6 +63,8 @@ flags.DEFINE_integer("train_size", None, "Train on the first N training images o
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per network and epoch.")
 flags.DEFINE_string("save", None, "Write the trained networks (.npz; "
                     "nnjax.checkpoint.load_layers reads it back).")
+flags.DEFINE_string("checkpoint_dir", None, "Checkpoint after every epoch in this directory; "
+                    "rerunning with the same flags resumes after the last finished epoch.")
 flags.DEFINE_string("filters_png", None, "Draw the first conv layer's filters to this PNG.")
 flags.DEFINE_string("misclassified_png", None, "Draw the test digits the network (or the "
                     "ensemble's vote) gets wrong to this PNG.")
@@ -97,7 +99,8 @@ PRESETS = {
                       expand="book", networks=5)),
 }
 
-# The flags that decide a run (saved with the networks).
+# The flags that decide a run (saved with the networks; a checkpoint resumes only a run with
+# the same, --epochs aside).
 SETTINGS = ("layers", "activation", "dropout", "dropout_kind", "init", "epochs",
             "mini_batch_size", "eta", "l2", "momentum", "expand", "shuffle", "networks", "seed",
             "dataset", "train_size")
@@ -197,10 +200,18 @@ def run() -> None:
           f"{' (expanded)' if FLAGS.expand == 'book' else ''}"
           f"{', random shifts' if FLAGS.expand == 'random' else ''}", flush=True)
 
+    after_epoch = None
+    if FLAGS.checkpoint_dir:
+        after_epoch = resume(networks)
+
     try:
         metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out else None
     except OSError as e:
         raise UsageError(f"--metrics_out={FLAGS.metrics_out}: {e.strerror}") from None
+    if metrics:  # the metrics file describes the whole run, resumed or not
+        metrics.writelines(json.dumps({"network": i, **n.epochs[e].as_dict()}) + "\n"
+                           for e in range(len(networks[0].epochs))
+                           for i, n in enumerate(networks))
 
     def report(i, r) -> None:
         who = f"Network {i}, e" if k > 1 else "E"
@@ -222,7 +233,7 @@ def run() -> None:
                 mini_batch_size=FLAGS.mini_batch_size, eta=FLAGS.eta, lmbda=FLAGS.l2,
                 keys=[shuffle_key for _, shuffle_key in seeds], momentum=FLAGS.momentum,
                 shuffle=FLAGS.shuffle, random_shifts=FLAGS.expand == "random",
-                strategy=strategy, on_epoch=report)
+                strategy=strategy, on_epoch=report, after_epoch=after_epoch)
     finally:
         if metrics:
             metrics.close()
@@ -267,6 +278,38 @@ def run() -> None:
                                         FLAGS.misclassified_png, side=shape[0])
         print(f"Drew {'the' if len(shown) == len(wrong) else 'the first'} {len(shown)} of "
               f"{len(wrong)} misclassified test digits to {FLAGS.misclassified_png}.")
+
+
+def resume(networks):
+    """Restores ``networks`` (in place) from --checkpoint_dir's checkpoint if there is one;
+    returns the function that checkpoints them after every epoch."""
+    import pathlib
+    from nnjax import checkpoint, train
+    settings = {name: FLAGS[name].value for name in SETTINGS if name != "epochs"}
+    path = pathlib.Path(FLAGS.checkpoint_dir) / "checkpoint.npz"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e.strerror}") from None
+    state = lambda: [(n.params, n.opt_state, n.best_params or n.params) for n in networks]
+    if path.exists():
+        tree, meta = checkpoint.read_tree(path, state())
+        if meta["settings"] != settings:
+            changed = sorted(k for k in settings if meta["settings"].get(k) != settings[k])
+            raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir} holds a run with other "
+                             f"settings ({', '.join('--' + k for k in changed)})")
+        for net, (params, opt_state, best_params), epochs, best in zip(
+                networks, tree, meta["epochs"], meta["best"]):
+            net.params, net.opt_state, net.best_params = params, opt_state, best_params
+            net.epochs = [train.EpochResult.from_dict(e) for e in epochs]
+            net.best = net.epochs[best]
+        print(f"Resuming from {path} after {len(networks[0].epochs)} epochs.", flush=True)
+
+    def save(networks):
+        checkpoint.write_tree(path, state(), {
+            "settings": settings, "best": [n.epochs.index(n.best) for n in networks],
+            "epochs": [[r.as_dict() for r in n.epochs] for n in networks]})
+    return save
 
 
 def list_presets() -> None:

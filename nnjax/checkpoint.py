@@ -164,3 +164,27 @@ def load_layers(path):
         return networks, meta["settings"]
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"cannot read the networks in {path}: {e}") from None
+
+
+def write_tree(path, tree, meta: dict) -> None:
+    """Writes every array of the pytree ``tree`` exactly, and the JSON-able ``meta``, to the
+    ``.npz`` file ``path`` (atomically)."""
+    arrays = {f"a{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(tree))}
+    _write_atomically(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **arrays))
+
+
+def read_tree(path, like):
+    """``(tree, meta)`` from ``write_tree``'s file, the arrays put back into the structure of
+    the pytree ``like``; CheckpointError naming the file if it cannot be read or does not
+    hold such a tree."""
+    structure = jax.tree.structure(like)
+    try:
+        with np.load(path) as archive:
+            meta = json.loads(str(archive["meta"]))
+            count = sum(1 for k in archive.files if k.startswith("a"))
+            if count != structure.num_leaves:
+                raise ValueError(f"it holds {count} arrays, not {structure.num_leaves}")
+            leaves = [jax.numpy.asarray(archive[f"a{i}"]) for i in range(count)]
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from None
+    return jax.tree.unflatten(structure, leaves), meta

@@ -123,7 +123,8 @@ def _unstack(tree, k: int):
 def train(networks: list, layers, input_shape, train_data, validation_data, *, epochs: int,
           mini_batch_size: int, eta: float, keys, lmbda: float = 0.0, test_data=None,
           momentum: float = 0.0, shuffle: bool = True, random_shifts: bool = False,
-          strategy: str = "auto", on_epoch: Optional[Callable] = None):
+          strategy: str = "auto", on_epoch: Optional[Callable] = None,
+          after_epoch: Optional[Callable] = None):
     """Trains every ``Network`` of ``networks`` for ``epochs`` epochs (continuing from
     ``len(network.epochs)``), network i shuffling and dropping out with
     ``jax.random.fold_in(keys[i], epoch)``.
@@ -131,7 +132,7 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
     ``train_data``, ``validation_data`` and ``test_data`` are pairs ``(x (n, n_in), y (n,))``.
     After each epoch every network scores the validation data and, where that is at least
     its best so far, the test data (``Network.best``); ``on_epoch(i, EpochResult)`` is called
-    for each. ``strategy`` (``pick_strategy``) trains the networks one after another or all
+    for each, then ``after_epoch(networks)`` once (to checkpoint). ``strategy`` (``pick_strategy``) trains the networks one after another or all
     at once with ``vmap``; both give the same results up to float rounding.
     Returns ``(networks, compile_seconds)``.
     """
@@ -190,4 +191,6 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
             net.record(EpochResult(epoch, int(val[i]), len(y_val), seconds, float(eta), **test))
             if on_epoch is not None:
                 on_epoch(i, net.epochs[-1])
+        if after_epoch is not None:
+            after_epoch(networks)
     return networks, compile_seconds

@@ -97,3 +97,30 @@ def test_ensemble_vote_is_recomputed_from_the_saved_networks(tmp_path):
     votes = ensemble.plurality_vote(predictions, 10)
     assert f"{100 * ensemble.vote_accuracy(votes, test.y):.2f}" == vote.group(1)
     assert not np.array_equal(predictions[0], predictions[1])
+
+
+def test_checkpointed_run_resumes_exactly(tmp_path):
+    """Two epochs, then the same command with --epochs=3 resumes for the third; the networks
+    and the metrics equal those of an uninterrupted three-epoch run."""
+    from nnjax import checkpoint
+    common = ["--layers=fc:20,softmax", "--dropout=0.2", "--train_size=500", "--networks=2",
+              "--activation=relu", "--eta=0.1"]
+    ckpt = tmp_path / "ckpt"
+    first = run_conv(*common, "--epochs=2", f"--checkpoint_dir={ckpt}")
+    assert first.returncode == 0, first.stderr
+    resumed = run_conv(*common, "--epochs=3", f"--checkpoint_dir={ckpt}",
+                       f"--save={tmp_path / 'a.npz'}", f"--metrics_out={tmp_path / 'a.jsonl'}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming" in resumed.stdout and "Network 0, epoch 0" not in resumed.stdout
+    whole = run_conv(*common, "--epochs=3", f"--save={tmp_path / 'b.npz'}",
+                     f"--metrics_out={tmp_path / 'b.jsonl'}")
+    assert whole.returncode == 0, whole.stderr
+    (a, _), (b, _) = (checkpoint.load_layers(tmp_path / f) for f in ("a.npz", "b.npz"))
+    for u, v in zip(a, b):
+        for la, lb in zip(u, v):
+            np.testing.assert_array_equal(la["w"], lb["w"])
+    strip = lambda f: [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                       for line in (tmp_path / f).read_text().splitlines()]
+    assert strip("a.jsonl") == strip("b.jsonl") and len(strip("a.jsonl")) == 6
+    other = run_conv(*common, "--epochs=3", "--eta=0.2", f"--checkpoint_dir={ckpt}")
+    assert other.returncode != 0 and "--eta" in other.stderr and "Traceback" not in other.stderr
