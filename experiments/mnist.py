@@ -3,6 +3,11 @@ r"""Chapters 1 and 3: train the book's feedforward networks on MNIST by mini-bat
     python -m experiments.mnist --hidden=30            # the book's [784, 30, 10], ~95%
     python -m experiments.mnist --hidden=100           # [784, 100, 10], ~96.6%
     python -m experiments.mnist --dataset=tfds:fashion_mnist --eval_split=validation
+    python -m experiments.mnist --mini_batch_size=100 --eta=10 --devices=all   # data parallel
+
+Across machines, start the same command on every host with --coordinator_address=HOST:PORT
+(process 0's), --num_processes and each its own --process_id; only process 0 prints and
+writes files.
 
 Prints the book's ``Epoch k: <correct> / <total>`` after every epoch, then a summary.
 """
@@ -58,6 +63,14 @@ flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
                   "XLA's choice, TF32 on recent GPUs (about 15% faster there).")
 flags.DEFINE_enum("kernel", "auto", ["auto", "xla"], "auto: on the CPU, chapter 1's network "
                   "trains in nnjax's compiled C++ epoch; xla: always the pure-JAX lax.scan epoch.")
+flags.DEFINE_string("devices", "1", "Split every mini-batch over this many devices (an integer, "
+                    "or all: every device of every process), data parallel; it must divide "
+                    "--mini_batch_size. 1: one device, as before.")
+flags.DEFINE_string("coordinator_address", None, "Multi-host: HOST:PORT of process 0, for "
+                    "jax.distributed.initialize (with --num_processes and --process_id).")
+flags.DEFINE_integer("num_processes", None, "Multi-host: the number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's index, 0 … "
+                     "--num_processes − 1; process 0 prints and writes the files.")
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -96,7 +109,73 @@ def check_flags() -> list[int]:
     for name in ("metrics_out", "save"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
+    devices = parse_devices(FLAGS.devices)
+    if devices != "all" and FLAGS.mini_batch_size % devices:
+        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by "
+                         f"--devices={devices}")
+    check_distributed_flags()
     return hidden
+
+
+def parse_devices(text: str):
+    """``"all"`` or a positive int; raises UsageError naming --devices otherwise."""
+    if text == "all":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise UsageError(f"--devices must be a positive integer or all, got {text!r}")
+    return n
+
+
+def check_distributed_flags() -> None:
+    """The multi-host flags come together: all three or none."""
+    names = ("coordinator_address", "num_processes", "process_id")
+    given = [name for name in names if FLAGS[name].value is not None]
+    if given and len(given) < 3:
+        missing = [f"--{name}" for name in names if name not in given]
+        raise UsageError(f"--{given[0]} needs {' and '.join(missing)} too")
+    if given:
+        if FLAGS.num_processes <= 0:
+            raise UsageError(f"--num_processes must be positive, got {FLAGS.num_processes}")
+        if not 0 <= FLAGS.process_id < FLAGS.num_processes:
+            raise UsageError(f"--process_id must be in 0 … {FLAGS.num_processes - 1}, "
+                             f"got {FLAGS.process_id}")
+
+
+def start_processes(jax) -> None:
+    """Joins the other processes (``jax.distributed.initialize``) when the multi-host flags
+    are given; must come before any JAX computation."""
+    if FLAGS.coordinator_address is None:
+        return
+    if jax.config.jax_cpu_collectives_implementation is None:
+        # CPU processes exchange gradients over TCP with gloo (JAX's default since 0.5).
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                                   num_processes=FLAGS.num_processes,
+                                   process_id=FLAGS.process_id)
+    except Exception as e:  # the runtime's errors are long and of many types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"--coordinator_address={FLAGS.coordinator_address}: cannot start "
+                         f"process {FLAGS.process_id} of {FLAGS.num_processes}: {first}") from None
+
+
+def device_mesh(jax, parallel):
+    """The mesh ``--devices`` asks for, or None for one device on one process."""
+    n = jax.device_count() if FLAGS.devices == "all" else int(FLAGS.devices)
+    if n > jax.device_count():
+        raise UsageError(f"--devices={n} but only {jax.device_count()} "
+                         f"{jax.default_backend()} devices are available")
+    if n % jax.process_count():
+        raise UsageError(f"--devices={n} is not a multiple of the {jax.process_count()} "
+                         "processes (use --devices=all)")
+    if FLAGS.mini_batch_size % n:
+        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by "
+                         f"--devices={FLAGS.devices} ({n} devices)")
+    return None if n == 1 and jax.process_count() == 1 else parallel.make_mesh(n)
 
 
 # The flags that decide a run's trajectory: a checkpoint resumes only a run with the same.
@@ -109,9 +188,14 @@ def run() -> None:
     hidden = check_flags()
     # Imported here so that `--help` and flag errors answer at once.
     import jax
-    from nnjax import activations, backprop, checkpoint, costs, data, network, sgd, train
+    start_processes(jax)
+    from nnjax import (activations, backprop, checkpoint, costs, data, network, parallel, sgd,
+                       train)
 
-    dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
+    mesh = device_mesh(jax, parallel)
+    primary = jax.process_index() == 0  # the one process that prints and writes files
+    say = print if primary else (lambda *args, **kwargs: None)
+    dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
     eval_split = getattr(dataset, FLAGS.eval_split)
     train_x, train_y = dataset.train.x, dataset.train.y
     if FLAGS.train_size is not None:
@@ -130,18 +214,21 @@ def run() -> None:
     regularised = (f", L2 λ={FLAGS.l2:g}" if FLAGS.l2 else "") + (
         f", L1 λ={FLAGS.l1:g}" if FLAGS.l1 else "") + (
         f", momentum {FLAGS.momentum:g}" if FLAGS.momentum else "")
-    print(f"nnjax: {sizes} {activation.name} network, {cost.name} cost, {FLAGS.init} "
-          f"initialisation{regularised}, η={FLAGS.eta:g}, "
-          f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs on "
-          f"{jax.default_backend()}; {dataset.name}: {n_train} training, "
-          f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
+    where = jax.default_backend() if mesh is None else (
+        f"{mesh.size} {jax.default_backend()} devices" + (
+            f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""))
+    say(f"nnjax: {sizes} {activation.name} network, {cost.name} cost, {FLAGS.init} "
+        f"initialisation{regularised}, η={FLAGS.eta:g}, "
+        f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs on "
+        f"{where}; {dataset.name}: {n_train} training, "
+        f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
 
     if FLAGS.gradient_norms:
         n = FLAGS.gradient_norms
         initial = backprop.hidden_layer_speeds(
             params, train_x[:n], costs.one_hot(train_y[:n], sizes[-1]), cost, activation)
-        print("Before training, ‖∂C/∂b‖ of the hidden layers: " +
-              " ".join(f"{float(v):.4g}" for v in initial), flush=True)
+        say("Before training, ‖∂C/∂b‖ of the hidden layers: " +
+            " ".join(f"{float(v):.4g}" for v in initial), flush=True)
 
     done, after_epoch = [], None
     opt_state = sgd.init_state(params, FLAGS.momentum) if FLAGS.momentum else None
@@ -153,16 +240,24 @@ def run() -> None:
         except checkpoint.CheckpointError as e:
             raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e}") from None
         done = [train.EpochResult.from_dict(e) for e in epochs]
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+            found = multihost_utils.process_allgather(len(done))
+            if len(set(found.tolist())) > 1:
+                raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir} must be the same "
+                                 f"directory for every process (they found {found.tolist()} "
+                                 "finished epochs)")
         if done:
-            print(f"Resuming from {run.path} after {len(done)} epochs.", flush=True)
+            say(f"Resuming from {run.path} after {len(done)} epochs.", flush=True)
 
         def save_checkpoint(params, opt_state, results):
-            run.save(params, opt_state, [r.as_dict() for r in results])
+            if primary:
+                run.save(params, opt_state, [r.as_dict() for r in results])
 
         after_epoch = save_checkpoint
 
     try:
-        metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out else None
+        metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out and primary else None
     except OSError as e:
         raise UsageError(f"--metrics_out={FLAGS.metrics_out}: {e.strerror}") from None
     if metrics:  # the metrics file describes the whole run, resumed or not
@@ -170,14 +265,14 @@ def run() -> None:
 
     def report(r: train.EpochResult) -> None:
         eta = f", η={r.eta:g}" if FLAGS.halve_eta_after else ""
-        print(f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s{eta})", flush=True)
+        say(f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s{eta})", flush=True)
         if FLAGS.monitor:
-            print(f"  cost on training data: {r.training_cost:.4f}; accuracy on training data: "
-                  f"{r.training_correct} / {r.training_total}; cost on evaluation data: "
-                  f"{r.evaluation_cost:.4f}", flush=True)
+            say(f"  cost on training data: {r.training_cost:.4f}; accuracy on training data: "
+                f"{r.training_correct} / {r.training_total}; cost on evaluation data: "
+                f"{r.evaluation_cost:.4f}", flush=True)
         if r.gradient_norms is not None:
-            print("  ‖∂C/∂b‖ of the hidden layers: " +
-                  " ".join(f"{v:.4g}" for v in r.gradient_norms), flush=True)
+            say("  ‖∂C/∂b‖ of the hidden layers: " +
+                " ".join(f"{v:.4g}" for v in r.gradient_norms), flush=True)
         if metrics:
             metrics.write(json.dumps(r.as_dict()) + "\n")
             metrics.flush()
@@ -194,20 +289,20 @@ def run() -> None:
                                  monitor=FLAGS.monitor, gradient_norms=FLAGS.gradient_norms,
                                  early_stopping=FLAGS.early_stopping,
                                  halve_eta_after=FLAGS.halve_eta_after, on_epoch=report,
-                                 after_epoch=after_epoch, done=done)
+                                 after_epoch=after_epoch, done=done, mesh=mesh)
     finally:
         if metrics:
             metrics.close()
-    if FLAGS.save:
+    if FLAGS.save and primary:
         checkpoint.save(FLAGS.save, params, cost, activation)
-        print(f"Saved the network to {FLAGS.save}.")
+        say(f"Saved the network to {FLAGS.save}.")
     if history.stopped:
-        print(f"Stopped: {history.stopped}.")
+        say(f"Stopped: {history.stopped}.")
     best, last = history.best, history.epochs[-1]
-    print(f"Best: epoch {best.epoch}, {best.correct} / {best.total} ({100 * best.accuracy:.2f}%)."
-          f" Final: {last.correct} / {last.total} ({100 * last.accuracy:.2f}%)."
-          f" {len(history.epochs)} epochs in {history.train_seconds:.1f} s"
-          f" (+{history.compile_seconds:.1f} s compile).")
+    say(f"Best: epoch {best.epoch}, {best.correct} / {best.total} ({100 * best.accuracy:.2f}%)."
+        f" Final: {last.correct} / {last.total} ({100 * last.accuracy:.2f}%)."
+        f" {len(history.epochs)} epochs in {history.train_seconds:.1f} s"
+        f" (+{history.compile_seconds:.1f} s compile).")
 
 
 def main(argv):

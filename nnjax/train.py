@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations, backprop, costs, network, sgd, stopping
+from nnjax import activations, backprop, costs, network, parallel, sgd, stopping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
           halve_eta_after: int = 0,
           on_epoch: Optional[Callable[[EpochResult], None]] = None,
           after_epoch: Optional[Callable] = None, done: Sequence[EpochResult] = (),
-          opt_state=None):
+          opt_state=None, mesh: Optional[jax.sharding.Mesh] = None):
     """Trains ``params`` by SGD for up to ``epochs`` epochs.
 
     ``train_data`` and ``eval_data`` are pairs ``(x (n, n_in) float, y (n,) int)``. Epoch k
@@ -107,22 +107,44 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
     ``len(done)`` exactly as if it had never stopped. ``after_epoch(params, opt_state,
     results so far)`` is called after every epoch (to checkpoint).
 
+    With a ``mesh`` (``parallel.make_mesh``), every epoch is ``parallel.data_parallel_epoch``:
+    each mini-batch split over the mesh's devices (``mini_batch_size`` divisible by their
+    number), the same mini-batches and, up to the order of float additions, the same
+    parameters as without (``kernel`` is then ignored: the CPU kernel is single-device).
+    Scoring and the callbacks use this process's copy of the parameters on its first device
+    of the mesh. On several processes every one must call ``train`` with the same arguments.
+
     Returns ``(params, opt_state, History)``; ``opt_state`` is None without momentum;
     without ``eval_data`` every epoch scores 0 of 0.
     """
     if (early_stopping or halve_eta_after) and eval_data is None:
         raise ValueError("early stopping and the η schedule need evaluation data")
     with jax.default_matmul_precision(matmul_precision):
-        x, y = (jax.device_put(a) for a in train_data)
+        if mesh is None:
+            x, y = (jax.device_put(a) for a in train_data)
+            on_mesh, off_mesh, epoch_data = (lambda t: t), (lambda t: t), (x, y)
+        else:
+            on_mesh = functools.partial(parallel.replicate, mesh=mesh)
+            off_mesh = parallel.local_copy
+            epoch_data = on_mesh(tuple(train_data))
+            x, y = off_mesh(epoch_data)
         x_eval, y_eval = (jax.device_put(a) for a in eval_data) if eval_data else (None, None)
         lmbda = jnp.asarray(lmbda, x.dtype)
         if momentum and opt_state is None:
             opt_state = sgd.init_state(params, momentum)
         start = time.perf_counter()
-        epoch_fn = sgd.sgd_epoch.lower(params, x, y, key, jnp.asarray(eta, x.dtype),
-                                       mini_batch_size, cost, activation, kernel, lmbda,
-                                       regularization, momentum, opt_state).compile()
+        # Both compiled epochs take (params, x, y, key, eta, lmbda, opt_state).
+        if mesh is None:
+            epoch_fn = sgd.sgd_epoch.lower(params, x, y, key, jnp.asarray(eta, x.dtype),
+                                           mini_batch_size, cost, activation, kernel, lmbda,
+                                           regularization, momentum, opt_state).compile()
+        else:
+            epoch_fn = parallel.data_parallel_epoch.lower(
+                on_mesh(params), *epoch_data, key, jnp.asarray(eta, x.dtype), mini_batch_size,
+                mesh, cost, activation, lmbda, regularization, momentum,
+                on_mesh(opt_state)).compile()
         compile_seconds = time.perf_counter() - start
+        trained = on_mesh((params, opt_state))  # what the epochs update
 
         def score(params, x, y):
             return 0 if x is None else int(network.evaluate(params, x, y, activation))
@@ -148,11 +170,13 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
         eta_now, stopped = decide()
         for k in range(len(results), epochs if not stopped else 0):
             start = time.perf_counter()
-            out = jax.block_until_ready(epoch_fn(params, x, y, jax.random.fold_in(key, k),
+            out = jax.block_until_ready(epoch_fn(trained[0], *epoch_data,
+                                                 jax.random.fold_in(key, k),
                                                  jnp.asarray(eta_now, x.dtype), lmbda,
-                                                 opt_state))
-            params, opt_state = (out, None) if opt_state is None else out
+                                                 trained[1]))
             seconds = time.perf_counter() - start
+            trained = (out, None) if opt_state is None else out
+            params, opt_state = off_mesh(trained)
             total = 0 if y_eval is None else int(y_eval.shape[0])
             extra = {}
             if monitor:

@@ -1,0 +1,93 @@
+r"""Data-parallel throughput: training examples per second on 1, 2, 4, … devices.
+
+    python -m benchmarks.data_parallel                       # [784, 30, 10], m = 10, 40, 400
+    python -m benchmarks.data_parallel --mini_batch_sizes=100 --hidden=100 --epochs=5
+
+Trains the book's network on the 50,000 training images with ``nnjax.parallel``'s epoch for
+every device count that divides the mini-batch size, plus the single-device pure-JAX epoch
+(``sgd_epoch(kernel="xla")``, no mesh) as the baseline. Prints the median seconds per epoch
+(compile excluded), examples per second and the speed relative to that baseline, and the test
+accuracy reached, which should agree across a row.
+
+On a CPU the devices are virtual (``--cpu_devices``, default 8): they share the machine's
+cores, so the table measures the cost of splitting and all-reducing, not a speedup.
+"""
+
+import statistics
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("mini_batch_sizes", "10,40,400", "Mini-batch sizes m, comma separated.")
+flags.DEFINE_string("device_counts", "1,2,4,8", "Device counts to try (those above the "
+                    "available number, or not dividing m, are skipped).")
+flags.DEFINE_integer("hidden", 30, "Hidden layer size.")
+flags.DEFINE_integer("epochs", 3, "Timed epochs per cell.")
+flags.DEFINE_integer("cpu_devices", 8, "On the CPU, this many virtual devices.")
+flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR or ~/.cache/nnjax).")
+
+
+def time_epochs(epoch, params, key):
+    """Median seconds of FLAGS.epochs calls of ``epoch(params, key_k)`` after one untimed
+    call (the compile), and the params they end with."""
+    import jax
+
+    jax.block_until_ready(epoch(params, key))  # compiles
+    times = []
+    for k in range(FLAGS.epochs):
+        start = time.perf_counter()
+        params = jax.block_until_ready(epoch(params, jax.random.fold_in(key, k)))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), params
+
+
+def main(argv):
+    del argv
+    import jax
+    jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)  # only the CPU client reads it
+    from nnjax import data, network, parallel, sgd
+
+    sizes_m = [int(m) for m in FLAGS.mini_batch_sizes.split(",")]
+    counts = [n for n in map(int, FLAGS.device_counts.split(",")) if n <= jax.device_count()]
+    mnist = data.load("mnist", FLAGS.data_dir)
+    x, y = jax.device_put(mnist.train.x), jax.device_put(mnist.train.y)
+    test = (jax.device_put(mnist.test.x), jax.device_put(mnist.test.y))
+    n = len(mnist.train.y)
+    init_key, key = jax.random.split(jax.random.key(0))
+    params0 = network.init(init_key, [784, FLAGS.hidden, 10])
+    eta = 3.0
+    backend = jax.default_backend()
+    print(f"[784, {FLAGS.hidden}, 10], {n} training images, η={eta:g}, median of "
+          f"{FLAGS.epochs} epochs; {jax.device_count()} {backend} devices "
+          f"({jax.devices()[0].device_kind}), JAX {jax.__version__}")
+    if backend == "cpu":
+        print("Virtual CPU devices share the machine's cores: this measures the overhead of "
+              "splitting each mini-batch, not a speedup.")
+    header = f"{'m':>5}  {'devices':>10}  {'s/epoch':>8}  {'examples/s':>11}  {'vs 1':>5}  correct"
+    print(header)
+    print("-" * len(header))
+    with jax.default_matmul_precision("highest"):
+        for m in sizes_m:
+            base_s, params = time_epochs(
+                lambda p, k: sgd.sgd_epoch(p, x, y, k, eta, m, kernel="xla"), params0, key)
+            correct = int(network.evaluate(params, *test))
+            print(f"{m:>5}  {'1, no mesh':>10}  {base_s:>8.3f}  {n / base_s:>11,.0f}  "
+                  f"{1.0:>5.2f}  {correct}", flush=True)
+            for count in counts:
+                if m % count:
+                    print(f"{m:>5}  {count:>10}  {'—':>8}  (m not divisible)")
+                    continue
+                mesh = parallel.make_mesh(count)
+                xm, ym = parallel.replicate((mnist.train.x, mnist.train.y), mesh)
+                seconds, params = time_epochs(
+                    lambda p, k: parallel.data_parallel_epoch(p, xm, ym, k, eta, m, mesh),
+                    parallel.replicate(params0, mesh), key)
+                correct = int(network.evaluate(parallel.local_copy(params), *test))
+                print(f"{m:>5}  {count:>10}  {seconds:>8.3f}  {n / seconds:>11,.0f}  "
+                      f"{base_s / seconds:>5.2f}  {correct}", flush=True)
+                del xm, ym
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,117 @@
+"""The Colab notebook's code, run on the CPU with tiny settings, so that it cannot rot.
+
+The notebook's code cells are turned into one script: the install cell (tagged
+``# nnjax: install``) is left out, as the tests run from a checkout; the settings cell
+(``# nnjax: settings``) gets the tiny values below; ``!command`` lines become subprocess calls
+with IPython's ``{NAME}`` expansion. The script runs in a temporary directory with 8 virtual
+CPU devices, so the data-parallel cell splits its mini-batches as on a TPU's 8 cores.
+"""
+
+import ast
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "colab.ipynb"
+HAS_SWEEP = (ROOT / "experiments" / "sweep.py").exists()
+NO_SWEEP = "experiments/sweep.py is not in this checkout: the notebook's sweep cell is not run"
+
+TINY = {"EPOCHS": 2, "TRAIN_SIZE": 1000, "DP_MINI_BATCH_SIZE": 80, "DP_ETA": 10.0,
+        "SWEEP_EPOCHS": 1, "SWEEP_SEEDS": "0:2", "SWEEP_ETAS": "0.5,3.0"}
+
+PREAMBLE = '''\
+import re, subprocess, sys
+
+def _shell(command):
+    """IPython's `!command`: {NAME} replaced by the variable's value, `python` by this
+    Python; failing fails."""
+    command = re.sub(r"\\{(\\w+)\\}", lambda m: str(globals()[m.group(1)]), command)
+    command = re.sub(r"^python ", sys.executable + " ", command)
+    print("$", command, flush=True)
+    subprocess.run(command, shell=True, check=True)
+'''
+
+
+def code_cells():
+    """``(tag, source)`` of every code cell; the tag is X of a first line ``# nnjax: X``."""
+    notebook = json.loads(NOTEBOOK.read_text())
+    assert notebook["nbformat"] == 4
+    cells = []
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            source = "".join(cell["source"])
+            first = source.splitlines()[0] if source else ""
+            tag = first.split("# nnjax:", 1)[1].split()[0] if first.startswith("# nnjax:") else ""
+            cells.append((tag, source))
+    return cells
+
+
+def tiny_settings(source: str) -> str:
+    """The settings cell with TINY's values; it must set exactly TINY's names."""
+    names = [t.id for node in ast.parse(source).body for t in node.targets]
+    assert sorted(names) == sorted(TINY), names
+    return "\n".join(f"{name} = {value!r}" for name, value in TINY.items())
+
+
+def to_python(source: str) -> str:
+    out = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        assert not stripped.startswith("%"), f"no IPython magics outside the install cell: {line}"
+        if stripped.startswith("!"):
+            line = line[:len(line) - len(stripped)] + f"_shell({stripped[1:]!r})"
+        out.append(line)
+    return "\n".join(out)
+
+
+def notebook_script() -> str:
+    parts = [PREAMBLE]
+    tags = []
+    for tag, source in code_cells():
+        tags.append(tag)
+        if tag == "install":
+            continue
+        if tag == "sweep" and not HAS_SWEEP:
+            continue
+        parts.append(tiny_settings(source) if tag == "settings" else to_python(source))
+    assert {"install", "settings", "sweep"} <= set(tags), tags
+    return "\n\n".join(parts) + "\n"
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    where = tmp_path_factory.mktemp("colab")
+    (where / "notebook.py").write_text(notebook_script())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg",
+           "JAX_NUM_CPU_DEVICES": "8", "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run([sys.executable, "notebook.py"], cwd=where, capture_output=True,
+                            text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return where, result.stdout
+
+
+def test_install_cell_keeps_colabs_jax():
+    install = dict(code_cells())["install"]
+    assert "REPO = " in install and "requirements.txt" in install
+    assert "jax|jaxlib" in install  # filtered out of what pip installs
+
+
+def test_notebook_trains_and_plots_on_cpu(ran):
+    where, stdout = ran
+    assert "Epoch 0:" in stdout and "Epoch 1:" in stdout and "Best: epoch" in stdout
+    assert "on 8 cpu devices" in stdout  # the data-parallel run split its mini-batches
+    parallel = [json.loads(l) for l in (where / "data_parallel.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in parallel] == [0, 1] and parallel[-1]["correct"] > 1000
+    assert (where / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not HAS_SWEEP, reason=NO_SWEEP)
+def test_notebook_sweep_cell_draws_the_sweep(ran):
+    where, _ = ran
+    assert (where / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (where / "sweep.jsonl").read_text().strip()

@@ -1,0 +1,204 @@
+"""Data parallel training on 8 virtual CPU devices, and on 2 processes with CPU collectives.
+
+JAX fixes its devices when it starts, so every check runs in a fresh Python process with
+JAX_NUM_CPU_DEVICES set (the ``jax_num_cpu_devices`` option).
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def env_with(devices: int) -> dict:
+    return {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices), "PYTHONUNBUFFERED": "1"}
+
+
+def run_python(code: str, devices: int = 8, timeout: int = 300):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env_with(devices))
+
+
+def test_data_parallel_epoch_matches_single_device_epoch():
+    """N = 1, 2, 4, 8 devices against ``sgd_epoch(kernel="xla")``: 203 examples in
+    mini-batches of 8 (the last of 3, not divisible by N); then, on 4 devices, L2 + momentum
+    and L1 + cross-entropy + ReLU; then ``train`` with and without a mesh."""
+    result = run_python("""
+        import json
+        import jax, jax.numpy as jnp, numpy as np
+        from nnjax import activations, costs, network, parallel, sgd, train
+
+        k_params, k_x, k_y = jax.random.split(jax.random.key(0), 3)
+        params = network.init(k_params, [12, 6, 4])
+        x = jax.random.uniform(k_x, (203, 12))
+        y = jax.random.randint(k_y, (203,), 0, 4)
+        key = jax.random.key(7)
+        cases = [dict(), dict(lmbda=5.0, momentum=0.5),
+                 dict(lmbda=2.0, regularization="l1", cost=costs.cross_entropy,
+                      activation=activations.relu)]
+        out = {"devices": len(jax.devices()), "epoch": []}
+        for case in cases:
+            state = sgd.init_state(params, case["momentum"]) if case.get("momentum") else None
+            want = sgd.sgd_epoch(params, x, y, key, 2.0, 8, kernel="xla", opt_state=state, **case)
+            for n in ((1, 2, 4, 8) if not case else (4,)):
+                mesh = parallel.make_mesh(n)
+                got = parallel.data_parallel_epoch(
+                    parallel.replicate(params, mesh), *parallel.replicate((x, y), mesh), key,
+                    2.0, 8, mesh, opt_state=parallel.replicate(state, mesh), **case)
+                out["epoch"].append([n, len(jax.tree.leaves(got)), max(
+                    float(jnp.max(jnp.abs(np.asarray(g) - np.asarray(w))))
+                    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)))])
+        runs = {}
+        for name, mesh in (("single", None), ("mesh", parallel.make_mesh(4))):
+            p, _, history = train.train(params, (x, y), epochs=3, mini_batch_size=8, eta=2.0,
+                                        key=key, eval_data=(x, y), kernel="xla", mesh=mesh)
+            runs[name] = ([r.correct for r in history.epochs],
+                          [np.asarray(a).tolist() for a in jax.tree.leaves(p)])
+        out["train"] = runs
+        print(json.dumps(out))
+    """)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["devices"] == 8
+    assert len(out["epoch"]) == 6
+    for n, leaves, diff in out["epoch"]:
+        assert leaves >= 4 and diff < 1e-5, (n, diff)
+    (single_correct, single), (mesh_correct, mesh) = out["train"]["single"], out["train"]["mesh"]
+    assert len(single_correct) == 3 and single_correct == mesh_correct
+    for a, b in zip(single, mesh):
+        np.testing.assert_allclose(np.array(b), np.array(a), atol=1e-5)
+    # Training changed the parameters: the comparison is not of two untouched copies.
+    assert single_correct[-1] > 0
+
+
+def run_mnist(*flags, devices=8, timeout=300):
+    return subprocess.run([sys.executable, "-m", "experiments.mnist", *flags], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env_with(devices))
+
+
+SMALL_RUN = ("--train_size=1000", "--epochs=2", "--mini_batch_size=20", "--eta=3.0")
+
+
+def load_network(path):
+    return [np.array(w) for w in json.loads(pathlib.Path(path).read_text())["weights"]]
+
+
+@pytest.fixture(scope="module")
+def single_device_run(tmp_path_factory):
+    """The reference: the small run on one device, pure-JAX epoch."""
+    out = tmp_path_factory.mktemp("single")
+    result = run_mnist(*SMALL_RUN, "--kernel=xla", f"--save={out}/net.json",
+                       f"--metrics_out={out}/m.jsonl")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def assert_same_run(run_dir, reference_dir):
+    want = [json.loads(l) for l in (reference_dir / "m.jsonl").read_text().splitlines()]
+    got = [json.loads(l) for l in (run_dir / "m.jsonl").read_text().splitlines()]
+    assert [g["epoch"] for g in got] == [w["epoch"] for w in want] == [0, 1]
+    # Float summation order may move an example or two across a decision boundary.
+    assert all(abs(g["correct"] - w["correct"]) <= 3 for g, w in zip(got, want)), (got, want)
+    for g, w in zip(load_network(run_dir / "net.json"), load_network(reference_dir / "net.json")):
+        np.testing.assert_allclose(g, w, atol=1e-4)
+
+
+def test_runner_with_four_devices_matches_one_device(tmp_path, single_device_run):
+    result = run_mnist(*SMALL_RUN, "--devices=4", f"--save={tmp_path}/net.json",
+                       f"--metrics_out={tmp_path}/m.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert "on 4 cpu devices" in result.stdout
+    assert_same_run(tmp_path, single_device_run)
+
+
+@pytest.mark.parametrize("flags, names", [
+    (["--devices=3"], "--devices=3"),  # mini-batch 10
+    (["--devices=16", "--mini_batch_size=16"], "--devices=16"),  # 8 devices
+    (["--devices=all", "--mini_batch_size=12"], "--mini_batch_size=12"),
+    (["--devices=two"], "--devices"),
+    (["--devices=0"], "--devices"),
+    (["--num_processes=2"], "--coordinator_address"),
+    (["--coordinator_address=localhost:1", "--num_processes=2", "--process_id=2"],
+     "--process_id"),
+])
+def test_bad_device_flags_are_one_line_errors(flags, names):
+    result = run_mnist(*flags, "--epochs=1", timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert errors and names in errors[0], result.stderr
+
+
+def test_library_rejects_bad_device_counts():
+    result = run_python("""
+        from nnjax import parallel
+        for call in (lambda: parallel.make_mesh(16), lambda: parallel.make_mesh(0),
+                     lambda: parallel.check_mini_batch(10, 3)):
+            try:
+                call()
+            except ValueError as e:
+                print(e)
+    """)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert "devices=16" in lines[0] and "8" in lines[0]
+    assert "devices" in lines[1]
+    assert "mini_batch_size=10" in lines[2] and "devices=3" in lines[2]
+
+
+def gloo_missing() -> str:
+    """Why 2 CPU processes cannot train together here, or "" if they can."""
+    try:
+        from jax._src.lib import _jax
+    except ImportError:
+        return "jaxlib has no jax._src.lib._jax to look for CPU collectives in"
+    if not hasattr(_jax, "make_gloo_tcp_collectives"):
+        return "this jaxlib has no gloo CPU collectives (_jax.make_gloo_tcp_collectives)"
+    return ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(bool(gloo_missing()), reason=gloo_missing() or "gloo present")
+def test_two_processes_train_together_and_only_process_0_reports(tmp_path, single_device_run):
+    """Two processes of 2 CPU devices each on localhost, as two hosts would run it: one
+    mesh of 4 devices. Each is given its own output paths, to see which writes."""
+    address = f"localhost:{free_port()}"
+    procs = []
+    for pid in (0, 1):
+        out = tmp_path / f"p{pid}"
+        out.mkdir()
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "experiments.mnist", *SMALL_RUN, "--devices=all",
+             f"--coordinator_address={address}", "--num_processes=2", f"--process_id={pid}",
+             f"--save={out}/net.json", f"--metrics_out={out}/m.jsonl"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env_with(2)))
+    try:
+        outputs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (stdout, stderr) in zip(procs, outputs):
+        assert p.returncode == 0, stderr
+    (out0, _), (out1, _) = outputs
+    assert "on 4 cpu devices of 2 processes" in out0
+    assert "Epoch 0:" in out0 and "Epoch 1:" in out0 and "Best:" in out0
+    assert "Epoch" not in out1 and "nnjax:" not in out1
+    assert list((tmp_path / "p1").iterdir()) == []
+    assert_same_run(tmp_path / "p0", single_device_run)
