@@ -48,10 +48,10 @@ flags.DEFINE_enum("init", "normal", ["normal", "scaled"],
 flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
                   "Which split is scored after each epoch.")
 flags.DEFINE_enum("strategy", "auto", ["auto", "vmap", "loop"], "vmap: all networks in one "
-                  "compiled epoch; loop: one network after another; auto: loop on the CPU, "
-                  "vmap on GPUs and TPUs.")
+                  "compiled epoch; loop: one network after another; auto: vmap on GPUs and "
+                  "TPUs, and on the CPU loop where nnjax's C++ kernel applies, else vmap.")
 flags.DEFINE_integer("chunk", None, "At most this many networks per compiled program (vmap; "
-                     "default: as many as fit in memory).")
+                     "default: as many as fit in memory, and at most 16 on the CPU).")
 flags.DEFINE_enum("kernel", "auto", ["auto", "xla"], "For the loop: auto uses nnjax's C++ "
                   "epoch on the CPU where it applies; xla the pure-JAX epoch.")
 flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
@@ -209,7 +209,8 @@ def run() -> None:
     sizes = [dataset.train.x.shape[1], *parsed["hidden"], dataset.num_classes]
     settings = sweep.grid(parsed["seeds"], parsed["etas"], parsed["lmbdas"], train_sizes)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
-    strategy = sweep.pick_strategy(FLAGS.strategy)
+    strategy = sweep.pick_strategy(FLAGS.strategy, sizes, FLAGS.mini_batch_size, cost,
+                                   activation, FLAGS.kernel)
     title = (f"{sizes} {activation.name}, {cost.name} cost, {FLAGS.init} init, mini-batch "
              f"{FLAGS.mini_batch_size}, {FLAGS.epochs} epochs, {len(parsed['seeds'])} seeds"
              + (f", η = {parsed['etas'][0]:g}" if len(parsed["etas"]) == 1 else "")

@@ -3,7 +3,8 @@
 A researcher's "what if" (which η, how much data, how much seed-to-seed noise) is a grid of
 ``Setting``s, each a seed, an η, a λ (L2) and a training-set size. ``run`` trains one
 network per setting and scores it on the evaluation data after every epoch. Network i is
-exactly the single run ``python -m experiments.mnist`` makes with the same flags:
+the single run ``python -m experiments.mnist`` makes with the same flags (exactly, with the
+loop; up to the order of float additions, with vmap):
 
     init_key, shuffle_key = jax.random.split(jax.random.key(seed))
     params = network.init(init_key, sizes, init=init)
@@ -20,11 +21,14 @@ Two strategies train the networks:
 * ``"loop"``: one network after another, each epoch by ``sgd.sgd_epoch``, which on the CPU
   runs the book's one-hidden-layer networks in nnjax's C++ kernel.
 
-``"auto"`` picks ``"loop"`` on the CPU and ``"vmap"`` elsewhere (``pick_strategy``): on
-the CPU, XLA computes a batched product of K small matrices as K small products, so a vmapped
-step costs what K single steps cost (``benchmarks/sweep_speed.py`` measures both), and the
-C++ kernel of the loop is faster still; a GPU runs K networks' small products in the kernels
-that one network's step launches anyway.
+``"auto"`` (``pick_strategy``) picks ``"vmap"`` on GPUs and TPUs, where K networks' small
+products fill the kernels that one network's step launches anyway. On the CPU it picks
+``"loop"`` where the C++ kernel applies (the fastest way to train one such network) and
+``"vmap"`` where it does not, in chunks of at most ``CPU_MAX_CHUNK`` networks: there XLA
+computes a batched product of K small matrices as K small products, so a vmapped step gains
+only from sharing the rest of the step (``benchmarks/sweep_speed.py`` measured 1.4× the
+pure-JAX loop at K = 16), and beyond about 32 networks their parameters no longer stay in
+the cache and it gets slower again.
 
 Different training-set sizes mean different numbers of steps and different shuffles (a
 permutation of n depends on n), so networks are grouped by training-set size, one program
@@ -44,7 +48,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations, costs, network, sgd
+from nnjax import activations, costs, cpu_kernel, network, sgd
 from nnjax.activations import Activation
 
 STRATEGIES = ("auto", "vmap", "loop")
@@ -184,14 +188,21 @@ def summarise(results: Sequence[NetworkResult]) -> list[Summary]:
     return summaries
 
 
-def pick_strategy(strategy: str = "auto", backend: Optional[str] = None) -> str:
+def pick_strategy(strategy: str, sizes: Sequence[int], mini_batch_size: int,
+                  cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid,
+                  kernel: str = "auto", backend: Optional[str] = None) -> str:
     """``"vmap"`` or ``"loop"``: ``strategy`` itself unless it is ``"auto"``, which means
-    ``"loop"`` on the CPU backend and ``"vmap"`` on any other (GPU, TPU)."""
+    ``"loop"`` on the CPU backend when nnjax's C++ kernel trains these networks (``kernel``
+    is ``"auto"`` and ``cpu_kernel.supports`` them, in float32), and ``"vmap"`` otherwise."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     if strategy != "auto":
         return strategy
-    return "loop" if (backend or jax.default_backend()) == "cpu" else "vmap"
+    if (backend or jax.default_backend()) != "cpu" or kernel != "auto":
+        return "vmap"
+    shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), list(sizes)))
+    x = jax.ShapeDtypeStruct((mini_batch_size, sizes[0]), jnp.float32)
+    return "loop" if cpu_kernel.supports(shapes, x, mini_batch_size, cost, activation) else "vmap"
 
 
 def init_networks(seeds: Sequence[int], sizes: Sequence[int], init: str = "normal",
@@ -258,6 +269,7 @@ def evaluate_all(params, x, y, activation: Activation = activations.sigmoid,
 # Memory: what one network of a vmapped epoch holds, to size chunks.
 EVAL_BATCH_BYTES = 256 << 20      # activations of the networks scored at once
 CPU_DEFAULT_BYTES = 4 << 30       # when the device cannot say, and physical memory is unknown
+CPU_MAX_CHUNK = 16                # networks per vmapped program on the CPU (see the top)
 
 
 def bytes_per_network(sizes: Sequence[int], mini_batch_size: int, train_size: int,
@@ -315,7 +327,10 @@ def _train_vmap(settings, sizes, x, y, eval_x, eval_y, *, epochs, mini_batch_siz
                 activation, init, chunk, keep_params, progress, on_result):
     """The vmap strategy for settings of one training-set size; returns NetworkResults."""
     n = settings[0].train_size
-    chunk = chunk or chunk_size(len(settings), sizes, mini_batch_size, n)
+    if chunk is None:
+        chunk = chunk_size(len(settings), sizes, mini_batch_size, n)
+        if jax.default_backend() == "cpu":
+            chunk = min(chunk, CPU_MAX_CHUNK)
     ranges = split_evenly(len(settings), chunk)
     width = len(ranges[0])
     batch = min(width, eval_batch(sizes, eval_x.shape[0]))
@@ -395,20 +410,21 @@ def run(settings: Sequence[Setting], sizes: Sequence[int], train_data, eval_data
     ``train_data`` and ``eval_data`` are pairs ``(x (N, n_in) float, y (N,) int)``; a
     setting with training-set size n trains on the first n rows. ``strategy`` is ``"vmap"``,
     ``"loop"`` or ``"auto"`` (``pick_strategy``); ``chunk`` caps how many networks one vmapped
-    program trains (default: as many as fit, ``chunk_size``); ``kernel`` is
+    program trains (default: as many as fit, ``chunk_size``, and on the CPU at most
+    ``CPU_MAX_CHUNK``); ``kernel`` is
     ``sgd.sgd_epoch``'s, for the loop. ``progress(message)`` is called after every epoch
     (vmap) or network (loop), ``on_result`` with each network's result as soon as it is done.
 
     Returns one ``NetworkResult`` per setting, in the order of ``settings``; with
     ``keep_params`` each holds its trained parameters.
     """
-    strategy = pick_strategy(strategy)
     settings = list(settings)
     if not settings:
         return []
     if chunk is not None and chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
     sizes = network.check_sizes(sizes)
+    strategy = pick_strategy(strategy, sizes, mini_batch_size, cost, activation, kernel)
     with jax.default_matmul_precision(matmul_precision):
         x, y = (jax.device_put(a) for a in train_data)
         eval_x, eval_y = (jax.device_put(a) for a in eval_data)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import costs, network, sgd, sweep
+from nnjax import activations, costs, cpu_kernel, network, sgd, sweep
 from tests.helpers import assert_one_line
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -74,12 +74,21 @@ def test_grid_is_the_product_with_seeds_adjacent():
 
 
 def test_pick_strategy():
-    assert sweep.pick_strategy("auto", "cpu") == "loop"
-    assert sweep.pick_strategy("auto", "gpu") == "vmap"
-    assert sweep.pick_strategy("auto", "tpu") == "vmap"
-    assert sweep.pick_strategy("vmap", "cpu") == "vmap"
+    chapter1 = ([784, 30, 10], 10, costs.quadratic)
+    assert sweep.pick_strategy("auto", *chapter1, backend="gpu") == "vmap"
+    assert sweep.pick_strategy("auto", *chapter1, backend="tpu") == "vmap"
+    # On the CPU: the loop where the C++ kernel trains the network, else vmap.
+    kernel = cpu_kernel.supports(network.init(jax.random.key(0), [784, 30, 10]),
+                                 jnp.zeros((10, 784)), 10, costs.quadratic)
+    assert sweep.pick_strategy("auto", *chapter1, backend="cpu") == ("loop" if kernel else "vmap")
+    assert sweep.pick_strategy("auto", *chapter1, kernel="xla", backend="cpu") == "vmap"
+    assert sweep.pick_strategy("auto", [784, 30, 30, 10], 10, backend="cpu") == "vmap"
+    assert sweep.pick_strategy("auto", [784, 30, 10], 10, activation=activations.relu,
+                               backend="cpu") == "vmap"
+    assert sweep.pick_strategy("vmap", *chapter1, backend="cpu") == "vmap"
+    assert sweep.pick_strategy("loop", *chapter1, backend="gpu") == "loop"
     with pytest.raises(ValueError):
-        sweep.pick_strategy("threads")
+        sweep.pick_strategy("threads", *chapter1)
 
 
 # --- training ----------------------------------------------------------------------------
