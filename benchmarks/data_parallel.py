@@ -86,7 +86,6 @@ def main(argv):
                 correct = int(network.evaluate(parallel.local_copy(params), *test))
                 print(f"{m:>5}  {count:>10}  {seconds:>8.3f}  {n / seconds:>11,.0f}  "
                       f"{base_s / seconds:>5.2f}  {correct}", flush=True)
-                del xm, ym
 
 
 if __name__ == "__main__":

@@ -16,3 +16,16 @@ def check_writable(flag: str, path: str) -> None:
         raise UsageError(f"--{flag}={path}: directory {directory} does not exist")
     if not os.access(path if os.path.exists(path) else directory, os.W_OK):
         raise UsageError(f"--{flag}={path} is not writable")
+
+
+def parse_hidden(text: str) -> list[int]:
+    """``"30,30"`` → ``[30, 30]``; raises UsageError naming --hidden if it is not that."""
+    sizes = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            sizes.append(int(part))
+        except ValueError:
+            raise UsageError(f"--hidden must be comma-separated integers, got {text!r}") from None
+    if any(n <= 0 for n in sizes):
+        raise UsageError(f"--hidden sizes must be positive, got {text!r}")
+    return sizes

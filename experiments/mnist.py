@@ -17,7 +17,7 @@ import sys
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable
+from experiments.cli import UsageError, check_writable, parse_hidden
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -71,19 +71,6 @@ flags.DEFINE_string("coordinator_address", None, "Multi-host: HOST:PORT of proce
 flags.DEFINE_integer("num_processes", None, "Multi-host: the number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-host: this process's index, 0 … "
                      "--num_processes − 1; process 0 prints and writes the files.")
-
-
-def parse_hidden(text: str) -> list[int]:
-    """``"30,30"`` → ``[30, 30]``; raises UsageError naming --hidden if it is not that."""
-    sizes = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            sizes.append(int(part))
-        except ValueError:
-            raise UsageError(f"--hidden must be comma-separated integers, got {text!r}") from None
-    if any(n <= 0 for n in sizes):
-        raise UsageError(f"--hidden sizes must be positive, got {text!r}")
-    return sizes
 
 
 def check_flags() -> list[int]:

@@ -1,0 +1,268 @@
+"""Sweeps: the grid, K networks in one program against single runs, chunking, memory, and
+`python -m experiments.sweep` as a user runs it."""
+
+import functools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nnjax import activations, costs, cpu_kernel, network, sgd, sweep
+from tests.helpers import assert_one_line
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SIZES = [20, 8, 4]
+
+
+def problem(n, seed=0, sizes=SIZES):
+    k_x, k_y = jax.random.split(jax.random.key(100 + seed))
+    x = jax.random.uniform(k_x, (n, sizes[0]), jnp.float32)
+    y = jax.random.randint(k_y, (n,), 0, sizes[-1]).astype(jnp.int32)
+    return x, y
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=rtol, atol=atol)
+
+
+# --- the grid ----------------------------------------------------------------------------
+
+def test_parse_seeds_ranges_and_lists():
+    assert sweep.parse_seeds("0:4") == [0, 1, 2, 3]
+    assert sweep.parse_seeds("0:3, 10,7") == [0, 1, 2, 10, 7]
+    assert sweep.parse_seeds("5") == [5]
+
+
+@pytest.mark.parametrize("text", ["5:2", "3:3", "a", "1:2:3", "1.5", "0:3,2", "-1", "",
+                                  "1,,2", str(2 ** 31)])
+def test_parse_seeds_rejects_in_one_line(text):
+    with pytest.raises(ValueError) as e:
+        sweep.parse_seeds(text)
+    assert_one_line(e)
+
+
+def test_parse_values():
+    assert sweep.parse_values("0.1,0.5,3") == [0.1, 0.5, 3.0]
+    assert sweep.parse_values("0, 5", float, positive=False) == [0.0, 5.0]
+    assert sweep.parse_values("1000,3000", int) == [1000, 3000]
+
+
+@pytest.mark.parametrize("text, kind, positive", [
+    ("abc", float, True), ("-1", float, True), ("0", float, True), ("nan", float, False),
+    ("inf", float, True), ("0.5,0.5", float, True), ("-0.1", float, False),
+    ("10.5", int, True), ("0", int, True), ("", float, True)])
+def test_parse_values_rejects_in_one_line(text, kind, positive):
+    with pytest.raises(ValueError) as e:
+        sweep.parse_values(text, kind, positive)
+    assert_one_line(e)
+
+
+def test_grid_is_the_product_with_seeds_adjacent():
+    settings = sweep.grid([0, 1, 2], [0.1, 3.0], [0.0, 5.0], [100, 200])
+    assert len(settings) == len(set(settings)) == 3 * 2 * 2 * 2
+    assert {(s.eta, s.lmbda, s.train_size) for s in settings} == {
+        (e, l, n) for e in (0.1, 3.0) for l in (0.0, 5.0) for n in (100, 200)}
+    assert [s.seed for s in settings[:6]] == [0, 1, 2, 0, 1, 2]
+    assert settings[0] == sweep.Setting(0, 0.1, 0.0, 100)
+
+
+def test_pick_strategy():
+    chapter1 = ([784, 30, 10], 10, costs.quadratic)
+    assert sweep.pick_strategy("auto", *chapter1, backend="gpu") == "vmap"
+    assert sweep.pick_strategy("auto", *chapter1, backend="tpu") == "vmap"
+    # On the CPU: the loop where the C++ kernel trains the network, else vmap.
+    kernel = cpu_kernel.supports(network.init(jax.random.key(0), [784, 30, 10]),
+                                 jnp.zeros((10, 784)), 10, costs.quadratic)
+    assert sweep.pick_strategy("auto", *chapter1, backend="cpu") == ("loop" if kernel else "vmap")
+    assert sweep.pick_strategy("auto", *chapter1, kernel="xla", backend="cpu") == "vmap"
+    assert sweep.pick_strategy("auto", [784, 30, 30, 10], 10, backend="cpu") == "vmap"
+    assert sweep.pick_strategy("auto", [784, 30, 10], 10, activation=activations.relu,
+                               backend="cpu") == "vmap"
+    assert sweep.pick_strategy("vmap", *chapter1, backend="cpu") == "vmap"
+    assert sweep.pick_strategy("loop", *chapter1, backend="gpu") == "loop"
+    with pytest.raises(ValueError):
+        sweep.pick_strategy("threads", *chapter1)
+
+
+# --- training ----------------------------------------------------------------------------
+
+def single_run(seed, x, y, eta, lmbda, epochs, m, cost, init="normal"):
+    """What experiments.mnist does for one seed, on the pure-JAX epoch."""
+    init_key, shuffle_key = jax.random.split(jax.random.key(seed))
+    params = network.init(init_key, SIZES, init=init)
+    for k in range(epochs):
+        params = sgd.sgd_epoch(params, x, y, jax.random.fold_in(shuffle_key, k),
+                               jnp.float32(eta), m, cost, kernel="xla", lmbda=jnp.float32(lmbda))
+    return params
+
+
+def test_vmapped_epoch_equals_single_runs():
+    """Three networks, each its own seed, η and λ, on the first 53 of 60 examples in
+    mini-batches of 5 (the last one partial), two epochs: each equals its own single run up
+    to rounding, and the rows past the training-set size are never read."""
+    x, y = problem(60)
+    x = x.at[53:].set(jnp.nan)
+    seeds, etas, lmbdas = [0, 7, 3], [0.5, 3.0, 1.0], [0.0, 5.0, 0.5]
+    params, keys = sweep.init_networks(seeds, SIZES, "scaled")
+    for k in range(2):
+        epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, k)
+        params = sweep.sweep_epoch(params, x, y, epoch_keys, jnp.asarray(etas),
+                                   jnp.asarray(lmbdas), 53, 5, costs.cross_entropy)
+    for i, (seed, eta, lmbda) in enumerate(zip(seeds, etas, lmbdas)):
+        want = single_run(seed, x[:53], y[:53], eta, lmbda, 2, 5, costs.cross_entropy, "scaled")
+        assert_trees_close(jax.tree.map(lambda a: a[i], params), want)
+
+
+def test_evaluate_all_equals_evaluate_per_network():
+    x, y = problem(50)
+    params, _ = sweep.init_networks([0, 1, 2, 3, 4], SIZES)
+    for batch in (None, 2):
+        got = sweep.evaluate_all(params, x, y, batch_size=batch)
+        want = [int(network.evaluate(jax.tree.map(lambda a: a[i], params), x, y))
+                for i in range(5)]
+        assert got.tolist() == want
+
+
+@functools.cache
+def run(settings, strategy, **kwargs):
+    x, y = problem(90)
+    return sweep.run(settings, SIZES, (x, y), problem(40, seed=1), epochs=2, mini_batch_size=10,
+                     cost=costs.cross_entropy, strategy=strategy, kernel="xla",
+                     keep_params=True, **kwargs)
+
+
+SETTINGS = tuple(sweep.grid([0, 1], [0.5, 2.0], [0.0, 1.0], [90, 47]))
+
+
+def test_loop_equals_vmap_in_the_order_of_the_settings():
+    loop, vmapped = run(SETTINGS, "loop"), run(SETTINGS, "vmap")
+    assert [r.setting for r in loop] == [r.setting for r in vmapped] == list(SETTINGS)
+    for a, b in zip(loop, vmapped):
+        assert a.total == b.total == 40 and len(a.correct) == len(b.correct) == 2
+        assert np.abs(np.subtract(a.correct, b.correct)).max() <= 1
+        assert_trees_close(a.params, b.params)
+    # Networks really differ: η, λ, seed and n each change the result.
+    assert len({tuple(np.asarray(r.params["biases"][0]).round(5)) for r in loop}) == len(SETTINGS)
+
+
+def test_chunked_equals_unchunked():
+    progress = []
+    whole = run(SETTINGS, "vmap")
+    chunked = sweep.run(SETTINGS[:8], SIZES, problem(90), problem(40, seed=1), epochs=2,
+                        mini_batch_size=10, cost=costs.cross_entropy, strategy="vmap",
+                        chunk=3, keep_params=True, progress=progress.append)
+    assert [r.setting for r in chunked] == list(SETTINGS[:8])
+    for a, b in zip(whole, chunked):
+        assert a.correct == b.correct
+        assert_trees_close(a.params, b.params)
+    assert any("chunk 3/3" in line for line in progress), progress
+
+
+def test_split_evenly():
+    assert sweep.split_evenly(5, 2) == [range(0, 2), range(2, 4), range(4, 5)]
+    assert sweep.split_evenly(10, 4) == [range(0, 4), range(4, 8), range(8, 10)]
+    assert sweep.split_evenly(7, 7) == [range(0, 7)]
+    assert sweep.split_evenly(9, 8) == [range(0, 5), range(5, 9)]
+
+
+def test_chunk_size_fits_the_budget():
+    per = sweep.bytes_per_network([784, 30, 10], 10, 50000)
+    base = sweep.EVAL_BATCH_BYTES
+    assert sweep.chunk_size(1000, [784, 30, 10], 10, 50000, budget=base + 10 * per + 1) == 10
+    assert sweep.chunk_size(1000, [784, 30, 10], 10, 50000, budget=base) == 1
+    assert sweep.chunk_size(8, [784, 30, 10], 10, 50000, budget=1 << 40) == 8
+    assert sweep.bytes_per_network([784, 100, 10], 10, 50000) > per
+    assert sweep.available_bytes() > 0
+
+
+def test_no_per_network_copy_of_the_data():
+    """The compiled epoch of K networks needs far less than K copies of the training data
+    (the naive vmap of ``x[perm]`` needs K × n × n_in floats), and no more than the
+    estimate that sizes the chunks."""
+    k, n, sizes = 32, 4000, [784, 30, 10]
+    x, y = jnp.zeros((n, 784)), jnp.zeros((n,), jnp.int32)
+    params, keys = sweep.init_networks(range(k), sizes)
+    compiled = sweep.sweep_epoch.lower(params, x, y, keys, jnp.ones(k), jnp.zeros(k), n,
+                                       10).compile()
+    memory = compiled.memory_analysis()
+    if memory is None:
+        pytest.skip("this backend gives no memory analysis")
+    assert memory.temp_size_in_bytes < k * n * 784 * 4 / 10
+    assert memory.temp_size_in_bytes <= k * sweep.bytes_per_network(sizes, 10, n)
+
+
+def test_summarise_and_best_epoch():
+    s = [sweep.Setting(seed, 0.5, 0.0, 100) for seed in range(3)] + [sweep.Setting(0, 3.0, 0.0, 100)]
+    results = [sweep.NetworkResult(s[0], (5, 8, 8, 7), 10),
+               sweep.NetworkResult(s[1], (6, 6, 9, 9), 10),
+               sweep.NetworkResult(s[2], (7, 7, 7, 7), 10),
+               sweep.NetworkResult(s[3], (1, 2, 3, 4), 10)]
+    assert [r.best_epoch for r in results] == [1, 2, 0, 3]
+    d = results[0].as_dict()
+    assert (d["best_accuracy"], d["best_epoch"], d["final_accuracy"]) == (0.8, 1, 0.7)
+    assert d["accuracies"] == [0.5, 0.8, 0.8, 0.7] and d["eta"] == 0.5
+    first, second = sweep.summarise(results)
+    assert (first.eta, first.seeds, second.eta, second.seeds) == (0.5, 3, 3.0, 1)
+    assert first.best_mean == pytest.approx(0.8) and first.best_sd == pytest.approx(0.1)
+    assert first.final_mean == pytest.approx(np.mean([0.7, 0.9, 0.7]))
+    assert first.final_sd == pytest.approx(np.std([0.7, 0.9, 0.7], ddof=1))
+    assert first.epoch_means == pytest.approx((0.6, 0.7, 0.8, 0.7666667))
+    assert second.best_sd == 0.0 and second.epoch_sds == (0.0,) * 4
+
+
+# --- the runner --------------------------------------------------------------------------
+
+def run_module(module, *flags, timeout=300):
+    return subprocess.run([sys.executable, "-m", module, *flags], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.mark.parametrize("flags, names", [
+    (["--seeds=5:2"], "--seeds"),
+    (["--eta=abc"], "--eta"),
+    (["--eta=-1"], "--eta"),
+    (["--l2=0.1,0.1"], "--l2"),
+    (["--train_size=1000,60000"], "--train_size"),
+    (["--chunk=0"], "--chunk"),
+    (["--png=/nonexistent/dir/a.png"], "--png"),
+    (["--strategy=threads"], "--strategy"),
+])
+def test_bad_flags_are_one_line_naming_the_flag(flags, names):
+    result = run_module("experiments.sweep", *flags, "--epochs=1", timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [l for l in result.stderr.splitlines() if "error" in l.lower()]
+    assert errors and names in errors[0], result.stderr
+
+
+def test_sweep_learns_and_each_network_is_its_single_run(tmp_path):
+    """Two η × two seeds on 2,000 images: every network learns, the files are written, and
+    a network's accuracies are those of `experiments.mnist` with its flags."""
+    jsonl, png = tmp_path / "sweep.jsonl", tmp_path / "sweep.png"
+    flags = ["--cost=cross_entropy", "--init=scaled", "--train_size=2000", "--epochs=3"]
+    result = run_module("experiments.sweep", *flags, "--eta=0.1,0.5", "--seeds=0:2",
+                        "--strategy=vmap", "--chunk=3", f"--jsonl={jsonl}", f"--png={png}")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(l) for l in jsonl.read_text().splitlines()]
+    assert sorted((r["eta"], r["seed"]) for r in rows) == [(0.1, 0), (0.1, 1), (0.5, 0), (0.5, 1)]
+    for r in rows:
+        assert r["total"] == 10000 and len(r["accuracies"]) == 3 and r["train_size"] == 2000
+        assert r["best_accuracy"] == max(r["accuracies"]) == r["accuracies"][r["best_epoch"]]
+        assert r["final_accuracy"] == r["accuracies"][-1]
+        assert r["best_accuracy"] > 0.75, r  # 10% is chance
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "chunk 2/2" in result.stdout and "± " in result.stdout
+
+    single = run_module("experiments.mnist", *flags, "--eta=0.5", "--seed=1", "--kernel=xla")
+    assert single.returncode == 0, single.stderr
+    correct = [int(l.split()[2]) for l in single.stdout.splitlines() if l.startswith("Epoch ")]
+    swept = next(r for r in rows if (r["eta"], r["seed"]) == (0.5, 1))
+    assert np.abs(np.subtract(correct, [round(a * 10000) for a in swept["accuracies"]])).max() <= 2
