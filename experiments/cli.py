@@ -1,6 +1,7 @@
 """What the runners share: the error for a bad flag, and checks made before any work."""
 
 import os
+import sys
 
 
 class UsageError(Exception):
@@ -29,3 +30,18 @@ def parse_hidden(text: str) -> list[int]:
     if any(n <= 0 for n in sizes):
         raise UsageError(f"--hidden sizes must be positive, got {text!r}")
     return sizes
+
+
+def run_guarded(run, argv) -> None:
+    """A runner's ``main``: rejects stray arguments, then calls ``run()``, turning a bad flag,
+    a data problem or an unreadable checkpoint into one ``error: ...`` line and a non-zero
+    exit, and Ctrl-C into ``interrupted``."""
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
+    from nnjax import checkpoint, data
+    try:
+        run()
+    except (UsageError, data.DataError, checkpoint.CheckpointError) as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted")

@@ -13,11 +13,10 @@ flags given on the command line override it.
 """
 
 import json
-import sys
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable
+from experiments.cli import UsageError, check_writable, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("preset", None, "A chapter 6 row of the book (see --list); other flags "
@@ -319,18 +318,10 @@ def list_presets() -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
     if FLAGS.list:
         list_presets()
         return
-    from nnjax import checkpoint, data
-    try:
-        run()
-    except (UsageError, data.DataError, checkpoint.CheckpointError) as e:
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        sys.exit("interrupted")
+    run_guarded(run, argv)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,10 @@ Prints the book's ``Epoch k: <correct> / <total>`` after every epoch, then a sum
 """
 
 import json
-import sys
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, parse_hidden
+from experiments.cli import UsageError, check_writable, parse_hidden, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -293,15 +292,7 @@ def run() -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
-    from nnjax import checkpoint, data
-    try:
-        run()
-    except (UsageError, data.DataError, checkpoint.CheckpointError) as e:
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        sys.exit("interrupted")
+    run_guarded(run, argv)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,11 @@ the swept value, with ±1 sd error bars.
 """
 
 import json
-import sys
 import time
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, parse_hidden
+from experiments.cli import UsageError, check_writable, parse_hidden, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -245,15 +244,7 @@ def run() -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
-    from nnjax import data
-    try:
-        run()
-    except (UsageError, data.DataError) as e:
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        sys.exit("interrupted")
+    run_guarded(run, argv)
 
 
 if __name__ == "__main__":

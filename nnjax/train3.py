@@ -132,9 +132,10 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
     ``train_data``, ``validation_data`` and ``test_data`` are pairs ``(x (n, n_in), y (n,))``.
     After each epoch every network scores the validation data and, where that is at least
     its best so far, the test data (``Network.best``); ``on_epoch(i, EpochResult)`` is called
-    for each, then ``after_epoch(networks)`` once (to checkpoint). ``strategy`` (``pick_strategy``) trains the networks one after another or all
-    at once with ``vmap``; both give the same results up to float rounding.
-    Returns ``(networks, compile_seconds)``.
+    for each, then ``after_epoch(networks)`` once (to checkpoint). ``strategy``
+    (``pick_strategy``) trains the networks one after another or all at once with ``vmap``;
+    both give the same results up to float rounding. An ``EpochResult``'s ``seconds`` is the
+    epoch's training time per network. Returns ``(networks, compile_seconds)``.
     """
     k = len(networks)
     strategy = pick_strategy(strategy, k)
