@@ -40,7 +40,7 @@ def with_xla_convolution(layer_list):
 
 def main(argv):
     import jax
-    from experiments.conv import PRESETS
+    from nnjax.presets import CHAPTER6 as PRESETS
     from nnjax import data, layers, network3, train3
 
     ds = data.load("mnist", progress=None)

@@ -17,6 +17,7 @@ import json
 from absl import app, flags
 
 from experiments.cli import UsageError, check_writable, run_guarded
+from nnjax import presets
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("preset", None, "A chapter 6 row of the book (see --list); other flags "
@@ -72,31 +73,7 @@ flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
 
 MAX_DRAWN = 100    # misclassified digits drawn at most (the book's ensemble gets 33 wrong)
 
-CONV2 = "conv:20:5x5,conv:40:5x5,fc:100,softmax"
-BIG = "conv:20:5x5,conv:40:5x5,fc:1000,fc:1000,softmax"
-# The book's chapter 6 rows: (what it reports, its number, the flags that reproduce it).
-PRESETS = {
-    "fc100": ("FC-100 sigmoid + softmax, η = 0.1", 97.80,
-              dict(layers="fc:100,softmax", eta=0.1, epochs=60)),
-    "conv1": ("+ conv-pool (20 filters 5×5)", 98.78,
-              dict(layers="conv:20:5x5,fc:100,softmax", eta=0.1, epochs=60)),
-    "conv2": ("+ second conv-pool (40 filters 5×5)", 99.06,
-              dict(layers=CONV2, eta=0.1, epochs=60)),
-    "relu": ("ReLU, η = 0.03, λ = 0.1", 99.23,
-             dict(layers=CONV2, activation="relu", eta=0.03, l2=0.1, epochs=60)),
-    "expanded": ("+ expanded data (250,000 images)", 99.37,
-                 dict(layers=CONV2, activation="relu", eta=0.03, l2=0.1, epochs=60,
-                      expand="book")),
-    "fc100x2": ("two FC-100 layers", 99.43,
-                dict(layers="conv:20:5x5,conv:40:5x5,fc:100,fc:100,softmax", activation="relu",
-                     eta=0.03, l2=0.1, epochs=60, expand="book")),
-    "dropout": ("FC-1000 × 2, dropout 0.5, expanded data, 40 epochs", 99.60,
-                dict(layers=BIG, activation="relu", eta=0.03, dropout=0.5, epochs=40,
-                     expand="book")),
-    "ensemble": ("plurality vote of 5 such networks", 99.67,
-                 dict(layers=BIG, activation="relu", eta=0.03, dropout=0.5, epochs=40,
-                      expand="book", networks=5)),
-}
+PRESETS = presets.CHAPTER6
 
 # The flags that decide a run (saved with the networks; a checkpoint resumes only a run with
 # the same, --epochs aside).
@@ -275,8 +252,9 @@ def run() -> None:
         shown = wrong[:MAX_DRAWN]
         conv_figures.draw_misclassified(test_x[shown], test_y[shown], votes[shown],
                                         FLAGS.misclassified_png, side=shape[0])
-        print(f"Drew {'the' if len(shown) == len(wrong) else 'the first'} {len(shown)} of "
-              f"{len(wrong)} misclassified test digits to {FLAGS.misclassified_png}.")
+        which = (f"the {len(wrong)}" if len(shown) == len(wrong)
+                 else f"the first {len(shown)} of the {len(wrong)}")
+        print(f"Drew {which} misclassified test digits to {FLAGS.misclassified_png}.")
 
 
 def resume(networks):

@@ -21,10 +21,10 @@ def run_conv(*flags, timeout=600):
 
 
 def test_list_names_every_book_row():
-    from experiments import conv
+    from nnjax import presets
     out = run_conv("--list")
     assert out.returncode == 0, out.stderr
-    for name, (_, number, _) in conv.PRESETS.items():
+    for name, (_, number, _) in presets.CHAPTER6.items():
         assert f"--preset={name}" in out.stdout and f"{number:.2f}%" in out.stdout
 
 
