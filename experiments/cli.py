@@ -45,3 +45,16 @@ def run_guarded(run, argv) -> None:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted")
+
+
+def parse_devices(text: str):
+    """``"all"`` or a positive int; raises UsageError naming --devices otherwise."""
+    if text == "all":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise UsageError(f"--devices must be a positive integer or all, got {text!r}")
+    return n

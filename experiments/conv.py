@@ -16,7 +16,7 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, run_guarded
+from experiments.cli import UsageError, check_writable, parse_devices, run_guarded
 from nnjax import presets
 
 FLAGS = flags.FLAGS
@@ -53,6 +53,8 @@ flags.DEFINE_integer("networks", 1, "Train this many networks (seeds seed, seed+
 flags.DEFINE_enum("strategy", "auto", ["auto", "vmap", "loop"], "Train several networks all "
                   "at once with vmap, or one after another; auto: loop on the CPU, vmap "
                   "elsewhere.")
+flags.DEFINE_string("devices", "1", "Split every mini-batch over this many devices (or all), "
+                    "data parallel; must divide --mini_batch_size.")
 flags.DEFINE_integer("seed", 0, "Seed of the PRNG key (initialisation, shuffles, dropout).")
 flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
                     "idx:DIR (raw IDX files); images must be square, one channel.")
@@ -124,6 +126,10 @@ def check_flags():
                            FLAGS.init)
     except layers.LayerError as e:
         raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
+    devices = parse_devices(FLAGS.devices)
+    if devices != "all" and FLAGS.mini_batch_size % devices:
+        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by "
+                         f"--devices={devices}")
     if FLAGS.filters_png and not FLAGS.layers.startswith("conv"):
         raise UsageError("--filters_png needs a first layer that is conv-pool")
     return net
@@ -142,7 +148,16 @@ def run() -> None:
     net_layers = check_flags()
     import jax
     import numpy as np
-    from nnjax import checkpoint, data, ensemble, expand, layers, network3, train3
+    from nnjax import checkpoint, data, ensemble, expand, layers, network3, parallel, train3
+
+    n_devices = jax.device_count() if FLAGS.devices == "all" else int(FLAGS.devices)
+    if n_devices > jax.device_count():
+        raise UsageError(f"--devices={n_devices} but only {jax.device_count()} "
+                         f"{jax.default_backend()} devices are available")
+    if FLAGS.mini_batch_size % n_devices:
+        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by "
+                         f"--devices={FLAGS.devices} ({n_devices} devices)")
+    mesh = parallel.make_mesh(n_devices) if n_devices > 1 else None
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     shape = image_shape(dataset.train.x.shape[1], FLAGS.dataset)
@@ -171,7 +186,8 @@ def run() -> None:
     strategy = train3.pick_strategy(FLAGS.strategy, k)
     print(f"nnjax: {layers.describe(net_layers)}; η={FLAGS.eta:g}, λ={FLAGS.l2:g} (network3), "
           f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs, "
-          f"{k} network{'s' * (k > 1)} ({strategy}) on {jax.default_backend()}; "
+          f"{k} network{'s' * (k > 1)} ({strategy}) on {jax.default_backend()}"
+          f"{f' ({n_devices} devices, data parallel)' if mesh else ''}; "
           f"{dataset.name}: {len(train_y)} training images"
           f"{' (expanded)' if FLAGS.expand == 'book' else ''}"
           f"{', random shifts' if FLAGS.expand == 'random' else ''}", flush=True)
@@ -209,7 +225,7 @@ def run() -> None:
                 mini_batch_size=FLAGS.mini_batch_size, eta=FLAGS.eta, lmbda=FLAGS.l2,
                 keys=[shuffle_key for _, shuffle_key in seeds], momentum=FLAGS.momentum,
                 shuffle=FLAGS.shuffle, random_shifts=FLAGS.expand == "random",
-                strategy=strategy, on_epoch=report, after_epoch=after_epoch)
+                strategy=strategy, on_epoch=report, after_epoch=after_epoch, mesh=mesh)
     finally:
         if metrics:
             metrics.close()

@@ -16,7 +16,7 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, parse_hidden, run_guarded
+from experiments.cli import UsageError, check_writable, parse_devices, parse_hidden, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -101,19 +101,6 @@ def check_flags() -> list[int]:
                          f"--devices={devices}")
     check_distributed_flags()
     return hidden
-
-
-def parse_devices(text: str):
-    """``"all"`` or a positive int; raises UsageError naming --devices otherwise."""
-    if text == "all":
-        return text
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise UsageError(f"--devices must be a positive integer or all, got {text!r}")
-    return n
 
 
 def check_distributed_flags() -> None:

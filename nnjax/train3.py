@@ -40,15 +40,22 @@ def init_state(params, momentum: float = 0.0):
 
 
 @functools.partial(jax.jit, static_argnames=("layers", "input_shape", "mini_batch_size",
-                                             "momentum", "shuffle", "random_shifts"))
+                                             "momentum", "shuffle", "random_shifts", "mesh"))
 def sgd_epoch(params, opt_state, x, y, key, eta, lmbda, *, layers, input_shape,
               mini_batch_size: int, momentum: float = 0.0, shuffle: bool = True,
-              random_shifts: bool = False):
+              random_shifts: bool = False, mesh=None):
     """One epoch of network3's SGD over ``x`` (n, n_in), labels ``y`` (n,).
 
     ``key`` decides the shuffle, the dropout masks and (``random_shifts``: each image of each
     mini-batch replaced by itself or one of its four one-pixel shifts, drawn afresh) the data
     augmentation. ``lmbda`` is network3's λ: the decay per step is λ / (n // m).
+
+    With a ``mesh`` (``nnjax.parallel.make_mesh``), every mini-batch is split over its
+    devices along the batch axis and XLA partitions the step (GSPMD): each device computes
+    its rows' share of the gradient and the shares are summed across devices. The dropout
+    masks and shifts are the single-device ones (JAX's random bits do not depend on how an
+    array is split), so the result is the single-device epoch's up to the order of float
+    additions. ``mini_batch_size`` must be divisible by the number of devices.
     Returns ``(params, opt_state)``.
     """
     n = x.shape[0]
@@ -65,11 +72,13 @@ def sgd_epoch(params, opt_state, x, y, key, eta, lmbda, *, layers, input_shape,
         params, state = carry
         i, idx = inputs
         k = jax.random.fold_in(step_key, i)
-        xb = x[idx]
+        xb, yb = x[idx], y[idx]
+        if mesh is not None:
+            xb, yb = _split_over(mesh, xb), _split_over(mesh, yb)
         if random_shifts:
             k, shift_key = jax.random.split(k)
             xb = expand.random_shifts(shift_key, xb)
-        g = grad(params, layers, xb, y[idx], input_shape, k)
+        g = grad(params, layers, xb, yb, input_shape, k)
         updates, state = tx.update(g, state, params)
         return (optax.apply_updates(params, updates), state), None
 
@@ -98,6 +107,18 @@ class Network:
             self.best, self.best_params = result, self.params
 
 
+def _on(mesh, *spec):
+    """A sharding over ``mesh``'s devices, with XLA left to partition what follows (its
+    axes as ``Auto``, whatever ``mesh`` says): ``spec`` as in ``PartitionSpec``."""
+    auto = jax.sharding.Mesh(mesh.devices, mesh.axis_names)
+    return jax.sharding.NamedSharding(auto, jax.sharding.PartitionSpec(*spec))
+
+
+def _split_over(mesh, a):
+    """``a`` constrained to be split along its first axis over every device of ``mesh``."""
+    return jax.lax.with_sharding_constraint(a, _on(mesh, mesh.axis_names[0]))
+
+
 STRATEGIES = ("auto", "vmap", "loop")
 
 
@@ -124,7 +145,7 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
           mini_batch_size: int, eta: float, keys, lmbda: float = 0.0, test_data=None,
           momentum: float = 0.0, shuffle: bool = True, random_shifts: bool = False,
           strategy: str = "auto", on_epoch: Optional[Callable] = None,
-          after_epoch: Optional[Callable] = None):
+          after_epoch: Optional[Callable] = None, mesh=None):
     """Trains every ``Network`` of ``networks`` for ``epochs`` epochs (continuing from
     ``len(network.epochs)``), network i shuffling and dropping out with
     ``jax.random.fold_in(keys[i], epoch)``.
@@ -134,17 +155,23 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
     its best so far, the test data (``Network.best``); ``on_epoch(i, EpochResult)`` is called
     for each, then ``after_epoch(networks)`` once (to checkpoint). ``strategy``
     (``pick_strategy``) trains the networks one after another or all at once with ``vmap``;
-    both give the same results up to float rounding. An ``EpochResult``'s ``seconds`` is the
+    both give the same results up to float rounding. With a ``mesh`` (one process's devices,
+    ``nnjax.parallel.make_mesh``), data and networks are copied to every device and each
+    mini-batch is split over them (``sgd_epoch``). An ``EpochResult``'s ``seconds`` is the
     epoch's training time per network. Returns ``(networks, compile_seconds)``.
     """
     k = len(networks)
     strategy = pick_strategy(strategy, k)
-    x, y = (jax.device_put(a) for a in train_data)
-    x_val, y_val = (jax.device_put(a) for a in validation_data)
-    x_test, y_test = (jax.device_put(a) for a in test_data) if test_data else (None, None)
+    put = jax.device_put if mesh is None else functools.partial(jax.device_put,
+                                                                device=_on(mesh))
+    x, y = put(tuple(train_data))
+    x_val, y_val = put(tuple(validation_data))
+    x_test, y_test = put(tuple(test_data)) if test_data else (None, None)
+    for net in networks:
+        net.params, net.opt_state = put((net.params, net.opt_state))
     static = dict(layers=tuple(layers), input_shape=tuple(input_shape),
                   mini_batch_size=mini_batch_size, momentum=momentum, shuffle=shuffle,
-                  random_shifts=random_shifts)
+                  random_shifts=random_shifts, mesh=mesh)
     epoch_fn = functools.partial(sgd_epoch, **static)
     predict = functools.partial(network3.predict_all, layers=tuple(layers),
                                 input_shape=tuple(input_shape))

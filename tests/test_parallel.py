@@ -202,3 +202,64 @@ def test_two_processes_train_together_and_only_process_0_reports(tmp_path, singl
     assert "Epoch" not in out1 and "nnjax:" not in out1
     assert list((tmp_path / "p1").iterdir()) == []
     assert_same_run(tmp_path / "p0", single_device_run)
+
+
+def test_chapter6_networks_train_data_parallel_like_one_device():
+    """train3 on a mesh of 1, 2, 4 devices (dropout and random shifts on, two networks by
+    loop and by vmap) against one device: the same networks up to float rounding, and each
+    device really gets m/N rows of every mini-batch."""
+    result = run_python("""
+        import json
+        import jax, jax.numpy as jnp
+        from nnjax import layers, network3, parallel, train3
+
+        net = tuple(layers.parse("conv:4:3x3,fc:16,softmax:4", activation="relu",
+                                 p_dropout=0.3))
+        shape = (8, 8, 1)
+        x = jax.random.uniform(jax.random.key(1), (96, 64))
+        y = jax.random.randint(jax.random.key(2), (96,), 0, 4)
+
+        def trained(mesh, strategy):
+            nets = [train3.Network(p, train3.init_state(p)) for p in
+                    (network3.init(jax.random.key(s), net, shape) for s in (0, 1))]
+            nets, _ = train3.train(nets, net, shape, (x, y), (x, y), epochs=2,
+                                   mini_batch_size=8, eta=0.1, lmbda=0.1,
+                                   keys=[jax.random.key(5), jax.random.key(6)],
+                                   random_shifts=True, strategy=strategy, mesh=mesh)
+            return [n.params for n in nets]
+
+        reference = trained(None, "loop")
+        out = {}
+        for n, strategy in ((1, "loop"), (2, "vmap"), (4, "loop")):
+            params = trained(parallel.make_mesh(n), strategy)
+            out[f"{n}-{strategy}"] = max(float(jnp.abs(a - b).max()) for a, b in
+                                         zip(jax.tree.leaves(params), jax.tree.leaves(reference)))
+        mesh = parallel.make_mesh(4)
+        p = network3.init(jax.random.key(0), net, shape)
+        hlo = train3.sgd_epoch.lower(p, train3.init_state(p), x, y, jax.random.key(3), 0.1,
+                                     0.0, layers=net, input_shape=shape, mini_batch_size=8,
+                                     mesh=mesh).compile().as_text()
+        out["split"] = "f32[2,8,8,1]" in hlo and "all-reduce" in hlo
+        print(json.dumps(out))
+    """)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out.pop("split") is True
+    for case, difference in out.items():
+        assert difference < 1e-5, (case, difference)
+
+
+def test_conv_runner_devices_flag():
+    common = ["-m", "experiments.conv", "--layers=fc:20,softmax", "--train_size=496",
+              "--mini_batch_size=8",
+              "--epochs=1", "--activation=relu"]
+    outs = [subprocess.run([sys.executable, *common, *extra], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300, env=env_with(4))
+            for extra in (["--devices=4"], ["--devices=1"], ["--devices=3"], ["--devices=8"])]
+    assert outs[0].returncode == 0 and outs[1].returncode == 0, outs[0].stderr + outs[1].stderr
+    assert "4 devices" in outs[0].stdout
+    final = [o.stdout.split("Final test accuracy")[1].split("%")[0] for o in outs[:2]]
+    assert final[0] == final[1]
+    for bad, names in ((outs[2], "--devices=3"), (outs[3], "--devices=8")):
+        errors = [line for line in bad.stderr.splitlines() if "error" in line.lower()]
+        assert bad.returncode != 0 and errors and names in errors[0], bad.stderr
