@@ -3,6 +3,8 @@
 import os
 import sys
 
+from absl import flags
+
 
 class UsageError(Exception):
     """A bad flag value; its message names the flag."""
@@ -58,3 +60,15 @@ def parse_devices(text: str):
     if n <= 0:
         raise UsageError(f"--devices must be a positive integer or all, got {text!r}")
     return n
+
+
+def define_data_flags(requirement: str = "") -> None:
+    """Defines ``--dataset`` and ``--data_dir`` (what ``nnjax.data.load`` takes); the
+    runner's ``requirement`` on the images, if any, is added to the help."""
+    runner = sys._getframe(1).f_globals["__name__"]   # so that --helpshort lists them:
+    runner = sys.argv[0] if runner == "__main__" else runner   # absl's name for the main module
+    flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
+                        "idx:DIR (raw IDX files)" + (f"; {requirement}." if requirement else "."),
+                        module_name=runner)
+    flags.DEFINE_string("data_dir", None, "Where datasets are cached (default "
+                        "$NNJAX_DATA_DIR, else ~/.cache/nnjax).", module_name=runner)

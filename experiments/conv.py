@@ -16,7 +16,7 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, parse_devices, run_guarded
+from experiments.cli import UsageError, check_writable, define_data_flags, parse_devices, run_guarded
 from nnjax import presets
 
 FLAGS = flags.FLAGS
@@ -56,10 +56,7 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "vmap", "loop"], "Train several n
 flags.DEFINE_string("devices", "1", "Split every mini-batch over this many devices (or all), "
                     "data parallel; must divide --mini_batch_size.")
 flags.DEFINE_integer("seed", 0, "Seed of the PRNG key (initialisation, shuffles, dropout).")
-flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
-                    "idx:DIR (raw IDX files); images must be square, one channel.")
-flags.DEFINE_string("data_dir", None, "Where datasets are cached (default $NNJAX_DATA_DIR, "
-                    "else ~/.cache/nnjax).")
+define_data_flags("images must be square, one channel")
 flags.DEFINE_integer("train_size", None, "Train on the first N training images only "
                      "(before expansion).")
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per network and epoch.")

@@ -16,7 +16,7 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, parse_devices, parse_hidden, run_guarded
+from experiments.cli import UsageError, check_writable, define_data_flags, parse_devices, parse_hidden, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -25,10 +25,7 @@ flags.DEFINE_integer("epochs", 30, "Number of epochs.")
 flags.DEFINE_integer("mini_batch_size", 10, "Mini-batch size m.")
 flags.DEFINE_float("eta", 3.0, "Learning rate η.")
 flags.DEFINE_integer("seed", 0, "Seed of the PRNG key for initialisation and shuffling.")
-flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
-                    "idx:DIR (raw IDX files).")
-flags.DEFINE_string("data_dir", None, "Where datasets are cached (default $NNJAX_DATA_DIR, "
-                    "else ~/.cache/nnjax).")
+define_data_flags()
 flags.DEFINE_enum("cost", "quadratic", ["quadratic", "cross_entropy", "log_likelihood"],
                   "Cost function; log_likelihood gives the network a softmax output layer.")
 flags.DEFINE_enum("activation", "sigmoid", ["sigmoid", "tanh", "relu"],

@@ -22,7 +22,7 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, parse_hidden, run_guarded
+from experiments.cli import UsageError, check_writable, define_data_flags, parse_hidden, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -35,10 +35,7 @@ flags.DEFINE_string("eta", "3.0", "Learning rates η, comma separated.")
 flags.DEFINE_string("l2", "0", "L2 regularisation strengths λ, comma separated.")
 flags.DEFINE_string("train_size", "", "Training-set sizes, comma separated (the first N "
                     "training images; empty: all).")
-flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
-                    "idx:DIR (raw IDX files).")
-flags.DEFINE_string("data_dir", None, "Where datasets are cached (default $NNJAX_DATA_DIR, "
-                    "else ~/.cache/nnjax).")
+define_data_flags()
 flags.DEFINE_enum("cost", "quadratic", ["quadratic", "cross_entropy", "log_likelihood"],
                   "Cost function; log_likelihood gives the network a softmax output layer.")
 flags.DEFINE_enum("activation", "sigmoid", ["sigmoid", "tanh", "relu"],
