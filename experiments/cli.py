@@ -65,10 +65,29 @@ def parse_devices(text: str):
 def define_data_flags(requirement: str = "") -> None:
     """Defines ``--dataset`` and ``--data_dir`` (what ``nnjax.data.load`` takes); the
     runner's ``requirement`` on the images, if any, is added to the help."""
-    runner = sys._getframe(1).f_globals["__name__"]   # so that --helpshort lists them:
-    runner = sys.argv[0] if runner == "__main__" else runner   # absl's name for the main module
+    runner = _caller()
     flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
                         "idx:DIR (raw IDX files)" + (f"; {requirement}." if requirement else "."),
                         module_name=runner)
     flags.DEFINE_string("data_dir", None, "Where datasets are cached (default "
                         "$NNJAX_DATA_DIR, else ~/.cache/nnjax).", module_name=runner)
+
+
+def define_network_flags() -> None:
+    """Defines ``--cost``, ``--activation`` and ``--init`` of chapters 1–3's networks."""
+    runner = _caller()
+    flags.DEFINE_enum("cost", "quadratic", ["quadratic", "cross_entropy", "log_likelihood"],
+                      "Cost function; log_likelihood gives the network a softmax output layer.",
+                      module_name=runner)
+    flags.DEFINE_enum("activation", "sigmoid", ["sigmoid", "tanh", "relu"],
+                      "Activation of the hidden layers.", module_name=runner)
+    flags.DEFINE_enum("init", "normal", ["normal", "scaled"],
+                      "Weights from N(0, 1) (chapter 1) or N(0, 1/n_in) (chapter 3).",
+                      module_name=runner)
+
+
+def _caller() -> str:
+    """absl's module name of the runner that called our caller, so that its --helpshort
+    lists the flags defined here (for the main module absl uses its path)."""
+    name = sys._getframe(2).f_globals["__name__"]
+    return sys.argv[0] if name == "__main__" else name

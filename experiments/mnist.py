@@ -16,7 +16,7 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, define_data_flags, parse_devices, parse_hidden, run_guarded
+from experiments.cli import UsageError, check_writable, define_data_flags, define_network_flags, parse_devices, parse_hidden, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -26,12 +26,7 @@ flags.DEFINE_integer("mini_batch_size", 10, "Mini-batch size m.")
 flags.DEFINE_float("eta", 3.0, "Learning rate η.")
 flags.DEFINE_integer("seed", 0, "Seed of the PRNG key for initialisation and shuffling.")
 define_data_flags()
-flags.DEFINE_enum("cost", "quadratic", ["quadratic", "cross_entropy", "log_likelihood"],
-                  "Cost function; log_likelihood gives the network a softmax output layer.")
-flags.DEFINE_enum("activation", "sigmoid", ["sigmoid", "tanh", "relu"],
-                  "Activation of the hidden layers.")
-flags.DEFINE_enum("init", "normal", ["normal", "scaled"],
-                  "Weights from N(0, 1) (chapter 1) or N(0, 1/n_in) (chapter 3).")
+define_network_flags()
 flags.DEFINE_float("l2", 0.0, "L2 regularisation λ (weight decay 1 − ηλ/n, n the training "
                    "set size, as in the book's network2.py).")
 flags.DEFINE_float("l1", 0.0, "L1 regularisation λ (w → w − (ηλ/n) sgn(w) − ...).")

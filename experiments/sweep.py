@@ -22,7 +22,7 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, define_data_flags, parse_hidden, run_guarded
+from experiments.cli import UsageError, check_writable, define_data_flags, define_network_flags, parse_hidden, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -36,12 +36,7 @@ flags.DEFINE_string("l2", "0", "L2 regularisation strengths λ, comma separated.
 flags.DEFINE_string("train_size", "", "Training-set sizes, comma separated (the first N "
                     "training images; empty: all).")
 define_data_flags()
-flags.DEFINE_enum("cost", "quadratic", ["quadratic", "cross_entropy", "log_likelihood"],
-                  "Cost function; log_likelihood gives the network a softmax output layer.")
-flags.DEFINE_enum("activation", "sigmoid", ["sigmoid", "tanh", "relu"],
-                  "Activation of the hidden layers.")
-flags.DEFINE_enum("init", "normal", ["normal", "scaled"],
-                  "Weights from N(0, 1) (chapter 1) or N(0, 1/n_in) (chapter 3).")
+define_network_flags()
 flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
                   "Which split is scored after each epoch.")
 flags.DEFINE_enum("strategy", "auto", ["auto", "vmap", "loop"], "vmap: all networks in one "
