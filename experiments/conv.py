@@ -70,8 +70,6 @@ flags.DEFINE_string("misclassified_png", None, "Draw the test digits the network
 flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
                   "highest: float32 products; default: XLA's choice (TF32 on recent GPUs).")
 
-MAX_DRAWN = 100    # misclassified digits drawn at most (the book's ensemble gets 33 wrong)
-
 PRESETS = presets.CHAPTER6
 
 # The flags that decide a run (saved with the networks; a checkpoint resumes only a run with
@@ -261,14 +259,8 @@ def run() -> None:
         print(f"Drew the filters to {FLAGS.filters_png}.")
     if FLAGS.misclassified_png:
         from experiments import conv_figures
-        wrong = ensemble.misclassified(votes, test_y)
-        shown = wrong[:MAX_DRAWN]
-        conv_figures.draw_misclassified(test_x[shown], test_y[shown], votes[shown],
-                                        FLAGS.misclassified_png, side=shape[0])
-        which = (f"the {len(wrong)}" if len(shown) == len(wrong)
-                 else f"the first {len(shown)} of the {len(wrong)}")
-        print(f"Drew {which} misclassified test digits to {FLAGS.misclassified_png}.")
-
+        print(conv_figures.draw_mistakes(test_x, test_y, votes, FLAGS.misclassified_png,
+                                         side=shape[0]))
 
 def resume(networks):
     """Restores ``networks`` (in place) from --checkpoint_dir's checkpoint if there is one;

@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import tempfile
+import zipfile
 
 import jax
 import numpy as np
@@ -155,6 +156,9 @@ def save_layers(path, networks: list, settings: dict) -> None:
 
 def load_layers(path):
     """``(networks, settings)`` from ``save_layers``'s file, or CheckpointError naming it."""
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not an .npz file of networks (experiments.conv "
+                              "--save writes them)")
     try:
         with np.load(path) as archive:
             meta = json.loads(str(archive["meta"]))
