@@ -19,6 +19,8 @@ flags.DEFINE_integer("repeats", 3, "Timed epochs per variant (the median is prin
 flags.DEFINE_list("nets", ["conv2", "dropout"], "Presets of experiments.conv to time.")
 flags.DEFINE_list("variants", ["xla", "nnjax"], "xla: lax.conv_general_dilated; nnjax: "
                   "nnjax.conv.conv2d (im2col on the CPU).")
+flags.DEFINE_list("unroll", ["1"], "Steps per iteration of the epoch's loop "
+                  "(train3.sgd_epoch's unroll); each value is timed.")
 
 
 def with_xla_convolution(layer_list):
@@ -51,13 +53,13 @@ def main(argv):
         settings = PRESETS[name][2]
         base = layers.parse(settings["layers"], settings.get("activation", "sigmoid"),
                             settings.get("dropout", 0.0))
-        for variant in FLAGS.variants:
+        for variant, unroll in [(v, int(u)) for v in FLAGS.variants for u in FLAGS.unroll]:
             net = tuple(with_xla_convolution(base) if variant == "xla" else base)
             params = network3.init(jax.random.key(0), net, (28, 28, 1))
             state = train3.init_state(params)
             epoch = jax.jit(lambda p, s, k: train3.sgd_epoch(
                 p, s, x, y, k, 0.03, 0.1, layers=net, input_shape=(28, 28, 1),
-                mini_batch_size=10))
+                mini_batch_size=10, unroll=unroll))
             start = time.perf_counter()
             compiled = epoch.lower(params, state, jax.random.key(1)).compile()
             compile_s = time.perf_counter() - start
@@ -67,8 +69,10 @@ def main(argv):
                 jax.block_until_ready(compiled(params, state, jax.random.key(r)))
                 times.append(time.perf_counter() - start)
             per_epoch = statistics.median(times) * 50000 / FLAGS.images
-            print(f"{name:8} {variant:6} {per_epoch:8.1f} s per 50,000-image epoch "
-                  f"(compile {compile_s:.1f} s)", flush=True)
+            label = variant + (f", unroll {unroll}" if len(FLAGS.unroll) > 1 else "")
+            print(f"{name:8} {label:16} {per_epoch:8.1f} s per 50,000-image epoch, "
+                  f"{1e6 * per_epoch / 5000:6.0f} µs per step (compile {compile_s:.1f} s)",
+                  flush=True)
 
 
 if __name__ == "__main__":

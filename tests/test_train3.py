@@ -52,6 +52,20 @@ def test_epoch_is_reproducible_and_the_key_matters():
     assert not np.allclose(a[0]["w"], shifted[0]["w"])
 
 
+def test_unrolled_epoch_takes_the_same_steps():
+    """unroll=4 over 7 mini-batches (one full unrolled block of 4, then 3): the same
+    shuffle, dropout masks and updates as one step per loop iteration."""
+    net, params, x, y = tiny(n=70, p_dropout=0.3)
+    run = lambda unroll: train3.sgd_epoch(params, train3.init_state(params), x, y,
+                                          jax.random.key(3), 0.1, 0.2, layers=net,
+                                          input_shape=SHAPE, mini_batch_size=10,
+                                          unroll=unroll)[0]
+    one, four = run(1), run(4)
+    assert not np.allclose(one[0]["w"], params[0]["w"])
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(four)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_momentum_epoch_carries_velocity():
     net, params, x, y = tiny(spec="fc:8,softmax:4")
     state = train3.init_state(params, 0.9)
