@@ -46,12 +46,21 @@ def test_conv_pool_matches_numpy_loop(shape, filters, kernel, pool, activation):
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_conv2d_paths_agree():
-    """The CPU's im2col product and XLA's convolution compute the same thing."""
-    x = jax.random.normal(jax.random.key(0), (4, 12, 12, 20))
-    w = jax.random.normal(jax.random.key(1), (5, 5, 20, 40))
+@pytest.mark.parametrize("x_shape, w_shape", [
+    ((4, 12, 12, 20), (5, 5, 20, 40)),
+    ((3, 28, 28, 1), (5, 5, 1, 20)),       # one channel: the offset-major product
+    ((2, 9, 7, 1), (3, 2, 1, 4)),
+])
+def test_conv2d_paths_agree(x_shape, w_shape):
+    """The CPU's im2col product and XLA's convolution compute the same thing, and so do
+    their gradients."""
+    x = jax.random.normal(jax.random.key(0), x_shape)
+    w = jax.random.normal(jax.random.key(1), w_shape)
     np.testing.assert_allclose(conv.conv2d_im2col(x, w), conv.conv2d_xla(x, w),
                                rtol=1e-4, atol=1e-4)
+    grad = lambda f: jax.grad(lambda w, x: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1))(w, x)
+    for a, b in zip(grad(conv.conv2d_im2col), grad(conv.conv2d_xla)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
 def finite_difference_check(f, params, eps=1e-6, samples=6, seed=0):
