@@ -55,6 +55,10 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "vmap", "loop"], "Train several n
                   "elsewhere.")
 flags.DEFINE_string("devices", "1", "Split every mini-batch over this many devices (or all), "
                     "data parallel; must divide --mini_batch_size.")
+flags.DEFINE_integer("unroll", 1, "SGD steps compiled into each iteration of the epoch's "
+                     "loop: the same networks; on a GPU at m = 10, where every iteration has "
+                     "a fixed cost, larger values may be faster (benchmarks.conv_speed "
+                     "--unroll times them).")
 flags.DEFINE_integer("seed", 0, "Seed of the PRNG key (initialisation, shuffles, dropout).")
 define_data_flags("images must be square, one channel")
 flags.DEFINE_integer("train_size", None, "Train on the first N training images only "
@@ -100,7 +104,7 @@ def check_flags():
     """Validates the flags before any work; returns the layers."""
     from nnjax import layers
     apply_preset()
-    for name in ("epochs", "mini_batch_size", "networks"):
+    for name in ("epochs", "mini_batch_size", "networks", "unroll"):
         if FLAGS[name].value <= 0:
             raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
     if not FLAGS.eta > 0:
@@ -220,7 +224,8 @@ def run() -> None:
                 mini_batch_size=FLAGS.mini_batch_size, eta=FLAGS.eta, lmbda=FLAGS.l2,
                 keys=[shuffle_key for _, shuffle_key in seeds], momentum=FLAGS.momentum,
                 shuffle=FLAGS.shuffle, random_shifts=FLAGS.expand == "random",
-                strategy=strategy, on_epoch=report, after_epoch=after_epoch, mesh=mesh)
+                strategy=strategy, on_epoch=report, after_epoch=after_epoch, mesh=mesh,
+                unroll=FLAGS.unroll)
     finally:
         if metrics:
             metrics.close()

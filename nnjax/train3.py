@@ -148,7 +148,7 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
           mini_batch_size: int, eta: float, keys, lmbda: float = 0.0, test_data=None,
           momentum: float = 0.0, shuffle: bool = True, random_shifts: bool = False,
           strategy: str = "auto", on_epoch: Optional[Callable] = None,
-          after_epoch: Optional[Callable] = None, mesh=None):
+          after_epoch: Optional[Callable] = None, mesh=None, unroll: int = 1):
     """Trains every ``Network`` of ``networks`` for ``epochs`` epochs (continuing from
     ``len(network.epochs)``), network i shuffling and dropping out with
     ``jax.random.fold_in(keys[i], epoch)``.
@@ -161,7 +161,8 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
     both give the same results up to float rounding. With a ``mesh`` (one process's devices,
     ``nnjax.parallel.make_mesh``), data and networks are copied to every device and each
     mini-batch is split over them (``sgd_epoch``). An ``EpochResult``'s ``seconds`` is the
-    epoch's training time per network. Returns ``(networks, compile_seconds)``.
+    epoch's training time per network. ``unroll``: steps per iteration of the epoch's loop
+    (``sgd_epoch``). Returns ``(networks, compile_seconds)``.
     """
     k = len(networks)
     strategy = pick_strategy(strategy, k)
@@ -174,7 +175,7 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
         net.params, net.opt_state = put((net.params, net.opt_state))
     static = dict(layers=tuple(layers), input_shape=tuple(input_shape),
                   mini_batch_size=mini_batch_size, momentum=momentum, shuffle=shuffle,
-                  random_shifts=random_shifts, mesh=mesh)
+                  random_shifts=random_shifts, mesh=mesh, unroll=unroll)
     epoch_fn = functools.partial(sgd_epoch, **static)
     predict = functools.partial(network3.predict_all, layers=tuple(layers),
                                 input_shape=tuple(input_shape))

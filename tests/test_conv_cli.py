@@ -39,6 +39,7 @@ def test_list_names_every_book_row():
     (["--l2=-1"], "--l2"),
     (["--dropout=1"], "--dropout"),
     (["--networks=0"], "--networks"),
+    (["--unroll=0"], "--unroll"),
     (["--train_size=0"], "--train_size"),
     (["--expand=rotate"], "--expand"),
     (["--save=/nonexistent/dir/nets.npz"], "--save"),
@@ -101,7 +102,8 @@ def test_ensemble_vote_is_recomputed_from_the_saved_networks(tmp_path):
 
 def test_checkpointed_run_resumes_exactly(tmp_path):
     """Two epochs, then the same command with --epochs=3 resumes for the third; the networks
-    and the metrics equal those of an uninterrupted three-epoch run."""
+    and the metrics equal those of an uninterrupted three-epoch run (which unrolls its loop
+    two steps an iteration: the same steps)."""
     from nnjax import checkpoint
     common = ["--layers=fc:20,softmax", "--dropout=0.2", "--train_size=500", "--networks=2",
               "--activation=relu", "--eta=0.1"]
@@ -112,7 +114,7 @@ def test_checkpointed_run_resumes_exactly(tmp_path):
                        f"--save={tmp_path / 'a.npz'}", f"--metrics_out={tmp_path / 'a.jsonl'}")
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming" in resumed.stdout and "Network 0, epoch 0" not in resumed.stdout
-    whole = run_conv(*common, "--epochs=3", f"--save={tmp_path / 'b.npz'}",
+    whole = run_conv(*common, "--epochs=3", "--unroll=2", f"--save={tmp_path / 'b.npz'}",
                      f"--metrics_out={tmp_path / 'b.jsonl'}")
     assert whole.returncode == 0, whole.stderr
     (a, _), (b, _) = (checkpoint.load_layers(tmp_path / f) for f in ("a.npz", "b.npz"))
