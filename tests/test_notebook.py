@@ -22,7 +22,9 @@ HAS_SWEEP = (ROOT / "experiments" / "sweep.py").exists()
 NO_SWEEP = "experiments/sweep.py is not in this checkout: the notebook's sweep cell is not run"
 
 TINY = {"EPOCHS": 2, "TRAIN_SIZE": 1000, "DP_MINI_BATCH_SIZE": 80, "DP_ETA": 10.0,
-        "SWEEP_EPOCHS": 1, "SWEEP_SEEDS": "0:2", "SWEEP_ETAS": "0.5,3.0"}
+        "SWEEP_EPOCHS": 1, "SWEEP_SEEDS": "0:2", "SWEEP_ETAS": "0.5,3.0",
+        "CONV_PRESET": "dropout",
+        "CONV_FLAGS": "--train_size=300 --epochs=1 --expand=none --layers=conv:4:5x5,fc:20,softmax"}
 
 PREAMBLE = '''\
 import re, subprocess, sys
@@ -79,7 +81,7 @@ def notebook_script() -> str:
         if tag == "sweep" and not HAS_SWEEP:
             continue
         parts.append(tiny_settings(source) if tag == "settings" else to_python(source))
-    assert {"install", "settings", "sweep"} <= set(tags), tags
+    assert {"install", "settings", "sweep", "conv"} <= set(tags), tags
     return "\n\n".join(parts) + "\n"
 
 
@@ -115,3 +117,12 @@ def test_notebook_sweep_cell_draws_the_sweep(ran):
     where, _ = ran
     assert (where / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (where / "sweep.jsonl").read_text().strip()
+
+
+def test_notebook_conv_cell_trains_the_preset_and_draws_its_figures(ran):
+    where, stdout = ran
+    assert "dropout 0.5 (book)" in stdout          # the preset's dropout, with tiny layers
+    epochs = [json.loads(l) for l in (where / "conv.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in epochs] == [0] and epochs[0]["test_total"] == 10000
+    for png in ("filters.png", "wrong.png"):
+        assert (where / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
