@@ -267,6 +267,7 @@ def run() -> None:
         print(conv_figures.draw_mistakes(test_x, test_y, votes, FLAGS.misclassified_png,
                                          side=shape[0]))
 
+
 def resume(networks):
     """Restores ``networks`` (in place) from --checkpoint_dir's checkpoint if there is one;
     returns the function that checkpoints them after every epoch."""

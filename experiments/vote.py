@@ -57,7 +57,7 @@ def run(paths) -> None:
         check_writable("misclassified_png", FLAGS.misclassified_png)
     dataset_name, networks = load(paths)
     import numpy as np
-    from nnjax import data, ensemble, network3
+    from nnjax import data, ensemble, layers, network3
     dataset = data.load(dataset_name, FLAGS.data_dir, progress=print)
     split = getattr(dataset, FLAGS.split)
     shape = dataset.image_shape
@@ -66,7 +66,7 @@ def run(paths) -> None:
         try:
             predictions.append(np.asarray(network3.predict_all(
                 params, split.x, layers=net, input_shape=shape)))
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, layers.LayerError) as e:
             raise UsageError(f"{label}: does not fit {dataset_name}'s {shape} images "
                              f"({e})") from None
         print(f"{label}: {FLAGS.split} accuracy {100 * np.mean(predictions[-1] == split.y):.2f}%")
@@ -81,6 +81,7 @@ def run(paths) -> None:
         from experiments import conv_figures
         print(conv_figures.draw_mistakes(split.x, split.y, votes, FLAGS.misclassified_png,
                                          side=shape[0]))
+
 
 def main(argv):
     run_guarded(lambda: run(argv[1:]), argv[:1])

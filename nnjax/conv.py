@@ -44,7 +44,7 @@ def conv2d_im2col(x, w):
 def _conv2d_one_channel(x, w):
     """``conv2d_im2col`` for one input channel (a first layer), with the patches laid out
     offset-major, (kh·kw, N·oh·ow): then the product is w (F, kh·kw) times a short, wide
-    matrix, which XLA's CPU matmul runs about 3× faster than the tall, narrow
+    matrix, which XLA's CPU matmul runs 2–3× faster than the tall, narrow
     (N·oh·ow, kh·kw) one, even with the transpose back to NHWC."""
     kh, kw, _, f = w.shape
     n, h, wd, _ = x.shape
