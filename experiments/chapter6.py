@@ -1,0 +1,192 @@
+r"""Chapter 6's table: the book's rows over several seeds, every run resumable, one table.
+
+    python -m experiments.chapter6 --rows=conv2,relu --seeds=5      # runs what is missing
+    python -m experiments.chapter6 --table_only                     # the table of what is there
+    python -m experiments.chapter6 --rows=dropout --flags="--unroll=5"
+
+Each (row, seed) is one ``python -m experiments.conv --preset=ROW --seed=SEED`` in a process
+of its own, writing its log, metrics, networks, figures and checkpoint to ``--dir`` as
+``ROW_sSEED.*``. A run that was interrupted resumes after its last finished epoch when the
+command is given again; a finished run is not run again. The ensemble row's seed k is the
+plurality vote (``experiments.vote``) of the dropout row's seeds 5k … 5k+4, which are exactly
+the networks of ``--preset=ensemble --seed=5k``: its five seeds need the dropout row's 0–24.
+"""
+
+import json
+import pathlib
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+
+from absl import app, flags
+
+from experiments.cli import UsageError, run_guarded
+from nnjax import presets
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("rows", None, "Rows to run, by their experiments.conv preset names "
+                  "(default: all; python -m experiments.conv --list describes them).")
+flags.DEFINE_integer("seeds", 5, "Seeds 0 … N−1 of every row.")
+flags.DEFINE_string("dir", "chapter6_runs", "Where every run's files go (and are looked for).")
+flags.DEFINE_string("flags", "", "More flags for every run of experiments.conv, e.g. "
+                    "\"--unroll=5 --data_dir=/data\".")
+flags.DEFINE_bool("table_only", False, "Run nothing: print the table of the finished runs.")
+
+ROWS = presets.CHAPTER6
+ENSEMBLE, MEMBER = "ensemble", "dropout"
+VOTERS = ROWS[ENSEMBLE][2]["networks"]        # dropout networks per ensemble
+OWN_FLAGS = ("preset", "seed", "metrics_out", "save", "checkpoint_dir", "filters_png",
+             "misclassified_png", "networks")
+
+
+def runs_for(rows, seeds: int) -> list:
+    """The (row, seed) runs that ``rows`` × seeds 0 … seeds−1 need, in order, each once."""
+    runs = []
+    for row in rows:
+        needed = ([(MEMBER, s) for s in range(VOTERS * seeds)] if row == ENSEMBLE
+                  else [(row, s) for s in range(seeds)])
+        runs += [run for run in needed if run not in runs]
+    return runs
+
+
+def conv_flags(row: str, seed: int, base: pathlib.Path, extra: list) -> list:
+    """experiments.conv's flags for one run whose files are ``base``.*."""
+    layers = [f.split("=", 1)[1] for f in extra if f.startswith("--layers=")]
+    first_conv = (layers[-1] if layers else ROWS[row][2]["layers"]).startswith("conv")
+    figures = [f"--filters_png={base}.filters.png"] if first_conv else []
+    return [f"--preset={row}", f"--seed={seed}", f"--metrics_out={base}.jsonl",
+            f"--save={base}.npz", f"--checkpoint_dir={base}.ckpt", *figures,
+            f"--misclassified_png={base}.wrong.png", *extra]
+
+
+def finished(base: pathlib.Path) -> bool:
+    """Whether the run ``base``.* trained to its end (it saved its networks, or its log
+    says it finished)."""
+    log = base.with_suffix(".log")
+    return base.with_suffix(".jsonl").exists() and (
+        base.with_suffix(".npz").exists() or (log.exists() and "\nTrained in " in log.read_text()))
+
+
+def train(row: str, seed: int, base: pathlib.Path, extra: list) -> None:
+    """Runs (or resumes) one run unless it has finished, echoing its epochs; UsageError if
+    it fails, or if it finished with other flags."""
+    settings = " ".join([f"--preset={row}", f"--seed={seed}", *extra])
+    stamp = base.with_suffix(".flags")           # what the run was asked, its paths aside
+    if finished(base):
+        if stamp.exists() and stamp.read_text().strip() != settings:
+            raise UsageError(f"--dir={FLAGS.dir}: {row} seed {seed} finished with other flags "
+                             f"({stamp.read_text().strip()}); use another --dir")
+        return
+    stamp.write_text(settings + "\n")
+    print(f"[{row} seed {seed}] python -m experiments.conv "
+          f"{' '.join(conv_flags(row, seed, base, extra))}", flush=True)
+    with open(base.with_suffix(".log"), "a") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "experiments.conv", *conv_flags(row, seed, base, extra)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        last = ""
+        for line in process.stdout:
+            log.write(line)
+            log.flush()
+            if re.match(r"(Epoch|Network \d+, epoch|Best|Resuming|Trained)", line):
+                print(f"[{row} seed {seed}] {line.rstrip()}", flush=True)
+            last = line.strip() or last
+        if process.wait() != 0:
+            raise UsageError(f"{row} seed {seed} failed ({last}); its log is "
+                             f"{base.with_suffix('.log')}")
+
+
+def result(base: pathlib.Path):
+    """A finished run's ``{"test": %, "final": % or None, "seconds": s}``: the test accuracy
+    at its (last) best validation epoch, its final test accuracy and its training time;
+    None if it has not finished."""
+    if not finished(base):
+        return None
+    epochs = [e for e in map(json.loads, base.with_suffix(".jsonl").read_text().splitlines())
+              if e["network"] == 0]
+    best = max(epochs, key=lambda e: (e["correct"], e["epoch"]))
+    log = base.with_suffix(".log").read_text() if base.with_suffix(".log").exists() else ""
+    final = re.findall(r"Final test accuracy ([\d.]+)%", log)
+    return {"test": 100 * best["test_correct"] / best["test_total"],
+            "final": float(final[-1]) if final else None,
+            "seconds": sum(e["seconds"] for e in epochs)}
+
+
+def vote(seed: int, directory: pathlib.Path, extra: list):
+    """The ensemble row's seed ``seed``: the vote of the dropout row's seeds 5k … 5k+4, or
+    None while one of them is unfinished."""
+    bases = [directory / f"{MEMBER}_s{s}" for s in range(VOTERS * seed, VOTERS * (seed + 1))]
+    members = [result(b) for b in bases]
+    if None in members:
+        return None
+    data_dir = [f for f in extra if f.startswith("--data_dir=")]
+    out = subprocess.run([sys.executable, "-m", "experiments.vote",
+                          *(f"{b}.npz" for b in bases), *data_dir],
+                         capture_output=True, text=True)
+    (directory / f"{ENSEMBLE}_s{seed}.log").write_text(out.stdout + out.stderr)
+    accuracy = re.search(r"Their plurality vote: ([\d.]+)%", out.stdout)
+    if out.returncode != 0 or not accuracy:
+        raise UsageError(f"the vote of {MEMBER} seeds {VOTERS * seed}–{VOTERS * seed + 4} "
+                         f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+    return {"test": float(accuracy.group(1)), "final": None,
+            "seconds": sum(m["seconds"] for m in members)}
+
+
+def table(rows, seeds: int, directory: pathlib.Path, extra: list) -> str:
+    """The Markdown table of ``rows`` over the finished runs among seeds 0 … seeds−1."""
+    lines = ["| book (chapter 6) | command | test accuracy at the best validation epoch, "
+             "mean ± sd | seeds | best | final test accuracy, mean | book | time per run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        what, number, _ = ROWS[row]
+        command = " ".join([f"python -m experiments.conv --preset={row}", *extra])
+        done = {s: (vote(s, directory, extra) if row == ENSEMBLE
+                    else result(directory / f"{row}_s{s}")) for s in range(seeds)}
+        done = {s: r for s, r in done.items() if r}
+        if not done:
+            lines.append(f"| {what} | `{command}` | not yet run | | | | {number:.2f}% | |")
+            continue
+        tests = [r["test"] for r in done.values()]
+        finals = [r["final"] for r in done.values() if r["final"] is not None]
+        sd = f" ± {statistics.stdev(tests):.2f}" if len(tests) > 1 else ""
+        minutes = statistics.mean(r["seconds"] for r in done.values()) / 60
+        lines.append(f"| {what} | `{command}` | {statistics.mean(tests):.2f}{sd}% | "
+                     f"{', '.join(map(str, done))} | {max(tests):.2f}% | "
+                     f"{f'{statistics.mean(finals):.2f}%' if finals else '—'} | "
+                     f"{number:.2f}% | {minutes:.0f} min |")
+    return "\n".join(lines)
+
+
+def run() -> None:
+    rows = FLAGS.rows or list(ROWS)
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise UsageError(f"--rows: unknown {', '.join(unknown)} (one of {', '.join(ROWS)})")
+    if FLAGS.seeds <= 0:
+        raise UsageError(f"--seeds must be positive, got {FLAGS.seeds}")
+    try:
+        extra = shlex.split(FLAGS.flags)
+    except ValueError as e:
+        raise UsageError(f"--flags={FLAGS.flags}: {e}") from None
+    own = [f for f in extra if f.lstrip("-").split("=")[0] in OWN_FLAGS]
+    if own:
+        raise UsageError(f"--flags: {', '.join(own)} is set by experiments.chapter6 itself")
+    directory = pathlib.Path(FLAGS.dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--dir={FLAGS.dir}: {e.strerror}") from None
+    if not FLAGS.table_only:
+        for row, seed in runs_for(rows, FLAGS.seeds):
+            train(row, seed, directory / f"{row}_s{seed}", extra)
+    print(table(rows, FLAGS.seeds, directory, extra))
+
+
+def main(argv):
+    run_guarded(run, argv)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,92 @@
+"""`python -m experiments.chapter6`: rows over seeds with tiny settings, the ensemble row as
+the vote of dropout seeds (equal to `--preset=ensemble`), finished runs not rerun, bad
+input as one-line errors."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_conv_cli import ROOT, run_conv
+
+TINY = "--train_size=300 --epochs=2 --layers=conv:2:5x5,fc:10,softmax --expand=none"
+
+
+def run_table(*flags):
+    return subprocess.run([sys.executable, "-m", "experiments.chapter6", *flags], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def row(table: str, command: str) -> list:
+    """The cells of the table's row whose command is ``command``."""
+    line = next(l for l in table.splitlines() if f"`{command} {TINY}`" in l)
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    where = tmp_path_factory.mktemp("ch6")
+    out = run_table("--rows=relu,ensemble", "--seeds=1", f"--dir={where}", f"--flags={TINY}")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return where, out.stdout
+
+
+def test_rows_run_and_tabulate(runs):
+    where, stdout = runs
+    for name in ["relu_s0", *(f"dropout_s{s}" for s in range(5))]:
+        for suffix in (".log", ".jsonl", ".npz", ".wrong.png", ".filters.png", ".flags"):
+            assert (where / (name + suffix)).exists(), name + suffix
+    assert "[dropout seed 4] Epoch 1: validation accuracy" in stdout
+    cells = row(stdout, "python -m experiments.conv --preset=relu")
+    assert cells[3] == "0" and cells[6] == "99.23%"
+    log = (where / "relu_s0.log").read_text()
+    best = re.search(r"the corresponding test accuracy is ([\d.]+)%\. Final test accuracy "
+                     r"([\d.]+)%", log)
+    assert cells[2] == f"{best.group(1)}%" and cells[5] == f"{best.group(2)}%"
+
+
+def test_ensemble_row_is_the_ensemble_presets_vote(runs):
+    """Seed 0 of the ensemble row (the vote of dropout seeds 0–4) equals what
+    `--preset=ensemble --seed=0` reports, which trains those five networks in one process."""
+    _, stdout = runs
+    cells = row(stdout, "python -m experiments.conv --preset=ensemble")
+    together = run_conv("--preset=ensemble", "--seed=0", *TINY.split())
+    assert together.returncode == 0, together.stderr
+    vote = re.search(r"Their plurality vote: ([\d.]+)%", together.stdout).group(1)
+    assert cells[2] == f"{vote}%" and cells[6] == "99.67%"
+
+
+def test_finished_runs_are_not_rerun_and_other_flags_are_refused(runs):
+    where, stdout = runs
+    again = run_table("--rows=relu", "--seeds=1", f"--dir={where}", f"--flags={TINY}")
+    assert again.returncode == 0, again.stderr
+    assert "Epoch" not in again.stdout
+    assert row(again.stdout, "python -m experiments.conv --preset=relu") == \
+        row(stdout, "python -m experiments.conv --preset=relu")
+    other = run_table("--rows=relu", "--seeds=1", f"--dir={where}",
+                      f"--flags={TINY.replace('--epochs=2', '--epochs=3')}")
+    assert other.returncode != 0 and "Traceback" not in other.stderr
+    assert "relu seed 0 finished with other flags" in other.stderr
+
+
+def test_table_only_shows_rows_not_yet_run(tmp_path):
+    out = run_table("--table_only", "--rows=conv1,dropout", f"--dir={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("not yet run") == 2 and "Epoch" not in out.stdout
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flags, names", [
+    (["--rows=conv9"], "--rows"),
+    (["--seeds=0"], "--seeds"),
+    (["--flags=--seed=3"], "--flags"),
+    (["--flags=--epochs='2"], "--flags"),
+    (["--dir=/proc/nope/runs"], "--dir"),
+])
+def test_bad_input_is_a_one_line_error(flags, names):
+    out = run_table(*flags)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr, out.stderr
+    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and names in errors[0], out.stderr
