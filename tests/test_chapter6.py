@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.helpers import assert_failed_with_one_error
 from tests.test_conv_cli import ROOT, run_conv
 
 TINY = "--train_size=300 --epochs=2 --layers=conv:2:5x5,fc:10,softmax --expand=none"
@@ -86,7 +87,4 @@ def test_table_only_shows_rows_not_yet_run(tmp_path):
 ])
 def test_bad_input_is_a_one_line_error(flags, names):
     out = run_table(*flags)
-    assert out.returncode != 0
-    assert "Traceback" not in out.stderr, out.stderr
-    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and names in errors[0], out.stderr
+    assert_failed_with_one_error(out, names)

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.helpers import assert_failed_with_one_error
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -51,10 +53,7 @@ def run_mnist(*flags, timeout=300):
 ])
 def test_bad_input_is_one_line_naming_the_flag(flags, names):
     result = run_mnist(*flags, timeout=120)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    errors = [l for l in result.stderr.splitlines() if "error" in l.lower()]
-    assert errors and names in errors[0], result.stderr
+    assert_failed_with_one_error(result, names)
 
 
 def test_metrics_out_directory_is_rejected_and_existing_file_untouched(tmp_path):

@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import assert_failed_with_one_error
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -48,10 +50,7 @@ def test_list_names_every_book_row():
 ])
 def test_bad_flags_are_one_line_errors(flags, names):
     out = run_conv(*flags)
-    assert out.returncode != 0
-    assert "Traceback" not in out.stderr, out.stderr
-    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and names in errors[0], out.stderr
+    assert_failed_with_one_error(out, names)
 
 
 def test_short_real_run_learns_and_writes_its_outputs(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from nnjax import activations, costs, cpu_kernel, network, sgd, sweep
-from tests.helpers import assert_one_line
+from tests.helpers import assert_failed_with_one_error, assert_one_line
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZES = [20, 8, 4]
@@ -237,10 +237,7 @@ def run_module(module, *flags, timeout=300):
 ])
 def test_bad_flags_are_one_line_naming_the_flag(flags, names):
     result = run_module("experiments.sweep", *flags, "--epochs=1", timeout=120)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    errors = [l for l in result.stderr.splitlines() if "error" in l.lower()]
-    assert errors and names in errors[0], result.stderr
+    assert_failed_with_one_error(result, names)
 
 
 def test_sweep_learns_and_each_network_is_its_single_run(tmp_path):

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import assert_failed_with_one_error
 from tests.test_conv_cli import ROOT, run_conv
 
 COMMON = ["--layers=fc:30,softmax", "--activation=relu", "--eta=0.1", "--dropout=0.2",
@@ -86,7 +87,4 @@ def test_bad_input_is_a_one_line_error(tmp_path, args, names):
                             "dropout_kind": "book", "init": "book", "dataset": "mnist"})
     (tmp_path / "a.npz.txt").write_text("not networks")
     out = run_vote(*args(tmp_path))
-    assert out.returncode != 0
-    assert "Traceback" not in out.stderr, out.stderr
-    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and names in errors[0], out.stderr
+    assert_failed_with_one_error(out, names)
