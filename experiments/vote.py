@@ -73,7 +73,8 @@ def run(paths) -> None:
     accuracies = [np.mean(p == split.y) for p in predictions]
     votes = np.asarray(ensemble.plurality_vote(np.stack(predictions), dataset.num_classes))
     spread = f" ± {100 * np.std(accuracies, ddof=1):.2f}%" if len(networks) > 1 else ""
-    print(f"{len(networks)} networks, {FLAGS.split} accuracy {100 * np.mean(accuracies):.2f}%"
+    print(f"{len(networks)} network{'s' * (len(networks) > 1)}, {FLAGS.split} accuracy "
+          f"{100 * np.mean(accuracies):.2f}%"
           f"{spread} each. Their plurality vote: "
           f"{100 * ensemble.vote_accuracy(votes, split.y):.2f}% "
           f"({len(ensemble.misclassified(votes, split.y))} {FLAGS.split} digits wrong).")
