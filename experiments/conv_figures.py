@@ -102,8 +102,9 @@ def draw_mistakes(images, labels, predictions, path, side=28, limit=MAX_DRAWN) -
     """Draws the first ``limit`` of the digits ``images`` (n, side*side) whose
     ``predictions`` (n,) differ from their ``labels`` (n,) to the PNG ``path``; returns the
     sentence that says so, for the runner to print."""
+    from nnjax import ensemble
     labels, predictions = np.asarray(labels), np.asarray(predictions)
-    wrong = np.flatnonzero(predictions != labels)
+    wrong = ensemble.misclassified(predictions, labels)
     shown = wrong[:limit]
     draw_misclassified(np.asarray(images)[shown], labels[shown], predictions[shown], path,
                        side=side)
