@@ -1,13 +1,19 @@
-r"""Seconds per 50,000-image epoch of chapter 6's networks at mini-batch 10: XLA's own
-convolution against nnjax's (im2col on the CPU), in one process.
+r"""Seconds per 50,000-image epoch of chapter 6's networks at mini-batch 10, for several ways
+of computing the same step (experiments.conv's --convolution, --unroll, --matmul_precision,
+and --networks with vmap), in one process.
 
     python -m benchmarks.conv_speed                     # the book's conv2 and dropout nets
     python -m benchmarks.conv_speed --images=2000 --nets=conv2
+    python -m benchmarks.conv_speed --nets=dropout --convolution=xla,im2col --networks=1,5 \
+        --matmul_precision=highest,default             # on a GPU: what the ensemble costs
 
 Each epoch is ``nnjax.train3.sgd_epoch`` over ``--images`` training images, scaled to
-50,000; compile excluded; the median of ``--repeats`` epochs.
+50,000; compile excluded; the median of ``--repeats`` epochs. With ``--networks=K`` the
+epoch trains K networks at once (``vmap``, as ``experiments.conv --strategy=vmap``), and the
+time printed is the whole epoch's, for all K.
 """
 
+import itertools
 import statistics
 import time
 
@@ -17,31 +23,43 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("images", 5000, "Training images per timed epoch (scaled to 50,000).")
 flags.DEFINE_integer("repeats", 3, "Timed epochs per variant (the median is printed).")
 flags.DEFINE_list("nets", ["conv2", "dropout"], "Presets of experiments.conv to time.")
-flags.DEFINE_list("variants", ["xla", "nnjax"], "xla: lax.conv_general_dilated; nnjax: "
-                  "nnjax.conv.conv2d (im2col on the CPU).")
+flags.DEFINE_list("convolution", ["xla", "auto"], "How the conv-pool layers convolve, as "
+                  "experiments.conv --convolution: xla: XLA's convolution (cuDNN on GPUs); "
+                  "im2col: one matrix product over the unrolled patches; auto: nnjax's "
+                  "default, im2col on the CPU and xla elsewhere.")
 flags.DEFINE_list("unroll", ["1"], "Steps per iteration of the epoch's loop "
                   "(train3.sgd_epoch's unroll); each value is timed.")
+flags.DEFINE_list("networks", ["1"], "Networks trained at once (vmap); each value is timed.")
+flags.DEFINE_list("matmul_precision", ["highest"], "As experiments.conv's: highest "
+                  "(float32 products, its default) or default (TF32 on recent GPUs); each "
+                  "value is timed.")
 
 
-def with_xla_convolution(layer_list):
-    """The same layers, with every conv-pool layer computing its convolution by XLA's."""
-    from nnjax import activations, conv, layers
-
-    def swap(layer):
-        if not layer.name.startswith("conv-pool"):
-            return layer
-        act = activations.get(layer.name.rsplit(", ", 1)[1])
-        pool = tuple(int(v) for v in layer.name.split("pool ")[2].split(",")[0].split("×"))
-
-        def apply(params, x, key=None, training=False):
-            y = conv.max_pool(conv.conv2d_xla(x, params["w"]), pool)
-            return act.fn(y + params["b"])
-        return layers.Layer(layer.name, layer.init, apply)
-    return [swap(layer) for layer in layer_list]
+def check_flags() -> None:
+    """Raises app.UsageError naming the flag whose value cannot be timed."""
+    from nnjax.conv import CONVOLUTIONS
+    from nnjax.presets import CHAPTER6
+    for name in FLAGS.nets:
+        if name not in CHAPTER6:
+            raise app.UsageError(f"--nets: unknown preset {name!r}; one of "
+                                 f"{', '.join(CHAPTER6)}")
+    for variant in FLAGS.convolution:
+        if variant not in CONVOLUTIONS:
+            raise app.UsageError(f"--convolution: unknown {variant!r}; one of "
+                                 f"{', '.join(CONVOLUTIONS)}")
+    for flag in ("unroll", "networks"):
+        for value in FLAGS[flag].value:
+            if not value.isdigit() or int(value) < 1:
+                raise app.UsageError(f"--{flag}: {value!r} is not a positive integer")
+    for value in FLAGS.matmul_precision:
+        if value not in ("highest", "default"):
+            raise app.UsageError(f"--matmul_precision: unknown {value!r}; highest or default")
 
 
 def main(argv):
+    check_flags()
     import jax
+    import jax.numpy as jnp
     from nnjax.presets import CHAPTER6 as PRESETS
     from nnjax import data, layers, network3, train3
 
@@ -49,28 +67,38 @@ def main(argv):
     x, y = jax.device_put(ds.train.x[:FLAGS.images]), jax.device_put(ds.train.y[:FLAGS.images])
     print(f"{jax.default_backend()}, {jax.device_count()} device(s); {FLAGS.images} images "
           "per timed epoch, scaled to 50,000; mini-batch 10")
+    stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
     for name in FLAGS.nets:
         settings = PRESETS[name][2]
-        base = layers.parse(settings["layers"], settings.get("activation", "sigmoid"),
-                            settings.get("dropout", 0.0))
-        for variant, unroll in [(v, int(u)) for v in FLAGS.variants for u in FLAGS.unroll]:
-            net = tuple(with_xla_convolution(base) if variant == "xla" else base)
-            params = network3.init(jax.random.key(0), net, (28, 28, 1))
-            state = train3.init_state(params)
-            epoch = jax.jit(lambda p, s, k: train3.sgd_epoch(
-                p, s, x, y, k, 0.03, 0.1, layers=net, input_shape=(28, 28, 1),
-                mini_batch_size=10, unroll=unroll))
-            start = time.perf_counter()
-            compiled = epoch.lower(params, state, jax.random.key(1)).compile()
+        for variant, unroll, k, precision in itertools.product(
+                FLAGS.convolution, map(int, FLAGS.unroll), map(int, FLAGS.networks),
+                FLAGS.matmul_precision):
+            net = tuple(layers.parse(settings["layers"], settings.get("activation", "sigmoid"),
+                                     settings.get("dropout", 0.0), convolution=variant))
+            params = [network3.init(jax.random.key(i), net, (28, 28, 1)) for i in range(k)]
+            args = [params[0], train3.init_state(params[0])]
+            epoch = lambda p, s, key: train3.sgd_epoch(
+                p, s, x, y, key, 0.03, 0.1, layers=net, input_shape=(28, 28, 1),
+                mini_batch_size=10, unroll=unroll)
+            keys = lambda r: jax.random.key(r)
+            if k > 1:
+                args = [stack(params), stack([train3.init_state(p) for p in params])]
+                epoch = jax.vmap(epoch)
+                keys = lambda r: jax.random.split(jax.random.key(r), k)
+            with jax.default_matmul_precision(precision):
+                start = time.perf_counter()
+                compiled = jax.jit(epoch).lower(*args, keys(0)).compile()
             compile_s = time.perf_counter() - start
             times = []
             for r in range(FLAGS.repeats):
                 start = time.perf_counter()
-                jax.block_until_ready(compiled(params, state, jax.random.key(r)))
+                jax.block_until_ready(compiled(*args, keys(r)))
                 times.append(time.perf_counter() - start)
             per_epoch = statistics.median(times) * 50000 / FLAGS.images
-            label = variant + (f", unroll {unroll}" if len(FLAGS.unroll) > 1 else "")
-            print(f"{name:8} {label:16} {per_epoch:8.1f} s per 50,000-image epoch, "
+            label = ", ".join([variant] + [f"{what} {value}" for what, value, values in (
+                ("unroll", unroll, FLAGS.unroll), ("networks", k, FLAGS.networks),
+                ("precision", precision, FLAGS.matmul_precision)) if len(values) > 1])
+            print(f"{name:8} {label:36} {per_epoch:8.1f} s per 50,000-image epoch, "
                   f"{1e6 * per_epoch / 5000:6.0f} µs per step (compile {compile_s:.1f} s)",
                   flush=True)
 

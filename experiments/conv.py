@@ -59,6 +59,10 @@ flags.DEFINE_integer("unroll", 1, "SGD steps compiled into each iteration of the
                      "loop: the same networks; on a GPU at m = 10, where every iteration has "
                      "a fixed cost, larger values may be faster (benchmarks.conv_speed "
                      "--unroll times them).")
+flags.DEFINE_enum("convolution", "auto", ["auto", "xla", "im2col"], "How conv-pool layers "
+                  "convolve: xla: XLA's convolution (cuDNN on GPUs); im2col: one matrix "
+                  "product over the unrolled patches; auto: im2col on the CPU, xla elsewhere. "
+                  "The same networks up to float rounding (benchmarks.conv_speed times them).")
 flags.DEFINE_integer("seed", 0, "Seed of the PRNG key (initialisation, shuffles, dropout).")
 define_data_flags("images must be square, one channel")
 flags.DEFINE_integer("train_size", None, "Train on the first N training images only "
@@ -122,7 +126,7 @@ def check_flags():
             check_writable(name, FLAGS[name].value)
     try:
         net = layers.parse(FLAGS.layers, FLAGS.activation, FLAGS.dropout, FLAGS.dropout_kind,
-                           FLAGS.init)
+                           FLAGS.init, convolution=FLAGS.convolution)
     except layers.LayerError as e:
         raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
     devices = parse_devices(FLAGS.devices)
@@ -162,7 +166,8 @@ def run() -> None:
     shape = image_shape(dataset.train.x.shape[1], FLAGS.dataset)
     if dataset.num_classes > 10 and "softmax:" not in FLAGS.layers:
         net_layers = layers.parse(FLAGS.layers, FLAGS.activation, FLAGS.dropout,
-                                  FLAGS.dropout_kind, FLAGS.init, dataset.num_classes)
+                                  FLAGS.dropout_kind, FLAGS.init, dataset.num_classes,
+                                  FLAGS.convolution)
     train_x, train_y = dataset.train.x, dataset.train.y
     if FLAGS.train_size is not None:
         if FLAGS.train_size > len(train_y):

@@ -64,6 +64,11 @@ def conv2d(x, w):
     return lax.platform_dependent(x, w, cpu=conv2d_im2col, default=conv2d_xla)
 
 
+# What a conv-pool layer convolves with (``layers.conv_pool``'s ``convolution``): the same
+# arithmetic up to float rounding; "auto" picks per platform as ``conv2d`` says.
+CONVOLUTIONS = {"auto": conv2d, "xla": conv2d_xla, "im2col": conv2d_im2col}
+
+
 def max_pool(x, pool: tuple = (2, 2)):
     """Max over non-overlapping ``pool`` windows of ``x`` (N, H, W, C), dropping a ragged
     border (Theano's ``ignore_border=True``): (N, H // ph, W // pw, C)."""

@@ -84,11 +84,15 @@ def _affine(params, x, key, training: bool, p_dropout: float, dropout: str):
 
 
 def conv_pool(filters: int, kernel: tuple = (5, 5), pool: tuple = (2, 2),
-              activation: str = "sigmoid") -> Layer:
+              activation: str = "sigmoid", convolution: str = "auto") -> Layer:
     """network3's ``ConvPoolLayer``: ``filters`` kernels of shape ``kernel`` over an image
     (H, W, C), max-pooled over ``pool``; output (H', W', filters) with
-    H' = (H − kh + 1) // ph. Params: ``{"w": (kh, kw, C, filters), "b": (filters,)}``."""
+    H' = (H − kh + 1) // ph. Params: ``{"w": (kh, kw, C, filters), "b": (filters,)}``.
+    ``convolution`` names how it convolves (``conv.CONVOLUTIONS``: ``auto``, ``xla`` or
+    ``im2col``), which changes the speed and the float rounding, nothing else."""
     act = activations.get(activation)
+    _check_choice("convolution", convolution, conv.CONVOLUTIONS)
+    convolve = conv.CONVOLUTIONS[convolution]
     kh, kw = kernel
     if filters <= 0 or kh <= 0 or kw <= 0 or min(pool) <= 0:
         raise LayerError(f"a conv-pool layer needs positive sizes, got {filters} filters of "
@@ -110,7 +114,7 @@ def conv_pool(filters: int, kernel: tuple = (5, 5), pool: tuple = (2, 2),
         return params, (oh, ow, filters)
 
     def apply(params, x, key=None, training=False):
-        return act.fn(conv.max_pool(conv.conv2d(x, params["w"]), pool) + params["b"])
+        return act.fn(conv.max_pool(convolve(x, params["w"]), pool) + params["b"])
 
     return Layer(name, init, apply)
 
@@ -179,7 +183,8 @@ def _parse_conv(args, spec, **options):
         pool = pool * 2
     if len(kernel) != 2 or len(pool) != 2:
         raise LayerError(f"bad layer {spec!r}: kernel and pool are KxK")
-    return conv_pool(filters, tuple(kernel), tuple(pool), options["activation"])
+    return conv_pool(filters, tuple(kernel), tuple(pool), options["activation"],
+                     options["convolution"])
 
 
 def _parse_fc(args, spec, **options):
@@ -201,7 +206,8 @@ KINDS = {"conv": _parse_conv, "fc": _parse_fc, "softmax": _parse_softmax}
 
 
 def parse(text: str, activation: str = "sigmoid", p_dropout: float = 0.0,
-          dropout: str = "book", init: str = "book", num_classes: int = 10) -> list[Layer]:
+          dropout: str = "book", init: str = "book", num_classes: int = 10,
+          convolution: str = "auto") -> list[Layer]:
     """Layers from a comma-separated specification such as
     ``"conv:20:5x5,conv:40:5x5,fc:100,softmax"``:
 
@@ -211,12 +217,14 @@ def parse(text: str, activation: str = "sigmoid", p_dropout: float = 0.0,
 
     Every conv and fully connected layer uses ``activation``; every fully connected and
     softmax layer drops its inputs with probability ``p_dropout`` (network3's chapter 6
-    networks do exactly this). The last layer must be the softmax layer. Raises
+    networks do exactly this); every conv layer convolves by ``convolution`` (``conv_pool``).
+    The last layer must be the softmax layer. Raises
     ``LayerError`` with a one-line message for anything else.
     """
     _check_choice("activation", activation, activations.HIDDEN)
+    _check_choice("convolution", convolution, conv.CONVOLUTIONS)
     options = dict(activation=activation, p_dropout=p_dropout, dropout=dropout, init=init,
-                   num_classes=num_classes)
+                   num_classes=num_classes, convolution=convolution)
     specs = [s.strip() for s in text.split(",")]
     if not text.strip() or not all(specs):
         raise LayerError(f"empty layer in {text!r}: layers are comma separated, e.g. "

@@ -55,10 +55,11 @@ def test_bad_flags_are_one_line_errors(flags, names):
 
 def test_short_real_run_learns_and_writes_its_outputs(tmp_path):
     """The relu preset's settings (η = 0.03, λ = 0.1) on a small conv net, 4,000 images, 2
-    epochs: clearly learning, with the protocol's numbers, metrics, networks and figures."""
+    epochs: clearly learning, with the protocol's numbers, metrics, networks and figures.
+    It convolves by XLA's convolution, the GPUs' path (auto is im2col on the CPU)."""
     files = {name: tmp_path / name for name in ("m.jsonl", "nets.npz", "f.png", "w.png")}
     out = run_conv("--preset=relu", "--layers=conv:20:5x5,fc:100,softmax", "--train_size=4000",
-                   "--epochs=2", f"--metrics_out={files['m.jsonl']}",
+                   "--epochs=2", "--convolution=xla", f"--metrics_out={files['m.jsonl']}",
                    f"--save={files['nets.npz']}", f"--filters_png={files['f.png']}",
                    f"--misclassified_png={files['w.png']}")
     assert out.returncode == 0, out.stderr

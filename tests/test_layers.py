@@ -63,6 +63,28 @@ def test_conv2d_paths_agree(x_shape, w_shape):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
+def test_conv_layers_convolve_as_asked():
+    """Every ``convolution`` gives the same network (loss and gradients): they differ in
+    speed and float rounding only. The layer really uses the one asked for: its lowered
+    program holds a convolution for xla and none for im2col (on the CPU, auto is im2col)."""
+    spec, shape = "conv:3:5x5,conv:4:3x3,fc:8,softmax", (14, 14, 1)
+    x = jax.random.uniform(jax.random.key(1), (6, 196))
+    y = jnp.arange(6) % 10
+    params = network3.init(jax.random.key(0), tuple(layers.parse(spec)), shape)
+    results = {}
+    for convolution in conv.CONVOLUTIONS:
+        net = tuple(layers.parse(spec, "relu", convolution=convolution))
+        loss = lambda p: network3.loss(p, net, x, y, shape, jax.random.key(2))
+        results[convolution] = jax.value_and_grad(loss)(params)
+        hlo = jax.jit(loss).lower(params).as_text()
+        assert ("convolution" in hlo) == (convolution == "xla"), convolution
+    for convolution in ("xla", "im2col"):
+        np.testing.assert_allclose(results[convolution][0], results["auto"][0], rtol=1e-5)
+        for a, b in zip(jax.tree.leaves(results[convolution][1]),
+                        jax.tree.leaves(results["auto"][1])):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
 def finite_difference_check(f, params, eps=1e-6, samples=6, seed=0):
     """Compares jax.grad(f) with central differences at a few random coordinates of every
     leaf of ``params`` (float64)."""
@@ -205,7 +227,8 @@ def test_bad_layer_options_are_one_line_errors():
     for make in (lambda: layers.fully_connected(10, p_dropout=1.0),
                  lambda: layers.fully_connected(10, dropout="gaussian"),
                  lambda: layers.fully_connected(10, init="xavier"),
-                 lambda: layers.parse("fc:10,softmax", activation="swish")):
+                 lambda: layers.parse("fc:10,softmax", activation="swish"),
+                 lambda: layers.parse("conv:2,softmax", convolution="fft")):
         with pytest.raises(ValueError) as e:
             make()
         assert_one_line(e)
