@@ -210,9 +210,11 @@ def run() -> None:
                            for i, n in enumerate(networks))
 
     def report(i, r) -> None:
+        # r.seconds is each network's share of the epoch; the time shown is the whole epoch's
+        took = f"  ({r.seconds * k:.1f} s{f' for the {k} networks' * (k > 1)})" if i == 0 else ""
         who = f"Network {i}, e" if k > 1 else "E"
-        print(f"{who}poch {r.epoch}: validation accuracy {100 * r.accuracy:.2f}%  "
-              f"({r.seconds:.1f} s)", flush=True)
+        print(f"{who}poch {r.epoch}: validation accuracy {100 * r.accuracy:.2f}%{took}",
+              flush=True)
         if r.test_correct is not None:
             print(f"  the corresponding test accuracy is "
                   f"{100 * r.test_correct / r.test_total:.2f}%", flush=True)

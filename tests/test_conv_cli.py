@@ -86,6 +86,8 @@ def test_ensemble_vote_is_recomputed_from_the_saved_networks(tmp_path):
     out = run_conv("--layers=fc:30,softmax", "--activation=relu", "--eta=0.1", "--networks=3",
                    "--train_size=1000", "--epochs=2", "--seed=5", f"--save={saved}")
     assert out.returncode == 0, out.stderr
+    assert len(re.findall(r"Network 0, epoch \d: .*\(\d+\.\d s for the 3 networks\)",
+                          out.stdout)) == 2, out.stdout   # each epoch's time, once
     vote = re.search(r"Their plurality vote: ([\d.]+)%", out.stdout)
     assert vote, out.stdout
     networks, settings = checkpoint.load_layers(saved)
