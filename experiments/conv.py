@@ -56,9 +56,8 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "vmap", "loop"], "Train several n
 flags.DEFINE_string("devices", "1", "Split every mini-batch over this many devices (or all), "
                     "data parallel; must divide --mini_batch_size.")
 flags.DEFINE_integer("unroll", 1, "SGD steps compiled into each iteration of the epoch's "
-                     "loop: the same networks; on a GPU at m = 10, where every iteration has "
-                     "a fixed cost, larger values may be faster (benchmarks.conv_speed "
-                     "--unroll times them).")
+                     "loop: the same networks; no faster on the CPU or on an H200 "
+                     "(benchmarks.conv_speed --unroll times them).")
 flags.DEFINE_enum("convolution", "auto", ["auto", "xla", "im2col"], "How conv-pool layers "
                   "convolve: xla: XLA's convolution (cuDNN on GPUs); im2col: one matrix "
                   "product over the unrolled patches; auto: im2col on the CPU, xla elsewhere. "
