@@ -59,7 +59,6 @@ def check_flags() -> None:
 def main(argv):
     check_flags()
     import jax
-    import jax.numpy as jnp
     from nnjax.presets import CHAPTER6 as PRESETS
     from nnjax import data, layers, network3, train3
 
@@ -67,7 +66,6 @@ def main(argv):
     x, y = jax.device_put(ds.train.x[:FLAGS.images]), jax.device_put(ds.train.y[:FLAGS.images])
     print(f"{jax.default_backend()}, {jax.device_count()} device(s); {FLAGS.images} images "
           "per timed epoch, scaled to 50,000; mini-batch 10")
-    stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
     for name in FLAGS.nets:
         settings = PRESETS[name][2]
         for variant, unroll, k, precision in itertools.product(
@@ -82,7 +80,7 @@ def main(argv):
                 mini_batch_size=10, unroll=unroll)
             keys = lambda r: jax.random.key(r)
             if k > 1:
-                args = [stack(params), stack([train3.init_state(p) for p in params])]
+                args = [train3.stack(params), train3.stack([train3.init_state(p) for p in params])]
                 epoch = jax.vmap(epoch)
                 keys = lambda r: jax.random.split(jax.random.key(r), k)
             with jax.default_matmul_precision(precision):

@@ -136,7 +136,9 @@ def pick_strategy(strategy: str, num_networks: int) -> str:
     return strategy
 
 
-def _stack(trees):
+def stack(trees):
+    """The pytrees ``trees`` (same structure) as one pytree whose leaves have a new leading
+    axis of len(trees): K networks' params or optimizer states, ready for ``vmap``."""
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
@@ -185,7 +187,7 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
     start = time.perf_counter()
     if strategy == "vmap":
         epoch_fn = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, 0, None, None)))
-        args = (_stack([n.params for n in networks]), _stack([n.opt_state for n in networks]),
+        args = (stack([n.params for n in networks]), stack([n.opt_state for n in networks]),
                 x, y, jnp.stack(list(keys)), eta, lmbda)
     else:
         epoch_fn = jax.jit(epoch_fn)
@@ -202,7 +204,7 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
         epoch_keys = [jax.random.fold_in(key, epoch) for key in keys]
         if strategy == "vmap":
             params, states = jax.block_until_ready(epoch_fn(
-                _stack([n.params for n in networks]), _stack([n.opt_state for n in networks]),
+                stack([n.params for n in networks]), stack([n.opt_state for n in networks]),
                 x, y, jnp.stack(epoch_keys), eta, lmbda))
             for net, p, s in zip(networks, _unstack(params, k), _unstack(states, k)):
                 net.params, net.opt_state = p, s
@@ -212,7 +214,7 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
                     epoch_fn(net.params, net.opt_state, x, y, key, eta, lmbda))
         seconds = (time.perf_counter() - start) / k
         if strategy == "vmap":
-            val = correct(predict_many(_stack([n.params for n in networks]), x_val), y_val)
+            val = correct(predict_many(stack([n.params for n in networks]), x_val), y_val)
         else:
             val = [correct(predict(n.params, x_val), y_val)[0] for n in networks]
         for i, net in enumerate(networks):
