@@ -26,13 +26,13 @@ flags.DEFINE_list("nets", ["conv2", "dropout"], "Presets of experiments.conv to 
 flags.DEFINE_list("convolution", ["xla", "auto"], "How the conv-pool layers convolve, as "
                   "experiments.conv --convolution: xla: XLA's convolution (cuDNN on GPUs); "
                   "im2col: one matrix product over the unrolled patches; auto: nnjax's "
-                  "default, im2col on the CPU and xla elsewhere.")
+                  "default, im2col on CPUs and CUDA GPUs, xla elsewhere.")
 flags.DEFINE_list("unroll", ["1"], "Steps per iteration of the epoch's loop "
                   "(train3.sgd_epoch's unroll); each value is timed.")
 flags.DEFINE_list("networks", ["1"], "Networks trained at once (vmap); each value is timed.")
-flags.DEFINE_list("matmul_precision", ["highest"], "As experiments.conv's: highest "
-                  "(float32 products, its default) or default (TF32 on recent GPUs); each "
-                  "value is timed.")
+flags.DEFINE_list("matmul_precision", ["highest"], "highest (float32 products) or default "
+                  "(TF32 on recent GPUs: what experiments.conv's auto uses there); each value "
+                  "is timed.")
 
 
 def check_flags() -> None:

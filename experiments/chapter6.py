@@ -99,9 +99,10 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list) -> None:
 
 
 def result(base: pathlib.Path):
-    """A finished run's ``{"test": %, "final": % or None, "seconds": s}``: the test accuracy
-    at its (last) best validation epoch, its final test accuracy and its training time;
-    None if it has not finished."""
+    """A finished run's ``{"test": %, "final": % or None, "seconds": s, "device": kind}``:
+    the test accuracy at its (last) best validation epoch, its final test accuracy, its
+    training time (a vmapped network's share) and what it trained on (``"cpu"`` for metrics
+    written before experiments.conv recorded it); None if it has not finished."""
     if not finished(base):
         return None
     epochs = [e for e in map(json.loads, base.with_suffix(".jsonl").read_text().splitlines())
@@ -111,12 +112,14 @@ def result(base: pathlib.Path):
     final = re.findall(r"Final test accuracy ([\d.]+)%", log)
     return {"test": 100 * best["test_correct"] / best["test_total"],
             "final": float(final[-1]) if final else None,
-            "seconds": sum(e["seconds"] for e in epochs)}
+            "seconds": sum(e["seconds"] for e in epochs),
+            "device": epochs[0].get("device", "cpu")}
 
 
 def vote(seed: int, directory: pathlib.Path, extra: list):
     """The ensemble row's seed ``seed``: the vote of the dropout row's seeds 5k … 5k+4, or
-    None while one of them is unfinished."""
+    None while one of them is unfinished: ``{"test": %, "final": None, "members": the five
+    runs' results}``."""
     bases = [directory / f"{MEMBER}_s{s}" for s in range(VOTERS * seed, VOTERS * (seed + 1))]
     members = [result(b) for b in bases]
     if None in members:
@@ -130,14 +133,19 @@ def vote(seed: int, directory: pathlib.Path, extra: list):
     if out.returncode != 0 or not accuracy:
         raise UsageError(f"the vote of {MEMBER} seeds {VOTERS * seed}–{VOTERS * seed + 4} "
                          f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
-    return {"test": float(accuracy.group(1)), "final": None,
-            "seconds": sum(m["seconds"] for m in members)}
+    return {"test": float(accuracy.group(1)), "final": None, "members": members}
+
+
+def _minutes(seconds) -> str:
+    """The mean of ``seconds`` in minutes, to two significant figures under ten."""
+    minutes = statistics.mean(seconds) / 60
+    return f"{minutes:.2g} min" if minutes < 10 else f"{minutes:.0f} min"
 
 
 def table(rows, seeds: int, directory: pathlib.Path, extra: list) -> str:
     """The Markdown table of ``rows`` over the finished runs among seeds 0 … seeds−1."""
     lines = ["| book (chapter 6) | command | test accuracy at the best validation epoch, "
-             "mean ± sd | seeds | best | final test accuracy, mean | book | time per run |",
+             "mean ± sd | seeds | best | final test accuracy, mean | book | time per network |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         what, number, _ = ROWS[row]
@@ -151,11 +159,13 @@ def table(rows, seeds: int, directory: pathlib.Path, extra: list) -> str:
         tests = [r["test"] for r in done.values()]
         finals = [r["final"] for r in done.values() if r["final"] is not None]
         sd = f" ± {statistics.stdev(tests):.2f}" if len(tests) > 1 else ""
-        minutes = statistics.mean(r["seconds"] for r in done.values()) / 60
+        networks = [m for r in done.values() for m in r.get("members", [r])]
+        times = "; ".join(_minutes(n["seconds"] for n in networks if n["device"] == d)
+                          + f" ({d})" for d in sorted({n["device"] for n in networks}))
         lines.append(f"| {what} | `{command}` | {statistics.mean(tests):.2f}{sd}% | "
                      f"{', '.join(map(str, done))} | {max(tests):.2f}% | "
                      f"{f'{statistics.mean(finals):.2f}%' if finals else '—'} | "
-                     f"{number:.2f}% | {minutes:.0f} min |")
+                     f"{number:.2f}% | {times} |")
     return "\n".join(lines)
 
 

@@ -9,7 +9,10 @@ On the CPU, XLA's own convolution at the book's mini-batch of 10 is very slow (a
 per 50,000-image epoch of the book's two-conv-layer network on 2 cores), so ``conv2d``
 lowers it there to one matrix product over the unrolled patches ("im2col": the kh·kw shifted
 views of the input side by side), which XLA runs — and differentiates — an order of magnitude
-faster. Other backends use ``lax.conv_general_dilated`` (cuDNN on GPUs, the MXU on TPUs).
+faster. It does the same on CUDA GPUs: on an H200 a mini-batch step of chapter 6's dropout
+network takes 117 µs with im2col against 164 µs with cuDNN's convolution, and 240 against
+531 µs for four networks vmapped (cuDNN's grouped convolutions are slow at this size).
+Other backends (TPUs, ROCm; not measured) use ``lax.conv_general_dilated``.
 """
 
 import jax.numpy as jnp
@@ -56,12 +59,13 @@ def _conv2d_one_channel(x, w):
 
 def conv2d(x, w):
     """Valid convolution of ``x`` (N, H, W, C) with ``w`` (kh, kw, C, F): returns
-    (N, H−kh+1, W−kw+1, F), by im2col on the CPU and XLA's convolution elsewhere (the choice
-    is made when the program is lowered for its platform)."""
+    (N, H−kh+1, W−kw+1, F), by im2col on the CPU and CUDA GPUs and by XLA's convolution
+    elsewhere (the choice is made when the program is lowered for its platform)."""
     if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
         raise ValueError(f"conv2d needs x (N, H, W, C) and w (kh, kw, C, F), got {x.shape} "
                          f"and {w.shape}")
-    return lax.platform_dependent(x, w, cpu=conv2d_im2col, default=conv2d_xla)
+    return lax.platform_dependent(x, w, cpu=conv2d_im2col, cuda=conv2d_im2col,
+                                  default=conv2d_xla)
 
 
 # What a conv-pool layer convolves with (``layers.conv_pool``'s ``convolution``): the same

@@ -2,6 +2,7 @@
 the vote of dropout seeds (equal to `--preset=ensemble`), finished runs not rerun, bad
 input as one-line errors."""
 
+import json
 import re
 import subprocess
 import sys
@@ -45,6 +46,27 @@ def test_rows_run_and_tabulate(runs):
     best = re.search(r"the corresponding test accuracy is ([\d.]+)%\. Final test accuracy "
                      r"([\d.]+)%", log)
     assert cells[2] == f"{best.group(1)}%" and cells[5] == f"{best.group(2)}%"
+    epochs = [json.loads(l) for l in (where / "relu_s0.jsonl").read_text().splitlines()]
+    assert {e["device"] for e in epochs} == {"cpu"}
+    assert cells[7] == f"{sum(e['seconds'] for e in epochs) / 60:.2g} min (cpu)"
+
+
+def test_time_column_is_per_network_and_per_device(tmp_path):
+    """Runs trained on different hardware are timed apart, the ensemble row by its members;
+    metrics from before the device was recorded count as the CPU's."""
+    for seed, (device, seconds) in enumerate([(None, 600), ("NVIDIA H200", 30),
+                                              ("NVIDIA H200", 90)]):
+        base = tmp_path / f"relu_s{seed}"
+        record = {"network": 0, "epoch": 0, "correct": 99, "total": 100, "seconds": seconds,
+                  "test_correct": 98, "test_total": 100, **({"device": device} if device else {})}
+        base.with_suffix(".jsonl").write_text(json.dumps(record) + "\n")
+        base.with_suffix(".log").write_text("Final test accuracy 98.00%.\nTrained in 1 s.\n")
+    out = run_table("--table_only", "--rows=relu", "--seeds=3", f"--dir={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    line = next(l for l in out.stdout.splitlines() if "--preset=relu" in l)
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[2:4] == ["98.00 ± 0.00%", "0, 1, 2"]
+    assert cells[7] == "1 min (NVIDIA H200); 10 min (cpu)"
 
 
 def test_ensemble_row_is_the_ensemble_presets_vote(runs):
@@ -56,6 +78,10 @@ def test_ensemble_row_is_the_ensemble_presets_vote(runs):
     assert together.returncode == 0, together.stderr
     vote = re.search(r"Their plurality vote: ([\d.]+)%", together.stdout).group(1)
     assert cells[2] == f"{vote}%" and cells[6] == "99.67%"
+    where = runs[0]
+    seconds = [sum(json.loads(l)["seconds"] for l in (where / f"dropout_s{s}.jsonl")
+                   .read_text().splitlines()) for s in range(5)]
+    assert cells[7] == f"{sum(seconds) / 5 / 60:.2g} min (cpu)"     # per network
 
 
 def test_finished_runs_are_not_rerun_and_other_flags_are_refused(runs):

@@ -53,10 +53,20 @@ def test_bad_flags_are_one_line_errors(flags, names):
     assert_failed_with_one_error(out, names)
 
 
+def test_matmul_precision_auto_is_tf32_on_gpus_only():
+    from experiments.conv import matmul_precision
+    assert matmul_precision("auto", "gpu") == "default"
+    assert matmul_precision("auto", "cpu") == matmul_precision("auto", "tpu") == "highest"
+    assert matmul_precision("highest", "gpu") == "highest"
+    assert matmul_precision("default", "cpu") == "default"
+    with pytest.raises(ValueError, match="bf16"):
+        matmul_precision("bf16", "gpu")
+
+
 def test_short_real_run_learns_and_writes_its_outputs(tmp_path):
     """The relu preset's settings (η = 0.03, λ = 0.1) on a small conv net, 4,000 images, 2
     epochs: clearly learning, with the protocol's numbers, metrics, networks and figures.
-    It convolves by XLA's convolution, the GPUs' path (auto is im2col on the CPU)."""
+    It convolves by XLA's convolution, TPUs' path (auto is im2col on CPUs and CUDA GPUs)."""
     files = {name: tmp_path / name for name in ("m.jsonl", "nets.npz", "f.png", "w.png")}
     out = run_conv("--preset=relu", "--layers=conv:20:5x5,fc:100,softmax", "--train_size=4000",
                    "--epochs=2", "--convolution=xla", f"--metrics_out={files['m.jsonl']}",

@@ -85,6 +85,17 @@ def test_conv_layers_convolve_as_asked():
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
+def test_auto_convolution_is_im2col_on_cpus_and_cuda_gpus():
+    """``auto`` lowers to im2col (no convolution op) for the CPU and CUDA GPUs, where it is
+    the faster, and to XLA's convolution for TPUs and ROCm; exported for each platform
+    without needing its hardware."""
+    x, w = jnp.ones((2, 12, 12, 3)), jnp.ones((5, 5, 3, 4))
+    for platform, convolves in (("cpu", False), ("cuda", False), ("tpu", True),
+                                ("rocm", True)):
+        exported = jax.export.export(jax.jit(conv.conv2d), platforms=(platform,))(x, w)
+        assert ("stablehlo.convolution" in exported.mlir_module()) == convolves, platform
+
+
 def finite_difference_check(f, params, eps=1e-6, samples=6, seed=0):
     """Compares jax.grad(f) with central differences at a few random coordinates of every
     leaf of ``params`` (float64)."""
