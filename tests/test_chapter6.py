@@ -4,6 +4,7 @@ input as one-line errors."""
 
 import json
 import re
+import statistics
 import subprocess
 import sys
 
@@ -78,10 +79,33 @@ def test_ensemble_row_is_the_ensemble_presets_vote(runs):
     assert together.returncode == 0, together.stderr
     vote = re.search(r"Their plurality vote: ([\d.]+)%", together.stdout).group(1)
     assert cells[2] == f"{vote}%" and cells[6] == "99.67%"
+    assert f"Their plurality vote: {vote}%" in (runs[0] / "ensemble_s0.vote.log").read_text()
     where = runs[0]
     seconds = [sum(json.loads(l)["seconds"] for l in (where / f"dropout_s{s}.jsonl")
                    .read_text().splitlines()) for s in range(5)]
     assert cells[7] == f"{sum(seconds) / 5 / 60:.2g} min (cpu)"     # per network
+
+
+def test_ensemble_together_is_one_ensemble_run_per_seed(runs, tmp_path):
+    """--ensemble=together trains seed k as one `--preset=ensemble --seed=5k` run (no
+    dropout runs); its seed 0 is the members' vote above. A finished ensemble run is not
+    run again, and is what the table shows."""
+    out = run_table("--rows=ensemble", "--seeds=2", "--ensemble=together",
+                    f"--dir={tmp_path}", f"--flags={TINY}")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert not list(tmp_path.glob("dropout_*"))
+    assert (tmp_path / "ensemble_s1.flags").read_text().split()[:2] == ["--preset=ensemble",
+                                                                       "--seed=5"]
+    cells = row(out.stdout, "python -m experiments.conv --preset=ensemble")
+    assert cells[3] == "0, 1"
+    votes = [float(re.search(r"Their plurality vote: ([\d.]+)%",
+                             (tmp_path / f"ensemble_s{s}.log").read_text()).group(1))
+             for s in (0, 1)]
+    assert votes[0] == float(row(runs[1], "python -m experiments.conv --preset=ensemble")[2][:-1])
+    assert cells[2] == f"{(votes[0] + votes[1]) / 2:.2f} ± {statistics.stdev(votes):.2f}%"
+    again = run_table("--rows=ensemble", "--seeds=2", f"--dir={tmp_path}", f"--flags={TINY}")
+    assert again.returncode == 0 and "Epoch" not in again.stdout, again.stderr
+    assert row(again.stdout, "python -m experiments.conv --preset=ensemble") == cells
 
 
 def test_finished_runs_are_not_rerun_and_other_flags_are_refused(runs):
