@@ -49,6 +49,20 @@ def run_guarded(run, argv) -> None:
         sys.exit("interrupted")
 
 
+PRECISIONS = ("auto", "highest", "default")    # --matmul_precision's values
+
+
+def matmul_precision(name: str, backend: str) -> str:
+    """The ``jax.default_matmul_precision`` that --matmul_precision=``name`` means on
+    ``backend`` (``jax.default_backend()``): ``auto`` is ``default`` (TF32) on GPUs and
+    ``highest`` (float32) elsewhere — TPUs' default is one bfloat16 pass, untested here."""
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown matmul precision {name!r}; one of {', '.join(PRECISIONS)}")
+    if name == "auto":
+        return "default" if backend == "gpu" else "highest"
+    return name
+
+
 def parse_devices(text: str):
     """``"all"`` or a positive int; raises UsageError naming --devices otherwise."""
     if text == "all":

@@ -16,7 +16,8 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, define_data_flags, parse_devices, run_guarded
+from experiments.cli import (PRECISIONS, UsageError, check_writable, define_data_flags,
+                             matmul_precision, parse_devices, run_guarded)
 from nnjax import presets
 
 FLAGS = flags.FLAGS
@@ -75,25 +76,12 @@ flags.DEFINE_string("checkpoint_dir", None, "Checkpoint after every epoch in thi
 flags.DEFINE_string("filters_png", None, "Draw the first conv layer's filters to this PNG.")
 flags.DEFINE_string("misclassified_png", None, "Draw the test digits the network (or the "
                     "ensemble's vote) gets wrong to this PNG.")
-PRECISIONS = ("auto", "highest", "default")
 flags.DEFINE_enum("matmul_precision", "auto", list(PRECISIONS),
                   "auto: TF32 products on GPUs (20-25% faster on an H200; README), float32 "
                   "elsewhere; highest: float32 products; default: XLA's choice (TF32 on "
                   "recent GPUs, one bfloat16 pass on TPUs).")
 
 PRESETS = presets.CHAPTER6
-
-
-def matmul_precision(name: str, backend: str) -> str:
-    """The ``jax.default_matmul_precision`` that --matmul_precision=``name`` means on
-    ``backend`` (``jax.default_backend()``): ``auto`` is ``default`` (TF32) on GPUs and
-    ``highest`` (float32) elsewhere — TPUs' default is one bfloat16 pass, untested here."""
-    if name not in PRECISIONS:
-        raise ValueError(f"unknown matmul precision {name!r}; one of {', '.join(PRECISIONS)}")
-    if name == "auto":
-        return "default" if backend == "gpu" else "highest"
-    return name
-
 
 # The flags that decide a run (saved with the networks; a checkpoint resumes only a run with
 # the same, --epochs aside).

@@ -54,7 +54,7 @@ def test_bad_flags_are_one_line_errors(flags, names):
 
 
 def test_matmul_precision_auto_is_tf32_on_gpus_only():
-    from experiments.conv import matmul_precision
+    from experiments.cli import matmul_precision
     assert matmul_precision("auto", "gpu") == "default"
     assert matmul_precision("auto", "cpu") == matmul_precision("auto", "tpu") == "highest"
     assert matmul_precision("highest", "gpu") == "highest"
