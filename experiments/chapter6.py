@@ -127,10 +127,17 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list) -> None:
                              f"{base.with_suffix('.log')}")
 
 
+def training_seconds(epochs: list) -> float:
+    """A network's training time from its epochs' metrics: the median epoch's ``seconds``
+    (a vmapped network's share) times the number of epochs, so that a run paused or slowed
+    for a while (a resumed run, a machine shared for a time) counts as it runs alone."""
+    return statistics.median(e["seconds"] for e in epochs) * len(epochs)
+
+
 def result(base: pathlib.Path):
     """A finished run's ``{"test": %, "final": % or None, "seconds": s, "device": kind}``:
     the test accuracy at its (last) best validation epoch, its final test accuracy, its
-    training time (a vmapped network's share) and what it trained on (``"cpu"`` for metrics
+    training time (``training_seconds``) and what it trained on (``"cpu"`` for metrics
     written before experiments.conv recorded it); None if it has not finished."""
     if not finished(base):
         return None
@@ -141,7 +148,7 @@ def result(base: pathlib.Path):
     final = re.findall(r"Final test accuracy ([\d.]+)%", log)
     return {"test": 100 * best["test_correct"] / best["test_total"],
             "final": float(final[-1]) if final else None,
-            "seconds": sum(e["seconds"] for e in epochs),
+            "seconds": training_seconds(epochs),
             "device": epochs[0].get("device", "cpu")}
 
 
@@ -155,7 +162,7 @@ def ensemble_run(base: pathlib.Path):
     if not vote:
         raise UsageError(f"{base.with_suffix('.log')} holds no plurality vote")
     return {"test": float(vote[-1]), "final": None, "members": [
-        {"seconds": sum(e["seconds"] for e in epochs if e["network"] == i),
+        {"seconds": training_seconds([e for e in epochs if e["network"] == i]),
          "device": epochs[0].get("device", "cpu")} for i in range(VOTERS)]}
 
 
