@@ -137,6 +137,7 @@ def test_table_only_shows_rows_not_yet_run(tmp_path):
     (["--flags=--seed=3"], "--flags"),
     (["--flags=--epochs='2"], "--flags"),
     (["--dir=/proc/nope/runs"], "--dir"),
+    (["--ensemble=both"], "--ensemble"),
 ])
 def test_bad_input_is_a_one_line_error(flags, names):
     out = run_table(*flags)
