@@ -105,3 +105,24 @@ def _caller() -> str:
     lists the flags defined here (for the main module absl uses its path)."""
     name = sys._getframe(2).f_globals["__name__"]
     return sys.argv[0] if name == "__main__" else name
+
+
+# Runs a module as ``python -m`` would, on the CPU cores of argv[1] only: pinned before
+# anything starts, so XLA sizes its thread pool to them and every thread stays there.
+_PINNED = ("import os, runpy, sys; os.sched_setaffinity(0, map(int, sys.argv[1].split(','))); "
+           "sys.argv = sys.argv[2:]; runpy.run_module(sys.argv[0], run_name='__main__', "
+           "alter_sys=True)")
+
+
+def command(module: str, args: list, cores=None) -> list:
+    """The argv of ``python -m module args``, pinned to the CPU cores ``cores`` (a list of
+    core numbers) where given."""
+    if cores is None:
+        return [sys.executable, "-m", module, *args]
+    return [sys.executable, "-c", _PINNED, ",".join(map(str, cores)), module, *args]
+
+
+def core_groups(jobs: int, cores: list) -> list:
+    """``cores`` split into ``jobs`` contiguous groups as equal as they go: each job's cores."""
+    n = len(cores)
+    return [cores[i * n // jobs:(i + 1) * n // jobs] for i in range(jobs)]

@@ -1,8 +1,9 @@
 """`python -m experiments.chapter6`: rows over seeds with tiny settings, the ensemble row as
-the vote of dropout seeds (equal to `--preset=ensemble`), finished runs not rerun, bad
-input as one-line errors."""
+the vote of dropout seeds (equal to `--preset=ensemble`, also when they trained two at a
+time, each on its own core), finished runs not rerun, bad input as one-line errors."""
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -10,9 +11,12 @@ import sys
 
 import pytest
 
+from experiments.cli import command, core_groups
 from tests.helpers import assert_failed_with_one_error
 from tests.test_conv_cli import ROOT, run_conv
 
+CORES = sorted(os.sched_getaffinity(0))
+JOBS = min(2, len(CORES))      # CI's machine has 2 cores
 TINY = "--train_size=300 --epochs=2 --layers=conv:2:5x5,fc:10,softmax --expand=none"
 
 
@@ -30,9 +34,56 @@ def row(table: str, command: str) -> list:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     where = tmp_path_factory.mktemp("ch6")
-    out = run_table("--rows=relu,ensemble", "--seeds=1", f"--dir={where}", f"--flags={TINY}")
+    out = run_table("--rows=relu,ensemble", "--seeds=1", f"--dir={where}", f"--flags={TINY}",
+                    f"--jobs={JOBS}")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     return where, out.stdout
+
+
+def test_jobs_run_at_once_on_their_own_cores(runs):
+    """--jobs=2: the first two runs start together, one on each half of the cores, and the
+    next takes the cores of one that has finished."""
+    _, stdout = runs
+    starts = re.findall(r"^\[(\w+) seed (\d)\] \(cores ([\d,]+)\) python", stdout, re.M)
+    assert len(starts) == 6
+    groups = [",".join(map(str, g)) for g in core_groups(JOBS, CORES)]
+    assert [cores for *_, cores in starts[:JOBS]] == groups
+    assert {cores for *_, cores in starts} == set(groups)
+    if JOBS == 2:     # the second run started before the first finished
+        assert stdout.index("[dropout seed 0] (cores") < stdout.index("[relu seed 0] Trained")
+
+
+def test_after_a_failure_no_run_starts_and_those_under_way_finish(tmp_path):
+    """--jobs=2 with a run that fails at once (it finished with other flags): the error is
+    the one line, no later run starts, and a run that had started trains to its end."""
+    base = tmp_path / "relu_s0"
+    base.with_suffix(".jsonl").write_text("")
+    base.with_suffix(".log").write_text("\nTrained in 1 s.\n")
+    base.with_suffix(".flags").write_text("--preset=relu --seed=0 --epochs=9\n")
+    out = run_table("--rows=relu,conv1,conv2", "--seeds=1", f"--dir={tmp_path}",
+                    f"--flags={TINY}", f"--jobs={JOBS}")
+    assert_failed_with_one_error(out, "relu seed 0 finished with other flags")
+    assert not (tmp_path / "conv2_s0.log").exists()
+    if (tmp_path / "conv1_s0.log").exists():
+        assert "\nTrained in " in (tmp_path / "conv1_s0.log").read_text()
+
+
+def test_command_runs_a_module_pinned_to_cores(tmp_path):
+    (tmp_path / "where.py").write_text(
+        "import os, sys; print(sorted(os.sched_getaffinity(0)), sys.argv[1:], __name__)")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for cores in ([CORES[-1]], CORES, None):
+        out = subprocess.run(command("where", ["--a=1", "b"], cores), env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout.split("] [", 1) == [f"{CORES if cores is None else cores}"[:-1],
+                                              "'--a=1', 'b'] __main__\n"], out.stderr
+
+
+def test_core_groups_split_the_cores_evenly():
+    assert core_groups(2, [0, 1]) == [[0], [1]]
+    assert core_groups(2, [0, 1, 2, 3, 4]) == [[0, 1], [2, 3, 4]]
+    assert core_groups(3, list(range(8))) == [[0, 1], [2, 3, 4], [5, 6, 7]]
+    assert core_groups(1, [4, 6]) == [[4, 6]]
 
 
 def test_rows_run_and_tabulate(runs):
@@ -138,6 +189,8 @@ def test_table_only_shows_rows_not_yet_run(tmp_path):
     (["--flags=--epochs='2"], "--flags"),
     (["--dir=/proc/nope/runs"], "--dir"),
     (["--ensemble=both"], "--ensemble"),
+    (["--jobs=0"], "--jobs"),
+    ([f"--jobs={len(CORES) + 1}"], "--jobs"),
 ])
 def test_bad_input_is_a_one_line_error(flags, names):
     out = run_table(*flags)
