@@ -105,6 +105,17 @@ def finished(base: pathlib.Path) -> bool:
         base.with_suffix(".npz").exists() or (log.exists() and "\nTrained in " in log.read_text()))
 
 
+_STDOUT = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Prints ``line`` whole: print() writes the text and its newline apart, so lines of
+    runs echoed by different threads could run into each other."""
+    with _STDOUT:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None) -> None:
     """Runs (or resumes) one run unless it has finished, on the CPU cores ``cores`` where
     given, echoing its epochs; UsageError if it fails, or if it finished with other flags."""
@@ -117,8 +128,8 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None) -> N
         return
     stamp.write_text(settings + "\n")
     where = f" (cores {','.join(map(str, cores))})" if cores is not None else ""
-    print(f"[{row} seed {seed}]{where} python -m experiments.conv "
-          f"{' '.join(conv_flags(row, seed, base, extra))}", flush=True)
+    say(f"[{row} seed {seed}]{where} python -m experiments.conv "
+        f"{' '.join(conv_flags(row, seed, base, extra))}")
     with open(base.with_suffix(".log"), "a") as log:
         process = subprocess.Popen(
             command("experiments.conv", conv_flags(row, seed, base, extra), cores),
@@ -128,7 +139,7 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None) -> N
             log.write(line)
             log.flush()
             if re.match(r"(Epoch|Network \d+, epoch|Best|Resuming|Trained)", line):
-                print(f"[{row} seed {seed}] {line.rstrip()}", flush=True)
+                say(f"[{row} seed {seed}] {line.rstrip()}")
             last = line.strip() or last
         if process.wait() != 0:
             raise UsageError(f"{row} seed {seed} failed ({last}); its log is "
