@@ -284,7 +284,7 @@ def backend_name() -> str:
     process hold on to the GPU (and most of its memory) while the runs train."""
     out = subprocess.run([sys.executable, "-c", "import jax; print(jax.default_backend())"],
                          capture_output=True, text=True)
-    if out.returncode != 0:
+    if out.returncode != 0 or not out.stdout.split():
         raise UsageError(f"JAX failed to start: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
     return out.stdout.split()[-1]
 
