@@ -46,8 +46,8 @@ flags.DEFINE_enum("ensemble", "auto", ["auto", "members", "together"], "How to t
                   "each, then their vote; together: one --preset=ensemble --seed=5k run "
                   "(vmapped); auto: members on a CPU, together where JAX has a GPU or TPU.")
 flags.DEFINE_integer("jobs", 1, "Runs at once, on a CPU only: each is pinned to its own share "
-                     "of the cores (Linux), which trains more networks per hour than one run "
-                     "on all of them (2 cores, --jobs=2: about 1.4×).")
+                     "of the cores (Linux). More networks per hour where one run at mini-batch "
+                     "10 cannot use all the cores well (2 cores: 1.1–1.2×).")
 
 ROWS = presets.CHAPTER6
 ENSEMBLE, MEMBER = "ensemble", "dropout"
