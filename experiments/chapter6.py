@@ -26,11 +26,10 @@ import statistics
 import subprocess
 import sys
 import threading
-from concurrent import futures
 
 from absl import app, flags
 
-from experiments.cli import UsageError, command, core_groups, run_guarded
+from experiments.cli import UsageError, command, core_groups, run_at_once, run_guarded
 from nnjax import presets
 
 FLAGS = flags.FLAGS
@@ -116,9 +115,10 @@ def say(line: str) -> None:
         sys.stdout.flush()
 
 
-def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None) -> None:
+def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None, live=None) -> None:
     """Runs (or resumes) one run unless it has finished, on the CPU cores ``cores`` where
-    given, echoing its epochs; UsageError if it fails, or if it finished with other flags."""
+    given, echoing its epochs; its process is in the set ``live`` (if given) while it runs.
+    UsageError if it fails, or if it finished with other flags."""
     settings = " ".join([f"--preset={row}", f"--seed={preset_seed(row, seed)}", *extra])
     stamp = base.with_suffix(".flags")           # what the run was asked, its paths aside
     if finished(base):
@@ -134,6 +134,8 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None) -> N
         process = subprocess.Popen(
             command("experiments.conv", conv_flags(row, seed, base, extra), cores),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if live is not None:
+            live.add(process)
         last = ""
         for line in process.stdout:
             log.write(line)
@@ -141,7 +143,10 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None) -> N
             if re.match(r"(Epoch|Network \d+, epoch|Best|Resuming|Trained)", line):
                 say(f"[{row} seed {seed}] {line.rstrip()}")
             last = line.strip() or last
-        if process.wait() != 0:
+        code = process.wait()
+        if live is not None:
+            live.discard(process)
+        if code != 0:
             raise UsageError(f"{row} seed {seed} failed ({last}); its log is "
                              f"{base.with_suffix('.log')}")
 
@@ -285,39 +290,39 @@ def backend_name() -> str:
     out = subprocess.run([sys.executable, "-c", "import jax; print(jax.default_backend())"],
                          capture_output=True, text=True)
     if out.returncode != 0 or not out.stdout.split():
-        raise UsageError(f"JAX failed to start: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+        said = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
+        raise UsageError(f"JAX failed to start: {said}")
     return out.stdout.split()[-1]
 
 
 def train_all(runs: list, directory: pathlib.Path, extra: list, jobs: int, cores) -> None:
     """Trains ``runs`` ((row, seed) pairs), ``jobs`` at a time, each pinned to its own group
     of ``cores`` (unpinned where the system cannot pin). After a failure no new run starts;
-    the runs under way finish, then the first failure is raised."""
-    if jobs == 1:
+    the runs under way finish, then the first failure is raised. Ctrl-C stops them all
+    (each resumes from its last epoch)."""
+    jobs = min(jobs, len(runs))
+    if jobs <= 1:
         for row, seed in runs:
             train(row, seed, directory / f"{row}_s{seed}", extra)
         return
-    groups = core_groups(jobs, cores) if cores else [None] * jobs
-    free, lock, failures = list(groups), threading.Lock(), []
+    live = set()
 
-    def one(run):
-        with lock:
-            if failures:
-                return
-            mine = free.pop(0)
+    def work(run, group):
+        row, seed = run
         try:
-            train(*run, directory / f"{run[0]}_s{run[1]}", extra, mine)
-        except UsageError as e:
-            with lock:
-                failures.append(e)
-        finally:
-            with lock:
-                free.append(mine)
+            train(row, seed, directory / f"{row}_s{seed}", extra, group, live)
+        except OSError as e:
+            raise UsageError(f"{row} seed {seed}: {e}") from None
 
-    with futures.ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(one, runs))
-    if failures:
-        raise failures[0]
+    def failed(e):
+        say(f"Stopping: {e}. No new run starts; the runs under way finish first.")
+
+    def cancel():
+        for process in list(live):
+            process.terminate()
+
+    groups = core_groups(jobs, cores) if cores else [None] * jobs
+    run_at_once(runs, groups, work, cancel, failed)
 
 
 def main(argv):

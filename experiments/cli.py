@@ -1,7 +1,10 @@
-"""What the runners share: the error for a bad flag, and checks made before any work."""
+"""What the runners share: the error for a bad flag, checks made before any work, and
+running other runners (pinned to cores, several at once)."""
 
 import os
 import sys
+import threading
+from concurrent import futures
 
 from absl import flags
 
@@ -126,3 +129,47 @@ def core_groups(jobs: int, cores: list) -> list:
     """``cores`` split into ``jobs`` contiguous groups as equal as they go: each job's cores."""
     n = len(cores)
     return [cores[i * n // jobs:(i + 1) * n // jobs] for i in range(jobs)]
+
+
+def run_at_once(tasks: list, groups: list, work, cancel=lambda: None, failed=lambda e: None):
+    """Calls ``work(task, group)`` for every task, ``len(groups)`` at a time, each call given
+    a group (of cores, say) that no call under way holds. After a call raises, ``failed(e)``
+    is told and no new call starts; the calls under way end, then the first exception is
+    raised. On Ctrl-C no new call starts either, and ``cancel()`` runs (to stop the calls
+    under way) before this waits for them and raises KeyboardInterrupt."""
+    free, lock, errors = list(groups), threading.Lock(), []
+    stop, cancelling = threading.Event(), threading.Event()
+
+    def one(task):
+        with lock:
+            if stop.is_set():
+                return
+            group = free.pop(0)
+        try:
+            work(task, group)
+        except Exception as e:          # the others go on; this one is raised at the end
+            with lock:
+                errors.append(e)
+                stop.set()
+            if not cancelling.is_set():      # a cancelled call's error says nothing new
+                failed(e)
+        finally:
+            with lock:
+                free.append(group)
+
+    pool = futures.ThreadPoolExecutor(len(groups))
+    try:
+        pending = {pool.submit(one, task) for task in tasks}
+        # Short waits: Ctrl-C's signal may be delivered to a worker thread, and Python acts
+        # on it only when the main thread next runs.
+        while pending:
+            _, pending = futures.wait(pending, timeout=0.2)
+    except BaseException:
+        stop.set()
+        cancelling.set()
+        cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    if errors:
+        raise errors[0]
