@@ -1,6 +1,7 @@
 """What the runners share: the error for a bad flag, checks made before any work, and
 running other runners (pinned to cores, several at once)."""
 
+import json
 import os
 import sys
 import threading
@@ -22,6 +23,22 @@ def check_writable(flag: str, path: str) -> None:
         raise UsageError(f"--{flag}={path}: directory {directory} does not exist")
     if not os.access(path if os.path.exists(path) else directory, os.W_OK):
         raise UsageError(f"--{flag}={path} is not writable")
+
+
+def open_metrics(path, rows):
+    """``--metrics_out``'s file opened for writing (None if ``path`` is None), holding
+    ``rows`` (dicts, one JSON object a line: the epochs a resumed run already has), written
+    through to disk at once: killed before its next epoch, a resumed run still leaves them.
+    Raises UsageError naming --metrics_out if the file cannot be written."""
+    if not path:
+        return None
+    try:
+        metrics = open(path, "w")
+    except OSError as e:
+        raise UsageError(f"--metrics_out={path}: {e.strerror}") from None
+    metrics.writelines(json.dumps(row) + "\n" for row in rows)
+    metrics.flush()
+    return metrics
 
 
 def parse_hidden(text: str) -> list[int]:

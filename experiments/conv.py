@@ -17,7 +17,7 @@ import json
 from absl import app, flags
 
 from experiments.cli import (PRECISIONS, UsageError, check_writable, define_data_flags,
-                             matmul_precision, parse_devices, run_guarded)
+                             matmul_precision, open_metrics, parse_devices, run_guarded)
 from nnjax import presets
 
 FLAGS = flags.FLAGS
@@ -206,16 +206,11 @@ def run() -> None:
     if FLAGS.checkpoint_dir:
         after_epoch = resume(networks)
 
-    try:
-        metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out else None
-    except OSError as e:
-        raise UsageError(f"--metrics_out={FLAGS.metrics_out}: {e.strerror}") from None
     device = jax.devices()[0].device_kind                    # e.g. "cpu", "NVIDIA H200"
-    if metrics:  # the metrics file describes the whole run, resumed or not
-        metrics.writelines(json.dumps({"network": i, **n.epochs[e].as_dict(),
-                                       "device": device}) + "\n"
-                           for e in range(len(networks[0].epochs))
-                           for i, n in enumerate(networks))
+    # the metrics file describes the whole run, resumed or not
+    metrics = open_metrics(FLAGS.metrics_out, (
+        {"network": i, **n.epochs[e].as_dict(), "device": device}
+        for e in range(len(networks[0].epochs)) for i, n in enumerate(networks)))
 
     def report(i, r) -> None:
         # r.seconds is each network's share of the epoch; the time shown is the whole epoch's

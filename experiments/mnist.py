@@ -16,7 +16,7 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, define_data_flags, define_network_flags, parse_devices, parse_hidden, run_guarded
+from experiments.cli import UsageError, check_writable, define_data_flags, define_network_flags, open_metrics, parse_devices, parse_hidden, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -221,12 +221,8 @@ def run() -> None:
 
         after_epoch = save_checkpoint
 
-    try:
-        metrics = open(FLAGS.metrics_out, "w") if FLAGS.metrics_out and primary else None
-    except OSError as e:
-        raise UsageError(f"--metrics_out={FLAGS.metrics_out}: {e.strerror}") from None
-    if metrics:  # the metrics file describes the whole run, resumed or not
-        metrics.writelines(json.dumps(r.as_dict()) + "\n" for r in done)
+    # the metrics file describes the whole run, resumed or not
+    metrics = open_metrics(FLAGS.metrics_out if primary else None, (r.as_dict() for r in done))
 
     def report(r: train.EpochResult) -> None:
         eta = f", η={r.eta:g}" if FLAGS.halve_eta_after else ""

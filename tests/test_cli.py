@@ -65,6 +65,21 @@ def test_metrics_out_directory_is_rejected_and_existing_file_untouched(tmp_path)
     assert result.returncode != 0 and keep.read_text() == "precious\n"
 
 
+def test_resumed_epochs_reach_the_metrics_file_before_the_next_epoch(tmp_path):
+    from experiments.cli import UsageError, open_metrics
+    path = tmp_path / "m.jsonl"
+    path.write_text("an earlier run's lines\n")
+    rows = [{"epoch": 0, "correct": 9000}, {"epoch": 1, "correct": 9400}]
+    metrics = open_metrics(str(path), iter(rows))
+    try:  # read while still open, as after a kill before the resumed run's next epoch
+        assert [json.loads(line) for line in path.read_text().splitlines()] == rows
+    finally:
+        metrics.close()
+    assert open_metrics(None, rows) is None
+    with pytest.raises(UsageError, match="--metrics_out=.*missing"):
+        open_metrics(str(tmp_path / "missing" / "m.jsonl"), rows)
+
+
 def test_book_chapter1_run_reaches_94_5_percent(tmp_path):
     """The book's [784, 30, 10], quadratic cost, η = 3.0, m = 10, 30 epochs, seed 0.
 
