@@ -146,8 +146,15 @@ def test_run_at_once_on_ctrl_c_cancels_the_calls_under_way():
         raise RuntimeError("cancelled")     # as a terminated run does
 
     heard = []
-    with pytest.raises(KeyboardInterrupt):
-        run_at_once([0, 1, 2, 3], ["a", "b"], work, cancel=cancelled.set, failed=heard.append)
+    # Python's own Ctrl-C handler, even where pytest was started with SIGINT ignored (as
+    # a shell starts its background jobs); without it the signal does nothing here
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_at_once([0, 1, 2, 3], ["a", "b"], work, cancel=cancelled.set,
+                        failed=heard.append)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - begun < 10
     assert cancelled.is_set() and 2 not in started and 3 not in started and not heard
 
