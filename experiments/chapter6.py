@@ -39,7 +39,8 @@ flags.DEFINE_integer("seeds", 5, "Seeds 0 … N−1 of every row.")
 flags.DEFINE_string("dir", "chapter6_runs", "Where every run's files go (and are looked for).")
 flags.DEFINE_string("flags", "", "More flags for every run of experiments.conv, e.g. "
                     "\"--unroll=5 --data_dir=/data\".")
-flags.DEFINE_bool("table_only", False, "Run nothing: print the table of the finished runs.")
+flags.DEFINE_bool("table_only", False, "Train nothing: print the table of the finished runs "
+                  "(voting the ensemble seeds whose five dropout networks have finished).")
 flags.DEFINE_enum("ensemble", "auto", ["auto", "members", "together"], "How to train a "
                   "missing ensemble seed k: members: the dropout row's seeds 5k…5k+4, one run "
                   "each, then their vote; together: one --preset=ensemble --seed=5k run "
@@ -158,6 +159,20 @@ def training_seconds(epochs: list) -> float:
     return statistics.median(e["seconds"] for e in epochs) * len(epochs)
 
 
+def epochs_of(base: pathlib.Path) -> list:
+    """A finished run's epochs, its ``.jsonl`` lines (dicts with ``network``, ``correct``,
+    ...); UsageError naming the file if it is not such a file."""
+    metrics = base.with_suffix(".jsonl")
+    try:
+        epochs = [json.loads(line) for line in metrics.read_text().splitlines()]
+        if not epochs or not all(isinstance(e.get("network"), int) for e in epochs):
+            raise ValueError("no epochs" if not epochs else "a line without \"network\"")
+    except (ValueError, AttributeError) as e:
+        raise UsageError(f"{metrics} is not experiments.conv's --metrics_out file ({e}); "
+                         "delete the run's files to train it again") from None
+    return epochs
+
+
 def result(base: pathlib.Path):
     """A finished run's ``{"test": %, "final": % or None, "seconds": s, "device": kind}``:
     the test accuracy at its (last) best validation epoch, its final test accuracy, its
@@ -165,8 +180,7 @@ def result(base: pathlib.Path):
     written before experiments.conv recorded it); None if it has not finished."""
     if not finished(base):
         return None
-    epochs = [e for e in map(json.loads, base.with_suffix(".jsonl").read_text().splitlines())
-              if e["network"] == 0]
+    epochs = [e for e in epochs_of(base) if e["network"] == 0]
     best = max(epochs, key=lambda e: (e["correct"], e["epoch"]))
     log = base.with_suffix(".log").read_text() if base.with_suffix(".log").exists() else ""
     final = re.findall(r"Final test accuracy ([\d.]+)%", log)
@@ -182,7 +196,7 @@ def ensemble_run(base: pathlib.Path):
     if not finished(base):
         return None
     vote = re.findall(r"Their plurality vote: ([\d.]+)%", base.with_suffix(".log").read_text())
-    epochs = [json.loads(line) for line in base.with_suffix(".jsonl").read_text().splitlines()]
+    epochs = epochs_of(base)
     if not vote:
         raise UsageError(f"{base.with_suffix('.log')} holds no plurality vote")
     return {"test": float(vote[-1]), "final": None, "members": [

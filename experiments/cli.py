@@ -56,8 +56,9 @@ def parse_hidden(text: str) -> list[int]:
 
 def run_guarded(run, argv) -> None:
     """A runner's ``main``: rejects stray arguments, then calls ``run()``, turning a bad flag,
-    a data problem or an unreadable checkpoint into one ``error: ...`` line and a non-zero
-    exit, and Ctrl-C into ``interrupted``."""
+    a data problem, an unreadable checkpoint or a file that cannot be written (a full disk,
+    a read-only directory: the message names the file) into one ``error: ...`` line and a
+    non-zero exit, and Ctrl-C into ``interrupted``."""
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
     from nnjax import checkpoint, data
@@ -65,6 +66,8 @@ def run_guarded(run, argv) -> None:
         run()
     except (UsageError, data.DataError, checkpoint.CheckpointError) as e:
         sys.exit(f"error: {e}")
+    except OSError as e:
+        sys.exit(f"error: {e.strerror or e}: {e.filename}" if e.filename else f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted")
 

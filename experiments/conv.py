@@ -281,21 +281,20 @@ def run() -> None:
 def resume(networks):
     """Restores ``networks`` (in place) from --checkpoint_dir's checkpoint if there is one;
     returns the function that checkpoints them after every epoch."""
-    import pathlib
     from nnjax import checkpoint, train
     settings = {name: FLAGS[name].value for name in SETTINGS if name != "epochs"}
-    path = pathlib.Path(FLAGS.checkpoint_dir) / "checkpoint.npz"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e.strerror}") from None
+        path = checkpoint.prepare_directory(FLAGS.checkpoint_dir) / "checkpoint.npz"
+    except checkpoint.CheckpointError as e:
+        raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e}") from None
     state = lambda: [(n.params, n.opt_state, n.best_params or n.params) for n in networks]
     if path.exists():
-        tree, meta = checkpoint.read_tree(path, state())
-        if meta["settings"] != settings:
-            changed = sorted(k for k in settings if meta["settings"].get(k) != settings[k])
+        saved = checkpoint.read_meta(path).get("settings", {})
+        if saved != settings:     # before the arrays, which other settings may not fit
+            changed = sorted(k for k in settings if saved.get(k) != settings[k])
             raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir} holds a run with other "
                              f"settings ({', '.join('--' + k for k in changed)})")
+        tree, meta = checkpoint.read_tree(path, state())
         for net, (params, opt_state, best_params), epochs, best in zip(
                 networks, tree, meta["epochs"], meta["best"]):
             net.params, net.opt_state, net.best_params = params, opt_state, best_params

@@ -56,10 +56,12 @@ def read_runs(entries):
                 epochs = [json.loads(line) for line in f if line.strip()]
         except OSError as e:
             raise PlotError(f"cannot read {path}: {e.strerror}") from None
-        except json.JSONDecodeError as e:
+        except ValueError as e:      # not JSON, or not text at all
             raise PlotError(f"{path} is not a --metrics_out file: {e}") from None
         if not epochs:
             raise PlotError(f"{path} has no epochs")
+        if not all(isinstance(e, dict) and "epoch" in e for e in epochs):
+            raise PlotError(f"{path} is not a --metrics_out file: a line without \"epoch\"")
         runs.append((label, epochs))
     return runs
 
@@ -79,7 +81,7 @@ def draw(runs, quantities, out, title=None, against_label=False, from_epoch=0):
 
     if against_label:
         try:
-            points = sorted((float(label), max(100 * e["accuracy"] for e in epochs))
+            points = sorted((float(label), max(value(e, "accuracy", label) for e in epochs))
                             for label, epochs in runs)
         except ValueError:
             raise PlotError("--against_label needs numeric labels (e.g. --run=1000=run.jsonl)") from None
@@ -119,6 +121,8 @@ def main(argv):
             raise PlotError("--run is required: LABEL=PATH of a --metrics_out file")
         if not FLAGS.out or not FLAGS.out.endswith(".png"):
             raise PlotError("--out must name a .png file")
+        if not FLAGS.y and not FLAGS.against_label:
+            raise PlotError(f"--y must name at least one of {', '.join(QUANTITIES)}")
         unknown = [q for q in FLAGS.y if q not in QUANTITIES]
         if unknown:
             raise PlotError(f"--y: unknown {', '.join(unknown)}; choose from {', '.join(QUANTITIES)}")

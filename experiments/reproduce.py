@@ -96,7 +96,8 @@ def run_row(dataset, settings: dict, seed: int) -> float:
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]} (rows are chosen with --rows=NAME,...)")
     if FLAGS.list:
         for name, (what, book, settings) in ROWS.items():
             print(f"{name:16s} {what} (book: {book})\n{'':16s} {command(settings)}")
@@ -106,15 +107,18 @@ def main(argv):
         sys.exit(f"error: unknown --rows {', '.join(unknown)}: see --list")
     if FLAGS.seeds <= 0:
         sys.exit(f"error: --seeds must be positive, got {FLAGS.seeds}")
+    from experiments.cli import UsageError, check_writable
     from nnjax import data
     try:
+        if FLAGS.out:
+            check_writable("out", FLAGS.out)
+        dataset = data.load("mnist", FLAGS.data_dir, progress=print)
+    except (UsageError, data.DataError) as e:
+        sys.exit(f"error: {e}")
+    try:      # only now: a run that cannot start leaves an earlier --out file as it was
         out = open(FLAGS.out, "w") if FLAGS.out else None
     except OSError as e:
         sys.exit(f"error: --out={FLAGS.out}: {e.strerror}")
-    try:
-        dataset = data.load("mnist", FLAGS.data_dir, progress=print)
-    except data.DataError as e:
-        sys.exit(f"error: {e}")
     table = ["| book | command | nnjax mean ± sd | best | book |", "|---|---|---|---|---|"]
     for name in FLAGS.rows or ROWS:
         what, book, settings = ROWS[name]

@@ -36,10 +36,10 @@ def load(paths):
             net = tuple(layers.parse(settings["layers"], settings["activation"],
                                      settings["dropout"], settings["dropout_kind"],
                                      settings["init"], num_classes))
+            datasets.setdefault(settings["dataset"], path)
         except (KeyError, IndexError, layers.LayerError) as e:
             raise UsageError(f"{path}: not networks saved by experiments.conv --save ({e})") \
                 from None
-        datasets.setdefault(settings["dataset"], path)
         for i, params in enumerate(saved):
             label = f"{path}" + (f"[{i}]" if len(saved) > 1 else "")
             networks.append((label, net, jax.tree.map(jax.numpy.asarray, params)))

@@ -106,6 +106,22 @@ def read_checkpoint(path):
         raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from None
 
 
+def prepare_directory(directory) -> pathlib.Path:
+    """Creates the checkpoint directory ``directory`` if need be and returns it as a path,
+    having written (and removed) a file there: a directory that exists but cannot take the
+    checkpoint is refused now, not after the first epoch. Raises CheckpointError naming it."""
+    path = pathlib.Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".probe.", suffix=".tmp")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise CheckpointError(f"cannot use the checkpoint directory {directory}: "
+                              f"{e.strerror}") from None
+    return path
+
+
 class Run:
     """A training run checkpointed in ``directory``: resumes it if it has a checkpoint.
 
@@ -114,13 +130,8 @@ class Run:
     """
 
     def __init__(self, directory, settings: dict):
-        self.path = pathlib.Path(directory) / "checkpoint.npz"
+        self.path = prepare_directory(directory) / "checkpoint.npz"
         self.settings = settings
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise CheckpointError(f"cannot use the checkpoint directory {directory}: "
-                                  f"{e.strerror}") from None
 
     def resume(self, params, opt_state=None):
         """``(params, opt_state, epochs)`` of the checkpoint, or the given ``params`` and
@@ -175,6 +186,16 @@ def write_tree(path, tree, meta: dict) -> None:
     ``.npz`` file ``path`` (atomically)."""
     arrays = {f"a{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(tree))}
     _write_atomically(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **arrays))
+
+
+def read_meta(path) -> dict:
+    """The ``meta`` of ``write_tree``'s file alone (its arrays are not read); CheckpointError
+    naming the file if it cannot be read."""
+    try:
+        with np.load(path) as archive:
+            return json.loads(str(archive["meta"]))
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from None
 
 
 def read_tree(path, like):

@@ -60,20 +60,36 @@ def test_jobs_run_at_once_on_their_own_cores(runs):
 
 
 def test_after_a_failure_no_run_starts_and_those_under_way_finish(tmp_path):
-    """--jobs=2 with a run that fails at once (it finished with other flags): the error is
-    the one line, no later run starts, and a run that had started trains to its end."""
-    base = tmp_path / "relu_s0"
-    base.with_suffix(".jsonl").write_text("")
-    base.with_suffix(".log").write_text("\nTrained in 1 s.\n")
-    base.with_suffix(".flags").write_text("--preset=relu --seed=0 --epochs=9\n")
+    """--jobs=2, the first run failing a few seconds in (its checkpoint directory is a
+    file): the error is the one line, said at once; no later run starts, and the run that
+    had started beside it trains to its end. With one job, nothing after the failure starts."""
+    (tmp_path / "relu_s0.ckpt").write_text("not a directory")
     out = run_table("--rows=relu,conv1,conv2", "--seeds=1", f"--dir={tmp_path}",
                     f"--flags={TINY}", f"--jobs={JOBS}")
-    assert_failed_with_one_error(out, "relu seed 0 finished with other flags")
-    if JOBS == 2:     # said at once, not only when the runs under way have finished
-        assert "Stopping: --dir=" in out.stdout
+    assert_failed_with_one_error(out, "relu seed 0 failed")
+    assert "--checkpoint_dir" in out.stderr
     assert not (tmp_path / "conv2_s0.log").exists()
-    if (tmp_path / "conv1_s0.log").exists():
+    if JOBS == 2:
+        assert "Stopping: relu seed 0 failed" in out.stdout
         assert "\nTrained in " in (tmp_path / "conv1_s0.log").read_text()
+    else:
+        assert not (tmp_path / "conv1_s0.log").exists()
+
+
+def test_a_file_that_cannot_be_written_is_a_one_line_error(tmp_path):
+    """One job at a time (the default): the run's own files are written here, in this
+    process; a failure to write one names it."""
+    (tmp_path / "relu_s0.flags").mkdir()
+    out = run_table("--rows=relu", "--seeds=1", f"--dir={tmp_path}", f"--flags={TINY}")
+    assert_failed_with_one_error(out, "relu_s0.flags")
+
+
+def test_a_metrics_file_that_is_not_one_is_a_one_line_error(tmp_path):
+    base = tmp_path / "relu_s0"
+    base.with_suffix(".jsonl").write_text('{"epoch": 0}\n')      # no "network": not conv's
+    base.with_suffix(".log").write_text("\nTrained in 1 s.\n")
+    out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}")
+    assert_failed_with_one_error(out, "relu_s0.jsonl")
 
 
 @pytest.mark.skipif(not PINS, reason="needs os.sched_setaffinity")

@@ -41,6 +41,7 @@ def run_mnist(*flags, timeout=300):
     (["--gradient_norms=-5"], "--gradient_norms"),
     (["--save=/nonexistent/dir/net.json"], "--save"),
     (["--checkpoint_dir=/proc/nnjax", "--epochs=1"], "--checkpoint_dir"),
+    (["--checkpoint_dir=/proc", "--epochs=1"], "--checkpoint_dir"),   # exists, takes no file
     (["--halve_eta_after=-2"], "--halve_eta_after"),
     (["--train_size=60000"], "--train_size"),
     (["--dataset=cifar"], "cifar"),
@@ -56,13 +57,22 @@ def test_bad_input_is_one_line_naming_the_flag(flags, names):
     assert_failed_with_one_error(result, names)
 
 
-def test_metrics_out_directory_is_rejected_and_existing_file_untouched(tmp_path):
+def test_metrics_out_directory_is_rejected(tmp_path):
     result = run_mnist(f"--metrics_out={tmp_path}")
-    assert result.returncode != 0 and "--metrics_out" in result.stderr
+    assert_failed_with_one_error(result, "--metrics_out")
+
+
+@pytest.mark.parametrize("bad, names", [
+    ("--eta=-1", "--eta"),                                  # a flag checked first
+    ("--dataset=idx:/nonexistent/dir", "/nonexistent/dir"),  # the data, loaded later
+    ("--checkpoint_dir=/proc", "--checkpoint_dir"),          # checked just before the file opens
+])
+def test_a_failed_start_leaves_an_existing_metrics_file_untouched(tmp_path, bad, names):
     keep = tmp_path / "old.jsonl"
     keep.write_text("precious\n")
-    result = run_mnist(f"--metrics_out={keep}", "--eta=-1")
-    assert result.returncode != 0 and keep.read_text() == "precious\n"
+    result = run_mnist(f"--metrics_out={keep}", bad, "--epochs=1", timeout=120)
+    assert_failed_with_one_error(result, names)
+    assert keep.read_text() == "precious\n"
 
 
 def test_resumed_epochs_reach_the_metrics_file_before_the_next_epoch(tmp_path):

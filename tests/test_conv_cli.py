@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -45,6 +46,7 @@ def test_list_names_every_book_row():
     (["--train_size=0"], "--train_size"),
     (["--expand=rotate"], "--expand"),
     (["--save=/nonexistent/dir/nets.npz"], "--save"),
+    (["--checkpoint_dir=/proc", "--train_size=100", "--epochs=1"], "--checkpoint_dir"),
     (["--layers=fc:100,softmax", "--filters_png=/tmp/f.png"], "--filters_png"),
     (["--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),
 ])
@@ -130,11 +132,14 @@ def test_checkpointed_run_resumes_exactly(tmp_path):
                      f"--metrics_out={tmp_path / 'b.jsonl'}")
     assert whole.returncode == 0, whole.stderr
     (a, _), (b, _) = (checkpoint.load_layers(tmp_path / f) for f in ("a.npz", "b.npz"))
-    for u, v in zip(a, b):
-        for la, lb in zip(u, v):
-            np.testing.assert_array_equal(la["w"], lb["w"])
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):     # every w and b
+        np.testing.assert_array_equal(u, v)
     strip = lambda f: [{k: v for k, v in json.loads(line).items() if k != "seconds"}
                        for line in (tmp_path / f).read_text().splitlines()]
     assert strip("a.jsonl") == strip("b.jsonl") and len(strip("a.jsonl")) == 6
     other = run_conv(*common, "--epochs=3", "--eta=0.2", f"--checkpoint_dir={ckpt}")
     assert other.returncode != 0 and "--eta" in other.stderr and "Traceback" not in other.stderr
+    # settings that change the checkpoint's arrays are named too, not "holds N arrays"
+    more = run_conv(*common, "--epochs=3", "--networks=3", f"--checkpoint_dir={ckpt}")
+    assert_failed_with_one_error(more, "--networks")

@@ -42,7 +42,7 @@ def test_kernel_epoch_matches_xla_epoch(sizes, n, m, cost):
 
 
 def test_kernel_applies_eta_and_every_step():
-    """Two epochs with η and two with 2η differ; zero η leaves the parameters unchanged."""
+    """Zero η leaves the parameters unchanged; one step with η = 1 is ``sgd_step``'s."""
     params, x, y = problem(100, [16, 6, 10])
     key = jax.random.key(2)
     same = sgd.sgd_epoch(params, x, y, key, 0.0, 10)

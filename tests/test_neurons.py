@@ -157,8 +157,11 @@ def test_binary_output_layer_shapes():
 
 
 def test_binary_code_msb_first():
-    np.testing.assert_array_equal(BINARY[6], [0, 1, 1, 0])
-    np.testing.assert_array_equal(BINARY[9], [1, 0, 0, 1])
+    """The library's bits for 6 and 9, written out by hand (not from BINARY above)."""
+    eye = jnp.eye(10)
+    np.testing.assert_array_equal(np.round(to_binary(eye[6])), [0, 1, 1, 0])
+    np.testing.assert_array_equal(np.round(to_binary(eye[9])), [1, 0, 0, 1])
+    np.testing.assert_array_equal(np.round(to_binary(eye[1])), [0, 0, 0, 1])
 
 
 def test_to_binary_one_hot():

@@ -108,7 +108,9 @@ def test_notebook_trains_and_plots_on_cpu(ran):
     assert "Epoch 0:" in stdout and "Epoch 1:" in stdout and "Best: epoch" in stdout
     assert "on 8 cpu devices" in stdout  # the data-parallel run split its mini-batches
     parallel = [json.loads(l) for l in (where / "data_parallel.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in parallel] == [0, 1] and parallel[-1]["correct"] > 1000
+    # 1,000 images, 26 steps of 80: it learns (28.9% here; chance is 10%), slowly
+    assert [r["epoch"] for r in parallel] == [0, 1]
+    assert parallel[1]["correct"] > parallel[0]["correct"] and parallel[1]["correct"] > 2000
     assert (where / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

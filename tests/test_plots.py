@@ -52,9 +52,16 @@ def test_curves_and_summary_figures_are_written(tmp_path):
     (lambda d: [f"--run=a={d / 'plain.jsonl'}", f"--out={d / 'x.jpg'}"], "--out"),
     (lambda d: [f"--run=small={d / 'plain.jsonl'}", "--against_label", f"--out={d / 'x.png'}"],
      "numeric"),
+    (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--y=", f"--out={d / 'x.png'}"], "--y"),
+    (lambda d: [f"--run=a={d / 'sweep.jsonl'}", f"--out={d / 'x.png'}"],  # JSON, not epochs
+     "sweep.jsonl is not a --metrics_out file"),
+    (lambda d: [f"--run=a={d / 'binary.jsonl'}", f"--out={d / 'x.png'}"],
+     "binary.jsonl is not a --metrics_out file"),
 ])
 def test_bad_input_is_one_line(tmp_path, make_flags, message):
     metrics_file(tmp_path / "plain.jsonl", 3, monitored=False)
+    (tmp_path / "sweep.jsonl").write_text('{"seed": 0, "eta": 3.0, "best_accuracy": 0.95}\n')
+    (tmp_path / "binary.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     result = plots(*make_flags(tmp_path))
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]

@@ -30,11 +30,21 @@ def test_rows_print_as_runner_commands():
 
 @pytest.mark.parametrize("flags, message", [
     (["--rows=ch9"], "ch9"), (["--seeds=0"], "--seeds"), (["--out=/nonexistent/r.jsonl"], "--out"),
+    (["ch3_overfit"], "ch3_overfit"),      # a row named without --rows= must not run them all
 ])
 def test_bad_input_is_one_line(flags, message):
     result = run(*flags)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_out_file_is_untouched_when_the_data_cannot_load(tmp_path):
+    keep = tmp_path / "runs.jsonl"
+    keep.write_text("an earlier table's runs\n")
+    result = run("--rows=ch3_overfit", f"--out={keep}", "--data_dir=/proc/nonexistent")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "/proc/nonexistent" in result.stderr.strip().splitlines()[-1]
+    assert keep.read_text() == "an earlier table's runs\n"
 
 
 def test_overfitting_row_for_one_seed(tmp_path):

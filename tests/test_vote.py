@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -30,8 +31,9 @@ def test_separate_runs_vote_like_one_ensemble_run(tmp_path):
     nets, _ = checkpoint.load_layers(tmp_path / "all.npz")
     for i, seed in enumerate((3, 4, 5)):
         (alone,), _ = checkpoint.load_layers(tmp_path / f"s{seed}.npz")
-        for a, b in zip(nets[i], alone):
-            np.testing.assert_array_equal(a["w"], b["w"])
+        assert jax.tree.structure(nets[i]) == jax.tree.structure(alone)
+        for a, b in zip(jax.tree.leaves(nets[i]), jax.tree.leaves(alone)):   # w and b
+            np.testing.assert_array_equal(a, b)
 
     png = tmp_path / "wrong.png"
     out = run_vote(*(str(tmp_path / f"s{s}.npz") for s in (3, 4, 5)),
@@ -70,6 +72,14 @@ def _mixed_datasets(tmp_path):
     return [str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]
 
 
+def _no_dataset(tmp_path):
+    from nnjax import checkpoint
+    nets, settings = checkpoint.load_layers(tmp_path / "a.npz")
+    del settings["dataset"]
+    checkpoint.save_layers(tmp_path / "c.npz", nets, settings)
+    return [str(tmp_path / "c.npz")]
+
+
 @pytest.mark.parametrize("args, names", [
     (lambda tmp: [], "a.npz"),
     (lambda tmp: [str(tmp / "missing.npz")], "missing.npz"),
@@ -78,6 +88,7 @@ def _mixed_datasets(tmp_path):
      "--misclassified_png"),
     (lambda tmp: [str(tmp / "a.npz"), "--split=train"], "--split"),
     (_mixed_datasets, "different datasets"),
+    (_no_dataset, "c.npz: not networks saved by experiments.conv"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, args, names):
     from nnjax import checkpoint
