@@ -68,15 +68,20 @@ class History:
         return sum(r.seconds for r in self.epochs)
 
 
-@functools.partial(jax.jit, static_argnames=("cost", "activation"))
-def total_cost(params, x, y, cost: costs.Cost, activation: activations.Activation, lmbda=0.0):
+@functools.partial(jax.jit, static_argnames=("cost", "activation", "regularization"))
+def total_cost(params, x, y, cost: costs.Cost, activation: activations.Activation, lmbda=0.0,
+               regularization: str = "l2"):
     """The cost on ``x`` (N, n_in), labels ``y`` (N,), as the book's ``total_cost`` reports
-    it: the mean cost plus ½ (λ/N) Σ‖w‖², N being the size of *this* set (the book's quirk;
+    it: a scalar, the mean cost plus ½ (λ/N) Σ‖w‖² (``regularization="l2"``) or (λ/N) Σ|w|
+    (``"l1"``, chapter 3's L1 cost), N being the size of *this* set (the book's quirk;
     training itself uses the training-set size)."""
     z = network.logits(params, x, activation)
     y1 = costs.one_hot(y, z.shape[-1], z.dtype)
-    squares = sum(jnp.sum(w ** 2) for w in params["weights"])
-    return cost.fn(z, cost.output.fn(z), y1) + 0.5 * (lmbda / x.shape[0]) * squares
+    if regularization == "l1":
+        penalty = sum(jnp.sum(jnp.abs(w)) for w in params["weights"])
+    else:
+        penalty = 0.5 * sum(jnp.sum(w ** 2) for w in params["weights"])
+    return cost.fn(z, cost.output.fn(z), y1) + (lmbda / x.shape[0]) * penalty
 
 
 def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, key,
@@ -153,7 +158,8 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
             p, x, costs.one_hot(y, p["biases"][-1].shape[0], x.dtype), cost, activation))
 
         def cost_on(params, x, y):
-            return None if x is None else float(total_cost(params, x, y, cost, activation, lmbda))
+            return None if x is None else float(
+                total_cost(params, x, y, cost, activation, lmbda, regularization))
 
         results = list(done)
 

@@ -80,3 +80,18 @@ def test_monitoring_reports_the_books_four_lists():
     plain = float(train.total_cost(trained, x[:20], y[:20], costs.cross_entropy,
                                    network.activations.sigmoid))
     assert last["evaluation_cost"] == pytest.approx(plain + 0.5 * (1.0 / 20) * squares, rel=1e-5)
+
+
+def test_monitored_cost_under_l1_is_the_l1_cost():
+    """Chapter 3's L1 cost, C₀ + (λ/N) Σ|w|, not the L2 term, when training with L1."""
+    params, x, y = _problem()
+    seen = []
+    trained, _, _ = train.train(params, (x, y), epochs=1, mini_batch_size=10, eta=0.5,
+                                key=jax.random.key(2), eval_data=(x[:20], y[:20]),
+                                cost=costs.cross_entropy, lmbda=2.0, regularization="l1",
+                                monitor=True, on_epoch=seen.append)
+    plain = float(train.total_cost(trained, x[:20], y[:20], costs.cross_entropy,
+                                   network.activations.sigmoid))
+    absolute = sum(float(np.sum(np.abs(np.asarray(w)))) for w in trained["weights"])
+    assert seen[-1].as_dict()["evaluation_cost"] == pytest.approx(
+        plain + (2.0 / 20) * absolute, rel=1e-5)
