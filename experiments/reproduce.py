@@ -13,10 +13,11 @@ object per run.
 
 import json
 import statistics
-import sys
 import time
 
 from absl import app, flags
+
+from experiments.cli import UsageError, check_writable, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("rows", None, "Rows to run (default: all; --list shows them).")
@@ -95,30 +96,24 @@ def run_row(dataset, settings: dict, seed: int) -> float:
     return 100 * result.accuracy
 
 
-def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]} (rows are chosen with --rows=NAME,...)")
+def run() -> None:
     if FLAGS.list:
         for name, (what, book, settings) in ROWS.items():
             print(f"{name:16s} {what} (book: {book})\n{'':16s} {command(settings)}")
         return
     unknown = sorted(set(FLAGS.rows or ()) - set(ROWS))
     if unknown:
-        sys.exit(f"error: unknown --rows {', '.join(unknown)}: see --list")
+        raise UsageError(f"unknown --rows {', '.join(unknown)}: see --list")
     if FLAGS.seeds <= 0:
-        sys.exit(f"error: --seeds must be positive, got {FLAGS.seeds}")
-    from experiments.cli import UsageError, check_writable
+        raise UsageError(f"--seeds must be positive, got {FLAGS.seeds}")
     from nnjax import data
-    try:
-        if FLAGS.out:
-            check_writable("out", FLAGS.out)
-        dataset = data.load("mnist", FLAGS.data_dir, progress=print)
-    except (UsageError, data.DataError) as e:
-        sys.exit(f"error: {e}")
+    if FLAGS.out:
+        check_writable("out", FLAGS.out)
+    dataset = data.load("mnist", FLAGS.data_dir, progress=print)
     try:      # only now: a run that cannot start leaves an earlier --out file as it was
         out = open(FLAGS.out, "w") if FLAGS.out else None
     except OSError as e:
-        sys.exit(f"error: --out={FLAGS.out}: {e.strerror}")
+        raise UsageError(f"--out={FLAGS.out}: {e.strerror}") from None
     table = ["| book | command | nnjax mean ± sd | best | book |", "|---|---|---|---|---|"]
     for name in FLAGS.rows or ROWS:
         what, book, settings = ROWS[name]
@@ -136,6 +131,10 @@ def main(argv):
     if out:
         out.close()
     print("\n".join(table))
+
+
+def main(argv):
+    run_guarded(run, argv)
 
 
 if __name__ == "__main__":
