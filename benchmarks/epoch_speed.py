@@ -111,7 +111,7 @@ def run():
     kernel = cpu_kernel.supports(params, x, 10, costs.quadratic)  # builds it if need be
     if kernel:
         print(f"CPU kernel ready in {time.perf_counter() - start:.1f} s, "
-              f"{cpu_kernel.default_threads()} threads")
+              f"{cpu_kernel.describe_threads()}")
     print(f"{'seconds per epoch':28s} {'min':>7s} {'median':>7s} {'max':>7s}")
     plain = time_jax("plain jit + lax.scan", plain_scan_epoch(), params, x, y, key, eta, test)
     ours = time_jax("nnjax", sgd.sgd_epoch, params, x, y, key, eta, test)

@@ -119,7 +119,7 @@ def main(argv):
     if cpu:
         from nnjax import costs, network
         probe = network.init(jax.random.key(0), sizes())
-        kernel_note = (f"; loop uses the C++ kernel, {cpu_kernel.default_threads()} threads"
+        kernel_note = (f"; loop uses the C++ kernel, {cpu_kernel.describe_threads()}"
                        if cpu_kernel.supports(probe, x, M, costs.quadratic) else
                        "; no C++ kernel")
     from nnjax import costs, sweep

@@ -124,11 +124,27 @@ def supports(params, x, mini_batch_size: int, cost: costs.Cost,
             and _registered())
 
 
+def _threads_from_environment() -> int | None:
+    """$NNJAX_CPU_THREADS as a positive int; None if unset (or not one: says so once)."""
+    text = os.environ.get("NNJAX_CPU_THREADS", "").strip()
+    if not text:
+        return None
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    _warn_bad_threads(text)
+    return None
+
+
+@functools.cache
+def _warn_bad_threads(text: str) -> None:
+    logging.warning("nnjax: NNJAX_CPU_THREADS=%r is not a positive integer; ignoring it", text)
+
+
 def default_threads() -> int:
     """Threads for the kernel: $NNJAX_CPU_THREADS, else the cores this process may use, at
     most 4 (a step's serial part limits what more would give)."""
-    if os.environ.get("NNJAX_CPU_THREADS"):
-        return max(1, int(os.environ["NNJAX_CPU_THREADS"]))
+    if _threads_from_environment():
+        return _threads_from_environment()
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -136,16 +152,38 @@ def default_threads() -> int:
     return max(1, min(cores, 4))
 
 
+def describe_threads() -> str:
+    """The default thread count in words, for reports: e.g. "up to 2 threads (1 on busy
+    cores)", or "1 thread (NNJAX_CPU_THREADS)" when that variable fixes it."""
+    n = default_threads()
+    if _threads_from_environment():
+        return f"{n} thread{'s' * (n > 1)} (NNJAX_CPU_THREADS)"
+    return f"up to {n} threads (1 on busy cores)" if n > 1 else "1 thread"
+
+
+def sgd_epoch_and_threads(params, x, y, batches, eta, threads=None,
+                          cost: costs.Cost = costs.quadratic, decay=1.0, stop_after=-1):
+    """``sgd_epoch``, also returning the threads its last steps ran on (an int32 scalar).
+    ``stop_after`` ≥ 0 makes the kernel go on on one thread after that many steps, as it
+    does by itself on busy cores (for tests: the result must not change)."""
+    watch = not (threads or _threads_from_environment())
+    (w1, w2), (b1, b2) = params["weights"], params["biases"]
+    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (w1, b1, w2, b2)]
+    shapes.append(jax.ShapeDtypeStruct((), jnp.int32))
+    w1, b1, w2, b2, used = jax.ffi.ffi_call(TARGET, shapes)(
+        w1, b1, w2, b2, x, y.astype(jnp.int32), batches.astype(jnp.int32),
+        jnp.asarray(eta, jnp.float32), jnp.asarray(decay, jnp.float32),
+        threads=int(threads or default_threads()), watch=watch, stop_after=int(stop_after),
+        cross_entropy=cost is costs.cross_entropy)
+    return {"weights": [w1, w2], "biases": [b1, b2]}, used
+
+
 def sgd_epoch(params, x, y, batches, eta, threads=None, cost: costs.Cost = costs.quadratic,
               decay=1.0):
     """The SGD updates over ``batches`` (steps, m) int32 indices into ``x`` (n, n_in) and
     ``y`` (n,), in order; returns the new params. Call inside ``jit``. Each update first
     multiplies the weights by ``decay`` (1 − ηλ/n for L2; 1 without). The result does not
-    depend on ``threads`` (default: ``default_threads()``)."""
-    (w1, w2), (b1, b2) = params["weights"], params["biases"]
-    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (w1, b1, w2, b2)]
-    w1, b1, w2, b2 = jax.ffi.ffi_call(TARGET, shapes)(
-        w1, b1, w2, b2, x, y.astype(jnp.int32), batches.astype(jnp.int32),
-        jnp.asarray(eta, jnp.float32), jnp.asarray(decay, jnp.float32), threads=int(threads or default_threads()),
-        cross_entropy=cost is costs.cross_entropy)
-    return {"weights": [w1, w2], "biases": [b1, b2]}
+    depend on ``threads``. It defaults to ``default_threads()``; then, unless
+    $NNJAX_CPU_THREADS is set, the kernel finishes the epoch on one thread as soon as its
+    threads keep waiting for each other (other work holds the cores)."""
+    return sgd_epoch_and_threads(params, x, y, batches, eta, threads, cost, decay)[0]

@@ -1,5 +1,7 @@
 """The C++ CPU epoch against nnjax's pure-JAX epoch: same steps, same mini-batches."""
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -102,3 +104,36 @@ def test_kernel_l2_matches_xla_and_l1_falls_back():
     l1 = sgd.sgd_epoch(*args, lmbda=5.0, regularization="l1")
     assert max_difference(l1, sgd.sgd_epoch(*args, kernel="xla", lmbda=5.0,
                                             regularization="l1")) == 0.0
+
+
+def test_going_on_on_one_thread_mid_epoch_does_not_change_the_result():
+    """On busy cores the kernel stops its threads mid-epoch and runs the remaining steps on
+    one; ``stop_after`` takes that path at a chosen step. Every split gives the same bits as
+    one thread throughout, and the kernel reports the threads it ended on."""
+    params, x, y = problem(300, [100, 21, 10])
+    batches, _ = sgd.mini_batches(jax.random.key(8), 300, 10)
+    epoch = jax.jit(cpu_kernel.sgd_epoch_and_threads,
+                    static_argnames=("threads", "stop_after"))
+    want, used = epoch(params, x, y, batches, 1.0, threads=1)
+    assert int(used) == 1
+    for threads, stop_after, ends_on in [(2, 1, 1), (3, 17, 1), (2, 29, 1), (2, 30, 2),
+                                         (2, -1, 2), (None, -1, None)]:
+        got, used = epoch(params, x, y, batches, 1.0, threads=threads, stop_after=stop_after)
+        assert ends_on is None or int(used) == ends_on   # None: the kernel's own choice
+        for u, v in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+
+def test_thread_count_from_the_environment(monkeypatch, caplog):
+    monkeypatch.setenv("NNJAX_CPU_THREADS", "3")
+    assert cpu_kernel.default_threads() == 3
+    assert cpu_kernel.describe_threads() == "3 threads (NNJAX_CPU_THREADS)"
+    monkeypatch.setenv("NNJAX_CPU_THREADS", "two")   # ignored, with a warning
+    monkeypatch.setattr(cpu_kernel.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5})
+    with caplog.at_level(logging.WARNING):
+        assert cpu_kernel.default_threads() == 4   # the usable cores, at most 4
+    assert "NNJAX_CPU_THREADS='two' is not a positive integer" in caplog.text
+    monkeypatch.delenv("NNJAX_CPU_THREADS")
+    assert cpu_kernel.describe_threads() == "up to 4 threads (1 on busy cores)"
+    monkeypatch.setattr(cpu_kernel.os, "sched_getaffinity", lambda pid: {3})
+    assert cpu_kernel.describe_threads() == "1 thread"

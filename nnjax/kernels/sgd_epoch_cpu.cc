@@ -14,10 +14,13 @@
 // - the mini-batch is copied into a chunk-interleaved buffer (8 columns of every row side
 //   by side) that the inner loop reads at fixed offsets, in tiles that stay in L1;
 // - the rows of w1 are split between threads, and one of them copies in the next
-//   mini-batch while the calling thread finishes the step (the output layer).
+//   mini-batch while the calling thread finishes the step (the output layer);
+// - when other work holds the cores, so that the threads keep waiting for each other, the
+//   rest of the epoch runs on one thread (see run_epoch).
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -243,24 +246,30 @@ inline void cpu_relax() {
 // A reusable barrier for a few threads that each own a core: spins briefly (a few µs,
 // longer than a step's waits when every thread has its core), then yields, so that threads
 // that end up sharing a core (another process took one) still make progress: with 4,000
-// spins that case ran an epoch 6x slower than with 300.
+// spins that case ran an epoch 6x slower than with 300. wait() returns the time it spent
+// yielding (zero when the others arrive within the spins).
+using Clock = std::chrono::steady_clock;
+
 class Barrier {
  public:
   explicit Barrier(int n) : n_(n) {}
-  void wait() {
+  Clock::duration wait() {
     const int generation = generation_.load(std::memory_order_acquire);
     if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
       count_.store(0, std::memory_order_relaxed);
       generation_.fetch_add(1, std::memory_order_release);
-      return;
+      return Clock::duration::zero();
     }
+    Clock::time_point start;
     for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
       if (spins < 300) {
         cpu_relax();
       } else {
+        if (spins == 300) start = Clock::now();
         std::this_thread::yield();
       }
     }
+    return start == Clock::time_point{} ? Clock::duration::zero() : Clock::now() - start;
   }
 
  private:
@@ -274,12 +283,24 @@ class Barrier {
 // then the calling thread finishes step s while the others copy in mini-batch s+1. The
 // last pass only applies the update. The split changes no arithmetic: every thread count
 // gives the same bits.
+//
+// With `watch`, the calling thread adds up the time it spends yielding at the barrier. Once
+// that is more than a third of the time since the start (judged after the first 10 ms, so
+// that one stall of a millisecond does not count), another process holds a core that a
+// thread needs, and waits last scheduler slices: on 2 busy cores, two threads ran an
+// epoch up to 30x slower than one; with one core busy, 2-4x. Then it makes the next pass
+// the last and returns early: it returns the steps done; the caller runs the rest on one
+// thread.
+// `stop_after` >= 0 does the same after that many steps, whatever the waits (for tests).
+// Running the steps in two calls gives the same updates as in one: each call ends by
+// applying its last step's update, and the next starts from those weights.
+
 using Layer1Fn = void (*)(Net&, int64_t, int64_t, float, const vfloat*, const float*,
                           const vfloat*, float*);
 
-void run_epoch(Net& net, Layer1Fn layer1_pass, int M, const float* x, const int32_t* y,
-               const int32_t* idx, int64_t steps, float eta, float decay, int threads,
-               bool cross_entropy) {
+int64_t run_epoch(Net& net, Layer1Fn layer1_pass, int M, const float* x, const int32_t* y,
+                  const int32_t* idx, int64_t steps, float eta, float decay, int threads,
+                  bool watch, int64_t stop_after, bool cross_entropy) {
   const int64_t H = net.hidden;
   const int chunks = static_cast<int>(net.chunks);
   const float scale = eta / M;
@@ -289,6 +310,9 @@ void run_epoch(Net& net, Layer1Fn layer1_pass, int M, const float* x, const int3
   SmallLayers small(net, M, cross_entropy);
   threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, H)));
   Barrier barrier(threads);
+  // The pass that only applies the last update: `steps`, or earlier if `watch` stops early.
+  // Only the calling thread writes it, before a barrier; the others read it after one.
+  std::atomic<int64_t> end{steps};
   // x rows of step s live in buffers[s % 2]; the pass before step 0 has coef = 0.
   auto batch = [&](int64_t s) { return buffers[s % 2].data(); };
   auto fill = [&](int64_t s) {
@@ -303,13 +327,15 @@ void run_epoch(Net& net, Layer1Fn layer1_pass, int M, const float* x, const int3
   auto worker = [&](int t) {
     int64_t j0, j1;
     rows_of(t, &j0, &j1);
-    for (int64_t s = 0; s <= steps; ++s) {
+    for (int64_t s = 0;; ++s) {
       barrier.wait();  // coef and mini-batch s are ready
+      const int64_t last = end.load(std::memory_order_relaxed);
       const vfloat* prev = s > 0 ? batch(s - 1) : batch(0);
       layer1_pass(net, j0, j1, s > 0 ? decay : 1.0f, prev, coef.data(),
-                  s < steps ? batch(s) : prev, z1.data());
+                  s < last ? batch(s) : prev, z1.data());
       barrier.wait();  // z1 is complete; batch(s - 1) is free
-      if (t == 1) fill(s + 1);
+      if (s == last) break;
+      if (t == 1) fill(s + 1);  // unused if the next pass is the last: harmless
     }
   };
   std::vector<std::thread> pool;
@@ -317,17 +343,27 @@ void run_epoch(Net& net, Layer1Fn layer1_pass, int M, const float* x, const int3
   int64_t j0, j1;
   rows_of(0, &j0, &j1);
   fill(0);
-  for (int64_t s = 0; s <= steps; ++s) {
-    barrier.wait();
+  const Clock::time_point start = Clock::now();
+  Clock::duration waited{};
+  for (int64_t s = 0;; ++s) {
+    waited += barrier.wait();
+    const int64_t last = end.load(std::memory_order_relaxed);
     const vfloat* prev = s > 0 ? batch(s - 1) : batch(0);
     layer1_pass(net, j0, j1, s > 0 ? decay : 1.0f, prev, coef.data(),
-                s < steps ? batch(s) : prev, z1.data());
-    barrier.wait();
-    if (s == steps) break;
+                s < last ? batch(s) : prev, z1.data());
+    waited += barrier.wait();
+    if (s == last) break;
     if (threads == 1) fill(s + 1);
     small.step(net, z1.data(), y, idx + s * M, scale, decay, coef.data());
+    if (s + 1 < last && s + 1 == stop_after) end.store(s + 1, std::memory_order_relaxed);
+    if (watch && s + 1 < last) {
+      const Clock::duration elapsed = Clock::now() - start;
+      if (elapsed > std::chrono::milliseconds(10) && 3 * waited > elapsed)
+        end.store(s + 1, std::memory_order_relaxed);
+    }
   }
   for (auto& thread : pool) thread.join();
+  return end.load(std::memory_order_relaxed);
 }
 
 // layer1_pass for mini-batch size m (compiled for each m, so that its loops over the
@@ -348,7 +384,8 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
                         ffi::Buffer<ffi::F32> decay,
                         ffi::ResultBuffer<ffi::F32> w1, ffi::ResultBuffer<ffi::F32> b1,
                         ffi::ResultBuffer<ffi::F32> w2, ffi::ResultBuffer<ffi::F32> b2,
-                        int64_t threads, bool cross_entropy) {
+                        ffi::Result<ffi::BufferR0<ffi::S32>> threads_used, int64_t threads,
+                        bool watch, int64_t stop_after, bool cross_entropy) {
   Net net;
   net.hidden = w1_in.dimensions()[0];
   net.n_in = w1_in.dimensions()[1];
@@ -377,9 +414,16 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
   std::memcpy(net.w2, w2_in.typed_data(), sizeof(float) * net.n_out * net.hidden);
   std::memcpy(net.b2, b2_in.typed_data(), sizeof(float) * net.n_out);
 
-  run_epoch(net, layer1, static_cast<int>(m), x.typed_data(), y.typed_data(), idx, steps,
-            eta.typed_data()[0], decay.typed_data()[0],
-            static_cast<int>(std::max<int64_t>(1, threads)), cross_entropy);
+  const int t = static_cast<int>(std::clamp<int64_t>(threads, 1, net.hidden));
+  const int64_t done = run_epoch(net, layer1, static_cast<int>(m), x.typed_data(),
+                                 y.typed_data(), idx, steps, eta.typed_data()[0],
+                                 decay.typed_data()[0], t, watch && t > 1, stop_after,
+                                 cross_entropy);
+  if (done < steps)
+    run_epoch(net, layer1, static_cast<int>(m), x.typed_data(), y.typed_data(),
+              idx + done * m, steps - done, eta.typed_data()[0], decay.typed_data()[0], 1,
+              false, -1, cross_entropy);
+  threads_used->typed_data()[0] = done < steps ? 1 : t;
 
   for (int64_t j = 0; j < net.hidden; ++j)
     std::memcpy(w1->typed_data() + j * net.n_in, net.w1.data() + j * net.chunks,
@@ -404,5 +448,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(NnjaxSgdEpoch, SgdEpochImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // b1
                                   .Ret<ffi::Buffer<ffi::F32>>()  // w2
                                   .Ret<ffi::Buffer<ffi::F32>>()  // b2
+                                  .Ret<ffi::BufferR0<ffi::S32>>()  // threads at the end
                                   .Attr<int64_t>("threads")
+                                  .Attr<bool>("watch")
+                                  .Attr<int64_t>("stop_after")
                                   .Attr<bool>("cross_entropy"));

@@ -1,0 +1,91 @@
+r"""Seconds per chapter 1 epoch of the C++ CPU kernel on free and on busy cores.
+
+    python -m benchmarks.kernel_threads              # free cores, then every core busy
+    python -m benchmarks.kernel_threads --busy=1     # one core busy instead
+
+The kernel splits each step between threads that meet at a barrier twice a step. When other
+processes hold the cores, each wait can last a scheduler slice, so by default the kernel
+watches its waits and finishes the epoch on one thread once they take a quarter of its time.
+This times [784, 30, 10], mini-batch 10, η = 3.0 on the book's 50,000 training images with
+one thread, with ``default_threads()`` fixed, and with the default (watched) choice: first
+on the cores as they are, then with ``--busy`` processes spinning (default: one per core
+this process may use). The three take turns epoch by epoch. Prints min / median / max
+seconds per epoch and the threads each epoch ended on.
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("epochs", 5, "Timed epochs of each variant in each condition.")
+flags.DEFINE_integer("busy", None, "Spinning processes for the busy condition (default: one "
+                     "per usable core; 0 skips it).", lower_bound=0)
+flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR or ~/.cache/nnjax).")
+
+
+def time_variants(variants, epochs):
+    """{name: (seconds per epoch, threads each ended on)} for ``variants`` {name: epoch
+    function of no arguments returning (params, threads)}, taking turns epoch by epoch."""
+    import jax
+
+    results = {name: ([], []) for name in variants}
+    for _ in range(epochs):
+        for name, epoch in variants.items():
+            start = time.perf_counter()
+            params, used = jax.block_until_ready(epoch())
+            results[name][0].append(time.perf_counter() - start)
+            results[name][1].append(int(used))
+    return results
+
+
+def report(condition, results):
+    print(f"{condition}:")
+    for name, (times, used) in results.items():
+        print(f"  {name:34s} {min(times):7.3f} {statistics.median(times):7.3f} "
+              f"{max(times):7.3f}   ended on {used} threads", flush=True)
+
+
+def main(argv):
+    del argv
+    import jax
+    from nnjax import costs, cpu_kernel, data, network, sgd
+
+    if jax.default_backend() != "cpu":
+        raise app.UsageError("the C++ kernel is the CPU's: run with JAX_PLATFORMS=cpu")
+    if os.environ.get("NNJAX_CPU_THREADS"):
+        raise app.UsageError("unset NNJAX_CPU_THREADS: it turns the watching off")
+    dataset = data.load("mnist", FLAGS.data_dir, progress=print)
+    x, y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
+    params = network.init(jax.random.key(0), [784, 30, 10])
+    if not cpu_kernel.supports(params, x, 10, costs.quadratic):
+        raise app.UsageError("the C++ kernel is unavailable here (no compiler?)")
+    batches, _ = sgd.mini_batches(jax.random.key(1), len(y), 10)
+    threads = cpu_kernel.default_threads()
+    epoch = jax.jit(cpu_kernel.sgd_epoch_and_threads, static_argnames="threads")
+    variants = {label: (lambda t=t: epoch(params, x, y, batches, 3.0, threads=t))
+                for label, t in [("1 thread", 1), (f"{threads} threads, fixed", threads),
+                                 (f"default (up to {threads}, watched)", None)]}
+    for run in variants.values():  # compile
+        jax.block_until_ready(run())
+    print("[784, 30, 10], mini-batch 10, 50,000 images; seconds per epoch: min / median / max")
+    report("cores as they are", time_variants(variants, FLAGS.epochs))
+    busy = len(os.sched_getaffinity(0)) if FLAGS.busy is None else FLAGS.busy
+    if busy:
+        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                     for _ in range(busy)]
+        try:
+            report(f"{busy} spinning process{'es' * (busy > 1)} beside it",
+                   time_variants(variants, FLAGS.epochs))
+        finally:
+            for p in spinners:
+                p.kill()
+                p.wait()
+
+
+if __name__ == "__main__":
+    app.run(main)
