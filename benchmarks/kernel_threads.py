@@ -5,7 +5,7 @@ r"""Seconds per chapter 1 epoch of the C++ CPU kernel on free and on busy cores.
 
 The kernel splits each step between threads that meet at a barrier twice a step. When other
 processes hold the cores, each wait can last a scheduler slice, so by default the kernel
-watches its waits and finishes the epoch on one thread once they take a quarter of its time.
+watches its waits and finishes the epoch on one thread once they take a third of its time.
 This times [784, 30, 10], mini-batch 10, η = 3.0 on the book's 50,000 training images with
 one thread, with ``default_threads()`` fixed, and with the default (watched) choice: first
 on the cores as they are, then with ``--busy`` processes spinning (default: one per core

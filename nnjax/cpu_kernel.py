@@ -129,8 +129,11 @@ def _threads_from_environment() -> int | None:
     text = os.environ.get("NNJAX_CPU_THREADS", "").strip()
     if not text:
         return None
-    if text.isdigit() and int(text) > 0:
-        return int(text)
+    try:
+        if int(text) > 0:
+            return int(text)
+    except ValueError:
+        pass
     _warn_bad_threads(text)
     return None
 
@@ -164,8 +167,8 @@ def describe_threads() -> str:
 def sgd_epoch_and_threads(params, x, y, batches, eta, threads=None,
                           cost: costs.Cost = costs.quadratic, decay=1.0, stop_after=-1):
     """``sgd_epoch``, also returning the threads its last steps ran on (an int32 scalar).
-    ``stop_after`` ≥ 0 makes the kernel go on on one thread after that many steps, as it
-    does by itself on busy cores (for tests: the result must not change)."""
+    ``stop_after`` between 1 and steps − 1 makes the kernel go on on one thread after that
+    many steps, as it does by itself on busy cores (for tests: the result must not change)."""
     watch = not (threads or _threads_from_environment())
     (w1, w2), (b1, b2) = params["weights"], params["biases"]
     shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (w1, b1, w2, b2)]

@@ -113,18 +113,22 @@ def test_going_on_on_one_thread_mid_epoch_does_not_change_the_result():
     params, x, y = problem(300, [100, 21, 10])
     batches, _ = sgd.mini_batches(jax.random.key(8), 300, 10)
     epoch = jax.jit(cpu_kernel.sgd_epoch_and_threads,
-                    static_argnames=("threads", "stop_after"))
-    want, used = epoch(params, x, y, batches, 1.0, threads=1)
+                    static_argnames=("threads", "stop_after", "cost"))
+    # decay ≠ 1 (L2): the update that ends the first part must decay the weights once
+    args = (params, x, y, batches, 1.0)
+    kwargs = dict(cost=costs.cross_entropy, decay=0.99)
+    want, used = epoch(*args, threads=1, **kwargs)
     assert int(used) == 1
     for threads, stop_after, ends_on in [(2, 1, 1), (3, 17, 1), (2, 29, 1), (2, 30, 2),
                                          (2, -1, 2), (None, -1, None)]:
-        got, used = epoch(params, x, y, batches, 1.0, threads=threads, stop_after=stop_after)
+        got, used = epoch(*args, threads=threads, stop_after=stop_after, **kwargs)
         assert ends_on is None or int(used) == ends_on   # None: the kernel's own choice
         for u, v in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
             np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
 
 
 def test_thread_count_from_the_environment(monkeypatch, caplog):
+    cpu_kernel._warn_bad_threads.cache_clear()   # it warns once per value
     monkeypatch.setenv("NNJAX_CPU_THREADS", "3")
     assert cpu_kernel.default_threads() == 3
     assert cpu_kernel.describe_threads() == "3 threads (NNJAX_CPU_THREADS)"

@@ -291,7 +291,8 @@ class Barrier {
 // epoch up to 30x slower than one; with one core busy, 2-4x. Then it makes the next pass
 // the last and returns early: it returns the steps done; the caller runs the rest on one
 // thread.
-// `stop_after` >= 0 does the same after that many steps, whatever the waits (for tests).
+// 0 < `stop_after` < steps does the same after that many steps, whatever the waits (for
+// tests).
 // Running the steps in two calls gives the same updates as in one: each call ends by
 // applying its last step's update, and the next starts from those weights.
 
@@ -414,7 +415,7 @@ ffi::Error SgdEpochImpl(ffi::Buffer<ffi::F32> w1_in, ffi::Buffer<ffi::F32> b1_in
   std::memcpy(net.w2, w2_in.typed_data(), sizeof(float) * net.n_out * net.hidden);
   std::memcpy(net.b2, b2_in.typed_data(), sizeof(float) * net.n_out);
 
-  const int t = static_cast<int>(std::clamp<int64_t>(threads, 1, net.hidden));
+  const int t = static_cast<int>(std::max<int64_t>(1, std::min(threads, net.hidden)));
   const int64_t done = run_epoch(net, layer1, static_cast<int>(m), x.typed_data(),
                                  y.typed_data(), idx, steps, eta.typed_data()[0],
                                  decay.typed_data()[0], t, watch && t > 1, stop_after,
