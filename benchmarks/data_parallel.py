@@ -25,7 +25,8 @@ flags.DEFINE_string("device_counts", "1,2,4,8", "Device counts to try (those abo
 flags.DEFINE_integer("hidden", 30, "Hidden layer size.")
 flags.DEFINE_integer("epochs", 3, "Timed epochs per cell.")
 flags.DEFINE_integer("cpu_devices", 8, "On the CPU, this many virtual devices.")
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR or ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
+                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
 
 
 def time_epochs(epoch, params, key):

@@ -18,7 +18,8 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 7, "Timed runs of each JAX function.")
 flags.DEFINE_integer("book_images", 10000, "Images for the book's NumPy loop (0 skips it).")
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR or ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
+                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
 
 
 def book_expand(x, y, side=28):

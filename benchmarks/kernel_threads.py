@@ -25,7 +25,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("epochs", 5, "Timed epochs of each variant in each condition.")
 flags.DEFINE_integer("busy", None, "Spinning processes for the busy condition (default: one "
                      "per usable core; 0 skips it).", lower_bound=0)
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR or ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
+                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
 
 
 def time_variants(variants, epochs):

@@ -34,7 +34,8 @@ flags.DEFINE_integer("epochs", 3, "Timed epochs per (K, strategy), the strategie
                      "turns; the best and the median are reported.")
 flags.DEFINE_integer("loop_max_k", 16, "Time the loop only up to this K.")
 flags.DEFINE_integer("train_size", 50000, "Training images per epoch.")
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR or ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
+                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
 flags.DEFINE_list("hidden", ["30"], "Hidden layer sizes (the book's [784, 30, 10] by default).")
 flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
                   "Precision of float32 products (default: TF32 on recent GPUs).")

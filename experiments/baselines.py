@@ -19,7 +19,8 @@ flags.DEFINE_integer("svm_train_size", None, "Train the SVM on the first N train
 flags.DEFINE_bool("svm_2015_defaults", False, "Use SVC's defaults of the book's time: gamma = "
                   "1/n_features ('auto'; scikit-learn's default became 'scale' in 0.22).")
 flags.DEFINE_string("dataset", "mnist", "mnist, tfds:NAME or idx:DIR (as experiments.mnist).")
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR or ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
+                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
 
 
 def main(argv):

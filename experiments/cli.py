@@ -107,7 +107,8 @@ def define_data_flags(requirement: str = "") -> None:
                         "idx:DIR (raw IDX files)" + (f"; {requirement}." if requirement else "."),
                         module_name=runner)
     flags.DEFINE_string("data_dir", None, "Where datasets are cached (default "
-                        "$NNJAX_DATA_DIR, else ~/.cache/nnjax).", module_name=runner)
+                        "$NNJAX_DATA_DIR, else $XDG_CACHE_HOME/nnjax, else "
+                        "~/.cache/nnjax).", module_name=runner)
 
 
 def define_network_flags() -> None:

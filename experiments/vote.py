@@ -17,7 +17,7 @@ from experiments.cli import UsageError, check_writable, run_guarded
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("split", "test", ["test", "validation"], "The images to classify.")
 flags.DEFINE_string("data_dir", None, "Where datasets are cached (default $NNJAX_DATA_DIR, "
-                    "else ~/.cache/nnjax).")
+                    "else $XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
 flags.DEFINE_string("misclassified_png", None, "Draw the digits the vote gets wrong to this "
                     "PNG (at most 100).")
 
