@@ -28,6 +28,15 @@ flags.DEFINE_integer("busy", None, "Spinning processes for the busy condition (d
 flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
                     "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
 
+# A busy process that also ends by itself if this one dies without killing it.
+SPIN = """
+import os, sys
+parent = int(sys.argv[1])
+while os.getppid() == parent:
+    for _ in range(1_000_000):
+        pass
+"""
+
 
 def time_variants(variants, epochs):
     """{name: (seconds per epoch, threads each ended on)} for ``variants`` {name: epoch
@@ -77,7 +86,7 @@ def main(argv):
     report("cores as they are", time_variants(variants, FLAGS.epochs))
     busy = len(os.sched_getaffinity(0)) if FLAGS.busy is None else FLAGS.busy
     if busy:
-        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        spinners = [subprocess.Popen([sys.executable, "-c", SPIN, str(os.getpid())])
                      for _ in range(busy)]
         try:
             report(f"{busy} spinning process{'es' * (busy > 1)} beside it",
