@@ -22,7 +22,8 @@ import time
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("epochs", 5, "Timed epochs of each variant in each condition.")
+flags.DEFINE_integer("epochs", 5, "Timed epochs of each variant in each condition.",
+                     lower_bound=1)
 flags.DEFINE_integer("busy", None, "Spinning processes for the busy condition (default: one "
                      "per usable core; 0 skips it).", lower_bound=0)
 flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "

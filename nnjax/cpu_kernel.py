@@ -146,8 +146,9 @@ def _warn_bad_threads(text: str) -> None:
 def default_threads() -> int:
     """Threads for the kernel: $NNJAX_CPU_THREADS, else the cores this process may use, at
     most 4 (a step's serial part limits what more would give)."""
-    if _threads_from_environment():
-        return _threads_from_environment()
+    fixed = _threads_from_environment()
+    if fixed:
+        return fixed
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
