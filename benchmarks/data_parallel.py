@@ -18,6 +18,8 @@ import time
 
 from absl import app, flags
 
+from experiments.cli import DATA_DIR_HELP
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("mini_batch_sizes", "10,40,400", "Mini-batch sizes m, comma separated.")
 flags.DEFINE_string("device_counts", "1,2,4,8", "Device counts to try (those above the "
@@ -25,8 +27,7 @@ flags.DEFINE_string("device_counts", "1,2,4,8", "Device counts to try (those abo
 flags.DEFINE_integer("hidden", 30, "Hidden layer size.")
 flags.DEFINE_integer("epochs", 3, "Timed epochs per cell.")
 flags.DEFINE_integer("cpu_devices", 8, "On the CPU, this many virtual devices.")
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
-                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 
 def time_epochs(epoch, params, key):

@@ -14,11 +14,12 @@ import time
 
 from absl import app, flags
 
+from experiments.cli import DATA_DIR_HELP
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("epochs", 7, "Timed epochs for each JAX implementation.")
 flags.DEFINE_integer("numpy_epochs", 1, "Timed epochs of the book's NumPy code (0 skips it).")
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
-                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
 flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
                   "Precision of float32 products for both JAX versions (default: TF32 on GPUs).")

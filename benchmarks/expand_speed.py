@@ -15,11 +15,12 @@ import time
 
 from absl import app, flags
 
+from experiments.cli import DATA_DIR_HELP
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 7, "Timed runs of each JAX function.")
 flags.DEFINE_integer("book_images", 10000, "Images for the book's NumPy loop (0 skips it).")
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
-                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 
 def book_expand(x, y, side=28):

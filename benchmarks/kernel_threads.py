@@ -21,13 +21,14 @@ import time
 
 from absl import app, flags
 
+from experiments.cli import DATA_DIR_HELP
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("epochs", 5, "Timed epochs of each variant in each condition.",
                      lower_bound=1)
 flags.DEFINE_integer("busy", None, "Spinning processes for the busy condition (default: one "
                      "per usable core; 0 skips it).", lower_bound=0)
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
-                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 # A busy process that also ends by itself if this one dies without killing it.
 SPIN = """

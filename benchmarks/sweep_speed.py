@@ -25,6 +25,8 @@ import time
 
 from absl import app, flags
 
+from experiments.cli import DATA_DIR_HELP
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("k", None, "Numbers of networks (default: 1,4,16 on the CPU; "
                   "1,64,256,1024,4096 elsewhere).")
@@ -34,8 +36,7 @@ flags.DEFINE_integer("epochs", 3, "Timed epochs per (K, strategy), the strategie
                      "turns; the best and the median are reported.")
 flags.DEFINE_integer("loop_max_k", 16, "Time the loop only up to this K.")
 flags.DEFINE_integer("train_size", 50000, "Training images per epoch.")
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
-                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 flags.DEFINE_list("hidden", ["30"], "Hidden layer sizes (the book's [784, 30, 10] by default).")
 flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
                   "Precision of float32 products (default: TF32 on recent GPUs).")

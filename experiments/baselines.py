@@ -13,14 +13,15 @@ import time
 
 from absl import app, flags
 
+from experiments.cli import DATA_DIR_HELP
+
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("svm", False, "Also train scikit-learn's SVC() with its defaults.")
 flags.DEFINE_integer("svm_train_size", None, "Train the SVM on the first N training images.")
 flags.DEFINE_bool("svm_2015_defaults", False, "Use SVC's defaults of the book's time: gamma = "
                   "1/n_features ('auto'; scikit-learn's default became 'scale' in 0.22).")
 flags.DEFINE_string("dataset", "mnist", "mnist, tfds:NAME or idx:DIR (as experiments.mnist).")
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
-                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 
 def main(argv):

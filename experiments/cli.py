@@ -99,6 +99,10 @@ def parse_devices(text: str):
     return n
 
 
+# --data_dir's help, for every runner and benchmark (nnjax.data.default_data_dir's order).
+DATA_DIR_HELP = ("Where datasets are cached (default $NNJAX_DATA_DIR, else "
+                 "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
+
 def define_data_flags(requirement: str = "") -> None:
     """Defines ``--dataset`` and ``--data_dir`` (what ``nnjax.data.load`` takes); the
     runner's ``requirement`` on the images, if any, is added to the help."""
@@ -106,9 +110,7 @@ def define_data_flags(requirement: str = "") -> None:
     flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
                         "idx:DIR (raw IDX files)" + (f"; {requirement}." if requirement else "."),
                         module_name=runner)
-    flags.DEFINE_string("data_dir", None, "Where datasets are cached (default "
-                        "$NNJAX_DATA_DIR, else $XDG_CACHE_HOME/nnjax, else "
-                        "~/.cache/nnjax).", module_name=runner)
+    flags.DEFINE_string("data_dir", None, DATA_DIR_HELP, module_name=runner)
 
 
 def define_network_flags() -> None:

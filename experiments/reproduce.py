@@ -17,15 +17,14 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, run_guarded
+from experiments.cli import DATA_DIR_HELP, UsageError, check_writable, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("rows", None, "Rows to run (default: all; --list shows them).")
 flags.DEFINE_integer("seeds", 5, "Seeds 0..N-1 per row.")
 flags.DEFINE_bool("list", False, "List the rows and exit.")
 flags.DEFINE_string("out", None, "Write one JSON object per run to this file.")
-flags.DEFINE_string("data_dir", None, "Dataset cache (default $NNJAX_DATA_DIR, else "
-                    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 CH3_L2 = dict(cost="cross_entropy", eta=0.5, l2=5.0)
 SCALED = dict(cost="cross_entropy", init="scaled", eta=0.1, l2=5.0)

@@ -12,12 +12,11 @@ class wins). Prints every network's test accuracy, then the vote's.
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, run_guarded
+from experiments.cli import DATA_DIR_HELP, UsageError, check_writable, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("split", "test", ["test", "validation"], "The images to classify.")
-flags.DEFINE_string("data_dir", None, "Where datasets are cached (default $NNJAX_DATA_DIR, "
-                    "else $XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
+flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 flags.DEFINE_string("misclassified_png", None, "Draw the digits the vote gets wrong to this "
                     "PNG (at most 100).")
 
