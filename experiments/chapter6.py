@@ -3,18 +3,19 @@ r"""Chapter 6's table: the book's rows over several seeds, every run resumable, 
     python -m experiments.chapter6 --rows=conv2,relu --seeds=5      # runs what is missing
     python -m experiments.chapter6 --table_only                     # the table of what is there
     python -m experiments.chapter6 --rows=dropout --flags="--unroll=5"
+    python -m experiments.chapter6 --rows=ensemble --first_seed=1 --seeds=3   # its seeds 1, 2, 3
 
 Each (row, seed) is one ``python -m experiments.conv --preset=ROW --seed=SEED`` in a process
-of its own, writing its log, metrics, networks, figures and checkpoint to ``--dir`` as
-``ROW_sSEED.*``. A run that was interrupted resumes after its last finished epoch when the
-command is given again; a finished run is not run again. The ensemble row's seed k is the
-plurality vote of the networks of seeds 5k … 5k+4, either the dropout row's runs voted by
-``experiments.vote`` (``--ensemble=members``, the CPU's default: every network also counts
-as a dropout seed) or one ``--preset=ensemble --seed=5k`` run, ``ensemble_sK.*``, which
-trains the same five networks at once (``--ensemble=together``, the default where JAX has a
-GPU or TPU: vmapped, about half the time of five runs). A finished ensemble run is used
-where both exist. On a CPU, ``--jobs=N`` trains N runs at once, each in its own share of the
-cores.
+of its own, writing its log, metrics, networks, test predictions, figures and checkpoint to
+``--dir`` as ``ROW_sSEED.*``. A run that was interrupted resumes after its last finished
+epoch when the command is given again; a finished run is not run again. The ensemble row's
+seed k is the plurality vote of the networks of seeds 5k … 5k+4, either the dropout row's
+runs voted by ``experiments.vote`` (``--ensemble=members``, the CPU's default: every network
+also counts as a dropout seed) or one ``--preset=ensemble --seed=5k`` run,
+``ensemble_sK.*``, which trains the same five networks at once (``--ensemble=together``, the
+default where JAX has a GPU or TPU: vmapped, about half the time of five runs). A finished
+ensemble run is used where both exist. On a CPU, ``--jobs=N`` trains N runs at once, each in
+its own share of the cores.
 """
 
 import json
@@ -35,7 +36,8 @@ from nnjax import presets
 FLAGS = flags.FLAGS
 flags.DEFINE_list("rows", None, "Rows to run, by their experiments.conv preset names "
                   "(default: all; python -m experiments.conv --list describes them).")
-flags.DEFINE_integer("seeds", 5, "Seeds 0 … N−1 of every row.")
+flags.DEFINE_integer("seeds", 5, "Seeds K … K+N−1 of every row (K: --first_seed).")
+flags.DEFINE_integer("first_seed", 0, "The first of the --seeds seeds (K).")
 flags.DEFINE_string("dir", "chapter6_runs", "Where every run's files go (and are looked for).")
 flags.DEFINE_string("flags", "", "More flags for every run of experiments.conv, e.g. "
                     "\"--unroll=5 --data_dir=/data\".")
@@ -52,8 +54,10 @@ flags.DEFINE_integer("jobs", 1, "Runs at once, on a CPU only: each is pinned to 
 ROWS = presets.CHAPTER6
 ENSEMBLE, MEMBER = "ensemble", "dropout"
 VOTERS = ROWS[ENSEMBLE][2]["networks"]        # dropout networks per ensemble
-OWN_FLAGS = ("preset", "seed", "metrics_out", "save", "checkpoint_dir", "filters_png",
-             "misclassified_png", "networks")
+PREDICTIONS = ".predictions.json"     # a run's test predictions, what its vote needs
+
+OWN_FLAGS = ("preset", "seed", "metrics_out", "save", "predictions_out", "checkpoint_dir",
+             "filters_png", "misclassified_png", "networks")
 
 
 def member_seeds(seed: int) -> list:
@@ -61,16 +65,16 @@ def member_seeds(seed: int) -> list:
     return list(range(VOTERS * seed, VOTERS * (seed + 1)))
 
 
-def runs_for(rows, seeds: int, directory: pathlib.Path, together: bool) -> list:
-    """The (row, seed) runs that ``rows`` × seeds 0 … seeds−1 need, in order, each once. An
+def runs_for(rows, seeds: range, directory: pathlib.Path, together: bool) -> list:
+    """The (row, seed) runs that ``rows`` × ``seeds`` need, in order, each once. An
     ensemble seed needs nothing if its run or all its members have finished, else its run
     (``together``) or its members' runs."""
     runs = []
     for row in rows:
-        needed = [(row, s) for s in range(seeds)]
+        needed = [(row, s) for s in seeds]
         if row == ENSEMBLE:
             needed = []
-            for s in range(seeds):
+            for s in seeds:
                 voted = finished(directory / f"{ENSEMBLE}_s{s}") or all(
                     finished(directory / f"{MEMBER}_s{m}") for m in member_seeds(s))
                 if not voted:
@@ -93,7 +97,8 @@ def conv_flags(row: str, seed: int, base: pathlib.Path, extra: list) -> list:
     first_conv = (layers[-1] if layers else ROWS[row][2]["layers"]).startswith("conv")
     figures = [f"--filters_png={base}.filters.png"] if first_conv else []
     return [f"--preset={row}", f"--seed={preset_seed(row, seed)}", f"--metrics_out={base}.jsonl",
-            f"--save={base}.npz", f"--checkpoint_dir={base}.ckpt", *figures,
+            f"--save={base}.npz", f"--predictions_out={base}{PREDICTIONS}",
+            f"--checkpoint_dir={base}.ckpt", *figures,
             f"--misclassified_png={base}.wrong.png", *extra]
 
 
@@ -216,7 +221,7 @@ def vote(seed: int, directory: pathlib.Path, extra: list):
     if None in members:
         return None
     data_dir = [f for f in extra if f.startswith("--data_dir=")]
-    out = subprocess.run(command("experiments.vote", [*(f"{b}.npz" for b in bases), *data_dir]),
+    out = subprocess.run(command("experiments.vote", [*map(voter, bases), *data_dir]),
                          capture_output=True, text=True)
     (directory / f"{ENSEMBLE}_s{seed}.vote.log").write_text(out.stdout + out.stderr)
     accuracy = re.search(r"Their plurality vote: ([\d.]+)%", out.stdout)
@@ -227,14 +232,25 @@ def vote(seed: int, directory: pathlib.Path, extra: list):
     return {"test": float(accuracy.group(1)), "final": None, "members": members}
 
 
+def voter(base: pathlib.Path) -> str:
+    """What a finished run votes with: its test predictions (``ROW_sSEED.predictions.json``,
+    kept where the networks are not, as in docs/results) or else its networks (``.npz``).
+    UsageError if it has neither."""
+    for path in (pathlib.Path(f"{base}{PREDICTIONS}"), base.with_suffix(".npz")):
+        if path.exists():
+            return str(path)
+    raise UsageError(f"{base} has finished but has neither {base.name}{PREDICTIONS} nor "
+                     f"{base.name}.npz to vote with")
+
+
 def _minutes(seconds) -> str:
     """The mean of ``seconds`` in minutes, to two significant figures under ten."""
     minutes = statistics.mean(seconds) / 60
     return f"{minutes:.2g} min" if minutes < 10 else f"{minutes:.0f} min"
 
 
-def table(rows, seeds: int, directory: pathlib.Path, extra: list) -> str:
-    """The Markdown table of ``rows`` over the finished runs among seeds 0 … seeds−1."""
+def table(rows, seeds: range, directory: pathlib.Path, extra: list) -> str:
+    """The Markdown table of ``rows`` over their finished runs among ``seeds``."""
     lines = ["| book (chapter 6) | command | test accuracy at the best validation epoch, "
              "mean ± sd | seeds | best | final test accuracy, mean | book | time per network |",
              "|---|---|---|---|---|---|---|---|"]
@@ -242,7 +258,7 @@ def table(rows, seeds: int, directory: pathlib.Path, extra: list) -> str:
         what, number, _ = ROWS[row]
         command = " ".join([f"python -m experiments.conv --preset={row}", *extra])
         done = {s: (vote(s, directory, extra) if row == ENSEMBLE
-                    else result(directory / f"{row}_s{s}")) for s in range(seeds)}
+                    else result(directory / f"{row}_s{s}")) for s in seeds}
         done = {s: r for s, r in done.items() if r}
         if not done:
             lines.append(f"| {what} | `{command}` | not yet run | | | | {number:.2f}% | |")
@@ -267,6 +283,9 @@ def run() -> None:
         raise UsageError(f"--rows: unknown {', '.join(unknown)} (one of {', '.join(ROWS)})")
     if FLAGS.seeds <= 0:
         raise UsageError(f"--seeds must be positive, got {FLAGS.seeds}")
+    if FLAGS.first_seed < 0:
+        raise UsageError(f"--first_seed must be 0 or more, got {FLAGS.first_seed}")
+    seeds = range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds)
     try:
         extra = shlex.split(FLAGS.flags)
     except ValueError as e:
@@ -293,9 +312,9 @@ def run() -> None:
                              f"--jobs is for CPUs (a GPU trains an ensemble's networks at "
                              f"once: --ensemble=together)")
         together = FLAGS.ensemble == "together" or (FLAGS.ensemble == "auto" and backend != "cpu")
-        train_all(runs_for(rows, FLAGS.seeds, directory, together), directory, extra,
+        train_all(runs_for(rows, seeds, directory, together), directory, extra,
                   FLAGS.jobs, cores)
-    print(table(rows, FLAGS.seeds, directory, extra))
+    print(table(rows, seeds, directory, extra))
 
 
 def backend_name() -> str:

@@ -25,6 +25,20 @@ def check_writable(flag: str, path: str) -> None:
         raise UsageError(f"--{flag}={path} is not writable")
 
 
+def check_predictions_out(flag: str, path: str, inputs=()) -> None:
+    """UsageError naming --``flag`` unless ``path`` can be written as a predictions file
+    (its name ends in .json, so that experiments.vote reads it as one) that is none of
+    ``inputs``."""
+    from nnjax import predictions
+    if not path.endswith(predictions.SUFFIX):
+        raise UsageError(f"--{flag}={path}: a predictions file's name must end in "
+                         f"{predictions.SUFFIX}")
+    if any(os.path.exists(p) and os.path.exists(path) and os.path.samefile(p, path)
+           for p in inputs):
+        raise UsageError(f"--{flag}={path} is one of the files to vote")
+    check_writable(flag, path)
+
+
 def open_metrics(path, rows):
     """``--metrics_out``'s file opened for writing (None if ``path`` is None), holding
     ``rows`` (dicts, one JSON object a line: the epochs a resumed run already has), written

@@ -16,8 +16,9 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import (PRECISIONS, UsageError, check_writable, define_data_flags,
-                             matmul_precision, open_metrics, parse_devices, run_guarded)
+from experiments.cli import (PRECISIONS, UsageError, check_predictions_out, check_writable,
+                             define_data_flags, matmul_precision, open_metrics, parse_devices,
+                             run_guarded)
 from nnjax import presets
 
 FLAGS = flags.FLAGS
@@ -73,6 +74,9 @@ flags.DEFINE_string("save", None, "Write the trained networks (.npz; "
                     "nnjax.checkpoint.load_layers reads it back).")
 flags.DEFINE_string("checkpoint_dir", None, "Checkpoint after every epoch in this directory; "
                     "rerunning with the same flags resumes after the last finished epoch.")
+flags.DEFINE_string("predictions_out", None, "Write every network's classes for the test "
+                    "images (at its best validation epoch) to this .json file, about 20 KB a "
+                    "network, which experiments.vote reads in place of the saved networks.")
 flags.DEFINE_string("filters_png", None, "Draw the first conv layer's filters to this PNG.")
 flags.DEFINE_string("misclassified_png", None, "Draw the test digits the network (or the "
                     "ensemble's vote) gets wrong to this PNG.")
@@ -127,6 +131,8 @@ def check_flags():
     for name in ("metrics_out", "save", "filters_png", "misclassified_png"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
+    if FLAGS.predictions_out:
+        check_predictions_out("predictions_out", FLAGS.predictions_out)
     try:
         net = layers.parse(FLAGS.layers, FLAGS.activation, FLAGS.dropout, FLAGS.dropout_kind,
                            FLAGS.init, convolution=FLAGS.convolution)
@@ -252,15 +258,20 @@ def run() -> None:
               f"{100 * best.accuracy:.2f}% at epoch {best.epoch}; the corresponding test "
               f"accuracy is {100 * best.test_correct / best.test_total:.2f}%. Final test "
               f"accuracy {100 * final / n_test:.2f}%.")
-    votes = predictions = np.stack([predict(n.best_params) for n in networks])
+    votes = classes = np.stack([predict(n.best_params) for n in networks])
     if k > 1:
-        votes = np.asarray(ensemble.plurality_vote(predictions, dataset.num_classes))
+        votes = np.asarray(ensemble.plurality_vote(classes, dataset.num_classes))
         tests = [n.best.test_correct / n.best.test_total for n in networks]
         print(f"Test accuracy at the best validation epoch: mean {100 * np.mean(tests):.2f}% "
               f"± {100 * np.std(tests, ddof=1):.2f}% over {k} networks. Their plurality vote: "
               f"{100 * ensemble.vote_accuracy(votes, test_y):.2f}% "
               f"({len(ensemble.misclassified(votes, test_y))} test digits wrong).")
     votes = votes.reshape(-1)
+    if FLAGS.predictions_out:        # before "Trained in", which marks a run finished
+        from nnjax import predictions
+        names = [f"{FLAGS.preset or 'conv'} seed {FLAGS.seed + i}" for i in range(k)]
+        predictions.save(FLAGS.predictions_out, classes, test_y, FLAGS.dataset, "test", names)
+        print(f"Wrote the test predictions to {FLAGS.predictions_out}.")
     print(f"Trained in {seconds:.1f} s (+{compile_seconds:.1f} s compile).")
     if FLAGS.save:
         checkpoint.save_layers(FLAGS.save, [n.best_params for n in networks],

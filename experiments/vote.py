@@ -2,33 +2,63 @@ r"""The plurality vote of chapter 6 networks saved by separate runs of ``experim
 
     for s in 0 1 2 3 4; do python -m experiments.conv --preset=dropout --seed=$s --save=d$s.npz; done
     python -m experiments.vote d0.npz d1.npz d2.npz d3.npz d4.npz    # the book's 99.67% row
+    python -m experiments.vote d0.npz --predictions_out=d0.predictions.json   # 20 KB, not 7 MB
+    python -m experiments.vote d0.predictions.json d1.npz ...        # the same vote
 
 Five runs of ``--preset=dropout`` with seeds 0–4 train exactly the networks that one run of
 ``--preset=ensemble --seed=0`` trains, so they can run on five machines, or one after
 another across sessions, and be voted on afterwards. Each file may hold several networks
 (``--networks=K``); they vote in the order given, which decides ties (the earliest network's
-class wins). Prints every network's test accuracy, then the vote's.
+class wins). A network can also vote through its predictions: a ``.json`` file that
+``--predictions_out`` (here, or in ``experiments.conv``) wrote, small enough to keep in a
+repository. Prints every network's accuracy, then the vote's.
 """
+
+import typing
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP, UsageError, check_writable, run_guarded
+from experiments.cli import (DATA_DIR_HELP, UsageError, check_predictions_out, check_writable,
+                             run_guarded)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("split", "test", ["test", "validation"], "The images to classify.")
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 flags.DEFINE_string("misclassified_png", None, "Draw the digits the vote gets wrong to this "
                     "PNG (at most 100).")
+flags.DEFINE_string("predictions_out", None, "Write every network's classes for --split's "
+                    "images to this .json file (about 20 KB a network), which "
+                    "experiments.vote reads in place of the networks.")
+
+
+class Voter(typing.NamedTuple):
+    """One network that votes: ``label`` names it in the output; either ``net`` (its layers
+    and params, to classify the images) or ``record`` and ``index`` (its row of a
+    predictions record) give its classes; ``name`` is what a predictions file calls it."""
+    label: str
+    name: str
+    net: tuple = None
+    record: object = None
+    index: int = 0
 
 
 def load(paths):
-    """``(dataset name, [(label, layers, params), ...])`` for every network in the ``.npz``
-    files ``paths`` (``experiments.conv --save``), in order; UsageError naming the file when
-    one cannot be rebuilt or they were trained on different datasets."""
+    """``(dataset name, [Voter, ...])`` for the files ``paths``, in order: ``.json``
+    predictions (``nnjax.predictions``) or ``.npz`` networks (``experiments.conv --save``).
+    UsageError naming the file when one cannot be read or they are of different datasets."""
     import jax
-    from nnjax import checkpoint, layers
-    networks, datasets = [], {}
+    from nnjax import checkpoint, layers, predictions
+    voters, datasets = [], {}
     for path in paths:
+        if str(path).endswith(predictions.SUFFIX):
+            try:
+                record = predictions.load(path)
+            except predictions.PredictionsError as e:
+                raise UsageError(f"{path}: {e}") from None
+            datasets.setdefault(record.dataset, path)
+            voters += [Voter(f"{path}" + (f"[{i}]" if len(record.names) > 1 else ""), name,
+                             record=record, index=i) for i, name in enumerate(record.names)]
+            continue
         saved, settings = checkpoint.load_layers(path)
         try:
             num_classes = saved[0][-1]["w"].shape[-1]     # the softmax layer's outputs
@@ -41,38 +71,65 @@ def load(paths):
                 from None
         for i, params in enumerate(saved):
             label = f"{path}" + (f"[{i}]" if len(saved) > 1 else "")
-            networks.append((label, net, jax.tree.map(jax.numpy.asarray, params)))
+            voters.append(Voter(label, label, net=(net, jax.tree.map(jax.numpy.asarray, params))))
     if len(datasets) > 1:
         raise UsageError("the files were trained on different datasets: " + ", ".join(
             f"{name} ({path})" for name, path in datasets.items()))
-    return next(iter(datasets)), networks
+    return next(iter(datasets)), voters
+
+
+def classify(voters, dataset, dataset_name: str, split_name: str):
+    """Every voter's class for each image of the split: int array (N_voters, n)."""
+    import numpy as np
+    from nnjax import layers, network3, predictions
+    split = getattr(dataset, split_name)
+    out = []
+    for voter in voters:
+        if voter.record is not None:
+            try:
+                predictions.check(voter.record, dataset_name, split_name, split.y,
+                                  dataset.num_classes)
+            except predictions.PredictionsError as e:
+                raise UsageError(f"{voter.label}: {e}") from None
+            out.append(voter.record.predictions[voter.index])
+            continue
+        net, params = voter.net
+        try:
+            out.append(np.asarray(network3.predict_all(
+                params, split.x, layers=net, input_shape=dataset.image_shape)))
+        except (TypeError, ValueError, layers.LayerError) as e:
+            raise UsageError(f"{voter.label}: does not fit {dataset_name}'s "
+                             f"{dataset.image_shape} images ({e})") from None
+    return np.stack(out)
 
 
 def run(paths) -> None:
     if not paths:
-        raise UsageError("name the .npz files of the networks to vote "
-                         "(python -m experiments.vote a.npz b.npz ...)")
+        raise UsageError("name the .npz (or .json predictions) files of the networks to "
+                         "vote (python -m experiments.vote a.npz b.npz ...)")
     if FLAGS.misclassified_png:
         check_writable("misclassified_png", FLAGS.misclassified_png)
-    dataset_name, networks = load(paths)
+    if FLAGS.predictions_out:
+        check_predictions_out("predictions_out", FLAGS.predictions_out, paths)
+    dataset_name, voters = load(paths)
     import numpy as np
-    from nnjax import data, ensemble, layers, network3
+    from nnjax import data, ensemble, predictions
     dataset = data.load(dataset_name, FLAGS.data_dir, progress=print)
     split = getattr(dataset, FLAGS.split)
     shape = dataset.image_shape
-    predictions = []
-    for label, net, params in networks:
-        try:
-            predictions.append(np.asarray(network3.predict_all(
-                params, split.x, layers=net, input_shape=shape)))
-        except (TypeError, ValueError, layers.LayerError) as e:
-            raise UsageError(f"{label}: does not fit {dataset_name}'s {shape} images "
-                             f"({e})") from None
-        print(f"{label}: {FLAGS.split} accuracy {100 * np.mean(predictions[-1] == split.y):.2f}%")
-    accuracies = [np.mean(p == split.y) for p in predictions]
-    votes = np.asarray(ensemble.plurality_vote(np.stack(predictions), dataset.num_classes))
-    spread = f" ± {100 * np.std(accuracies, ddof=1):.2f}%" if len(networks) > 1 else ""
-    print(f"{len(networks)} network{'s' * (len(networks) > 1)}, {FLAGS.split} accuracy "
+    classes = classify(voters, dataset, dataset_name, FLAGS.split)
+    for voter, p in zip(voters, classes):
+        print(f"{voter.label}: {FLAGS.split} accuracy {100 * np.mean(p == split.y):.2f}%")
+    n = len(voters)
+    if FLAGS.predictions_out:
+        predictions.save(FLAGS.predictions_out, classes, split.y, dataset_name, FLAGS.split,
+                         names=[voter.name for voter in voters])
+        print(f"Wrote the {FLAGS.split} predictions of the {n} network{'s' * (n > 1)} to "
+              f"{FLAGS.predictions_out}.")
+    accuracies = [np.mean(p == split.y) for p in classes]
+    votes = np.asarray(ensemble.plurality_vote(classes, dataset.num_classes))
+    spread = f" ± {100 * np.std(accuracies, ddof=1):.2f}%" if n > 1 else ""
+    print(f"{n} network{'s' * (n > 1)}, {FLAGS.split} accuracy "
           f"{100 * np.mean(accuracies):.2f}%"
           f"{spread} each. Their plurality vote: "
           f"{100 * ensemble.vote_accuracy(votes, split.y):.2f}% "

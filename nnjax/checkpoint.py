@@ -30,7 +30,9 @@ class CheckpointError(Exception):
     """A file that cannot be read as a network or checkpoint; the message names it."""
 
 
-def _write_atomically(path, write):
+def write_atomically(path, write) -> None:
+    """Calls ``write(f)`` on a new binary file that then replaces ``path`` whole: a reader
+    finds the old file or the new one, never half of one."""
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -54,7 +56,7 @@ def save(path, params, cost: costs.Cost = costs.quadratic,
         "cost": BOOK_COST_NAMES.get(cost.name, cost.name),
         "nnjax": {"cost": cost.name, "activation": activation.name},
     }
-    _write_atomically(path, lambda f: f.write(json.dumps(document).encode()))
+    write_atomically(path, lambda f: f.write(json.dumps(document).encode()))
 
 
 def load(path, dtype=np.float32):
@@ -87,7 +89,7 @@ def write_checkpoint(path, params, epochs: list, settings: dict, opt_state=None)
     arrays.update({f"b{l}": np.asarray(b) for l, b in enumerate(params["biases"])})
     arrays.update({f"s{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(opt_state))})
     meta = json.dumps({"epochs": epochs, "settings": settings})
-    _write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
+    write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
 
 
 def read_checkpoint(path):
@@ -162,7 +164,7 @@ def save_layers(path, networks: list, settings: dict) -> None:
               for l, layer in enumerate(params) for name, a in layer.items()}
     meta = json.dumps({"settings": settings, "networks": len(networks),
                        "layers": [sorted(layer) for layer in networks[0]]})
-    _write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
+    write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
 
 
 def load_layers(path):
@@ -185,7 +187,7 @@ def write_tree(path, tree, meta: dict) -> None:
     """Writes every array of the pytree ``tree`` exactly, and the JSON-able ``meta``, to the
     ``.npz`` file ``path`` (atomically)."""
     arrays = {f"a{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(tree))}
-    _write_atomically(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **arrays))
+    write_atomically(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **arrays))
 
 
 def read_meta(path) -> dict:

@@ -5,6 +5,7 @@ time, each on its own core), finished runs not rerun, bad input as one-line erro
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -185,7 +186,8 @@ def test_core_groups_split_the_cores_evenly():
 def test_rows_run_and_tabulate(runs):
     where, stdout = runs
     for name in ["relu_s0", *(f"dropout_s{s}" for s in range(5))]:
-        for suffix in (".log", ".jsonl", ".npz", ".wrong.png", ".filters.png", ".flags"):
+        for suffix in (".log", ".jsonl", ".npz", ".predictions.json", ".wrong.png",
+                       ".filters.png", ".flags"):
             assert (where / (name + suffix)).exists(), name + suffix
     assert "[dropout seed 4] Epoch 1: validation accuracy" in stdout
     cells = row(stdout, "python -m experiments.conv --preset=relu")
@@ -258,6 +260,39 @@ def test_ensemble_together_is_one_ensemble_run_per_seed(runs, tmp_path):
     assert row(again.stdout, "python -m experiments.conv --preset=ensemble") == cells
 
 
+def test_kept_records_alone_make_the_same_table(runs, tmp_path):
+    """A run's log, metrics, flags and test predictions (what docs/results keeps: no
+    networks, no checkpoint, no figures) make the same table as the whole runs; a finished
+    member run with nothing to vote with is a one-line error."""
+    where, stdout = runs
+    kept = (".log", ".jsonl", ".flags", ".predictions.json")
+    for path in where.iterdir():
+        if path.name.endswith(kept) and not path.name.endswith(".vote.log"):
+            shutil.copy(path, tmp_path / path.name)
+    assert len(list(tmp_path.glob("dropout_s*.predictions.json"))) == 5
+    out = run_table("--table_only", "--rows=relu,ensemble", "--seeds=1", f"--dir={tmp_path}",
+                    f"--flags={TINY}")
+    assert out.returncode == 0, out.stderr
+    for preset in ("relu", "ensemble"):
+        command = f"python -m experiments.conv --preset={preset}"
+        assert row(out.stdout, command) == row(stdout, command)
+    assert "dropout_s0.predictions.json: test accuracy" in \
+        (tmp_path / "ensemble_s0.vote.log").read_text()
+    # a run from before --predictions_out votes with its networks
+    (tmp_path / "dropout_s3.predictions.json").unlink()
+    shutil.copy(where / "dropout_s3.npz", tmp_path / "dropout_s3.npz")
+    out = run_table("--table_only", "--rows=ensemble", "--seeds=1", f"--dir={tmp_path}",
+                    f"--flags={TINY}")
+    assert out.returncode == 0, out.stderr
+    command = "python -m experiments.conv --preset=ensemble"
+    assert row(out.stdout, command) == row(stdout, command)
+    assert "dropout_s3.npz: test accuracy" in (tmp_path / "ensemble_s0.vote.log").read_text()
+    (tmp_path / "dropout_s3.npz").unlink()
+    out = run_table("--table_only", "--rows=ensemble", "--seeds=1", f"--dir={tmp_path}",
+                    f"--flags={TINY}")
+    assert_failed_with_one_error(out, f"{tmp_path / 'dropout_s3'} has finished but has neither")
+
+
 def test_finished_runs_are_not_rerun_and_other_flags_are_refused(runs):
     where, stdout = runs
     again = run_table("--rows=relu", "--seeds=1", f"--dir={where}", f"--flags={TINY}")
@@ -271,6 +306,27 @@ def test_finished_runs_are_not_rerun_and_other_flags_are_refused(runs):
     assert "relu seed 0 finished with other flags" in other.stderr
 
 
+def test_first_seed_picks_the_seeds_to_run_and_tabulate(tmp_path):
+    """--first_seed=K --seeds=N: seeds K … K+N−1, in training and in the table."""
+    for seed in (1, 2):
+        base = tmp_path / f"relu_s{seed}"
+        base.with_suffix(".jsonl").write_text(json.dumps(
+            {"network": 0, "epoch": 0, "correct": 99, "total": 100, "seconds": 60,
+             "test_correct": 97 + seed, "test_total": 100}) + "\n")
+        base.with_suffix(".log").write_text("Final test accuracy 98.00%.\nTrained in 1 s.\n")
+    out = run_table("--rows=relu", "--first_seed=2", "--seeds=2", f"--dir={tmp_path}",
+                    f"--flags={TINY}")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert re.findall(r"^\[relu seed (\d)\] python", out.stdout, re.M) == ["3"]
+    assert not (tmp_path / "relu_s0.jsonl").exists()
+    cells = row(out.stdout, "python -m experiments.conv --preset=relu")
+    assert cells[3] == "2, 3"
+    table = run_table("--table_only", "--rows=relu", "--first_seed=1", "--seeds=2",
+                      f"--dir={tmp_path}")
+    line = next(l for l in table.stdout.splitlines() if "--preset=relu" in l)
+    assert "| 98.50 ± 0.71% | 1, 2 |" in line, line
+
+
 def test_table_only_shows_rows_not_yet_run(tmp_path):
     out = run_table("--table_only", "--rows=conv1,dropout", f"--dir={tmp_path}")
     assert out.returncode == 0, out.stderr
@@ -281,6 +337,7 @@ def test_table_only_shows_rows_not_yet_run(tmp_path):
 @pytest.mark.parametrize("flags, names", [
     (["--rows=conv9"], "--rows"),
     (["--seeds=0"], "--seeds"),
+    (["--first_seed=-1"], "--first_seed"),
     (["--flags=--seed=3"], "--flags"),
     (["--flags=--epochs='2"], "--flags"),
     (["--dir=/proc/nope/runs"], "--dir"),

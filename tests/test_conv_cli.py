@@ -46,6 +46,9 @@ def test_list_names_every_book_row():
     (["--train_size=0"], "--train_size"),
     (["--expand=rotate"], "--expand"),
     (["--save=/nonexistent/dir/nets.npz"], "--save"),
+    (["--predictions_out=/tmp/p.txt"], "--predictions_out=/tmp/p.txt: a predictions file's "
+                                        "name must end in .json"),
+    (["--predictions_out=/nonexistent/dir/p.json"], "--predictions_out"),
     (["--checkpoint_dir=/proc", "--train_size=100", "--epochs=1"], "--checkpoint_dir"),
     (["--layers=fc:100,softmax", "--filters_png=/tmp/f.png"], "--filters_png"),
     (["--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),

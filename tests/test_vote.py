@@ -56,6 +56,39 @@ def test_separate_runs_vote_like_one_ensemble_run(tmp_path):
         vote.groups()
 
 
+VOTE = r"Their plurality vote: ([\d.]+)% \((\d+) test digits wrong\)"
+
+
+def test_predictions_files_vote_like_the_networks(tmp_path):
+    """experiments.conv --predictions_out and experiments.vote --predictions_out write the
+    classes the saved networks give, and voting with those files (alone or beside the
+    networks) gives the networks' vote."""
+    from nnjax import predictions
+    trained = run_conv(*COMMON, "--networks=3", f"--save={tmp_path / 'all.npz'}",
+                       f"--predictions_out={tmp_path / 'conv.json'}")
+    assert trained.returncode == 0, trained.stderr
+    assert f"Wrote the test predictions to {tmp_path / 'conv.json'}" in trained.stdout
+    by_networks = run_vote(str(tmp_path / "all.npz"),
+                           f"--predictions_out={tmp_path / 'vote.json'}")
+    assert by_networks.returncode == 0, by_networks.stderr
+    conv, vote = (predictions.load(tmp_path / f) for f in ("conv.json", "vote.json"))
+    np.testing.assert_array_equal(conv.predictions, vote.predictions)
+    assert conv.predictions.shape == (3, 10000) and conv.names[2] == "conv seed 2"
+    assert vote.names[0] == f"{tmp_path / 'all.npz'}[0]"
+    expected = re.search(VOTE, trained.stdout).groups()
+    assert re.search(VOTE, by_networks.stdout).groups() == expected
+    by_files = run_vote(str(tmp_path / "conv.json"))
+    assert by_files.returncode == 0, by_files.stderr
+    assert re.search(VOTE, by_files.stdout).groups() == expected
+    accuracies = re.findall(r"all\.npz\[\d\]: test accuracy ([\d.]+)%", by_networks.stdout)
+    assert re.findall(r"conv\.json\[\d\]: test accuracy ([\d.]+)%", by_files.stdout) == \
+        accuracies and len(accuracies) == 3
+    # each network voting twice, as a file and as itself, changes no vote and no tie-break
+    both = run_vote(str(tmp_path / "conv.json"), str(tmp_path / "all.npz"))
+    assert both.returncode == 0, both.stderr
+    assert re.search(VOTE, both.stdout).groups() == expected
+
+
 def test_vote_on_the_validation_split(tmp_path):
     out = run_conv(*COMMON, f"--save={tmp_path / 'a.npz'}")
     assert out.returncode == 0, out.stderr
@@ -80,6 +113,17 @@ def _no_dataset(tmp_path):
     return [str(tmp_path / "c.npz")]
 
 
+def _assert_one_line_error(tmp_path, args, names):
+    from nnjax import checkpoint
+    checkpoint.save_layers(tmp_path / "a.npz", [[{"w": np.zeros((784, 10), np.float32),
+                                                  "b": np.zeros(10, np.float32)}]],
+                           {"layers": "softmax", "activation": "sigmoid", "dropout": 0.0,
+                            "dropout_kind": "book", "init": "book", "dataset": "mnist"})
+    (tmp_path / "a.npz.txt").write_text("not networks")
+    out = run_vote(*args(tmp_path))
+    assert_failed_with_one_error(out, names)
+
+
 @pytest.mark.parametrize("args, names", [
     (lambda tmp: [], "a.npz"),
     (lambda tmp: [str(tmp / "missing.npz")], "missing.npz"),
@@ -91,11 +135,51 @@ def _no_dataset(tmp_path):
     (_no_dataset, "c.npz: not networks saved by experiments.conv"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, args, names):
-    from nnjax import checkpoint
-    checkpoint.save_layers(tmp_path / "a.npz", [[{"w": np.zeros((784, 10), np.float32),
-                                                  "b": np.zeros(10, np.float32)}]],
-                           {"layers": "softmax", "activation": "sigmoid", "dropout": 0.0,
-                            "dropout_kind": "book", "init": "book", "dataset": "mnist"})
-    (tmp_path / "a.npz.txt").write_text("not networks")
-    out = run_vote(*args(tmp_path))
-    assert_failed_with_one_error(out, names)
+    _assert_one_line_error(tmp_path, args, names)
+
+
+def _validation_predictions(tmp_path):
+    from nnjax import predictions
+    labels = np.zeros(10000, np.int64)
+    predictions.save(tmp_path / "v.json", labels[None], labels, "mnist", "validation")
+    return [str(tmp_path / "a.npz"), str(tmp_path / "v.json")]
+
+
+def _other_labels(tmp_path):
+    from nnjax import predictions
+    labels = np.zeros(10000, np.int64)
+    predictions.save(tmp_path / "t.json", labels[None], labels, "mnist", "test")
+    return [str(tmp_path / "t.json")]
+
+
+def _class_out_of_range(tmp_path):
+    from nnjax import data, predictions
+    labels = data.load("mnist").test.y
+    predictions.save(tmp_path / "r.json", np.full((1, len(labels)), 10), labels, "mnist", "test")
+    return [str(tmp_path / "r.json")]
+
+
+def _not_predictions(tmp_path):
+    (tmp_path / "n.json").write_text('{"networks": []}')
+    return [str(tmp_path / "a.npz"), str(tmp_path / "n.json")]
+
+
+@pytest.mark.parametrize("args, names", [
+    (_validation_predictions, "v.json: predictions of mnist's validation images, not of"),
+    (_other_labels, "t.json: predictions of 10000 test images whose labels differ"),
+    (_not_predictions, "n.json: not a predictions file"),
+    (_class_out_of_range, "r.json: a class 10, but mnist has 10 classes"),
+    (lambda tmp: [str(tmp / "a.npz"), "--predictions_out=/nonexistent/dir/p.json"],
+     "--predictions_out"),
+    (lambda tmp: [str(tmp / "a.npz"), f"--predictions_out={tmp / 'p.npz'}"],
+     "--predictions_out=" + "{tmp}/p.npz: a predictions file's name must end in .json"),
+    (lambda tmp: [str(tmp / "a.npz"), str(tmp / "a.json"), f"--predictions_out={tmp / 'a.json'}"],
+     "a.json is one of the files to vote"),
+])
+def test_bad_predictions_are_a_one_line_error(tmp_path, args, names):
+    from nnjax import data, predictions
+    labels = data.load("mnist").test.y
+    predictions.save(tmp_path / "a.json", labels[None], labels, "mnist", "test")
+    before = (tmp_path / "a.json").read_bytes()
+    _assert_one_line_error(tmp_path, args, names.format(tmp=tmp_path))
+    assert (tmp_path / "a.json").read_bytes() == before          # nothing overwritten
