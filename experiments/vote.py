@@ -42,6 +42,11 @@ class Voter(typing.NamedTuple):
     index: int = 0
 
 
+def _label(path, i: int, count: int) -> str:
+    """How the output names network ``i`` of the ``count`` in the file ``path``."""
+    return f"{path}" + (f"[{i}]" if count > 1 else "")
+
+
 def load(paths):
     """``(dataset name, [Voter, ...])`` for the files ``paths``, in order: ``.json``
     predictions (``nnjax.predictions``) or ``.npz`` networks (``experiments.conv --save``).
@@ -56,8 +61,8 @@ def load(paths):
             except predictions.PredictionsError as e:
                 raise UsageError(f"{path}: {e}") from None
             datasets.setdefault(record.dataset, path)
-            voters += [Voter(f"{path}" + (f"[{i}]" if len(record.names) > 1 else ""), name,
-                             record=record, index=i) for i, name in enumerate(record.names)]
+            voters += [Voter(_label(path, i, len(record.names)), name, record=record, index=i)
+                       for i, name in enumerate(record.names)]
             continue
         saved, settings = checkpoint.load_layers(path)
         try:
@@ -70,7 +75,7 @@ def load(paths):
             raise UsageError(f"{path}: not networks saved by experiments.conv --save ({e})") \
                 from None
         for i, params in enumerate(saved):
-            label = f"{path}" + (f"[{i}]" if len(saved) > 1 else "")
+            label = _label(path, i, len(saved))
             voters.append(Voter(label, label, net=(net, jax.tree.map(jax.numpy.asarray, params))))
     if len(datasets) > 1:
         raise UsageError("the files were trained on different datasets: " + ", ".join(

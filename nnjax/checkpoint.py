@@ -35,7 +35,10 @@ def write_atomically(path, write) -> None:
     finds the old file or the new one, never half of one."""
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mask = os.umask(0)
+    os.umask(mask)
     try:
+        os.chmod(tmp, 0o666 & ~mask)     # mkstemp's 0600 would make every file private
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -2,6 +2,8 @@
 that are not records or that belong to other images."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -21,6 +23,12 @@ def test_round_trip_keeps_classes_order_and_names(tmp_path):
     np.testing.assert_array_equal(record.predictions, classes)
     predictions.check(record, "mnist", "test", LABELS.astype(np.uint8), 10)  # any int dtype
     assert path.stat().st_size < 200 + 3 * classes.size       # about 2 bytes a class
+    mask = os.umask(0o022)
+    try:
+        predictions.save(path, classes, LABELS, "mnist", "test")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644          # the umask's, not mkstemp's
 
 
 def test_digest_depends_on_the_labels_and_their_order():
