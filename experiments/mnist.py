@@ -3,7 +3,7 @@ r"""Chapters 1 and 3: train the book's feedforward networks on MNIST by mini-bat
     python -m experiments.mnist --hidden=30            # the book's [784, 30, 10], ~95%
     python -m experiments.mnist --hidden=100           # [784, 100, 10], ~96.6%
     python -m experiments.mnist --dataset=tfds:fashion_mnist --eval_split=validation
-    python -m experiments.mnist --mini_batch_size=100 --eta=10 --devices=all   # data parallel
+    python -m experiments.mnist --mini_batch_size=80 --eta=10 --devices=all   # data parallel
 
 Across machines, start the same command on every host with --coordinator_address=HOST:PORT
 (process 0's), --num_processes and each its own --process_id; only process 0 prints and

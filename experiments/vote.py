@@ -1,7 +1,7 @@
 r"""The plurality vote of chapter 6 networks saved by separate runs of ``experiments.conv``.
 
     for s in 0 1 2 3 4; do python -m experiments.conv --preset=dropout --seed=$s --save=d$s.npz; done
-    python -m experiments.vote d0.npz d1.npz d2.npz d3.npz d4.npz    # the book's 99.67% row
+    python -m experiments.vote d0.npz d1.npz d2.npz d3.npz d4.npz    # the book's 99.67 percent row
     python -m experiments.vote d0.npz --predictions_out=d0.predictions.json   # 20 KB, not 7 MB
     python -m experiments.vote d0.predictions.json d1.npz ...        # the same vote
 
@@ -83,8 +83,10 @@ def load(paths):
     return next(iter(datasets)), voters
 
 
-def classify(voters, dataset, dataset_name: str, split_name: str):
-    """Every voter's class for each image of the split: int array (N_voters, n)."""
+def classify(voters, dataset, dataset_name: str, split_name: str, report=None):
+    """Every voter's class for each image of the split: int array (N_voters, n).
+    ``report(voter, classes)``, when given, is called as each voter's classes are known,
+    so a long vote shows its progress."""
     import numpy as np
     from nnjax import layers, network3, predictions
     split = getattr(dataset, split_name)
@@ -96,15 +98,17 @@ def classify(voters, dataset, dataset_name: str, split_name: str):
                                   dataset.num_classes)
             except predictions.PredictionsError as e:
                 raise UsageError(f"{voter.label}: {e}") from None
-            out.append(voter.record.predictions[voter.index])
-            continue
-        net, params = voter.net
-        try:
-            out.append(np.asarray(network3.predict_all(
-                params, split.x, layers=net, input_shape=dataset.image_shape)))
-        except (TypeError, ValueError, layers.LayerError) as e:
-            raise UsageError(f"{voter.label}: does not fit {dataset_name}'s "
-                             f"{dataset.image_shape} images ({e})") from None
+            out.append(np.asarray(voter.record.predictions[voter.index]))
+        else:
+            net, params = voter.net
+            try:
+                out.append(np.asarray(network3.predict_all(
+                    params, split.x, layers=net, input_shape=dataset.image_shape)))
+            except (TypeError, ValueError, layers.LayerError) as e:
+                raise UsageError(f"{voter.label}: does not fit {dataset_name}'s "
+                                 f"{dataset.image_shape} images ({e})") from None
+        if report is not None:
+            report(voter, out[-1])
     return np.stack(out)
 
 
@@ -122,9 +126,12 @@ def run(paths) -> None:
     dataset = data.load(dataset_name, FLAGS.data_dir, progress=print)
     split = getattr(dataset, FLAGS.split)
     shape = dataset.image_shape
-    classes = classify(voters, dataset, dataset_name, FLAGS.split)
-    for voter, p in zip(voters, classes):
-        print(f"{voter.label}: {FLAGS.split} accuracy {100 * np.mean(p == split.y):.2f}%")
+
+    def report(voter, p):
+        print(f"{voter.label}: {FLAGS.split} accuracy {100 * np.mean(p == split.y):.2f}%",
+              flush=True)
+
+    classes = classify(voters, dataset, dataset_name, FLAGS.split, report=report)
     n = len(voters)
     if FLAGS.predictions_out:
         predictions.save(FLAGS.predictions_out, classes, split.y, dataset_name, FLAGS.split,
