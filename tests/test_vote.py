@@ -190,7 +190,7 @@ def test_each_network_is_reported_as_soon_as_it_is_classified():
     one, so a long vote shows its progress and a bad file late in the list still leaves
     the accuracies of those before it on the screen."""
     import types
-    from experiments import cli, vote
+    from experiments import cli, voters
     from nnjax import predictions
     labels = np.array([0, 1, 2, 1])
     split = types.SimpleNamespace(x=np.zeros((4, 2, 2, 1), np.float32), y=labels)
@@ -200,15 +200,15 @@ def test_each_network_is_reported_as_soon_as_it_is_classified():
         return predictions.Record("mnist", "test", predictions.labels_digest(digest_of),
                                   np.asarray(rows, np.int32), tuple(map(str, range(len(rows)))))
     good = record([[0, 1, 2, 0], [2, 1, 2, 1]])
-    voters = [vote.Voter(f"g[{i}]", str(i), record=good, index=i) for i in range(2)]
+    members = [voters.Voter(f"g[{i}]", str(i), record=good, index=i) for i in range(2)]
     reported = []
-    classes = vote.classify(voters, dataset, "mnist", "test",
-                            report=lambda v, p: reported.append((v.label, p.tolist())))
+    classes = voters.classify(members, dataset, "mnist", "test",
+                              report=lambda v, p: reported.append((v.label, p.tolist())))
     assert reported == [("g[0]", [0, 1, 2, 0]), ("g[1]", [2, 1, 2, 1])]
     np.testing.assert_array_equal(classes, good.predictions)
-    bad = vote.Voter("bad", "bad", record=record([[0, 0, 0, 0]], digest_of=labels[::-1]))
+    bad = voters.Voter("bad", "bad", record=record([[0, 0, 0, 0]], digest_of=labels[::-1]))
     reported.clear()
     with pytest.raises(cli.UsageError, match="bad: "):
-        vote.classify([voters[1], bad], dataset, "mnist", "test",
-                      report=lambda v, p: reported.append(v.label))
+        voters.classify([members[1], bad], dataset, "mnist", "test",
+                        report=lambda v, p: reported.append(v.label))
     assert reported == ["g[1]"]
