@@ -46,7 +46,8 @@ flags.DEFINE_bool("table_only", False, "Train nothing: print the table of the fi
 flags.DEFINE_enum("ensemble", "auto", ["auto", "members", "together"], "How to train a "
                   "missing ensemble seed k: members: the dropout row's seeds 5k…5k+4, one run "
                   "each, then their vote; together: one --preset=ensemble --seed=5k run "
-                  "(vmapped on a GPU or TPU); auto: members on a CPU, together where JAX has a GPU or TPU.")
+                  "(vmapped on a GPU or TPU); auto: members on a CPU, together where JAX has "
+                  "a GPU or TPU.")
 flags.DEFINE_integer("jobs", 1, "Runs at once, on a CPU only: each is pinned to its own share "
                      "of the cores (Linux). More networks per hour where one run at mini-batch "
                      "10 cannot use all the cores well (2 cores: 1.1–1.2×).")
