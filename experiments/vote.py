@@ -45,9 +45,11 @@ def run(paths) -> None:
     split = getattr(dataset, FLAGS.split)
     shape = dataset.image_shape
 
+    accuracies = []
+
     def report(voter, p):
-        print(f"{voter.label}: {FLAGS.split} accuracy {100 * np.mean(p == split.y):.2f}%",
-              flush=True)
+        accuracies.append(np.mean(p == split.y))
+        print(f"{voter.label}: {FLAGS.split} accuracy {100 * accuracies[-1]:.2f}%", flush=True)
 
     classes = classify(voters, dataset, dataset_name, FLAGS.split, report=report)
     n = len(voters)
@@ -56,7 +58,6 @@ def run(paths) -> None:
                          names=[voter.name for voter in voters])
         print(f"Wrote the {FLAGS.split} predictions of the {n} network{'s' * (n > 1)} to "
               f"{FLAGS.predictions_out}.")
-    accuracies = [np.mean(p == split.y) for p in classes]
     votes = np.asarray(ensemble.plurality_vote(classes, dataset.num_classes))
     spread = f" ± {100 * np.std(accuracies, ddof=1):.2f}%" if n > 1 else ""
     print(f"{n} network{'s' * (n > 1)}, {FLAGS.split} accuracy "
