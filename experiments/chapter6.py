@@ -18,6 +18,7 @@ ensemble run is used where both exist. On a CPU, ``--jobs=N`` trains N runs at o
 its own share of the cores.
 """
 
+import collections
 import json
 import os
 import pathlib
@@ -59,6 +60,9 @@ PREDICTIONS = ".predictions.json"     # a run's test predictions, what its vote 
 
 OWN_FLAGS = ("preset", "seed", "metrics_out", "save", "predictions_out", "checkpoint_dir",
              "filters_png", "misclassified_png", "networks")
+# experiments.conv's flags that say how or from where a run trains, not which networks it
+# trains: a finished run counts whatever they were
+HOW_FLAGS = ("data_dir", "unroll", "convolution", "strategy", "devices")
 
 
 def member_seeds(seed: int) -> list:
@@ -66,18 +70,19 @@ def member_seeds(seed: int) -> list:
     return list(range(VOTERS * seed, VOTERS * (seed + 1)))
 
 
-def runs_for(rows, seeds: range, directory: pathlib.Path, together: bool) -> list:
+def runs_for(rows, seeds: range, directory: pathlib.Path, together: bool, extra: list) -> list:
     """The (row, seed) runs that ``rows`` × ``seeds`` need, in order, each once. An
     ensemble seed needs nothing if its run or all its members have finished, else its run
-    (``together``) or its members' runs."""
+    (``together``) or its members' runs. UsageError if a finished run that would count had
+    other flags than ``extra``."""
     runs = []
     for row in rows:
         needed = [(row, s) for s in seeds]
         if row == ENSEMBLE:
             needed = []
             for s in seeds:
-                voted = finished(directory / f"{ENSEMBLE}_s{s}") or all(
-                    finished(directory / f"{MEMBER}_s{m}") for m in member_seeds(s))
+                voted = finished_as_asked(ENSEMBLE, s, directory, extra) or all(
+                    finished_as_asked(MEMBER, m, directory, extra) for m in member_seeds(s))
                 if not voted:
                     needed += ([(ENSEMBLE, s)] if together
                                else [(MEMBER, m) for m in member_seeds(s)])
@@ -106,9 +111,46 @@ def conv_flags(row: str, seed: int, base: pathlib.Path, extra: list) -> list:
 def finished(base: pathlib.Path) -> bool:
     """Whether the run ``base``.* trained to its end (it saved its networks, or its log
     says it finished)."""
-    log = base.with_suffix(".log")
     return base.with_suffix(".jsonl").exists() and (
-        base.with_suffix(".npz").exists() or (log.exists() and "\nTrained in " in log.read_text()))
+        base.with_suffix(".npz").exists() or "\nTrained in " in last_attempt(base))
+
+
+def last_attempt(base: pathlib.Path) -> str:
+    """The output of the run ``base``'s latest start: its ``.log`` from the last line where
+    experiments.conv describes the network ("nnjax: ..."), as a resumed or restarted run
+    appends to the log of its earlier starts; "" if there is no log."""
+    log = base.with_suffix(".log")
+    text = "\n" + log.read_text() if log.exists() else ""
+    return text[text.rfind("\nnnjax: "):] if "\nnnjax: " in text else text
+
+
+def asked(row: str, seed: int, extra: list) -> str:
+    """What the run (``row``, ``seed``) is asked, its paths aside: its ``.flags`` stamp."""
+    return " ".join([f"--preset={row}", f"--seed={preset_seed(row, seed)}", *extra])
+
+
+def same_networks(stamp: str, settings: str) -> bool:
+    """Whether two stamps ask for the same networks: the same flags in any order, those
+    that only say how or from where to train (``HOW_FLAGS``) aside."""
+    def what(flags: str) -> dict:
+        pairs = (f.lstrip("-").partition("=")[::2] for f in flags.split())
+        return {name: value for name, value in pairs if name not in HOW_FLAGS}
+    return what(stamp) == what(settings)
+
+
+def finished_as_asked(row: str, seed: int, directory: pathlib.Path, extra: list) -> bool:
+    """Whether the run (``row``, ``seed``) in ``directory`` has finished; UsageError if it
+    finished with other flags than ``extra`` (its ``.flags``), as it would then count for
+    another row than the one asked for."""
+    base = directory / f"{row}_s{seed}"
+    if not finished(base):
+        return False
+    stamp = base.with_suffix(".flags")
+    if stamp.exists() and not same_networks(stamp.read_text(), asked(row, seed, extra)):
+        raise UsageError(f"--dir={directory}: {row} seed {seed} finished with other flags "
+                         f"({stamp.read_text().strip()}); give --flags as it had them, or "
+                         f"use another --dir")
+    return True
 
 
 _STDOUT = threading.Lock()
@@ -126,14 +168,9 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None, live
     """Runs (or resumes) one run unless it has finished, on the CPU cores ``cores`` where
     given, echoing its epochs; its process is in the set ``live`` (if given) while it runs.
     UsageError if it fails, or if it finished with other flags."""
-    settings = " ".join([f"--preset={row}", f"--seed={preset_seed(row, seed)}", *extra])
-    stamp = base.with_suffix(".flags")           # what the run was asked, its paths aside
-    if finished(base):
-        if stamp.exists() and stamp.read_text().strip() != settings:
-            raise UsageError(f"--dir={FLAGS.dir}: {row} seed {seed} finished with other flags "
-                             f"({stamp.read_text().strip()}); use another --dir")
+    if finished_as_asked(row, seed, base.parent, extra):
         return
-    stamp.write_text(settings + "\n")
+    base.with_suffix(".flags").write_text(asked(row, seed, extra) + "\n")
     where = f" (cores {','.join(map(str, cores))})" if cores is not None else ""
     say(f"[{row} seed {seed}]{where} python -m experiments.conv "
         f"{' '.join(conv_flags(row, seed, base, extra))}")
@@ -158,11 +195,17 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None, live
                              f"{base.with_suffix('.log')}")
 
 
-def training_seconds(epochs: list) -> float:
-    """A network's training time from its epochs' metrics: the median epoch's ``seconds``
-    (a vmapped network's share) times the number of epochs, so that a run paused or slowed
-    for a while (a resumed run, a machine shared for a time) counts as it runs alone."""
-    return statistics.median(e["seconds"] for e in epochs) * len(epochs)
+def training_time(epochs: list) -> dict:
+    """A network's training time from its epochs' metrics, ``{"seconds": s, "device":
+    kind}``: the median epoch's ``seconds`` (a vmapped network's share) times the number of
+    epochs, so that a run paused or slowed for a while (a resumed run, a machine shared for a
+    time) counts as it runs alone. A run resumed on other hardware counts as trained on the
+    device that trained most of its epochs, at that device's median; metrics written before
+    experiments.conv recorded the device are the CPU's."""
+    devices = [e.get("device", "cpu") for e in epochs]
+    device = collections.Counter(devices).most_common(1)[0][0]
+    seconds = [e["seconds"] for e, d in zip(epochs, devices) if d == device]
+    return {"seconds": statistics.median(seconds) * len(epochs), "device": device}
 
 
 def epochs_of(base: pathlib.Path) -> list:
@@ -179,48 +222,39 @@ def epochs_of(base: pathlib.Path) -> list:
     return epochs
 
 
-def result(base: pathlib.Path):
+def result(base: pathlib.Path) -> dict:
     """A finished run's ``{"test": %, "final": % or None, "seconds": s, "device": kind}``:
-    the test accuracy at its (last) best validation epoch, its final test accuracy, its
-    training time (``training_seconds``) and what it trained on (``"cpu"`` for metrics
-    written before experiments.conv recorded it); None if it has not finished."""
-    if not finished(base):
-        return None
+    the test accuracy at its (last) best validation epoch, its final test accuracy and its
+    ``training_time``."""
     epochs = [e for e in epochs_of(base) if e["network"] == 0]
     best = max(epochs, key=lambda e: (e["correct"], e["epoch"]))
-    log = base.with_suffix(".log").read_text() if base.with_suffix(".log").exists() else ""
-    final = re.findall(r"Final test accuracy ([\d.]+)%", log)
+    final = re.findall(r"Final test accuracy ([\d.]+)%", last_attempt(base))
     return {"test": 100 * best["test_correct"] / best["test_total"],
-            "final": float(final[-1]) if final else None,
-            "seconds": training_seconds(epochs),
-            "device": epochs[0].get("device", "cpu")}
+            "final": float(final[-1]) if final else None, **training_time(epochs)}
 
 
-def ensemble_run(base: pathlib.Path):
+def ensemble_run(base: pathlib.Path) -> dict:
     """A finished ``--preset=ensemble`` run's vote, ``{"test": %, "final": None, "members":
-    [{"seconds": s, "device": kind}] per network}``; None if it has not finished."""
-    if not finished(base):
-        return None
-    vote = re.findall(r"Their plurality vote: ([\d.]+)%", base.with_suffix(".log").read_text())
+    [training_time] per network}``."""
+    vote = re.findall(r"Their plurality vote: ([\d.]+)%", last_attempt(base))
     epochs = epochs_of(base)
     if not vote:
         raise UsageError(f"{base.with_suffix('.log')} holds no plurality vote")
     return {"test": float(vote[-1]), "final": None, "members": [
-        {"seconds": training_seconds([e for e in epochs if e["network"] == i]),
-         "device": epochs[0].get("device", "cpu")} for i in range(VOTERS)]}
+        training_time([e for e in epochs if e["network"] == i]) for i in range(VOTERS)]}
 
 
 def vote(seed: int, directory: pathlib.Path, extra: list):
     """The ensemble row's seed ``seed``: its ``--preset=ensemble`` run's vote if that has
     finished, else the vote of the dropout row's seeds 5k … 5k+4, else None (one of them is
-    unfinished): ``{"test": %, "final": None, "members": the five networks' results}``."""
-    together = ensemble_run(directory / f"{ENSEMBLE}_s{seed}")
-    if together:
-        return together
+    unfinished): ``{"test": %, "final": None, "members": the five networks' results}``.
+    UsageError if a finished run that would count had other flags than ``extra``."""
+    if finished_as_asked(ENSEMBLE, seed, directory, extra):
+        return ensemble_run(directory / f"{ENSEMBLE}_s{seed}")
+    if not all(finished_as_asked(MEMBER, s, directory, extra) for s in member_seeds(seed)):
+        return None
     bases = [directory / f"{MEMBER}_s{s}" for s in member_seeds(seed)]
     members = [result(b) for b in bases]
-    if None in members:
-        return None
     data_dir = [f for f in extra if f.startswith("--data_dir=")]
     out = subprocess.run(command("experiments.vote", [*map(voter, bases), *data_dir]),
                          capture_output=True, text=True)
@@ -259,7 +293,8 @@ def table(rows, seeds: range, directory: pathlib.Path, extra: list) -> str:
         what, number, _ = ROWS[row]
         command = " ".join([f"python -m experiments.conv --preset={row}", *extra])
         done = {s: (vote(s, directory, extra) if row == ENSEMBLE
-                    else result(directory / f"{row}_s{s}")) for s in seeds}
+                    else finished_as_asked(row, s, directory, extra)
+                    and result(directory / f"{row}_s{s}")) for s in seeds}
         done = {s: r for s, r in done.items() if r}
         if not done:
             lines.append(f"| {what} | `{command}` | not yet run | | | | {number:.2f}% | |")
@@ -291,6 +326,9 @@ def run() -> None:
         extra = shlex.split(FLAGS.flags)
     except ValueError as e:
         raise UsageError(f"--flags={FLAGS.flags}: {e}") from None
+    loose = [f for f in extra if not f.startswith("-")]
+    if loose:       # "--data_dir /data" would reach conv, but not vote or the stamps
+        raise UsageError(f"--flags: {loose[0]!r} is not a flag; write each flag as --name=value")
     own = [f for f in extra if f.lstrip("-").split("=")[0] in OWN_FLAGS]
     if own:
         raise UsageError(f"--flags: {', '.join(own)} is set by experiments.chapter6 itself")
@@ -313,7 +351,7 @@ def run() -> None:
                              f"--jobs is for CPUs (a GPU trains an ensemble's networks at "
                              f"once: --ensemble=together)")
         together = FLAGS.ensemble == "together" or (FLAGS.ensemble == "auto" and backend != "cpu")
-        train_all(runs_for(rows, seeds, directory, together), directory, extra,
+        train_all(runs_for(rows, seeds, directory, together, extra), directory, extra,
                   FLAGS.jobs, cores)
     print(table(rows, seeds, directory, extra))
 

@@ -208,14 +208,13 @@ def run() -> None:
           f"{' (expanded)' if FLAGS.expand == 'book' else ''}"
           f"{', random shifts' if FLAGS.expand == 'random' else ''}", flush=True)
 
-    after_epoch = None
-    if FLAGS.checkpoint_dir:
-        after_epoch = resume(networks)
-
     device = jax.devices()[0].device_kind                    # e.g. "cpu", "NVIDIA H200"
-    # the metrics file describes the whole run, resumed or not
+    after_epoch, devices = None, []
+    if FLAGS.checkpoint_dir:
+        after_epoch, devices = resume(networks, device)
+    # the metrics file describes the whole run, resumed or not, each epoch by its device
     metrics = open_metrics(FLAGS.metrics_out, (
-        {"network": i, **n.epochs[e].as_dict(), "device": device}
+        {"network": i, **n.epochs[e].as_dict(), "device": devices[e]}
         for e in range(len(networks[0].epochs)) for i, n in enumerate(networks)))
 
     def report(i, r) -> None:
@@ -289,9 +288,11 @@ def run() -> None:
                                          side=shape[0]))
 
 
-def resume(networks):
-    """Restores ``networks`` (in place) from --checkpoint_dir's checkpoint if there is one;
-    returns the function that checkpoints them after every epoch."""
+def resume(networks, device: str):
+    """Restores ``networks`` (in place) from --checkpoint_dir's checkpoint if there is one.
+    Returns the function that checkpoints them after every epoch, and the device kind that
+    trained each restored epoch (``device``, this run's, for a checkpoint from before they
+    were recorded)."""
     from nnjax import checkpoint, train
     settings = {name: FLAGS[name].value for name in SETTINGS if name != "epochs"}
     try:
@@ -306,18 +307,27 @@ def resume(networks):
             raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir} holds a run with other "
                              f"settings ({', '.join('--' + k for k in changed)})")
         tree, meta = checkpoint.read_tree(path, state())
+        done = len(meta["epochs"][0])
+        if done > FLAGS.epochs:
+            raise UsageError(f"--epochs={FLAGS.epochs}: --checkpoint_dir={FLAGS.checkpoint_dir} "
+                             f"already holds {done} epochs")
+        devices = meta.get("devices", [device] * done)
         for net, (params, opt_state, best_params), epochs, best in zip(
                 networks, tree, meta["epochs"], meta["best"]):
             net.params, net.opt_state, net.best_params = params, opt_state, best_params
             net.epochs = [train.EpochResult.from_dict(e) for e in epochs]
             net.best = net.epochs[best]
         print(f"Resuming from {path} after {len(networks[0].epochs)} epochs.", flush=True)
+    else:
+        devices = []
 
     def save(networks):
+        trained = len(networks[0].epochs)
         checkpoint.write_tree(path, state(), {
             "settings": settings, "best": [n.epochs.index(n.best) for n in networks],
-            "epochs": [[r.as_dict() for r in n.epochs] for n in networks]})
-    return save
+            "epochs": [[r.as_dict() for r in n.epochs] for n in networks],
+            "devices": devices + [device] * (trained - len(devices))})
+    return save, devices
 
 
 def list_presets() -> None:

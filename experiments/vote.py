@@ -5,9 +5,10 @@ r"""The plurality vote of chapter 6 networks saved by separate runs of ``experim
     python -m experiments.vote d0.npz --predictions_out=d0.predictions.json   # 20 KB, not 7 MB
     python -m experiments.vote d0.predictions.json d1.npz ...        # the same vote
 
-Five runs of ``--preset=dropout`` with seeds 0–4 train exactly the networks that one run of
-``--preset=ensemble --seed=0`` trains, so they can run on five machines, or one after
-another across sessions, and be voted on afterwards. Each file may hold several networks
+Five runs of ``--preset=dropout`` with seeds 0–4 train the networks that one run of
+``--preset=ensemble --seed=0`` trains (the same keys; bit for bit on a CPU, up to float
+rounding where it vmaps them), so they can run on five machines, or one after another across
+sessions, and be voted on afterwards. Each file may hold several networks
 (``--networks=K``); they vote in the order given, which decides ties (the earliest network's
 class wins). A network can also vote through its predictions: a ``.json`` file that
 ``--predictions_out`` (here, or in ``experiments.conv``) wrote, small enough to keep in a

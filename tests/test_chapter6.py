@@ -36,6 +36,21 @@ def row(table: str, command: str) -> list:
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
+FINISHED = "Final test accuracy 98.00%.\nTrained in 1 s.\n"
+
+
+def write_run(base, seconds=(60,), devices=None, log=FINISHED, flags=None, test_correct=98):
+    """The files that a run ``base``.* leaves: one network's epochs, each ``seconds`` long
+    on its ``devices`` (none recorded: None), its ``log`` and, if given, its ``.flags``."""
+    records = [{"network": 0, "epoch": e, "correct": 99, "total": 100, "seconds": s,
+                "test_correct": test_correct, "test_total": 100,
+                **({"device": devices[e]} if devices else {})} for e, s in enumerate(seconds)]
+    base.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    base.with_suffix(".log").write_text(log)
+    if flags is not None:
+        base.with_suffix(".flags").write_text(flags + "\n")
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     where = tmp_path_factory.mktemp("ch6")
@@ -204,22 +219,20 @@ def test_rows_run_and_tabulate(runs):
 def test_time_column_is_per_network_and_per_device(tmp_path):
     """Runs trained on different hardware are timed apart, the ensemble row by its members;
     metrics from before the device was recorded count as the CPU's. A run's time is its
-    median epoch's times its epochs: a paused epoch does not count."""
-    for seed, (device, seconds) in enumerate([(None, [200, 9000, 200]),
-                                              ("NVIDIA H200", [10, 10, 10]),
-                                              ("NVIDIA H200", [30, 30, 30])]):
-        base = tmp_path / f"relu_s{seed}"
-        records = [{"network": 0, "epoch": e, "correct": 99, "total": 100, "seconds": s,
-                    "test_correct": 98, "test_total": 100, **({"device": device} if device else {})}
-                   for e, s in enumerate(seconds)]
-        base.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        base.with_suffix(".log").write_text("Final test accuracy 98.00%.\nTrained in 1 s.\n")
-    out = run_table("--table_only", "--rows=relu", "--seeds=3", f"--dir={tmp_path}")
+    median epoch's times its epochs: a paused epoch does not count. A run resumed on other
+    hardware counts as trained on the device of most of its epochs, at its median there."""
+    h200 = "NVIDIA H200"
+    for seed, (devices, seconds) in enumerate([(None, [200, 9000, 200]),
+                                               ([h200] * 3, [10, 10, 10]),
+                                               ([h200] * 3, [30, 30, 30]),
+                                               (["cpu", h200, h200], [9000, 30, 30])]):
+        write_run(tmp_path / f"relu_s{seed}", seconds, devices)
+    out = run_table("--table_only", "--rows=relu", "--seeds=4", f"--dir={tmp_path}")
     assert out.returncode == 0, out.stderr
     line = next(l for l in out.stdout.splitlines() if "--preset=relu" in l)
     cells = [cell.strip() for cell in line.strip("|").split("|")]
-    assert cells[2:4] == ["98.00 ± 0.00%", "0, 1, 2"]
-    assert cells[7] == "1 min (NVIDIA H200); 10 min (cpu)"
+    assert cells[2:4] == ["98.00 ± 0.00%", "0, 1, 2, 3"]
+    assert cells[7] == "1.2 min (NVIDIA H200); 10 min (cpu)"       # (30 + 90 + 90) / 3 s
 
 
 def test_ensemble_row_is_the_ensemble_presets_vote(runs):
@@ -309,11 +322,7 @@ def test_finished_runs_are_not_rerun_and_other_flags_are_refused(runs):
 def test_first_seed_picks_the_seeds_to_run_and_tabulate(tmp_path):
     """--first_seed=K --seeds=N: seeds K … K+N−1, in training and in the table."""
     for seed in (1, 2):
-        base = tmp_path / f"relu_s{seed}"
-        base.with_suffix(".jsonl").write_text(json.dumps(
-            {"network": 0, "epoch": 0, "correct": 99, "total": 100, "seconds": 60,
-             "test_correct": 97 + seed, "test_total": 100}) + "\n")
-        base.with_suffix(".log").write_text("Final test accuracy 98.00%.\nTrained in 1 s.\n")
+        write_run(tmp_path / f"relu_s{seed}", test_correct=97 + seed)
     out = run_table("--rows=relu", "--first_seed=2", "--seeds=2", f"--dir={tmp_path}",
                     f"--flags={TINY}")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -325,6 +334,44 @@ def test_first_seed_picks_the_seeds_to_run_and_tabulate(tmp_path):
                       f"--dir={tmp_path}")
     line = next(l for l in table.stdout.splitlines() if "--preset=relu" in l)
     assert "| 98.50 ± 0.71% | 1, 2 |" in line, line
+
+
+def test_runs_that_count_must_have_been_asked_the_same_networks(tmp_path):
+    """Every finished run that a row would count is checked against --flags, also the
+    ensemble row's members and in --table_only: other flags are a one-line error. Flags
+    that say only how or from where a run trains (--data_dir, --unroll, ...), and their
+    order, do not matter."""
+    for seed in range(5):
+        write_run(tmp_path / f"dropout_s{seed}",
+                  flags=f"--preset=dropout --seed={seed} --epochs=1 --train_size=100")
+    out = run_table("--table_only", "--rows=ensemble", f"--dir={tmp_path}")
+    assert_failed_with_one_error(out, "dropout seed 0 finished with other flags")
+    out = run_table("--rows=ensemble", f"--dir={tmp_path}", "--ensemble=members")
+    assert_failed_with_one_error(out, "dropout seed 0 finished with other flags")
+    assert "Epoch" not in out.stdout
+    write_run(tmp_path / "relu_s0",
+              flags="--preset=relu --seed=0 --data_dir=/elsewhere --epochs=1 --unroll=5")
+    out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}",
+                    "--flags=--convolution=xla --epochs=1")
+    assert out.returncode == 0, out.stderr
+    assert "| 98.00% | 0 |" in out.stdout
+    out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}",
+                    "--flags=--epochs=2")
+    assert_failed_with_one_error(out, "relu seed 0 finished with other flags")
+
+
+def test_a_run_started_again_counts_by_its_latest_start(tmp_path):
+    """A run's log keeps every start of it; only the latest says whether it finished and
+    what its final accuracy was."""
+    header = "nnjax: conv-pool 2 5×5, ...\n"
+    write_run(tmp_path / "relu_s0", log=header + "Epoch 0: ...\n" + header
+              + "Resuming from ... after 1 epochs.\nFinal test accuracy 97.00%.\nTrained in 1 s.\n")
+    write_run(tmp_path / "relu_s1", log=header + FINISHED + header + "Epoch 0: ...\n")
+    out = run_table("--table_only", "--rows=relu", "--seeds=2", f"--dir={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    line = next(l for l in out.stdout.splitlines() if "--preset=relu" in l)
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[3] == "0" and cells[5] == "97.00%", line
 
 
 def test_table_only_shows_rows_not_yet_run(tmp_path):
@@ -340,6 +387,7 @@ def test_table_only_shows_rows_not_yet_run(tmp_path):
     (["--first_seed=-1"], "--first_seed"),
     (["--flags=--seed=3"], "--flags"),
     (["--flags=--epochs='2"], "--flags"),
+    (["--flags=--data_dir /data"], "--flags"),
     (["--dir=/proc/nope/runs"], "--dir"),
     (["--ensemble=both"], "--ensemble"),
     (["--jobs=0"], "--jobs"),

@@ -120,17 +120,32 @@ def test_ensemble_vote_is_recomputed_from_the_saved_networks(tmp_path):
 def test_checkpointed_run_resumes_exactly(tmp_path):
     """Two epochs, then the same command with --epochs=3 resumes for the third; the networks
     and the metrics equal those of an uninterrupted three-epoch run (which unrolls its loop
-    two steps an iteration: the same steps)."""
+    two steps an iteration: the same steps). Each epoch's metrics name the device that
+    trained it, here as if the first two had run elsewhere. A checkpoint with more epochs
+    than --epochs, or other settings, is refused."""
     from nnjax import checkpoint
     common = ["--layers=fc:20,softmax", "--dropout=0.2", "--train_size=500", "--networks=2",
               "--activation=relu", "--eta=0.1"]
     ckpt = tmp_path / "ckpt"
     first = run_conv(*common, "--epochs=2", f"--checkpoint_dir={ckpt}")
     assert first.returncode == 0, first.stderr
+    saved = ckpt / "checkpoint.npz"
+    assert checkpoint.read_meta(saved)["devices"] == ["cpu", "cpu"]
+    with np.load(saved) as archive:
+        arrays = dict(archive)
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({**meta, "devices": ["TPU v9", "TPU v9"]}))
+    np.savez(saved, **arrays)
     resumed = run_conv(*common, "--epochs=3", f"--checkpoint_dir={ckpt}",
                        f"--save={tmp_path / 'a.npz'}", f"--metrics_out={tmp_path / 'a.jsonl'}")
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming" in resumed.stdout and "Network 0, epoch 0" not in resumed.stdout
+    assert [json.loads(line)["device"] for line in (tmp_path / "a.jsonl").open()] == \
+        ["TPU v9"] * 4 + ["cpu"] * 2
+    assert checkpoint.read_meta(saved)["devices"] == ["TPU v9", "TPU v9", "cpu"]
+    fewer = run_conv(*common, "--epochs=2", f"--checkpoint_dir={ckpt}")
+    assert_failed_with_one_error(fewer, "--epochs=2")
+    assert "already holds 3 epochs" in fewer.stderr
     whole = run_conv(*common, "--epochs=3", "--unroll=2", f"--save={tmp_path / 'b.npz'}",
                      f"--metrics_out={tmp_path / 'b.jsonl'}")
     assert whole.returncode == 0, whole.stderr
@@ -138,7 +153,8 @@ def test_checkpointed_run_resumes_exactly(tmp_path):
     assert jax.tree.structure(a) == jax.tree.structure(b)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):     # every w and b
         np.testing.assert_array_equal(u, v)
-    strip = lambda f: [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+    strip = lambda f: [{k: v for k, v in json.loads(line).items()
+                        if k not in ("seconds", "device")}
                        for line in (tmp_path / f).read_text().splitlines()]
     assert strip("a.jsonl") == strip("b.jsonl") and len(strip("a.jsonl")) == 6
     other = run_conv(*common, "--epochs=3", "--eta=0.2", f"--checkpoint_dir={ckpt}")
