@@ -61,7 +61,8 @@ PREDICTIONS = ".predictions.json"     # a run's test predictions, what its vote 
 OWN_FLAGS = ("preset", "seed", "metrics_out", "save", "predictions_out", "checkpoint_dir",
              "filters_png", "misclassified_png", "networks")
 # experiments.conv's flags that say how or from where a run trains, not which networks it
-# trains: a finished run counts whatever they were
+# trains: a finished run counts whatever they were. (--matmul_precision is not one of them:
+# a GPU's TF32 products train other networks than float32's.)
 HOW_FLAGS = ("data_dir", "unroll", "convolution", "strategy", "devices")
 
 
@@ -71,22 +72,23 @@ def member_seeds(seed: int) -> list:
 
 
 def runs_for(rows, seeds: range, directory: pathlib.Path, together: bool, extra: list) -> list:
-    """The (row, seed) runs that ``rows`` × ``seeds`` need, in order, each once. An
-    ensemble seed needs nothing if its run or all its members have finished, else its run
-    (``together``) or its members' runs. UsageError if a finished run that would count had
-    other flags than ``extra``."""
+    """The (row, seed) runs still to train for ``rows`` × ``seeds``, in order, each once.
+    An ensemble seed needs nothing if its run or all its members have finished, else its
+    run (``together``) or its unfinished members' runs. UsageError, before anything trains,
+    if a finished run that would count had other flags than ``extra``."""
     runs = []
     for row in rows:
         needed = [(row, s) for s in seeds]
         if row == ENSEMBLE:
             needed = []
             for s in seeds:
-                voted = finished_as_asked(ENSEMBLE, s, directory, extra) or all(
-                    finished_as_asked(MEMBER, m, directory, extra) for m in member_seeds(s))
-                if not voted:
-                    needed += ([(ENSEMBLE, s)] if together
-                               else [(MEMBER, m) for m in member_seeds(s)])
-        runs += [run for run in needed if run not in runs]
+                if finished_as_asked(ENSEMBLE, s, directory, extra):
+                    continue
+                members = [(MEMBER, m) for m in member_seeds(s)]
+                if not all([finished_as_asked(*run, directory, extra) for run in members]):
+                    needed += [(ENSEMBLE, s)] if together else members
+        runs += [run for run in needed
+                 if run not in runs and not finished_as_asked(*run, directory, extra)]
     return runs
 
 
@@ -126,14 +128,18 @@ def last_attempt(base: pathlib.Path) -> str:
 
 def asked(row: str, seed: int, extra: list) -> str:
     """What the run (``row``, ``seed``) is asked, its paths aside: its ``.flags`` stamp."""
-    return " ".join([f"--preset={row}", f"--seed={preset_seed(row, seed)}", *extra])
+    return shlex.join([f"--preset={row}", f"--seed={preset_seed(row, seed)}", *extra])
 
 
 def same_networks(stamp: str, settings: str) -> bool:
-    """Whether two stamps ask for the same networks: the same flags in any order, those
-    that only say how or from where to train (``HOW_FLAGS``) aside."""
+    """Whether two stamps ask for the same networks: the same flags as written, in any
+    order, those that only say how or from where to train (``HOW_FLAGS``) aside."""
     def what(flags: str) -> dict:
-        pairs = (f.lstrip("-").partition("=")[::2] for f in flags.split())
+        try:
+            words = shlex.split(flags)
+        except ValueError:           # a stamp written before they were shell-quoted
+            words = flags.split()
+        pairs = (f.lstrip("-").partition("=")[::2] for f in words)
         return {name: value for name, value in pairs if name not in HOW_FLAGS}
     return what(stamp) == what(settings)
 
@@ -173,7 +179,7 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None, live
     base.with_suffix(".flags").write_text(asked(row, seed, extra) + "\n")
     where = f" (cores {','.join(map(str, cores))})" if cores is not None else ""
     say(f"[{row} seed {seed}]{where} python -m experiments.conv "
-        f"{' '.join(conv_flags(row, seed, base, extra))}")
+        f"{shlex.join(conv_flags(row, seed, base, extra))}")
     with open(base.with_suffix(".log"), "a") as log:
         process = subprocess.Popen(
             command("experiments.conv", conv_flags(row, seed, base, extra), cores),
@@ -200,8 +206,8 @@ def training_time(epochs: list) -> dict:
     kind}``: the median epoch's ``seconds`` (a vmapped network's share) times the number of
     epochs, so that a run paused or slowed for a while (a resumed run, a machine shared for a
     time) counts as it runs alone. A run resumed on other hardware counts as trained on the
-    device that trained most of its epochs, at that device's median; metrics written before
-    experiments.conv recorded the device are the CPU's."""
+    device that trained most of its epochs (on a tie, the first), at that device's median;
+    metrics written before experiments.conv recorded the device are the CPU's."""
     devices = [e.get("device", "cpu") for e in epochs]
     device = collections.Counter(devices).most_common(1)[0][0]
     seconds = [e["seconds"] for e, d in zip(epochs, devices) if d == device]
@@ -291,7 +297,7 @@ def table(rows, seeds: range, directory: pathlib.Path, extra: list) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         what, number, _ = ROWS[row]
-        command = " ".join([f"python -m experiments.conv --preset={row}", *extra])
+        command = shlex.join(["python", "-m", "experiments.conv", f"--preset={row}", *extra])
         done = {s: (vote(s, directory, extra) if row == ENSEMBLE
                     else finished_as_asked(row, s, directory, extra)
                     and result(directory / f"{row}_s{s}")) for s in seeds}
@@ -326,7 +332,7 @@ def run() -> None:
         extra = shlex.split(FLAGS.flags)
     except ValueError as e:
         raise UsageError(f"--flags={FLAGS.flags}: {e}") from None
-    loose = [f for f in extra if not f.startswith("-")]
+    loose = [f for f in extra if not f.startswith("--")]
     if loose:       # "--data_dir /data" would reach conv, but not vote or the stamps
         raise UsageError(f"--flags: {loose[0]!r} is not a flag; write each flag as --name=value")
     own = [f for f in extra if f.lstrip("-").split("=")[0] in OWN_FLAGS]

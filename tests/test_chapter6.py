@@ -39,12 +39,14 @@ def row(table: str, command: str) -> list:
 FINISHED = "Final test accuracy 98.00%.\nTrained in 1 s.\n"
 
 
-def write_run(base, seconds=(60,), devices=None, log=FINISHED, flags=None, test_correct=98):
-    """The files that a run ``base``.* leaves: one network's epochs, each ``seconds`` long
+def write_run(base, seconds=(60,), devices=None, log=FINISHED, flags=None, test_correct=98,
+              networks=1):
+    """The files that a run ``base``.* leaves: its networks' epochs, each ``seconds`` long
     on its ``devices`` (none recorded: None), its ``log`` and, if given, its ``.flags``."""
-    records = [{"network": 0, "epoch": e, "correct": 99, "total": 100, "seconds": s,
+    records = [{"network": i, "epoch": e, "correct": 99, "total": 100, "seconds": s,
                 "test_correct": test_correct, "test_total": 100,
-                **({"device": devices[e]} if devices else {})} for e, s in enumerate(seconds)]
+                **({"device": devices[e]} if devices else {})}
+               for e, s in enumerate(seconds) for i in range(networks)]
     base.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     base.with_suffix(".log").write_text(log)
     if flags is not None:
@@ -349,6 +351,13 @@ def test_runs_that_count_must_have_been_asked_the_same_networks(tmp_path):
     out = run_table("--rows=ensemble", f"--dir={tmp_path}", "--ensemble=members")
     assert_failed_with_one_error(out, "dropout seed 0 finished with other flags")
     assert "Epoch" not in out.stdout
+    write_run(tmp_path / "ensemble_s0", log="Their plurality vote: 99.00%\n" + FINISHED,
+              flags="--preset=ensemble --seed=0 --epochs=1", networks=5)
+    out = run_table("--table_only", "--rows=ensemble", f"--dir={tmp_path}", "--flags=--epochs=2")
+    assert_failed_with_one_error(out, "ensemble seed 0 finished with other flags")
+    out = run_table("--table_only", "--rows=ensemble", "--seeds=1", f"--dir={tmp_path}",
+                    "--flags=--epochs=1")
+    assert out.returncode == 0 and "| 99.00% | 0 |" in out.stdout, out.stderr
     write_run(tmp_path / "relu_s0",
               flags="--preset=relu --seed=0 --data_dir=/elsewhere --epochs=1 --unroll=5")
     out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}",
@@ -364,7 +373,7 @@ def test_a_run_started_again_counts_by_its_latest_start(tmp_path):
     """A run's log keeps every start of it; only the latest says whether it finished and
     what its final accuracy was."""
     header = "nnjax: conv-pool 2 5×5, ...\n"
-    write_run(tmp_path / "relu_s0", log=header + "Epoch 0: ...\n" + header
+    write_run(tmp_path / "relu_s0", log=header + "Final test accuracy 95.00%.\n" + header
               + "Resuming from ... after 1 epochs.\nFinal test accuracy 97.00%.\nTrained in 1 s.\n")
     write_run(tmp_path / "relu_s1", log=header + FINISHED + header + "Epoch 0: ...\n")
     out = run_table("--table_only", "--rows=relu", "--seeds=2", f"--dir={tmp_path}")
