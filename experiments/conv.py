@@ -301,17 +301,18 @@ def resume(networks, device: str):
         raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e}") from None
     state = lambda: [(n.params, n.opt_state, n.best_params or n.params) for n in networks]
     if path.exists():
-        saved = checkpoint.read_meta(path).get("settings", {})
-        if saved != settings:     # before the arrays, which other settings may not fit
+        meta = checkpoint.read_meta(path)     # checked before the arrays are read
+        saved = meta.get("settings", {})
+        if saved != settings:     # other settings may not even fit the arrays
             changed = sorted(k for k in settings if saved.get(k) != settings[k])
             raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir} holds a run with other "
                              f"settings ({', '.join('--' + k for k in changed)})")
-        tree, meta = checkpoint.read_tree(path, state())
         done = len(meta["epochs"][0])
         if done > FLAGS.epochs:
             raise UsageError(f"--epochs={FLAGS.epochs}: --checkpoint_dir={FLAGS.checkpoint_dir} "
                              f"already holds {done} epochs")
         devices = meta.get("devices", [device] * done)
+        tree, meta = checkpoint.read_tree(path, state())
         for net, (params, opt_state, best_params), epochs, best in zip(
                 networks, tree, meta["epochs"], meta["best"]):
             net.params, net.opt_state, net.best_params = params, opt_state, best_params
