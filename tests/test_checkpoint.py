@@ -68,7 +68,7 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
     checkpoint.write_checkpoint(path, params, [{"epoch": 0, "correct": 5}], {"eta": 3.0},
                                 velocity)
     loaded, state, epochs, settings = checkpoint.read_checkpoint(path)
-    for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
+    for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(loaded), strict=True):
         np.testing.assert_array_equal(np.asarray(u), v)
         assert v.dtype == np.float32
     for u, v in zip(jax.tree.leaves(velocity), state, strict=True):
@@ -119,10 +119,14 @@ def test_run_resumes_only_with_the_same_settings(tmp_path):
     assert run.resume(params) == (params, None, [])  # nothing saved yet
     velocity = jax.tree.map(lambda p: p + 1, params)
     run.save(params, velocity, [{"epoch": 0}])
+    # resumed into a freshly initialised network: the saved weights must replace its own
+    fresh = network.init(jax.random.key(1), [4, 3, 2])
     got, state, epochs = checkpoint.Run(tmp_path / "run", {"eta": 0.5}).resume(
-        params, jax.tree.map(jax.numpy.zeros_like, params))
+        fresh, jax.tree.map(jax.numpy.zeros_like, fresh))
     assert epochs == [{"epoch": 0}]
-    for u, v in zip(jax.tree.leaves(velocity), jax.tree.leaves(state)):
+    for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(got), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    for u, v in zip(jax.tree.leaves(velocity), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
     with pytest.raises(checkpoint.CheckpointError, match=r"other settings \(eta\)"):
         checkpoint.Run(tmp_path / "run", {"eta": 0.1}).resume(params)

@@ -46,16 +46,17 @@ def test_list_names_every_book_row():
     (["--train_size=0"], "--train_size"),
     (["--expand=rotate"], "--expand"),
     (["--save=/nonexistent/dir/nets.npz"], "--save"),
-    (["--predictions_out=/tmp/p.txt"], "--predictions_out=/tmp/p.txt: a predictions file's "
+    (["--predictions_out={tmp}/p.txt"], "--predictions_out={tmp}/p.txt: a predictions file's "
                                         "name must end in .json"),
     (["--predictions_out=/nonexistent/dir/p.json"], "--predictions_out"),
     (["--checkpoint_dir=/proc", "--train_size=100", "--epochs=1"], "--checkpoint_dir"),
-    (["--layers=fc:100,softmax", "--filters_png=/tmp/f.png"], "--filters_png"),
+    (["--layers=fc:100,softmax", "--filters_png={tmp}/f.png"], "--filters_png"),
     (["--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),
 ])
-def test_bad_flags_are_one_line_errors(flags, names):
-    out = run_conv(*flags)
-    assert_failed_with_one_error(out, names)
+def test_bad_flags_are_one_line_errors(flags, names, tmp_path):
+    # {tmp}: where a regression that trains after all would leave its files
+    out = run_conv(*(f.format(tmp=tmp_path) for f in flags))
+    assert_failed_with_one_error(out, names.format(tmp=tmp_path))
 
 
 def test_matmul_precision_auto_is_tf32_on_gpus_only():

@@ -54,6 +54,8 @@ def test_idx_round_trip(tmp_path, gz, sep):
     np.testing.assert_array_equal(ds.train.x, x_all[:20])
     np.testing.assert_array_equal(ds.validation.x, x_all[20:])  # the tail of train
     np.testing.assert_array_equal(ds.validation.y, arrays["train-labels"][20:])
+    np.testing.assert_array_equal(ds.train.y, arrays["train-labels"][:20])
+    np.testing.assert_array_equal(ds.test.x, arrays["t10k-images"].reshape(7, -1) / np.float32(255))
     np.testing.assert_array_equal(ds.test.y, arrays["t10k-labels"])
     assert ds.train.x.max() == 1.0 and ds.train.x.min() == 0.0
 

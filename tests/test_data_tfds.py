@@ -41,6 +41,7 @@ def test_tfds_mock(tfds, monkeypatch, tmp_path, name):
         ds = data.load(f"tfds:{name}", tmp_path, validation_size=20, progress=None)
         builder = tfds.builder(name, data_dir=str(tmp_path / "tfds"))
         raw = builder.as_data_source(split="train").__getitems__(list(range(50)))
+        raw_test = builder.as_data_source(split="test").__getitems__(list(range(50)))
     assert ds.name == f"tfds:{name}"
     assert ds.image_shape == (28, 28, 1) and ds.num_classes == 10
     assert (len(ds.train), len(ds.validation), len(ds.test)) == (30, 20, 50)
@@ -54,7 +55,11 @@ def test_tfds_mock(tfds, monkeypatch, tmp_path, name):
     labels = np.array([r["label"] for r in raw])
     np.testing.assert_array_equal(ds.train.x, images[:30])
     np.testing.assert_array_equal(ds.validation.x, images[30:])  # the tail of train
+    np.testing.assert_array_equal(ds.train.y, labels[:30])
     np.testing.assert_array_equal(ds.validation.y, labels[30:])
+    np.testing.assert_array_equal(
+        ds.test.x, np.stack([r["image"] for r in raw_test]).reshape(50, -1).astype(np.float32) / 255)
+    np.testing.assert_array_equal(ds.test.y, [r["label"] for r in raw_test])
 
 
 def test_tfds_offline_fails_fast(tfds, monkeypatch, tmp_path):

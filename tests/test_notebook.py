@@ -118,7 +118,10 @@ def test_notebook_trains_and_plots_on_cpu(ran):
 def test_notebook_sweep_cell_draws_the_sweep(ran):
     where, _ = ran
     assert (where / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (where / "sweep.jsonl").read_text().strip()
+    rows = [json.loads(l) for l in (where / "sweep.jsonl").read_text().splitlines()]
+    # SWEEP_SEEDS "0:2" × SWEEP_ETAS "0.5,3.0", one epoch each
+    assert sorted((r["seed"], r["eta"]) for r in rows) == [(0, 0.5), (0, 3.0), (1, 0.5), (1, 3.0)]
+    assert all(len(r["accuracies"]) == 1 and 0 <= r["accuracies"][0] <= 1 for r in rows)
 
 
 def test_notebook_conv_cell_trains_the_preset_and_draws_its_figures(ran):

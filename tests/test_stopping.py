@@ -80,6 +80,10 @@ def test_monitoring_reports_the_books_four_lists():
     plain = float(train.total_cost(trained, x[:20], y[:20], costs.cross_entropy,
                                    network.activations.sigmoid))
     assert last["evaluation_cost"] == pytest.approx(plain + 0.5 * (1.0 / 20) * squares, rel=1e-5)
+    plain = float(train.total_cost(trained, x, y, costs.cross_entropy,
+                                   network.activations.sigmoid))
+    assert last["training_cost"] == pytest.approx(plain + 0.5 * (1.0 / 60) * squares, rel=1e-5)
+    assert last["training_accuracy"] == last["training_correct"] / 60
 
 
 def test_monitored_cost_under_l1_is_the_l1_cost():

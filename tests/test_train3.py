@@ -66,13 +66,30 @@ def test_unrolled_epoch_takes_the_same_steps():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_momentum_epoch_carries_velocity():
-    net, params, x, y = tiny(spec="fc:8,softmax:4")
-    state = train3.init_state(params, 0.9)
-    out, state = train3.sgd_epoch(params, state, x, y, jax.random.key(1), 0.1, 0.0, layers=net,
-                                  input_shape=SHAPE, mini_batch_size=10, momentum=0.9)
-    velocity = jax.tree.leaves(state)
-    assert velocity and any(float(jnp.abs(v).max()) > 0 for v in velocity)
+def test_momentum_epoch_is_the_books_rule_and_carries_velocity_into_the_next():
+    """With momentum μ, each step is v → μv − η∇C, w → w + v, and the velocity an epoch
+    returns is where the next epoch starts from."""
+    net, params, x, y = tiny(n=30)
+    eta, mu, m = 0.5, 0.9, 10
+    state = train3.init_state(params, mu)
+    out = params
+    expected, velocity = params, jax.tree.map(jnp.zeros_like, params)
+    for epoch_key in (jax.random.key(7), jax.random.key(8)):
+        out, state = train3.sgd_epoch(out, state, x, y, epoch_key, eta, 0.0, layers=net,
+                                      input_shape=SHAPE, mini_batch_size=m, momentum=mu,
+                                      shuffle=False)
+        step_key = jax.random.split(epoch_key)[1]
+        for i in range(3):
+            xb, yb = x[i * m:(i + 1) * m], y[i * m:(i + 1) * m]
+            g = jax.grad(network3.loss)(expected, net, xb, yb, SHAPE,
+                                        jax.random.fold_in(step_key, i))
+            velocity = jax.tree.map(lambda v, gp: mu * v - eta * gp, velocity, g)
+            expected = jax.tree.map(lambda w, v: w + v, expected, velocity)
+        for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(velocity), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert any(float(jnp.abs(v).max()) > 0 for v in jax.tree.leaves(velocity))
 
 
 def test_record_keeps_the_last_best_validation_epoch():
