@@ -235,11 +235,11 @@ def test_layers_that_cannot_take_their_input_are_one_line_errors(spec, shape, wo
 
 
 def test_bad_layer_options_are_one_line_errors():
-    for make, words in ((lambda: layers.fully_connected(10, p_dropout=1.0), "1.0"),
-                        (lambda: layers.fully_connected(10, dropout="gaussian"), "gaussian"),
-                        (lambda: layers.fully_connected(10, init="xavier"), "xavier"),
-                        (lambda: layers.parse("fc:10,softmax", activation="swish"), "swish"),
-                        (lambda: layers.parse("conv:2,softmax", convolution="fft"), "fft")):
+    for make, words in ((lambda: layers.fully_connected(10, p_dropout=1.0), "dropout probability"),
+                        (lambda: layers.fully_connected(10, dropout="gaussian"), "dropout 'gaussian'"),
+                        (lambda: layers.fully_connected(10, init="xavier"), "initialisation 'xavier'"),
+                        (lambda: layers.parse("fc:10,softmax", activation="swish"), "activation 'swish'"),
+                        (lambda: layers.parse("conv:2,softmax", convolution="fft"), "convolution 'fft'")):
         with pytest.raises(ValueError) as e:
             make()
         assert words in assert_one_line(e)

@@ -20,6 +20,17 @@ def tiny(seed=0, n=60, spec="conv:3:3x3,fc:8,softmax:4", **options):
     return net, params, x, y
 
 
+def book_epoch(params, net, x, y, epoch_key, m, step):
+    """An unshuffled epoch written out: ``step(params, grads)`` → params for each
+    mini-batch of ``m`` in order, with the dropout key ``sgd_epoch`` gives that step."""
+    step_key = jax.random.split(epoch_key)[1]
+    for i in range(len(y) // m):
+        xb, yb = x[i * m:(i + 1) * m], y[i * m:(i + 1) * m]
+        params = step(params, jax.grad(network3.loss)(params, net, xb, yb, SHAPE,
+                                                      jax.random.fold_in(step_key, i)))
+    return params
+
+
 def test_epoch_is_network3s_sgd_with_l2_over_the_number_of_batches():
     """Without shuffling, an epoch is the mini-batches in order, each step
     w → w − η (∇C_mean + (λ / steps) w), biases undecayed."""
@@ -28,14 +39,9 @@ def test_epoch_is_network3s_sgd_with_l2_over_the_number_of_batches():
     out, _ = train3.sgd_epoch(params, train3.init_state(params), x, y, jax.random.key(7), eta,
                               lmbda, layers=net, input_shape=SHAPE, mini_batch_size=m,
                               shuffle=False)
-    expected = params
-    step_key = jax.random.split(jax.random.key(7))[1]
-    for i in range(3):
-        xb, yb = x[i * m:(i + 1) * m], y[i * m:(i + 1) * m]
-        g = jax.grad(network3.loss)(expected, net, xb, yb, SHAPE,
-                                    jax.random.fold_in(step_key, i))
-        expected = [{"w": p["w"] - eta * (gp["w"] + lmbda / 3 * p["w"]),
-                     "b": p["b"] - eta * gp["b"]} for p, gp in zip(expected, g)]
+    expected = book_epoch(params, net, x, y, jax.random.key(7), m, lambda ps, g: [
+        {"w": p["w"] - eta * (gp["w"] + lmbda / 3 * p["w"]), "b": p["b"] - eta * gp["b"]}
+        for p, gp in zip(ps, g)])
     for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(expected)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
@@ -73,18 +79,19 @@ def test_momentum_epoch_is_the_books_rule_and_carries_velocity_into_the_next():
     eta, mu, m = 0.5, 0.9, 10
     state = train3.init_state(params, mu)
     out = params
-    expected, velocity = params, jax.tree.map(jnp.zeros_like, params)
+    velocity = jax.tree.map(jnp.zeros_like, params)
+
+    def step(ps, g):
+        nonlocal velocity
+        velocity = jax.tree.map(lambda v, gp: mu * v - eta * gp, velocity, g)
+        return jax.tree.map(lambda w, v: w + v, ps, velocity)
+
+    expected = params
     for epoch_key in (jax.random.key(7), jax.random.key(8)):
         out, state = train3.sgd_epoch(out, state, x, y, epoch_key, eta, 0.0, layers=net,
                                       input_shape=SHAPE, mini_batch_size=m, momentum=mu,
                                       shuffle=False)
-        step_key = jax.random.split(epoch_key)[1]
-        for i in range(3):
-            xb, yb = x[i * m:(i + 1) * m], y[i * m:(i + 1) * m]
-            g = jax.grad(network3.loss)(expected, net, xb, yb, SHAPE,
-                                        jax.random.fold_in(step_key, i))
-            velocity = jax.tree.map(lambda v, gp: mu * v - eta * gp, velocity, g)
-            expected = jax.tree.map(lambda w, v: w + v, expected, velocity)
+        expected = book_epoch(expected, net, x, y, epoch_key, m, step)
         for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(expected), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
         for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(velocity), strict=True):
