@@ -19,9 +19,13 @@ import time
 
 from absl import app, flags
 
+from experiments.cli import UsageError, run_guarded
+
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("images", 5000, "Training images per timed epoch (scaled to 50,000).")
-flags.DEFINE_integer("repeats", 3, "Timed epochs per variant (the median is printed).")
+flags.DEFINE_integer("images", 5000, "Training images per timed epoch (scaled to 50,000).",
+                     lower_bound=1, upper_bound=50000)
+flags.DEFINE_integer("repeats", 3, "Timed epochs per variant (the median is printed).",
+                     lower_bound=1)
 flags.DEFINE_list("nets", ["conv2", "dropout"], "Presets of experiments.conv to time.")
 flags.DEFINE_list("convolution", ["xla", "auto"], "How the conv-pool layers convolve, as "
                   "experiments.conv --convolution: xla: XLA's convolution (cuDNN on GPUs); "
@@ -36,27 +40,31 @@ flags.DEFINE_list("matmul_precision", ["highest"], "highest (float32 products) o
 
 
 def check_flags() -> None:
-    """Raises app.UsageError naming the flag whose value cannot be timed."""
+    """Raises UsageError naming the flag whose value cannot be timed."""
     from nnjax.conv import CONVOLUTIONS
     from nnjax.presets import CHAPTER6
     for name in FLAGS.nets:
         if name not in CHAPTER6:
-            raise app.UsageError(f"--nets: unknown preset {name!r}; one of "
+            raise UsageError(f"--nets: unknown preset {name!r}; one of "
                                  f"{', '.join(CHAPTER6)}")
     for variant in FLAGS.convolution:
         if variant not in CONVOLUTIONS:
-            raise app.UsageError(f"--convolution: unknown {variant!r}; one of "
+            raise UsageError(f"--convolution: unknown {variant!r}; one of "
                                  f"{', '.join(CONVOLUTIONS)}")
     for flag in ("unroll", "networks"):
         for value in FLAGS[flag].value:
             if not value.isdigit() or int(value) < 1:
-                raise app.UsageError(f"--{flag}: {value!r} is not a positive integer")
+                raise UsageError(f"--{flag}: {value!r} is not a positive integer")
     for value in FLAGS.matmul_precision:
         if value not in ("highest", "default"):
-            raise app.UsageError(f"--matmul_precision: unknown {value!r}; highest or default")
+            raise UsageError(f"--matmul_precision: unknown {value!r}; highest or default")
 
 
 def main(argv):
+    run_guarded(run, argv)
+
+
+def run():
     check_flags()
     import jax
     from nnjax.presets import CHAPTER6 as PRESETS

@@ -18,15 +18,15 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP
+from experiments.cli import DATA_DIR_HELP, parse_positive_ints, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("mini_batch_sizes", "10,40,400", "Mini-batch sizes m, comma separated.")
 flags.DEFINE_string("device_counts", "1,2,4,8", "Device counts to try (those above the "
                     "available number, or not dividing m, are skipped).")
-flags.DEFINE_integer("hidden", 30, "Hidden layer size.")
-flags.DEFINE_integer("epochs", 3, "Timed epochs per cell.")
-flags.DEFINE_integer("cpu_devices", 8, "On the CPU, this many virtual devices.")
+flags.DEFINE_integer("hidden", 30, "Hidden layer size.", lower_bound=1)
+flags.DEFINE_integer("epochs", 3, "Timed epochs per cell.", lower_bound=1)
+flags.DEFINE_integer("cpu_devices", 8, "On the CPU, this many virtual devices.", lower_bound=1)
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 
@@ -45,13 +45,17 @@ def time_epochs(epoch, params, key):
 
 
 def main(argv):
-    del argv
+    run_guarded(run, argv)
+
+
+def run():
+    sizes_m = parse_positive_ints("mini_batch_sizes", FLAGS.mini_batch_sizes)
+    counts = parse_positive_ints("device_counts", FLAGS.device_counts)
     import jax
     jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)  # only the CPU client reads it
     from nnjax import data, network, parallel, sgd
 
-    sizes_m = [int(m) for m in FLAGS.mini_batch_sizes.split(",")]
-    counts = [n for n in map(int, FLAGS.device_counts.split(",")) if n <= jax.device_count()]
+    counts = [n for n in counts if n <= jax.device_count()]
     mnist = data.load("mnist", FLAGS.data_dir)
     x, y = jax.device_put(mnist.train.x), jax.device_put(mnist.train.y)
     test = (jax.device_put(mnist.test.x), jax.device_put(mnist.test.y))

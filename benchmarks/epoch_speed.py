@@ -14,13 +14,16 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP
+from experiments.cli import DATA_DIR_HELP, SEED_BOUNDS, run_guarded
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("epochs", 7, "Timed epochs for each JAX implementation.")
-flags.DEFINE_integer("numpy_epochs", 1, "Timed epochs of the book's NumPy code (0 skips it).")
+flags.DEFINE_integer("epochs", 7, "Timed epochs for each JAX implementation.",
+                     lower_bound=1)
+flags.DEFINE_integer("numpy_epochs", 1, "Timed epochs of the book's NumPy code (0 skips it).",
+                     lower_bound=0)
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
-flags.DEFINE_integer("seed", 0, "PRNG seed.")
+flags.DEFINE_integer("seed", 0, "PRNG seed.",
+                     **SEED_BOUNDS)
 flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
                   "Precision of float32 products for both JAX versions (default: TF32 on GPUs).")
 
@@ -90,14 +93,16 @@ def report(name, times, note):
 
 
 def main(argv):
-    del argv
-    import jax
-
-    with jax.default_matmul_precision(FLAGS.matmul_precision):
-        run()
+    run_guarded(run, argv)
 
 
 def run():
+    import jax
+    with jax.default_matmul_precision(FLAGS.matmul_precision):
+        timings()
+
+
+def timings():
     import jax
     from nnjax import costs, cpu_kernel, data, network, sgd
 

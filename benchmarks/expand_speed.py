@@ -15,11 +15,12 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP
+from experiments.cli import DATA_DIR_HELP, run_guarded
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("repeats", 7, "Timed runs of each JAX function.")
-flags.DEFINE_integer("book_images", 10000, "Images for the book's NumPy loop (0 skips it).")
+flags.DEFINE_integer("repeats", 7, "Timed runs of each JAX function.", lower_bound=1)
+flags.DEFINE_integer("book_images", 10000, "Images for the book's NumPy loop (0 skips it).",
+                     lower_bound=0)
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 
@@ -55,7 +56,10 @@ def timed(f, *args):
 
 
 def main(argv):
-    del argv
+    run_guarded(run, argv)
+
+
+def run():
     import jax
     from nnjax import data, expand
 

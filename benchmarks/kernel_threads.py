@@ -21,7 +21,7 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP
+from experiments.cli import DATA_DIR_HELP, UsageError, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("epochs", 5, "Timed epochs of each variant in each condition.",
@@ -63,19 +63,22 @@ def report(condition, results):
 
 
 def main(argv):
-    del argv
+    run_guarded(run, argv)
+
+
+def run():
     import jax
     from nnjax import costs, cpu_kernel, data, network, sgd
 
     if jax.default_backend() != "cpu":
-        raise app.UsageError("the C++ kernel is the CPU's: run with JAX_PLATFORMS=cpu")
+        raise UsageError("the C++ kernel is the CPU's: run with JAX_PLATFORMS=cpu")
     if os.environ.get("NNJAX_CPU_THREADS"):
-        raise app.UsageError("unset NNJAX_CPU_THREADS: it turns the watching off")
+        raise UsageError("unset NNJAX_CPU_THREADS: it turns the watching off")
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
     x, y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
     params = network.init(jax.random.key(0), [784, 30, 10])
     if not cpu_kernel.supports(params, x, 10, costs.quadratic):
-        raise app.UsageError("the C++ kernel is unavailable here (no compiler?)")
+        raise UsageError("the C++ kernel is unavailable here (no compiler?)")
     batches, _ = sgd.mini_batches(jax.random.key(1), len(y), 10)
     threads = cpu_kernel.default_threads()
     epoch = jax.jit(cpu_kernel.sgd_epoch_and_threads, static_argnames="threads")

@@ -20,12 +20,11 @@ the best epoch's seconds for all K networks.
 """
 
 import statistics
-import sys
 import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP
+from experiments.cli import DATA_DIR_HELP, UsageError, parse_positive_ints, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("k", None, "Numbers of networks (default: 1,4,16 on the CPU; "
@@ -33,9 +32,10 @@ flags.DEFINE_list("k", None, "Numbers of networks (default: 1,4,16 on the CPU; "
 flags.DEFINE_list("strategies", ["vmap", "loop"], "vmap and/or loop (loop-xla is added on "
                   "the CPU with loop).")
 flags.DEFINE_integer("epochs", 3, "Timed epochs per (K, strategy), the strategies taking "
-                     "turns; the best and the median are reported.")
-flags.DEFINE_integer("loop_max_k", 16, "Time the loop only up to this K.")
-flags.DEFINE_integer("train_size", 50000, "Training images per epoch.")
+                     "turns; the best and the median are reported.", lower_bound=1)
+flags.DEFINE_integer("loop_max_k", 16, "Time the loop only up to this K.", lower_bound=0)
+flags.DEFINE_integer("train_size", 50000, "Training images per epoch.", lower_bound=1,
+                     upper_bound=50000)
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 flags.DEFINE_list("hidden", ["30"], "Hidden layer sizes (the book's [784, 30, 10] by default).")
 flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
@@ -97,21 +97,19 @@ def loop_epochs(k, x, y, kernel):
 
 
 def main(argv):
-    del argv
+    run_guarded(run, argv)
+
+
+def run():
+    ks = parse_positive_ints("k", FLAGS.k) if FLAGS.k is not None else None
+    strategies = list(FLAGS.strategies)
+    if not strategies or not set(strategies) <= {"vmap", "loop"}:
+        raise UsageError(f"--strategies must be vmap and/or loop, got {FLAGS.strategies}")
     import jax
     from nnjax import cpu_kernel, data
 
     cpu = jax.default_backend() == "cpu"
-    try:
-        ks = [int(k) for k in (FLAGS.k or (["1", "4", "16"] if cpu else
-                                           ["1", "64", "256", "1024", "4096"]))]
-    except ValueError:
-        sys.exit(f"error: --k must be comma-separated integers, got {FLAGS.k}")
-    if any(k <= 0 for k in ks) or FLAGS.epochs <= 0:
-        sys.exit("error: --k and --epochs must be positive")
-    strategies = list(FLAGS.strategies)
-    if not set(strategies) <= {"vmap", "loop"}:
-        sys.exit(f"error: --strategies must be vmap and/or loop, got {FLAGS.strategies}")
+    ks = ks or ([1, 4, 16] if cpu else [1, 64, 256, 1024, 4096])
     if cpu and "loop" in strategies:
         strategies.append("loop-xla")
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)

@@ -29,6 +29,9 @@ def main(argv):
         sys.exit(f"error: unexpected arguments {argv[1:]}")
     if FLAGS.svm_train_size is not None and FLAGS.svm_train_size <= 0:
         sys.exit(f"error: --svm_train_size must be positive, got {FLAGS.svm_train_size}")
+    for name in ("svm_train_size", "svm_2015_defaults"):
+        if FLAGS[name].value not in (None, False) and not FLAGS.svm:
+            sys.exit(f"error: --{name} is for the SVM: add --svm")
     from nnjax import baselines, data
     try:
         dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)

@@ -31,7 +31,8 @@ import threading
 
 from absl import app, flags
 
-from experiments.cli import UsageError, command, core_groups, run_at_once, run_guarded
+from experiments.cli import (MAX_SEED, UsageError, command, core_groups, run_at_once,
+                             run_guarded)
 from nnjax import presets
 
 FLAGS = flags.FLAGS
@@ -186,19 +187,28 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None, live
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if live is not None:
             live.add(process)
-        last = ""
+        said = []
         for line in process.stdout:
             log.write(line)
             log.flush()
             if re.match(r"(Epoch|Network \d+, epoch|Best|Resuming|Trained)", line):
                 say(f"[{row} seed {seed}] {line.rstrip()}")
-            last = line.strip() or last
+            said.append(line)
         code = process.wait()
         if live is not None:
             live.discard(process)
         if code != 0:
-            raise UsageError(f"{row} seed {seed} failed ({last}); its log is "
+            raise UsageError(f"{row} seed {seed} failed ({reason(said)}); its log is "
                              f"{base.with_suffix('.log')}")
+
+
+def reason(lines: list) -> str:
+    """Why a run failed, from its output ``lines``: its last line that says so (experiments'
+    "error: ...", absl's "FATAL Flags parsing error: ...", a Python exception), else its
+    last line; "" if it printed nothing."""
+    lines = [line.strip() for line in lines if line.strip()]
+    why = [line for line in lines if re.match(r"(error:|FATAL|[\w.]*(Error|Exception)\b)", line)]
+    return (why or lines or [""])[-1]
 
 
 def training_time(epochs: list) -> dict:
@@ -269,7 +279,7 @@ def vote(seed: int, directory: pathlib.Path, extra: list):
     if out.returncode != 0 or not accuracy:
         first, *_, last = member_seeds(seed)
         raise UsageError(f"the vote of {MEMBER} seeds {first}–{last} "
-                         f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+                         f"failed: {reason(out.stderr.splitlines()) or '?'}")
     return {"test": float(accuracy.group(1)), "final": None, "members": members}
 
 
@@ -328,6 +338,10 @@ def run() -> None:
     if FLAGS.first_seed < 0:
         raise UsageError(f"--first_seed must be 0 or more, got {FLAGS.first_seed}")
     seeds = range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds)
+    last = max(preset_seed(row, seeds[-1]) + (VOTERS - 1) * (row == ENSEMBLE) for row in rows)
+    if last > MAX_SEED:
+        raise UsageError(f"--first_seed={FLAGS.first_seed} --seeds={FLAGS.seeds}: "
+                         f"experiments.conv's seeds would go past 2^31 − 1")
     try:
         extra = shlex.split(FLAGS.flags)
     except ValueError as e:

@@ -2,6 +2,7 @@
 running other runners (pinned to cores, several at once)."""
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -12,6 +13,12 @@ from absl import flags
 
 class UsageError(Exception):
     """A bad flag value; its message names the flag."""
+
+
+# PRNG seeds are 0 … 2^31 − 1, as in nnjax.sweep: jax.random.key keeps only a seed's low 32
+# bits (2^32 trains the network of seed 0) and cannot take one past 2^63.
+MAX_SEED = 2 ** 31 - 1
+SEED_BOUNDS = dict(lower_bound=0, upper_bound=MAX_SEED)
 
 
 def check_writable(flag: str, path: str) -> None:
@@ -56,25 +63,41 @@ def open_metrics(path, rows):
 
 
 def parse_hidden(text: str) -> list[int]:
-    """``"30,30"`` → ``[30, 30]``; raises UsageError naming --hidden if it is not that."""
-    sizes = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    """``"30,30"`` → ``[30, 30]`` (``""``: none); raises UsageError naming --hidden if it
+    is not that."""
+    return parse_positive_ints("hidden", text, allow_none=True)
+
+
+def parse_positive_ints(flag: str, text, allow_none: bool = False) -> list[int]:
+    """``"10,40"`` (or absl's list ``["10", "40"]``) → ``[10, 40]``; raises UsageError
+    naming --``flag`` unless every value is a positive integer and, unless ``allow_none``,
+    there is at least one."""
+    text = text if isinstance(text, str) else ",".join(text)
+    parts = text.split(",")
+    values = []
+    for part in filter(None, (p.strip() for p in parts)):
         try:
-            sizes.append(int(part))
+            values.append(int(part))
         except ValueError:
-            raise UsageError(f"--hidden must be comma-separated integers, got {text!r}") from None
-    if any(n <= 0 for n in sizes):
-        raise UsageError(f"--hidden sizes must be positive, got {text!r}")
-    return sizes
+            raise UsageError(f"--{flag} must be comma-separated integers, got {text!r}") from None
+    if any(n <= 0 for n in values):
+        raise UsageError(f"--{flag} values must be positive, got {text!r}")
+    if not values and not allow_none:
+        raise UsageError(f"--{flag} needs at least one value")
+    return values
 
 
 def run_guarded(run, argv) -> None:
     """A runner's ``main``: rejects stray arguments, then calls ``run()``, turning a bad flag,
     a data problem, an unreadable checkpoint or a file that cannot be written (a full disk,
     a read-only directory: the message names the file) into one ``error: ...`` line and a
-    non-zero exit, and Ctrl-C into ``interrupted``."""
+    non-zero exit, and Ctrl-C into ``interrupted``. JAX's INFO logs are not shown unless
+    --verbosity is given."""
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
+    if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
+        # absl shows INFO, and JAX logs its search for a TPU there on every CPU machine
+        logging.getLogger("jax").setLevel(logging.WARNING)
     from nnjax import checkpoint, data
     try:
         run()

@@ -16,9 +16,9 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import (PRECISIONS, UsageError, check_predictions_out, check_writable,
-                             define_data_flags, matmul_precision, open_metrics, parse_devices,
-                             run_guarded)
+from experiments.cli import (MAX_SEED, PRECISIONS, SEED_BOUNDS, UsageError,
+                             check_predictions_out, check_writable, define_data_flags,
+                             matmul_precision, open_metrics, parse_devices, run_guarded)
 from nnjax import presets
 
 FLAGS = flags.FLAGS
@@ -65,7 +65,8 @@ flags.DEFINE_enum("convolution", "auto", ["auto", "xla", "im2col"], "How conv-po
                   "product over the unrolled patches; auto: im2col on CPUs and CUDA GPUs, "
                   "xla elsewhere. The same networks up to float rounding "
                   "(benchmarks.conv_speed times them).")
-flags.DEFINE_integer("seed", 0, "Seed of the PRNG key (initialisation, shuffles, dropout).")
+flags.DEFINE_integer("seed", 0, "Seed of the PRNG key (initialisation, shuffles, dropout).",
+                     **SEED_BOUNDS)
 define_data_flags("images must be square, one channel")
 flags.DEFINE_integer("train_size", None, "Train on the first N training images only "
                      "(before expansion).")
@@ -118,6 +119,9 @@ def check_flags():
     for name in ("epochs", "mini_batch_size", "networks", "unroll"):
         if FLAGS[name].value <= 0:
             raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
+    if FLAGS.seed + FLAGS.networks - 1 > MAX_SEED:     # network i has seed --seed + i
+        raise UsageError(f"--seed={FLAGS.seed} with --networks={FLAGS.networks}: the last "
+                         f"network's seed would be past 2^31 − 1")
     if not FLAGS.eta > 0:
         raise UsageError(f"--eta must be positive, got {FLAGS.eta}")
     if not FLAGS.l2 >= 0:
@@ -195,6 +199,11 @@ def run() -> None:
         params = [network3.init(init_key, net_layers, shape) for init_key, _ in seeds]
     except layers.LayerError as e:
         raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
+    n_out = params[0][-1]["b"].shape[0]                  # the softmax layer's outputs
+    if n_out != dataset.num_classes:
+        raise UsageError(f"--layers={FLAGS.layers}: the softmax layer has {n_out} outputs, "
+                         f"but {dataset.name} has {dataset.num_classes} classes (write "
+                         f"softmax for as many outputs as classes)")
     networks = [train3.Network(p, train3.init_state(p, FLAGS.momentum)) for p in params]
     strategy = train3.pick_strategy(FLAGS.strategy, k)
     precision = matmul_precision(FLAGS.matmul_precision, jax.default_backend())

@@ -16,7 +16,9 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, define_data_flags, define_network_flags, open_metrics, parse_devices, parse_hidden, run_guarded
+from experiments.cli import (SEED_BOUNDS, UsageError, check_writable, define_data_flags,
+                             define_network_flags, open_metrics, parse_devices, parse_hidden,
+                             run_guarded)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -24,7 +26,8 @@ flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 3
 flags.DEFINE_integer("epochs", 30, "Number of epochs.")
 flags.DEFINE_integer("mini_batch_size", 10, "Mini-batch size m.")
 flags.DEFINE_float("eta", 3.0, "Learning rate η.")
-flags.DEFINE_integer("seed", 0, "Seed of the PRNG key for initialisation and shuffling.")
+flags.DEFINE_integer("seed", 0, "Seed of the PRNG key for initialisation and shuffling.",
+                     **SEED_BOUNDS)
 define_data_flags()
 define_network_flags()
 flags.DEFINE_float("l2", 0.0, "L2 regularisation λ (weight decay 1 − ηλ/n, n the training "

@@ -68,7 +68,8 @@ def read_runs(entries):
 
 def value(epoch: dict, quantity: str, path_label: str):
     if quantity not in epoch:
-        raise PlotError(f"run {path_label!r} has no {quantity} (train it with --monitor)")
+        how = "" if quantity == "accuracy" else " (train it with --monitor)"
+        raise PlotError(f"run {path_label!r} has no {quantity}{how}")
     v = epoch[quantity]
     return 100 * v if quantity.endswith("accuracy") else v
 
@@ -98,6 +99,9 @@ def draw(runs, quantities, out, title=None, against_label=False, from_epoch=0):
         for ax, quantity in zip(axes, quantities):
             for label, epochs in runs:
                 kept = [e for e in epochs if e["epoch"] >= from_epoch]
+                if not kept:
+                    raise PlotError(f"--from_epoch={from_epoch}: run {label!r} ends at epoch "
+                                    f"{max(e['epoch'] for e in epochs)}")
                 ax.plot([e["epoch"] for e in kept], [value(e, quantity, label) for e in kept],
                         label=label)
             ax.set_xlabel("epoch")

@@ -85,6 +85,15 @@ def load(path, dtype=np.float32):
     return {"weights": weights, "biases": biases}, cost, activation
 
 
+def open_npz(path):
+    """``np.load(path)`` for an ``.npz`` file; ValueError if ``path`` is a file of another
+    kind (a damaged or truncated one), which np.load would try as a pickle and refuse with
+    advice to unpickle it."""
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise ValueError("it is not an .npz file (damaged, or not written by nnjax)")
+    return np.load(path)
+
+
 def write_checkpoint(path, params, epochs: list, settings: dict, opt_state=None) -> None:
     """Writes ``params`` and the optimiser state's arrays (exactly), the finished ``epochs``
     (JSON-able dicts) and the run's ``settings`` to the ``.npz`` file ``path``."""
@@ -100,7 +109,7 @@ def read_checkpoint(path):
     (``state_leaves``: the optimiser state's arrays, in ``jax.tree.leaves`` order), or raises
     CheckpointError naming it."""
     try:
-        with np.load(path) as archive:
+        with open_npz(path) as archive:
             meta = json.loads(str(archive["meta"]))
             layers = sum(1 for k in archive.files if k.startswith("w"))
             params = {"weights": [archive[f"w{l}"] for l in range(layers)],
@@ -197,7 +206,7 @@ def read_meta(path) -> dict:
     """The ``meta`` of ``write_tree``'s file alone (its arrays are not read); CheckpointError
     naming the file if it cannot be read."""
     try:
-        with np.load(path) as archive:
+        with open_npz(path) as archive:
             return json.loads(str(archive["meta"]))
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from None
@@ -209,7 +218,7 @@ def read_tree(path, like):
     hold such a tree."""
     structure = jax.tree.structure(like)
     try:
-        with np.load(path) as archive:
+        with open_npz(path) as archive:
             meta = json.loads(str(archive["meta"]))
             count = sum(1 for k in archive.files if k.startswith("a"))
             if count != structure.num_leaves:

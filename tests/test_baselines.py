@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nnjax import baselines, data
+from tests.helpers import assert_failed_with_one_error
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -38,3 +39,11 @@ def test_svm_runner_on_a_subset():
     assert result.returncode == 0, result.stderr
     line = [l for l in result.stdout.splitlines() if l.startswith("SVC()")][0]
     assert int(line.split()[1]) > 8500  # 1,000 training images already give ~90%
+
+
+@pytest.mark.parametrize("flag", ["--svm_2015_defaults", "--svm_train_size=1000"])
+def test_svm_flags_without_svm_are_a_one_line_error(flag):
+    result = subprocess.run([sys.executable, "-m", "experiments.baselines", flag], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert_failed_with_one_error(result, f"{flag.split('=')[0]} is for the SVM: add --svm")
+    assert "Nearest mean darkness" not in result.stdout       # it stopped before any work

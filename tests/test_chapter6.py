@@ -94,6 +94,30 @@ def test_after_a_failure_no_run_starts_and_those_under_way_finish(tmp_path):
         assert not (tmp_path / "conv1_s0.log").exists()
 
 
+def test_a_run_that_fails_says_why_in_the_one_line(tmp_path):
+    """A bad --flags value fails the run at once, in experiments.conv's flag parsing: the
+    error quotes the line that says why, not the run's last line (absl's help hint)."""
+    out = run_table("--rows=relu", "--seeds=1", f"--dir={tmp_path}", "--flags=--eta=abc")
+    assert_failed_with_one_error(out, "relu seed 0 failed (FATAL Flags parsing error: flag "
+                                      "--eta=abc")
+
+
+@pytest.mark.parametrize("lines, why", [
+    (["nnjax: ...\n", "Epoch 0: ...\n", "error: --x is bad\n", "\n"], "error: --x is bad"),
+    (["FATAL Flags parsing error: flag --eta=abc: ...\n",
+      "Pass --helpshort or --helpfull to see help on flags.\n"],
+     "FATAL Flags parsing error: flag --eta=abc: ..."),
+    (["Traceback (most recent call last):\n", '  File "x.py"\n',
+      "jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED: out of memory\n"],
+     "jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED: out of memory"),
+    (["Epoch 0: ...\n", "interrupted\n"], "interrupted"),
+    ([], ""),
+])
+def test_reason_is_the_line_that_says_why(lines, why):
+    from experiments.chapter6 import reason
+    assert reason(lines) == why
+
+
 def test_a_file_that_cannot_be_written_is_a_one_line_error(tmp_path):
     """One job at a time (the default): the run's own files are written here, in this
     process; a failure to write one names it."""
@@ -394,6 +418,8 @@ def test_table_only_shows_rows_not_yet_run(tmp_path):
     (["--rows=conv9"], "--rows"),
     (["--seeds=0"], "--seeds"),
     (["--first_seed=-1"], "--first_seed"),
+    (["--rows=ensemble", "--first_seed=429496729"], "--first_seed"),  # its seed 5k + 4 > 2^31 − 1
+    (["--rows=relu", "--first_seed=2147483647", "--seeds=2"], "--first_seed"),
     (["--flags=--seed=3"], "--flags"),
     (["--flags=--epochs='2"], "--flags"),
     (["--flags=--data_dir /data"], "--flags"),

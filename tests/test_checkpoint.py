@@ -59,6 +59,14 @@ def test_bad_files_are_reported_with_their_name(tmp_path):
         checkpoint.load(bad)
     with pytest.raises(checkpoint.CheckpointError, match="missing.npz"):
         checkpoint.read_checkpoint(tmp_path / "missing.npz")
+    damaged = tmp_path / "damaged.npz"      # np.load would offer to unpickle it
+    damaged.write_bytes(b"\x80\x04not a zip archive" * 10)
+    for read in (checkpoint.read_checkpoint, checkpoint.read_meta,
+                 lambda path: checkpoint.read_tree(path, {"a": 0})):
+        with pytest.raises(checkpoint.CheckpointError,
+                           match="damaged.npz: it is not an .npz file") as e:
+            read(damaged)
+        assert "pickle" not in str(e.value)
 
 
 def test_checkpoint_round_trip_is_exact(tmp_path):

@@ -50,6 +50,9 @@ def run_mnist(*flags, timeout=300):
     (["--metrics_out=/proc/m.jsonl", "--epochs=1"], "--metrics_out"),
     (["--data_dir=/proc/nonexistent"], "/proc/nonexistent"),
     (["--epochs=many"], "--epochs"),
+    (["--seed=-1"], "--seed"),
+    (["--seed=4294967296"], "--seed"),     # jax.random.key would train seed 0's network
+    (["--seed=99999999999999999999"], "--seed"),
     (["stray"], "stray"),
 ])
 def test_bad_input_is_one_line_naming_the_flag(flags, names):
@@ -107,6 +110,8 @@ def test_book_chapter1_run_reaches_94_5_percent(tmp_path):
         assert f"Epoch {l['epoch']}: {l['correct']} / 10000" in result.stdout
     assert max(l["correct"] for l in lines) >= 9450, [l["correct"] for l in lines]
     assert "Best: epoch" in result.stdout
+    # JAX's INFO log (on a CPU machine, its failed search for a TPU) is not shown
+    assert "xla_bridge.py" not in result.stderr, result.stderr
 
 
 def test_book_chapter3_l2_run_reaches_96_percent():

@@ -52,6 +52,11 @@ def test_list_names_every_book_row():
     (["--checkpoint_dir=/proc", "--train_size=100", "--epochs=1"], "--checkpoint_dir"),
     (["--layers=fc:100,softmax", "--filters_png={tmp}/f.png"], "--filters_png"),
     (["--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),
+    (["--layers=fc:10,softmax:5", "--train_size=100", "--epochs=1"],
+     "--layers=fc:10,softmax:5: the softmax layer has 5 outputs, but mnist has 10 classes"),
+    (["--layers=fc:10,softmax:12", "--train_size=100", "--epochs=1"], "has 12 outputs"),
+    (["--seed=-1"], "--seed"),
+    (["--seed=2147483647", "--networks=2"], "--seed=2147483647 with --networks=2"),
 ])
 def test_bad_flags_are_one_line_errors(flags, names, tmp_path):
     # {tmp}: where a regression that trains after all would leave its files

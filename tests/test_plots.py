@@ -57,6 +57,8 @@ def test_curves_and_summary_figures_are_written(tmp_path):
      "sweep.jsonl is not a --metrics_out file"),
     (lambda d: [f"--run=a={d / 'binary.jsonl'}", f"--out={d / 'x.png'}"],
      "binary.jsonl is not a --metrics_out file"),
+    (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--from_epoch=3", f"--out={d / 'x.png'}"],
+     "--from_epoch=3: run 'a' ends at epoch 2"),
 ])
 def test_bad_input_is_one_line(tmp_path, make_flags, message):
     metrics_file(tmp_path / "plain.jsonl", 3, monitored=False)
@@ -66,3 +68,11 @@ def test_bad_input_is_one_line(tmp_path, make_flags, message):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_run_without_accuracy_is_not_sent_to_monitor(tmp_path):
+    """Every run records its accuracy; --monitor only adds the costs and training accuracy."""
+    (tmp_path / "bare.jsonl").write_text('{"epoch": 0}\n')
+    result = plots(f"--run=a={tmp_path / 'bare.jsonl'}", f"--out={tmp_path / 'x.png'}")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == "error: run 'a' has no accuracy"
