@@ -31,7 +31,7 @@ import threading
 
 from absl import app, flags
 
-from experiments.cli import (MAX_SEED, UsageError, command, core_groups, run_at_once,
+from experiments.cli import (MAX_SEED, UsageError, command, core_groups, reason, run_at_once,
                              run_guarded)
 from nnjax import presets
 
@@ -200,15 +200,6 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None, live
         if code != 0:
             raise UsageError(f"{row} seed {seed} failed ({reason(said)}); its log is "
                              f"{base.with_suffix('.log')}")
-
-
-def reason(lines: list) -> str:
-    """Why a run failed, from its output ``lines``: its last line that says so (experiments'
-    "error: ...", absl's "FATAL Flags parsing error: ...", a Python exception), else its
-    last line; "" if it printed nothing."""
-    lines = [line.strip() for line in lines if line.strip()]
-    why = [line for line in lines if re.match(r"(error:|FATAL|[\w.]*(Error|Exception)\b)", line)]
-    return (why or lines or [""])[-1]
 
 
 def training_time(epochs: list) -> dict:

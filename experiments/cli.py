@@ -4,6 +4,7 @@ running other runners (pinned to cores, several at once)."""
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from concurrent import futures
@@ -107,6 +108,15 @@ def run_guarded(run, argv) -> None:
         sys.exit(f"error: {e.strerror or e}: {e.filename}" if e.filename else f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted")
+
+
+def reason(lines: list) -> str:
+    """Why a run failed, from its output ``lines``: its last line that says so (experiments'
+    "error: ...", absl's "FATAL Flags parsing error: ...", a Python exception), else its
+    last line; "" if it printed nothing."""
+    lines = [line.strip() for line in lines if line.strip()]
+    why = [line for line in lines if re.match(r"(error:|FATAL|[\w.]*(Error|Exception)\b)", line)]
+    return (why or lines or [""])[-1]
 
 
 PRECISIONS = ("auto", "highest", "default")    # --matmul_precision's values

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from experiments.cli import command, core_groups, run_at_once
+from experiments.cli import command, core_groups, reason, run_at_once
 from tests.helpers import assert_failed_with_one_error
 from tests.test_conv_cli import ROOT, run_conv
 
@@ -114,7 +114,6 @@ def test_a_run_that_fails_says_why_in_the_one_line(tmp_path):
     ([], ""),
 ])
 def test_reason_is_the_line_that_says_why(lines, why):
-    from experiments.chapter6 import reason
     assert reason(lines) == why
 
 
