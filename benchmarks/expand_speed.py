@@ -20,7 +20,7 @@ from experiments.cli import DATA_DIR_HELP, run_guarded
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 7, "Timed runs of each JAX function.", lower_bound=1)
 flags.DEFINE_integer("book_images", 10000, "Images for the book's NumPy loop (0 skips it).",
-                     lower_bound=0)
+                     lower_bound=0, upper_bound=50000)
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 

@@ -45,7 +45,8 @@ M = 10
 
 
 def sizes():
-    return [784, *(int(n) for n in FLAGS.hidden), 10]
+    """The timed network's layer sizes; UsageError naming --hidden if they are not sizes."""
+    return [784, *parse_positive_ints("hidden", FLAGS.hidden, allow_none=True), 10]
 ETA = 3.0
 
 
@@ -102,6 +103,7 @@ def main(argv):
 
 def run():
     ks = parse_positive_ints("k", FLAGS.k) if FLAGS.k is not None else None
+    sizes()                 # checks --hidden before JAX starts
     strategies = list(FLAGS.strategies)
     if not strategies or not set(strategies) <= {"vmap", "loop"}:
         raise UsageError(f"--strategies must be vmap and/or loop, got {FLAGS.strategies}")

@@ -96,10 +96,12 @@ def run_guarded(run, argv) -> None:
     --verbosity is given."""
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
-    if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
-        # absl shows INFO, and JAX logs its search for a TPU there on every CPU machine
-        logging.getLogger("jax").setLevel(logging.WARNING)
     from nnjax import checkpoint, data
+    if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
+        # absl shows INFO, and JAX logs its search for a TPU there on every CPU machine. Set
+        # after JAX's import: a level set before it becomes jax_logging_level, for which JAX
+        # adds a handler of its own, and its warnings would print twice.
+        logging.getLogger("jax").setLevel(logging.WARNING)
     try:
         run()
     except (UsageError, data.DataError, checkpoint.CheckpointError) as e:

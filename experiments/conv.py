@@ -177,7 +177,7 @@ def run() -> None:
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     shape = image_shape(dataset.train.x.shape[1], FLAGS.dataset)
-    if dataset.num_classes > 10 and "softmax:" not in FLAGS.layers:
+    if dataset.num_classes != 10 and "softmax:" not in FLAGS.layers:
         net_layers = layers.parse(FLAGS.layers, FLAGS.activation, FLAGS.dropout,
                                   FLAGS.dropout_kind, FLAGS.init, dataset.num_classes,
                                   FLAGS.convolution)

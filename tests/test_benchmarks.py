@@ -21,6 +21,8 @@ from tests.test_conv_cli import ROOT
     ("data_parallel", ["--device_counts=2,0"], "--device_counts"),
     ("sweep_speed", ["--k=a,2"], "--k must be comma-separated integers, got 'a,2'"),
     ("sweep_speed", ["--strategies=foo"], "--strategies"),
+    ("sweep_speed", ["--hidden=30,0"], "--hidden"),
+    ("expand_speed", ["--book_images=60000"], "--book_images"),
     ("conv_speed", ["stray"], "stray"),
 ])
 def test_bad_input_is_one_line_naming_the_flag(module, flags, names):

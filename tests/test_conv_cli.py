@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import re
+import struct
 import subprocess
 import sys
 
@@ -62,6 +63,24 @@ def test_bad_flags_are_one_line_errors(flags, names, tmp_path):
     # {tmp}: where a regression that trains after all would leave its files
     out = run_conv(*(f.format(tmp=tmp_path) for f in flags))
     assert_failed_with_one_error(out, names.format(tmp=tmp_path))
+
+
+def test_softmax_takes_the_number_of_classes_of_the_data(tmp_path):
+    """A 3-class IDX dataset (8×8 images): "softmax" has 3 outputs and trains; "softmax:10",
+    right for MNIST, is refused there, naming --layers."""
+    rng = np.random.default_rng(0)
+    for stem, n in (("train", 10_100), ("t10k", 50)):      # 10,000 of train: validation
+        images = rng.integers(0, 256, size=(n, 8, 8), dtype=np.uint8)
+        labels = rng.integers(0, 3, size=n, dtype=np.uint8)
+        for kind, arr in (("images", images), ("labels", labels)):
+            header = struct.pack(">I", 0x0800 | arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+            (tmp_path / f"{stem}-{kind}-idx{arr.ndim}-ubyte").write_bytes(header + arr.tobytes())
+    small = [f"--dataset=idx:{tmp_path}", "--train_size=100", "--epochs=1"]
+    out = run_conv("--layers=fc:10,softmax", *small)
+    assert out.returncode == 0, out.stderr
+    assert "fully connected 10, sigmoid → softmax 3;" in out.stdout, out.stdout
+    out = run_conv("--layers=fc:10,softmax:10", *small)
+    assert_failed_with_one_error(out, "the softmax layer has 10 outputs, but idx:")
 
 
 def test_matmul_precision_auto_is_tf32_on_gpus_only():
