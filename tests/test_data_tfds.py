@@ -73,6 +73,19 @@ def test_tfds_offline_fails_fast(tfds, monkeypatch, tmp_path):
     assert "tfds build mnist" in msg and "idx:" in msg
 
 
+def test_tfds_warnings_kept_quiet(tfds, monkeypatch, tmp_path, caplog):
+    # A dataset not downloaded makes TFDS warn "Variant folder … has no
+    # dataset_info.json"; our one-line error says it all.
+    monkeypatch.setattr(tfds_source, "_network_available", lambda: False)
+    with caplog.at_level("INFO"), pytest.raises(DataError, match="network is unreachable"):
+        data.load("tfds:mnist", tmp_path, progress=None)
+    assert not [r for r in caplog.records if "tensorflow_datasets" in r.pathname]
+    # Only while loading: afterwards TFDS's warnings reach the log again.
+    with caplog.at_level("INFO"):
+        tfds.builder("mnist", data_dir=str(tmp_path / "tfds"), file_format="array_record").is_prepared()
+    assert [r for r in caplog.records if "tensorflow_datasets" in r.pathname and r.levelname == "WARNING"]
+
+
 def test_tfds_without_tensorflow_fails_fast(tfds, monkeypatch, tmp_path):
     monkeypatch.setattr(tfds_source, "_network_available", lambda: True)
     monkeypatch.setattr(tfds_source, "_tensorflow_available", lambda: False)

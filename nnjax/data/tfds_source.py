@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import logging
 import os
 import pathlib
 import socket
@@ -71,6 +73,25 @@ def _tensorflow_available() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
+class _DropTfdsChatter(logging.Filter):
+    """Drops TFDS's warnings and info (e.g. "Variant folder … has no dataset_info.json" for
+    a dataset not downloaded yet): our own errors say what matters, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "tensorflow_datasets" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+    """While open, TFDS logs (through absl's logger) only its errors."""
+    logger, chatter = logging.getLogger("absl"), _DropTfdsChatter()
+    logger.addFilter(chatter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(chatter)
+
+
 def _read_source(src, image_key: str, label_key: str, image_shape, n: int):
     """Reads all ``n`` records of a TFDS data source into uint8/int32 arrays."""
     images = np.empty((n, *image_shape), dtype=np.uint8)
@@ -87,12 +108,14 @@ def _read_source(src, image_key: str, label_key: str, image_shape, n: int):
 def load_tfds(name: str, tfds_dir: pathlib.Path, progress: Progress, validation_size: int) -> Dataset:
     label = f"tfds:{name}"
     tfds = _import_tfds()
-    try:
-        builder = tfds.builder(name, data_dir=os.fspath(tfds_dir), file_format="array_record")
-    except Exception as e:
-        raise DataError(
-            f"{label}: TFDS has no such dataset ({_one_line(e)}); see https://www.tensorflow.org/datasets/catalog"
-        ) from e
+    with _quiet_tfds():
+        try:
+            builder = tfds.builder(name, data_dir=os.fspath(tfds_dir), file_format="array_record")
+        except Exception as e:
+            raise DataError(
+                f"{label}: TFDS has no such dataset ({_one_line(e)}); see https://www.tensorflow.org/datasets/catalog"
+            ) from e
+        prepared = builder.is_prepared()
 
     features = builder.info.features
     image_key, label_key = tuple(builder.info.supervised_keys or ("image", "label"))[:2]
@@ -108,7 +131,7 @@ def load_tfds(name: str, tfds_dir: pathlib.Path, progress: Progress, validation_
             "use an MNIST-like dataset such as tfds:mnist or tfds:fashion_mnist"
         ) from e
 
-    if not builder.is_prepared():
+    if not prepared:
         build_cmd = f"tfds build {name} --file_format=array_record --data_dir={tfds_dir}"
         if not _network_available():
             raise DataError(
@@ -130,10 +153,11 @@ def load_tfds(name: str, tfds_dir: pathlib.Path, progress: Progress, validation_
             ) from e
 
     try:
-        train_src = builder.as_data_source(split="train")
-        test_src = builder.as_data_source(split="test")
-        x_train, y_train = _read_source(train_src, image_key, label_key, image_shape, len(train_src))
-        x_test, y_test = _read_source(test_src, image_key, label_key, image_shape, len(test_src))
+        with _quiet_tfds():
+            train_src = builder.as_data_source(split="train")
+            test_src = builder.as_data_source(split="test")
+            x_train, y_train = _read_source(train_src, image_key, label_key, image_shape, len(train_src))
+            x_test, y_test = _read_source(test_src, image_key, label_key, image_shape, len(test_src))
     except DataError:
         raise
     except ImportError as e:
