@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.helpers import assert_failed_with_one_error
@@ -112,6 +113,41 @@ def test_book_chapter1_run_reaches_94_5_percent(tmp_path):
     assert "Best: epoch" in result.stdout
     # JAX's INFO log (on a CPU machine, its failed search for a TPU) is not shown
     assert "xla_bridge.py" not in result.stderr, result.stderr
+
+
+def test_validation_monitoring_and_l1_reach_the_run(tmp_path):
+    """--eval_split=validation scores the 10,000 validation images, --monitor reports the
+    book's costs with --l1's term, --gradient_norms one norm per hidden layer: the
+    numbers recomputed in NumPy from the saved network (the last epoch)."""
+    from nnjax import data
+    metrics, saved = tmp_path / "m.jsonl", tmp_path / "net.json"
+    result = run_mnist("--train_size=1000", "--epochs=2", "--eval_split=validation",
+                       "--cost=cross_entropy", "--eta=0.5", "--l1=1", "--monitor",
+                       "--gradient_norms=100", f"--metrics_out={metrics}", f"--save={saved}")
+    assert result.returncode == 0, result.stderr
+    assert "L1 λ=1" in result.stdout and "1000 training, 10000 validation images" in result.stdout
+    last = [json.loads(line) for line in metrics.read_text().splitlines()][-1]
+    net = json.loads(saved.read_text())
+    weights = [np.asarray(w, np.float64) for w in net["weights"]]
+    biases = [np.asarray(b, np.float64).ravel() for b in net["biases"]]
+
+    def output(x):
+        for w, b in zip(weights, biases):
+            x = 1 / (1 + np.exp(-(x @ w.T + b)))
+        return x
+
+    def cost(x, y):  # network2's total_cost: cross-entropy plus (λ/len(data)) Σ|w|
+        a, target = output(x), np.eye(10)[y]
+        plain = np.mean(np.sum(-target * np.log(a) - (1 - target) * np.log(1 - a), axis=1))
+        return plain + (1.0 / len(y)) * sum(np.abs(w).sum() for w in weights)
+
+    mnist = data.load("mnist", progress=None)
+    val, train = mnist.validation, mnist.train
+    assert last["total"] == 10000 and len(last["gradient_norms"]) == 1
+    assert last["correct"] == int(np.sum(np.argmax(output(val.x), 1) == val.y))
+    assert last["training_correct"] == int(np.sum(np.argmax(output(train.x[:1000]), 1) == train.y[:1000]))
+    assert last["evaluation_cost"] == pytest.approx(cost(val.x, val.y), rel=1e-4)
+    assert last["training_cost"] == pytest.approx(cost(train.x[:1000], train.y[:1000]), rel=1e-4)
 
 
 def test_book_chapter3_l2_run_reaches_96_percent():

@@ -65,22 +65,49 @@ def test_bad_flags_are_one_line_errors(flags, names, tmp_path):
     assert_failed_with_one_error(out, names.format(tmp=tmp_path))
 
 
+def write_idx(directory, classes=3):
+    """An IDX dataset of random 8×8 images in ``directory``: 10,100 training images (the
+    last 10,000 are validation) and 50 test images, labels in [0, classes)."""
+    rng = np.random.default_rng(0)
+    for stem, n in (("train", 10_100), ("t10k", 50)):
+        images = rng.integers(0, 256, size=(n, 8, 8), dtype=np.uint8)
+        labels = rng.integers(0, classes, size=n, dtype=np.uint8)
+        for kind, arr in (("images", images), ("labels", labels)):
+            header = struct.pack(">I", 0x0800 | arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+            (directory / f"{stem}-{kind}-idx{arr.ndim}-ubyte").write_bytes(header + arr.tobytes())
+
+
 def test_softmax_takes_the_number_of_classes_of_the_data(tmp_path):
     """A 3-class IDX dataset (8×8 images): "softmax" has 3 outputs and trains; "softmax:10",
     right for MNIST, is refused there, naming --layers."""
-    rng = np.random.default_rng(0)
-    for stem, n in (("train", 10_100), ("t10k", 50)):      # 10,000 of train: validation
-        images = rng.integers(0, 256, size=(n, 8, 8), dtype=np.uint8)
-        labels = rng.integers(0, 3, size=n, dtype=np.uint8)
-        for kind, arr in (("images", images), ("labels", labels)):
-            header = struct.pack(">I", 0x0800 | arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
-            (tmp_path / f"{stem}-{kind}-idx{arr.ndim}-ubyte").write_bytes(header + arr.tobytes())
+    write_idx(tmp_path)
     small = [f"--dataset=idx:{tmp_path}", "--train_size=100", "--epochs=1"]
     out = run_conv("--layers=fc:10,softmax", *small)
     assert out.returncode == 0, out.stderr
     assert "fully connected 10, sigmoid → softmax 3;" in out.stdout, out.stdout
     out = run_conv("--layers=fc:10,softmax:10", *small)
     assert_failed_with_one_error(out, "the softmax layer has 10 outputs, but idx:")
+
+
+def test_expand_trains_on_shifted_images(tmp_path):
+    """--expand=book trains on the 100 images and their four one-pixel shifts (500, taken
+    after --train_size); --expand=random on 100 images shifted afresh each epoch, so its
+    network differs from --expand=none's with the same seed."""
+    from nnjax import checkpoint
+    write_idx(tmp_path)
+    small = [f"--dataset=idx:{tmp_path}", "--layers=fc:10,softmax", "--train_size=100",
+             "--epochs=1", "--seed=3"]
+    trained = {}
+    for expand, says in (("book", "500 training images (expanded)"),
+                         ("random", "100 training images, random shifts"),
+                         ("none", "100 training images;")):
+        saved = tmp_path / f"{expand}.npz"
+        out = run_conv(*small, f"--expand={expand}", f"--save={saved}")
+        assert out.returncode == 0, out.stderr
+        assert says in out.stdout.replace("\n", ";"), out.stdout
+        trained[expand] = checkpoint.load_layers(saved)[0][0]
+    for other in ("book", "random"):
+        assert not np.allclose(trained[other][0]["w"], trained["none"][0]["w"])
 
 
 def test_matmul_precision_auto_is_tf32_on_gpus_only():

@@ -41,6 +41,11 @@ def test_ties_go_to_the_earliest_networks_class():
     assert vote([[3], [2], [2], [1], [1]]).tolist() == [2]     # 3 has fewer votes
 
 
+def test_votes_outside_the_classes_count_for_nothing():
+    assert vote([[12], [3], [12]]).tolist() == [3]
+    assert vote([[-1, 4], [-1, 4], [2, 10]], 10).tolist() == [2, 4]
+
+
 def test_one_network_is_its_own_vote():
     p = np.random.default_rng(0).integers(0, 10, (1, 50), dtype=np.int32)
     out = ensemble.plurality_vote(p, 10)

@@ -198,10 +198,18 @@ def test_network_shapes_follow_the_layers():
                                               (100, 10)]
     z = network3.apply(params, net, jnp.zeros((3, 784)), (28, 28, 1))
     assert z.shape == (3, 10)
+    # The softmax layer starts at zero (every prediction 0): perturb every parameter so
+    # that the predictions differ and a chunk out of order would show.
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(2), len(leaves))
+    params = jax.tree.unflatten(treedef, [p + 0.3 * jax.random.normal(k, p.shape)
+                                          for p, k in zip(leaves, keys)])
     x = jax.random.uniform(jax.random.key(1), (1203, 784))
-    np.testing.assert_array_equal(
-        network3.predict_all(params, x, layers=tuple(net), input_shape=(28, 28, 1)),
-        network3.predict(params, net, x, (28, 28, 1)))
+    expected = np.argmax(np.asarray(network3.apply(params, net, x, (28, 28, 1))), axis=1)
+    assert len(set(expected[:500].tolist())) > 1 and len(set(expected[1000:].tolist())) > 1
+    chunked = network3.predict_all(params, x, layers=tuple(net), input_shape=(28, 28, 1))
+    assert chunked.dtype == jnp.int32
+    np.testing.assert_array_equal(chunked, expected)  # 2 chunks of 500 and 203 left over
 
 
 @pytest.mark.parametrize("spec, words", [

@@ -16,11 +16,14 @@ def small_problem(n, sizes=(12, 6, 4), seed=0, dtype=jnp.float32):
     return params, x, y
 
 
-def book_epoch(params, x, y, perm, eta, m, cost=costs.quadratic, activation=activations.sigmoid):
+def book_epoch(params, x, y, perm, eta, m, cost=costs.quadratic, activation=activations.sigmoid,
+               lmbda=0.0, regularization="l2"):
     """The book's ``SGD`` inner loop in NumPy: mini-batches of m in ``perm`` order, the
     last one possibly smaller, each updating with η/len(mini_batch) times the summed
-    per-example gradients of ``backprop.backprop`` (the book's equations)."""
+    per-example gradients of ``backprop.backprop`` (the book's equations), and network2's
+    weight decay (1 − ηλ/n) w (L2) or w − (ηλ/n) sgn(w) (L1), n = len(x), biases undecayed."""
     params = jax.tree.map(np.asarray, params)
+    decay = eta * lmbda / len(x)
     n_out = params["biases"][-1].shape[0]
     for start in range(0, len(perm), m):
         batch = perm[start:start + m]
@@ -29,8 +32,30 @@ def book_epoch(params, x, y, perm, eta, m, cost=costs.quadratic, activation=acti
             g = backprop.backprop(params, x[i], costs.one_hot(y[i], n_out, x.dtype), cost,
                                   activation)
             sums = jax.tree.map(lambda s, gi: s + np.asarray(gi), sums, g)
-        params = jax.tree.map(lambda p, s: p - (eta / len(batch)) * s, params, sums)
+        weights = [(1 - decay) * w if regularization == "l2" else w - decay * np.sign(w)
+                   for w in params["weights"]]
+        params = {"weights": [w - (eta / len(batch)) * s for w, s in zip(weights, sums["weights"])],
+                  "biases": [b - (eta / len(batch)) * s for b, s in zip(params["biases"], sums["biases"])]}
     return params
+
+
+@pytest.mark.parametrize("regularization", ["l2", "l1"])
+def test_scanned_epoch_decays_weights_by_the_training_set_size(regularization):
+    """λ is divided by n, the training set's size (25), not the mini-batch's (10) nor the
+    number of mini-batches; biases are not decayed."""
+    with jax.enable_x64(True):
+        params, x, y = small_problem(25, dtype=jnp.float64)
+        key = jax.random.key(5)
+        full, rest = sgd.mini_batches(key, 25, 10)
+        perm = np.concatenate([np.asarray(full).ravel(), np.asarray(rest)])
+        got = sgd.sgd_epoch(params, x, y, key, 0.5, 10, costs.cross_entropy, lmbda=5.0,
+                            regularization=regularization, kernel="xla")
+        want = book_epoch(params, np.asarray(x), np.asarray(y), perm, 0.5, 10,
+                          costs.cross_entropy, lmbda=5.0, regularization=regularization)
+        plain = book_epoch(params, np.asarray(x), np.asarray(y), perm, 0.5, 10, costs.cross_entropy)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
+        assert not np.allclose(want["weights"][0], plain["weights"][0])  # the decay shows
 
 
 @pytest.mark.parametrize("n, m", [(60, 10), (23, 5), (7, 10)])
@@ -91,8 +116,18 @@ def test_train_reports_every_epoch():
                              on_epoch=seen.append)
     assert [r.epoch for r in seen] == [0, 1, 2] == [r.epoch for r in history.epochs]
     assert all(r.total == 20 and 0 <= r.correct <= 20 and r.seconds > 0 for r in seen)
-    assert history.best.correct == max(r.correct for r in seen)
+    best = max(r.correct for r in seen)
+    assert history.best.epoch == min(r.epoch for r in seen if r.correct == best)
     assert seen[0].as_dict()["accuracy"] == seen[0].correct / 20
+
+
+def test_history_best_is_the_first_of_tied_epochs():
+    """network.py's "Best: epoch N" is the first epoch with the highest count (chapter 6's
+    protocol, in train3, keeps the last)."""
+    history = train.History([train.EpochResult(k, correct, 100, 1.0, 0.1)
+                             for k, correct in enumerate([90, 95, 93, 95])], 0.0)
+    assert history.best.epoch == 1
+    assert train.History([], 0.0).best is None
 
 
 def test_evaluate_counts_correct_predictions():
