@@ -209,7 +209,7 @@ def run() -> None:
     precision = matmul_precision(FLAGS.matmul_precision, jax.default_backend())
     gpu = jax.default_backend() == "gpu"
     print(f"nnjax: {layers.describe(net_layers)}; η={FLAGS.eta:g}, λ={FLAGS.l2:g} (network3), "
-          f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs, "
+          f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
           f"{k} network{'s' * (k > 1)} ({strategy}) on {jax.default_backend()}"
           f"{' (TF32 products where the GPU has them)' * (precision == 'default' and gpu)}"
           f"{f' ({n_devices} devices, data parallel)' if mesh else ''}; "
@@ -327,7 +327,8 @@ def resume(networks, device: str):
             net.params, net.opt_state, net.best_params = params, opt_state, best_params
             net.epochs = [train.EpochResult.from_dict(e) for e in epochs]
             net.best = net.epochs[best]
-        print(f"Resuming from {path} after {len(networks[0].epochs)} epochs.", flush=True)
+        print(f"Resuming from {path} after {len(networks[0].epochs)} "
+              f"epoch{'s' * (len(networks[0].epochs) != 1)}.", flush=True)
     else:
         devices = []
 

@@ -182,12 +182,16 @@ def run() -> None:
     regularised = (f", L2 λ={FLAGS.l2:g}" if FLAGS.l2 else "") + (
         f", L1 λ={FLAGS.l1:g}" if FLAGS.l1 else "") + (
         f", momentum {FLAGS.momentum:g}" if FLAGS.momentum else "")
-    where = jax.default_backend() if mesh is None else (
+    # Which epoch program runs (the CPU kernel's and XLA's numbers differ by float rounding)
+    kernel = mesh is None and sgd.uses_cpu_kernel(
+        params, train_x, FLAGS.mini_batch_size, cost, activation, FLAGS.kernel,
+        "l1" if FLAGS.l1 > 0 else "l2", FLAGS.momentum)
+    where = jax.default_backend() + " (nnjax's CPU kernel)" * kernel if mesh is None else (
         f"{mesh.size} {jax.default_backend()} devices" + (
             f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""))
     say(f"nnjax: {sizes} {activation.name} network, {cost.name} cost, {FLAGS.init} "
         f"initialisation{regularised}, η={FLAGS.eta:g}, "
-        f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epochs on "
+        f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)} on "
         f"{where}; {dataset.name}: {n_train} training, "
         f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
 
@@ -216,7 +220,7 @@ def run() -> None:
                                  f"directory for every process (they found {found.tolist()} "
                                  "finished epochs)")
         if done:
-            say(f"Resuming from {run.path} after {len(done)} epochs.", flush=True)
+            say(f"Resuming from {run.path} after {len(done)} epoch{'s' * (len(done) != 1)}.", flush=True)
 
         def save_checkpoint(params, opt_state, results):
             if primary:
@@ -265,7 +269,7 @@ def run() -> None:
     best, last = history.best, history.epochs[-1]
     say(f"Best: epoch {best.epoch}, {best.correct} / {best.total} ({100 * best.accuracy:.2f}%)."
         f" Final: {last.correct} / {last.total} ({100 * last.accuracy:.2f}%)."
-        f" {len(history.epochs)} epochs in {history.train_seconds:.1f} s"
+        f" {len(history.epochs)} epoch{'s' * (len(history.epochs) != 1)} in {history.train_seconds:.1f} s"
         f" (+{history.compile_seconds:.1f} s compile).")
 
 

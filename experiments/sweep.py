@@ -175,7 +175,7 @@ def run() -> None:
     strategy = sweep.pick_strategy(FLAGS.strategy, sizes, FLAGS.mini_batch_size, cost,
                                    activation, FLAGS.kernel)
     title = (f"{sizes} {activation.name}, {cost.name} cost, {FLAGS.init} init, mini-batch "
-             f"{FLAGS.mini_batch_size}, {FLAGS.epochs} epochs, {len(parsed['seeds'])} seeds"
+             f"{FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, {len(parsed['seeds'])} seeds"
              + (f", η = {parsed['etas'][0]:g}" if len(parsed["etas"]) == 1 else "")
              + (f", λ = {parsed['lmbdas'][0]:g}" if len(parsed["lmbdas"]) == 1 else "")
              + (f", n = {train_sizes[0]}" if len(train_sizes) == 1 else ""))

@@ -4,7 +4,10 @@
 ``sizes``, ``weights`` (lists of rows), ``biases`` (column vectors, lists of one-element
 lists) and ``cost`` (``"QuadraticCost"`` or ``"CrossEntropyCost"``), plus nnjax's own
 ``"nnjax"`` entry (cost and activation by nnjax's names). Files written by the book's code
-load, and the book's code loads files written here.
+load here. The book's ``network2.load`` reads the files of sigmoid networks with the
+quadratic or cross-entropy cost written here; it knows no other cost (a log-likelihood
+network's file fails there) and ignores the ``"nnjax"`` entry (a tanh or ReLU network's
+file would run as sigmoid there).
 
 ``write_checkpoint``/``read_checkpoint`` keep a training run's state after every epoch in
 one ``.npz`` file: the exact float32 parameters, the epochs so far and the settings of the
@@ -65,7 +68,11 @@ def save(path, params, cost: costs.Cost = costs.quadratic,
 def load(path, dtype=np.float32):
     """Reads a network saved by ``save`` or by the book's ``network2.py``.
 
-    Returns ``(params, cost, activation)``; raises CheckpointError naming the file.
+    Returns ``(params, cost, activation)``: ``params["weights"][l]`` a NumPy array of
+    ``dtype`` shaped (sizes[l+1], sizes[l]), ``params["biases"][l]`` (sizes[l+1],) (pass
+    them to ``jax.tree.map(jnp.asarray, params)`` for JAX arrays); the ``costs.Cost`` and
+    ``activations.Activation`` it was trained with (the book's files: sigmoid, and
+    quadratic where they name no cost). Raises CheckpointError naming the file.
     """
     try:
         with open(path) as f:

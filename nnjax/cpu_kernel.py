@@ -11,9 +11,10 @@ float additions and the kernel's own e^x (within about 1 ulp; the tests compare 
 
 The source is compiled on first use with the system's C++ compiler (``$CXX``, else
 ``c++``/``g++``/``clang++``), for this machine's CPU, into the cache directory
-(``$NNJAX_DATA_DIR/kernels`` or ``~/.cache/nnjax/kernels``), and reused after that. With
-no compiler, or if the build fails, nnjax says so once and uses the pure-JAX epoch.
-``NNJAX_CPU_KERNEL=0`` turns the kernel off.
+(``kernels/`` in the data directory: ``$NNJAX_DATA_DIR``, else ``$XDG_CACHE_HOME/nnjax``,
+else ``~/.cache/nnjax``), and reused after that. With no compiler, or if the build fails,
+nnjax says so once and uses the pure-JAX epoch. ``NNJAX_CPU_KERNEL=0`` turns the kernel off;
+it is read once, at the kernel's first use in a process.
 """
 
 import ctypes

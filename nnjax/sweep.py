@@ -126,6 +126,8 @@ def grid(seeds: Sequence[int], etas: Sequence[float], lmbdas: Sequence[float],
 
 @dataclasses.dataclass(frozen=True)
 class NetworkResult:
+    """One network of a sweep: its setting, its score after every epoch and, if kept, its
+    parameters. The accuracies are fractions in [0, 1]."""
     setting: Setting
     correct: tuple      # evaluation examples classified correctly after each epoch
     total: int          # evaluation examples
@@ -138,10 +140,12 @@ class NetworkResult:
 
     @property
     def best_accuracy(self) -> float:
+        """The best epoch's accuracy, a fraction in [0, 1]."""
         return self.correct[self.best_epoch] / self.total
 
     @property
     def final_accuracy(self) -> float:
+        """The last epoch's accuracy, a fraction in [0, 1]."""
         return self.correct[-1] / self.total
 
     def as_dict(self) -> dict:

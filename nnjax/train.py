@@ -19,6 +19,8 @@ from nnjax import activations, backprop, costs, network, parallel, sgd, stopping
 
 @dataclasses.dataclass(frozen=True)
 class EpochResult:
+    """What one epoch of training reports: its evaluation score, its time and η, and the
+    optional lists of monitoring, chapter 5 and chapter 6 (None where not asked for)."""
     epoch: int          # 0-based, as the book prints it
     correct: int        # evaluation examples classified correctly
     total: int          # evaluation examples
@@ -37,9 +39,12 @@ class EpochResult:
 
     @property
     def accuracy(self) -> float:
+        """``correct / total``, a fraction in [0, 1] (NaN with no evaluation examples)."""
         return self.correct / self.total if self.total else float("nan")
 
     def as_dict(self) -> dict:
+        """The fields that are set, plus ``accuracy`` (and ``training_accuracy`` with
+        monitoring): one line of a ``--metrics_out`` file."""
         fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
         if self.training_total:
             fields["training_accuracy"] = self.training_correct / self.training_total
@@ -54,6 +59,7 @@ class EpochResult:
 
 @dataclasses.dataclass(frozen=True)
 class History:
+    """A training run: its epochs in order, the compile time and, if it stopped early, why."""
     epochs: list            # [EpochResult, ...]
     compile_seconds: float  # compiling the epoch program, before the first epoch
     stopped: str = ""       # why training ended before the last epoch, if it did
@@ -65,6 +71,7 @@ class History:
 
     @property
     def train_seconds(self) -> float:
+        """The epochs' training time in seconds, compilation and evaluation excluded."""
         return sum(r.seconds for r in self.epochs)
 
 

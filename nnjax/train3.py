@@ -49,7 +49,8 @@ def sgd_epoch(params, opt_state, x, y, key, eta, lmbda, *, layers, input_shape,
 
     ``key`` decides the shuffle, the dropout masks and (``random_shifts``: each image of each
     mini-batch replaced by itself or one of its four one-pixel shifts, drawn afresh) the data
-    augmentation. ``lmbda`` is network3's λ: the decay per step is λ / (n // m).
+    augmentation. ``lmbda`` is network3's λ: each step shrinks the weights by
+    the factor 1 − η·λ / (n // m), n // m being the number of mini-batches.
 
     With a ``mesh`` (``nnjax.parallel.make_mesh``), every mini-batch is split over its
     devices along the batch axis and XLA partitions the step (GSPMD): each device computes

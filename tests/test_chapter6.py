@@ -397,7 +397,7 @@ def test_a_run_started_again_counts_by_its_latest_start(tmp_path):
     what its final accuracy was."""
     header = "nnjax: conv-pool 2 5×5, ...\n"
     write_run(tmp_path / "relu_s0", log=header + "Final test accuracy 95.00%.\n" + header
-              + "Resuming from ... after 1 epochs.\nFinal test accuracy 97.00%.\nTrained in 1 s.\n")
+              + "Resuming from ... after 1 epoch.\nFinal test accuracy 97.00%.\nTrained in 1 s.\n")
     write_run(tmp_path / "relu_s1", log=header + FINISHED + header + "Epoch 0: ...\n")
     out = run_table("--table_only", "--rows=relu", "--seeds=2", f"--dir={tmp_path}")
     assert out.returncode == 0, out.stderr

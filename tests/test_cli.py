@@ -111,6 +111,8 @@ def test_book_chapter1_run_reaches_94_5_percent(tmp_path):
         assert f"Epoch {l['epoch']}: {l['correct']} / 10000" in result.stdout
     assert max(l["correct"] for l in lines) >= 9450, [l["correct"] for l in lines]
     assert "Best: epoch" in result.stdout
+    header = result.stdout.splitlines()[0]
+    assert "30 epochs on cpu (nnjax's CPU kernel)" in header or " on cpu" not in header, header
     # JAX's INFO log (on a CPU machine, its failed search for a TPU) is not shown
     assert "xla_bridge.py" not in result.stderr, result.stderr
 
@@ -126,6 +128,7 @@ def test_validation_monitoring_and_l1_reach_the_run(tmp_path):
                        "--gradient_norms=100", f"--metrics_out={metrics}", f"--save={saved}")
     assert result.returncode == 0, result.stderr
     assert "L1 λ=1" in result.stdout and "1000 training, 10000 validation images" in result.stdout
+    assert "2 epochs on cpu;" in result.stdout or " on cpu" not in result.stdout  # no kernel for L1
     last = [json.loads(line) for line in metrics.read_text().splitlines()][-1]
     net = json.loads(saved.read_text())
     weights = [np.asarray(w, np.float64) for w in net["weights"]]

@@ -26,6 +26,23 @@ def max_difference(a, b):
     return max(float(jnp.max(jnp.abs(u - v))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+def test_uses_cpu_kernel_says_which_epoch_runs():
+    """What the runner's header reports: the kernel for chapter 1's run, XLA for what the
+    kernel does not do."""
+    params, x, _ = problem(40, [12, 6, 4])
+    assert sgd.uses_cpu_kernel(params, x, 10)
+    assert sgd.uses_cpu_kernel(params, x, 10, costs.cross_entropy)
+    assert not sgd.uses_cpu_kernel(params, x, 10, kernel="xla")
+    assert not sgd.uses_cpu_kernel(params, x, 10, regularization="l1")
+    assert not sgd.uses_cpu_kernel(params, x, 10, momentum=0.5)
+    assert not sgd.uses_cpu_kernel(params, x, 10, costs.log_likelihood)
+    assert not sgd.uses_cpu_kernel(params, x, 10, activation=activations.relu)
+    assert not sgd.uses_cpu_kernel(params, x, 41)          # no full mini-batch
+    assert not sgd.uses_cpu_kernel(params, x, 33)          # more than the kernel takes
+    deep, _, _ = problem(40, [12, 6, 5, 4])
+    assert not sgd.uses_cpu_kernel(deep, x, 10)
+
+
 @pytest.mark.parametrize("sizes, n, m, cost", [
     ([784, 30, 10], 200, 10, costs.quadratic),      # the book's chapter 1 network
     ([784, 30, 10], 200, 10, costs.cross_entropy),  # and chapter 3's

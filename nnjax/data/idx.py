@@ -20,7 +20,9 @@ _IDX_UBYTE = 0x08
 
 
 def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
-    """Reads an (optionally gzipped) IDX file of unsigned bytes with ``ndim`` dims."""
+    """Reads an (optionally gzipped) IDX file of unsigned bytes with ``ndim`` dims: a
+    read-only uint8 array shaped as the file's header says (copy it to change it). Raises
+    DataError naming the file."""
     path = pathlib.Path(path)
     try:
         with open(path, "rb") as f:
@@ -77,6 +79,9 @@ def _read_idx_pair(directory: pathlib.Path, prefix: str):
 
 
 def load_idx_dir(directory: pathlib.Path, validation_size: int) -> Dataset:
+    """The ``train-``/``t10k-`` IDX image and label files in ``directory`` as a ``Dataset``:
+    x float32 (N, H·W) in [0, 1], y int32 (N,), the last ``validation_size`` training images
+    held out for validation. Raises DataError naming the directory or file."""
     label = f"idx:{directory}"
     if not directory.is_dir():
         raise DataError(f"{label}: {directory} is not a directory; pass idx:DIR with the IDX files in DIR")

@@ -106,6 +106,10 @@ def _read_source(src, image_key: str, label_key: str, image_shape, n: int):
 
 
 def load_tfds(name: str, tfds_dir: pathlib.Path, progress: Progress, validation_size: int) -> Dataset:
+    """The TFDS dataset ``name`` from ``tfds_dir`` (downloaded and prepared there first
+    where the network and TensorFlow allow) as a ``Dataset``: x float32 (N, H·W·C) in
+    [0, 1], y int32 (N,), the last ``validation_size`` training images held out for
+    validation. Raises DataError saying what to do."""
     label = f"tfds:{name}"
     tfds = _import_tfds()
     with _quiet_tfds():
