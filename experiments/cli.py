@@ -148,6 +148,22 @@ def parse_devices(text: str):
     return n
 
 
+def device_mesh(devices, mini_batch_size: int):
+    """The mesh that ``--devices`` (``"all"`` or a positive int) asks for, or None for one
+    device on one process. Raises UsageError naming --devices or --mini_batch_size."""
+    import jax
+    from nnjax import parallel
+    try:
+        n = parallel.device_count(devices)
+    except ValueError as e:
+        hint = " (use --devices=all)" if "processes" in str(e) else ""
+        raise UsageError(f"--{e}{hint}") from None
+    if mini_batch_size % n:
+        raise UsageError(f"--mini_batch_size={mini_batch_size} is not divisible by "
+                         f"--devices={devices} ({n} devices)")
+    return None if n == 1 and jax.process_count() == 1 else parallel.make_mesh(n)
+
+
 # --data_dir's help, for every runner and benchmark (nnjax.data.default_data_dir's order).
 DATA_DIR_HELP = ("Where datasets are cached (default $NNJAX_DATA_DIR, else "
                  "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")

@@ -17,7 +17,7 @@ import json
 from absl import app, flags
 
 from experiments.cli import (MAX_SEED, PRECISIONS, SEED_BOUNDS, UsageError,
-                             check_predictions_out, check_writable, define_data_flags,
+                             check_predictions_out, check_writable, define_data_flags, device_mesh,
                              matmul_precision, open_metrics, parse_devices, run_guarded)
 from nnjax import presets
 
@@ -164,16 +164,9 @@ def run() -> None:
     net_layers = check_flags()
     import jax
     import numpy as np
-    from nnjax import checkpoint, data, ensemble, expand, layers, network3, parallel, train3
+    from nnjax import checkpoint, data, ensemble, expand, layers, network3, train3
 
-    n_devices = jax.device_count() if FLAGS.devices == "all" else int(FLAGS.devices)
-    if n_devices > jax.device_count():
-        raise UsageError(f"--devices={n_devices} but only {jax.device_count()} "
-                         f"{jax.default_backend()} devices are available")
-    if FLAGS.mini_batch_size % n_devices:
-        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by "
-                         f"--devices={FLAGS.devices} ({n_devices} devices)")
-    mesh = parallel.make_mesh(n_devices) if n_devices > 1 else None
+    mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     shape = image_shape(dataset.train.x.shape[1], FLAGS.dataset)
@@ -212,7 +205,7 @@ def run() -> None:
           f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
           f"{k} network{'s' * (k > 1)} ({strategy}) on {jax.default_backend()}"
           f"{' (TF32 products where the GPU has them)' * (precision == 'default' and gpu)}"
-          f"{f' ({n_devices} devices, data parallel)' if mesh else ''}; "
+          f"{f' ({mesh.size} devices, data parallel)' if mesh else ''}; "
           f"{dataset.name}: {len(train_y)} training images"
           f"{' (expanded)' if FLAGS.expand == 'book' else ''}"
           f"{', random shifts' if FLAGS.expand == 'random' else ''}", flush=True)

@@ -17,8 +17,8 @@ import json
 from absl import app, flags
 
 from experiments.cli import (SEED_BOUNDS, UsageError, check_writable, define_data_flags,
-                             define_network_flags, open_metrics, parse_devices, parse_hidden,
-                             run_guarded)
+                             define_network_flags, device_mesh, open_metrics, parse_devices,
+                             parse_hidden, run_guarded)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
@@ -131,21 +131,6 @@ def start_processes(jax) -> None:
                          f"process {FLAGS.process_id} of {FLAGS.num_processes}: {first}") from None
 
 
-def device_mesh(jax, parallel):
-    """The mesh ``--devices`` asks for, or None for one device on one process."""
-    n = jax.device_count() if FLAGS.devices == "all" else int(FLAGS.devices)
-    if n > jax.device_count():
-        raise UsageError(f"--devices={n} but only {jax.device_count()} "
-                         f"{jax.default_backend()} devices are available")
-    if n % jax.process_count():
-        raise UsageError(f"--devices={n} is not a multiple of the {jax.process_count()} "
-                         "processes (use --devices=all)")
-    if FLAGS.mini_batch_size % n:
-        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by "
-                         f"--devices={FLAGS.devices} ({n} devices)")
-    return None if n == 1 and jax.process_count() == 1 else parallel.make_mesh(n)
-
-
 # The flags that decide a run's trajectory: a checkpoint resumes only a run with the same.
 TRAINING_FLAGS = ("hidden", "mini_batch_size", "eta", "seed", "dataset", "eval_split", "cost",
                   "activation", "init", "l2", "l1", "momentum", "train_size",
@@ -157,10 +142,10 @@ def run() -> None:
     # Imported here so that `--help` and flag errors answer at once.
     import jax
     start_processes(jax)
-    from nnjax import (activations, backprop, checkpoint, costs, data, network, parallel, sgd,
+    from nnjax import (activations, backprop, checkpoint, costs, data, network, sgd,
                        train)
 
-    mesh = device_mesh(jax, parallel)
+    mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
     primary = jax.process_index() == 0  # the one process that prints and writes files
     say = print if primary else (lambda *args, **kwargs: None)
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
