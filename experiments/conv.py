@@ -72,7 +72,7 @@ flags.DEFINE_integer("train_size", None, "Train on the first N training images o
                      "(before expansion).")
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per network and epoch.")
 flags.DEFINE_string("save", None, "Write the trained networks (.npz; "
-                    "nnjax.checkpoint.load_layers reads it back).")
+                    "nnjax.checkpoint.load_networks reads it back).")
 flags.DEFINE_string("checkpoint_dir", None, "Checkpoint after every epoch in this directory; "
                     "rerunning with the same flags resumes after the last finished epoch.")
 flags.DEFINE_string("predictions_out", None, "Write every network's classes for the test "

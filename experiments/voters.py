@@ -27,8 +27,7 @@ def load(paths):
     """``(dataset name, [Voter, ...])`` for the files ``paths``, in order: ``.json``
     predictions (``nnjax.predictions``) or ``.npz`` networks (``experiments.conv --save``).
     UsageError naming the file when one cannot be read or they are of different datasets."""
-    import jax
-    from nnjax import checkpoint, layers, predictions
+    from nnjax import checkpoint, predictions
     voters, datasets = [], {}
     for path in paths:
         if str(path).endswith(predictions.SUFFIX):
@@ -40,19 +39,17 @@ def load(paths):
             voters += [Voter(_label(path, i, len(record.names)), name, record=record, index=i)
                        for i, name in enumerate(record.names)]
             continue
-        saved, settings = checkpoint.load_layers(path)
         try:
-            num_classes = saved[0][-1]["w"].shape[-1]     # the softmax layer's outputs
-            net = tuple(layers.parse(settings["layers"], settings["activation"],
-                                     settings["dropout"], settings["dropout_kind"],
-                                     settings["init"], num_classes))
-            datasets.setdefault(settings["dataset"], path)
-        except (KeyError, IndexError, layers.LayerError) as e:
-            raise UsageError(f"{path}: not networks saved by experiments.conv --save ({e})") \
-                from None
+            net, saved, settings = checkpoint.load_networks(path)
+        except checkpoint.CheckpointError as e:
+            raise UsageError(str(e)) from None
+        if "dataset" not in settings:
+            raise UsageError(f"{path}: not networks saved by experiments.conv --save (its "
+                             "settings name no dataset)")
+        datasets.setdefault(settings["dataset"], path)
         for i, params in enumerate(saved):
             label = _label(path, i, len(saved))
-            voters.append(Voter(label, label, net=(net, jax.tree.map(jax.numpy.asarray, params))))
+            voters.append(Voter(label, label, net=(net, params)))
     if len(datasets) > 1:
         raise UsageError("the files were trained on different datasets: " + ", ".join(
             f"{name} ({path})" for name, path in datasets.items()))

@@ -24,7 +24,7 @@ import zipfile
 import jax
 import numpy as np
 
-from nnjax import activations, costs, network
+from nnjax import activations, costs, layers, network
 
 BOOK_COST_NAMES = {"quadratic": "QuadraticCost", "cross_entropy": "CrossEntropyCost"}
 
@@ -200,6 +200,27 @@ def load_layers(path):
         return networks, meta["settings"]
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"cannot read the networks in {path}: {e}") from None
+
+
+def load_networks(path):
+    """Chapter 6 networks saved by ``save_layers`` (``experiments.conv --save``), ready to
+    classify. Returns ``(net, networks, settings)``: the tuple of ``nnjax.layers.Layer``
+    that ``network3.apply`` and ``network3.predict_all`` take, one list of per-layer param
+    dicts (JAX arrays) per network, and the saved settings (the runner's flags, e.g.
+    ``settings["dataset"]``). Raises CheckpointError naming the file."""
+    networks, settings = load_layers(path)
+    try:
+        num_classes = networks[0][-1]["w"].shape[-1]       # the softmax layer's outputs
+        net = tuple(layers.parse(settings["layers"], settings["activation"],
+                                 settings["dropout"], settings["dropout_kind"],
+                                 settings["init"], num_classes))
+        if len(net) != len(networks[0]):
+            raise ValueError(f"{settings['layers']!r} has {len(net)} layers, the file "
+                             f"{len(networks[0])}")
+    except (KeyError, IndexError, TypeError, ValueError, layers.LayerError) as e:
+        raise CheckpointError(f"{path}: not networks saved by experiments.conv --save ({e})") \
+            from None
+    return net, [jax.tree.map(jax.numpy.asarray, params) for params in networks], settings
 
 
 def write_tree(path, tree, meta: dict) -> None:

@@ -69,6 +69,34 @@ def test_bad_files_are_reported_with_their_name(tmp_path):
         assert "pickle" not in str(e.value)
 
 
+def test_saved_chapter6_networks_load_ready_to_classify(tmp_path):
+    """save_layers → load_networks rebuilds the layers from the settings (the softmax
+    size from the arrays) and gives the same predictions, network by network."""
+    from nnjax import layers, network3
+    settings = {"layers": "conv:2:3x3,fc:6,softmax", "activation": "relu", "dropout": 0.5,
+                "dropout_kind": "book", "init": "book", "dataset": "idx:somewhere"}
+    net = tuple(layers.parse(settings["layers"], "relu", 0.5, "book", "book", 4))
+    keys = jax.random.split(jax.random.key(0), 2)
+    nets = [network3.init(k, net, (8, 8, 1)) for k in keys]
+    def perturb(params, key):               # the softmax layer starts at zero
+        leaves, treedef = jax.tree.flatten(params)
+        return jax.tree.unflatten(treedef, [a + jax.random.normal(k, a.shape) for a, k in
+                                            zip(leaves, jax.random.split(key, len(leaves)))])
+    nets = [perturb(n, jax.random.key(10 + i)) for i, n in enumerate(nets)]
+    x = jax.random.uniform(jax.random.key(2), (50, 64))
+    checkpoint.save_layers(tmp_path / "nets.npz", nets, settings)
+    loaded_net, loaded, loaded_settings = checkpoint.load_networks(tmp_path / "nets.npz")
+    assert loaded_settings == settings and len(loaded) == 2
+    assert [layer.name for layer in loaded_net] == [layer.name for layer in net]
+    for original, params in zip(nets, loaded):
+        want = network3.predict(original, net, x, (8, 8, 1))
+        assert len(set(want.tolist())) > 1
+        np.testing.assert_array_equal(network3.predict(params, loaded_net, x, (8, 8, 1)), want)
+    checkpoint.save_layers(tmp_path / "bad.npz", nets, {**settings, "layers": "fc:6,softmax"})
+    with pytest.raises(checkpoint.CheckpointError, match="bad.npz"):
+        checkpoint.load_networks(tmp_path / "bad.npz")   # layers that do not fit the arrays
+
+
 def test_checkpoint_round_trip_is_exact(tmp_path):
     params = network.init(jax.random.key(3), [9, 5, 2])
     path = tmp_path / "c.npz"
