@@ -60,12 +60,13 @@ def run(paths) -> None:
         print(f"Wrote the {FLAGS.split} predictions of the {n} network{'s' * (n > 1)} to "
               f"{FLAGS.predictions_out}.")
     votes = np.asarray(ensemble.plurality_vote(classes, dataset.num_classes))
-    spread = f" ± {100 * np.std(accuracies, ddof=1):.2f}%" if n > 1 else ""
-    print(f"{n} network{'s' * (n > 1)}, {FLAGS.split} accuracy "
-          f"{100 * np.mean(accuracies):.2f}%"
-          f"{spread} each. Their plurality vote: "
-          f"{100 * ensemble.vote_accuracy(votes, split.y):.2f}% "
-          f"({len(ensemble.misclassified(votes, split.y))} {FLAGS.split} digits wrong).")
+    wrong = f"({len(ensemble.misclassified(votes, split.y))} {FLAGS.split} digits wrong)"
+    if n == 1:                     # a vote of one is that network's classes
+        print(f"1 network, {FLAGS.split} accuracy {100 * accuracies[0]:.2f}% {wrong}.")
+    else:
+        print(f"{n} networks, {FLAGS.split} accuracy {100 * np.mean(accuracies):.2f} ± "
+              f"{100 * np.std(accuracies, ddof=1):.2f}% each. Their plurality vote: "
+              f"{100 * ensemble.vote_accuracy(votes, split.y):.2f}% {wrong}.")
     if FLAGS.misclassified_png:
         from experiments import conv_figures
         print(conv_figures.draw_mistakes(split.x, split.y, votes, FLAGS.misclassified_png,

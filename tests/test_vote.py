@@ -98,6 +98,18 @@ def test_vote_on_the_validation_split(tmp_path):
     assert re.search(r"vote: [\d.]+% \(\d+ validation digits wrong\)", out.stdout), out.stdout
 
 
+def test_one_network_is_reported_without_a_vote(tmp_path):
+    from nnjax import data, predictions
+    labels = data.load("mnist", progress=None).test.y
+    guesses = labels.copy()
+    guesses[:7] = (guesses[:7] + 1) % 10
+    predictions.save(tmp_path / "one.json", guesses[None], labels, "mnist", "test")
+    out = run_vote(str(tmp_path / "one.json"))
+    assert out.returncode == 0, out.stderr
+    assert "1 network, test accuracy 99.93% (7 test digits wrong)." in out.stdout, out.stdout
+    assert "vote" not in out.stdout
+
+
 def _mixed_datasets(tmp_path):
     from nnjax import checkpoint
     nets, settings = checkpoint.load_layers(tmp_path / "a.npz")
