@@ -95,7 +95,8 @@ def test_vote_on_the_validation_split(tmp_path):
     out = run_vote(str(tmp_path / "a.npz"), "--split=validation")
     assert out.returncode == 0, out.stderr
     assert re.search(r"a\.npz: validation accuracy [\d.]+%", out.stdout), out.stdout
-    assert re.search(r"vote: [\d.]+% \(\d+ validation digits wrong\)", out.stdout), out.stdout
+    assert re.search(r"1 network, validation accuracy [\d.]+% \(\d+ validation digits wrong\)",
+                     out.stdout), out.stdout
 
 
 def test_one_network_is_reported_without_a_vote(tmp_path):
