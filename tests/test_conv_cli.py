@@ -110,6 +110,28 @@ def test_expand_trains_on_shifted_images(tmp_path):
         assert not np.allclose(trained[other][0]["w"], trained["none"][0]["w"])
 
 
+def test_training_flags_reach_the_training(tmp_path):
+    """Each of --dropout_kind, --init, --momentum and --shuffle, changed alone, trains
+    another network than the same run without it: none is silently ignored."""
+    from nnjax import checkpoint
+    write_idx(tmp_path)
+    base = [f"--dataset=idx:{tmp_path}", "--layers=fc:10,softmax", "--dropout=0.2",
+            "--train_size=100", "--epochs=2", "--seed=1"]
+    trained, said = {}, {}
+    for change in ("", "--dropout_kind=inverted", "--init=corrected", "--momentum=0.5",
+                   "--noshuffle"):
+        saved = tmp_path / f"{change.strip('-').replace('=', '_') or 'base'}.npz"
+        out = run_conv(*base, *([change] if change else []), f"--save={saved}")
+        assert out.returncode == 0, out.stderr
+        trained[change] = checkpoint.load_layers(saved)[0][0][0]["w"]
+        said[change] = out.stdout.splitlines()[0]
+    assert "dropout 0.2 (book)" in said[""]
+    assert "dropout 0.2 (inverted)" in said["--dropout_kind=inverted"]
+    for change in ("--dropout_kind=inverted", "--init=corrected", "--momentum=0.5",
+                   "--noshuffle"):
+        assert not np.allclose(trained[change], trained[""]), change
+
+
 def test_matmul_precision_auto_is_tf32_on_gpus_only():
     from experiments.cli import matmul_precision
     assert matmul_precision("auto", "gpu") == "default"
