@@ -108,7 +108,7 @@ def test_one_network_is_reported_without_a_vote(tmp_path):
     out = run_vote(str(tmp_path / "one.json"))
     assert out.returncode == 0, out.stderr
     assert "1 network, test accuracy 99.93% (7 test digits wrong)." in out.stdout, out.stdout
-    assert "vote" not in out.stdout
+    assert "plurality" not in out.stdout
 
 
 def _mixed_datasets(tmp_path):

@@ -83,7 +83,9 @@ class _DropTfdsChatter(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet_tfds():
-    """While open, TFDS logs (through absl's logger) only its errors."""
+    """While open, TFDS logs (through absl's logger) only its errors, whatever the
+    verbosity: its warnings while nnjax looks for and reads a dataset repeat, less clearly,
+    what nnjax's own errors say (``tfds.builder`` directly shows them all)."""
     logger, chatter = logging.getLogger("absl"), _DropTfdsChatter()
     logger.addFilter(chatter)
     try:
