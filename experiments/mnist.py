@@ -167,10 +167,11 @@ def run() -> None:
     regularised = (f", L2 λ={FLAGS.l2:g}" if FLAGS.l2 else "") + (
         f", L1 λ={FLAGS.l1:g}" if FLAGS.l1 else "") + (
         f", momentum {FLAGS.momentum:g}" if FLAGS.momentum else "")
+    regularization = "l1" if FLAGS.l1 > 0 else "l2"
     # Which epoch program runs (the CPU kernel's and XLA's numbers differ by float rounding)
     kernel = mesh is None and sgd.uses_cpu_kernel(
         params, train_x, FLAGS.mini_batch_size, cost, activation, FLAGS.kernel,
-        "l1" if FLAGS.l1 > 0 else "l2", FLAGS.momentum)
+        regularization, FLAGS.momentum)
     where = jax.default_backend() + " (nnjax's CPU kernel)" * kernel if mesh is None else (
         f"{mesh.size} {jax.default_backend()} devices" + (
             f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""))
@@ -235,7 +236,7 @@ def run() -> None:
                                  epochs=FLAGS.epochs, mini_batch_size=FLAGS.mini_batch_size,
                                  eta=FLAGS.eta, key=shuffle_key, cost=cost,
                                  activation=activation, lmbda=FLAGS.l2 or FLAGS.l1,
-                                 regularization="l1" if FLAGS.l1 > 0 else "l2",
+                                 regularization=regularization,
                                  momentum=FLAGS.momentum, opt_state=opt_state,
                                  eval_data=(eval_split.x, eval_split.y), kernel=FLAGS.kernel,
                                  matmul_precision=FLAGS.matmul_precision,
