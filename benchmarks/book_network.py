@@ -1,3 +1,29 @@
+# Transcribed from the book's src/network.py
+# (https://github.com/mnielsen/neural-networks-and-deep-learning), under its licence:
+#
+# MIT License
+#
+# Copyright (c) 2012-2022 Michael Nielsen
+#
+# Permission is hereby granted, free of charge, to any person obtaining
+# a copy of this software and associated documentation files (the
+# "Software"), to deal in the Software without restriction, including
+# without limitation the rights to use, copy, modify, merge, publish,
+# distribute, sublicense, and/or sell copies of the Software, and to
+# permit persons to whom the Software is furnished to do so, subject to
+# the following conditions:
+#
+# The above copyright notice and this permission notice shall be
+# included in all copies or substantial portions of the Software.
+#
+# THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND,
+# EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF
+# MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+# NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE
+# LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION
+# OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION
+# WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+
 """A faithful NumPy transcription of the book's chapter 1 ``network.py`` (Python 3).
 
 Column vectors, float64, one example at a time through backprop and a Python sum over the
@@ -33,7 +59,7 @@ class Network:
         rng.shuffle(training_data)
         n = len(training_data)
         for k in range(0, n, mini_batch_size):
-            self.update_mini_batch(training_data[k:k + mini_batch_size], eta)
+            self.update_mini_batch(training_data[k : k + mini_batch_size], eta)
 
     def update_mini_batch(self, mini_batch, eta):
         nabla_b = [np.zeros(b.shape) for b in self.biases]

@@ -22,35 +22,53 @@ from absl import app, flags
 from experiments.cli import UsageError, run_guarded
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("images", 5000, "Training images per timed epoch (scaled to 50,000).",
-                     lower_bound=1, upper_bound=50000)
-flags.DEFINE_integer("repeats", 3, "Timed epochs per variant (the median is printed).",
-                     lower_bound=1)
+flags.DEFINE_integer(
+    "images",
+    5000,
+    "Training images per timed epoch (scaled to 50,000).",
+    lower_bound=1,
+    upper_bound=50000,
+)
+flags.DEFINE_integer(
+    "repeats", 3, "Timed epochs per variant (the median is printed).", lower_bound=1
+)
 flags.DEFINE_list("nets", ["conv2", "dropout"], "Presets of experiments.conv to time.")
-flags.DEFINE_list("convolution", ["xla", "auto"], "How the conv-pool layers convolve, as "
-                  "experiments.conv --convolution: xla: XLA's convolution (cuDNN on GPUs); "
-                  "im2col: one matrix product over the unrolled patches; auto: nnjax's "
-                  "default, im2col on CPUs and CUDA GPUs, xla elsewhere.")
-flags.DEFINE_list("unroll", ["1"], "Steps per iteration of the epoch's loop "
-                  "(train3.sgd_epoch's unroll); each value is timed.")
+flags.DEFINE_list(
+    "convolution",
+    ["xla", "auto"],
+    "How the conv-pool layers convolve, as "
+    "experiments.conv --convolution: xla: XLA's convolution (cuDNN on GPUs); "
+    "im2col: one matrix product over the unrolled patches; auto: nnjax's "
+    "default, im2col on CPUs and CUDA GPUs, xla elsewhere.",
+)
+flags.DEFINE_list(
+    "unroll",
+    ["1"],
+    "Steps per iteration of the epoch's loop (train3.sgd_epoch's unroll); each value is timed.",
+)
 flags.DEFINE_list("networks", ["1"], "Networks trained at once (vmap); each value is timed.")
-flags.DEFINE_list("matmul_precision", ["highest"], "highest (float32 products) or default "
-                  "(TF32 on recent GPUs: what experiments.conv's auto uses there); each value "
-                  "is timed.")
+flags.DEFINE_list(
+    "matmul_precision",
+    ["highest"],
+    "highest (float32 products) or default "
+    "(TF32 on recent GPUs: what experiments.conv's auto uses there); each value "
+    "is timed.",
+)
 
 
 def check_flags() -> None:
     """Raises UsageError naming the flag whose value cannot be timed."""
     from nnjax.conv import CONVOLUTIONS
     from nnjax.presets import CHAPTER6
+
     for name in FLAGS.nets:
         if name not in CHAPTER6:
-            raise UsageError(f"--nets: unknown preset {name!r}; one of "
-                                 f"{', '.join(CHAPTER6)}")
+            raise UsageError(f"--nets: unknown preset {name!r}; one of {', '.join(CHAPTER6)}")
     for variant in FLAGS.convolution:
         if variant not in CONVOLUTIONS:
-            raise UsageError(f"--convolution: unknown {variant!r}; one of "
-                                 f"{', '.join(CONVOLUTIONS)}")
+            raise UsageError(
+                f"--convolution: unknown {variant!r}; one of {', '.join(CONVOLUTIONS)}"
+            )
     for flag in ("unroll", "networks"):
         for value in FLAGS[flag].value:
             if not value.isdigit() or int(value) < 1:
@@ -67,30 +85,56 @@ def main(argv):
 def run():
     check_flags()
     import jax
-    from nnjax.presets import CHAPTER6 as PRESETS
+
     from nnjax import data, layers, network3, train3
+    from nnjax.presets import CHAPTER6 as PRESETS
 
     ds = data.load("mnist", progress=None)
-    x, y = jax.device_put(ds.train.x[:FLAGS.images]), jax.device_put(ds.train.y[:FLAGS.images])
-    print(f"{jax.default_backend()}, {jax.device_count()} device(s); {FLAGS.images} images "
-          "per timed epoch, scaled to 50,000; mini-batch 10")
+    x, y = jax.device_put(ds.train.x[: FLAGS.images]), jax.device_put(ds.train.y[: FLAGS.images])
+    print(
+        f"{jax.default_backend()}, {jax.device_count()} device(s); {FLAGS.images} images "
+        "per timed epoch, scaled to 50,000; mini-batch 10"
+    )
     for name in FLAGS.nets:
         settings = PRESETS[name][2]
         for variant, unroll, k, precision in itertools.product(
-                FLAGS.convolution, map(int, FLAGS.unroll), map(int, FLAGS.networks),
-                FLAGS.matmul_precision):
-            net = tuple(layers.parse(settings["layers"], settings.get("activation", "sigmoid"),
-                                     settings.get("dropout", 0.0), convolution=variant))
+            FLAGS.convolution,
+            map(int, FLAGS.unroll),
+            map(int, FLAGS.networks),
+            FLAGS.matmul_precision,
+        ):
+            net = tuple(
+                layers.parse(
+                    settings["layers"],
+                    settings.get("activation", "sigmoid"),
+                    settings.get("dropout", 0.0),
+                    convolution=variant,
+                )
+            )
             params = [network3.init(jax.random.key(i), net, (28, 28, 1)) for i in range(k)]
             args = [params[0], train3.init_state(params[0])]
-            epoch = lambda p, s, key: train3.sgd_epoch(
-                p, s, x, y, key, 0.03, 0.1, layers=net, input_shape=(28, 28, 1),
-                mini_batch_size=10, unroll=unroll)
-            keys = lambda r: jax.random.key(r)
+
+            def epoch(p, s, key, net=net, unroll=unroll):
+                return train3.sgd_epoch(
+                    p,
+                    s,
+                    x,
+                    y,
+                    key,
+                    0.03,
+                    0.1,
+                    layers=net,
+                    input_shape=(28, 28, 1),
+                    mini_batch_size=10,
+                    unroll=unroll,
+                )
+
+            def keys(r, k=k):
+                return jax.random.split(jax.random.key(r), k) if k > 1 else jax.random.key(r)
+
             if k > 1:
                 args = [train3.stack(params), train3.stack([train3.init_state(p) for p in params])]
                 epoch = jax.vmap(epoch)
-                keys = lambda r: jax.random.split(jax.random.key(r), k)
             with jax.default_matmul_precision(precision):
                 start = time.perf_counter()
                 compiled = jax.jit(epoch).lower(*args, keys(0)).compile()
@@ -101,12 +145,23 @@ def run():
                 jax.block_until_ready(compiled(*args, keys(r)))
                 times.append(time.perf_counter() - start)
             per_epoch = statistics.median(times) * 50000 / FLAGS.images
-            label = ", ".join([variant] + [f"{what} {value}" for what, value, values in (
-                ("unroll", unroll, FLAGS.unroll), ("networks", k, FLAGS.networks),
-                ("precision", precision, FLAGS.matmul_precision)) if len(values) > 1])
-            print(f"{name:8} {label:36} {per_epoch:8.1f} s per 50,000-image epoch, "
-                  f"{1e6 * per_epoch / 5000:6.0f} µs per step (compile {compile_s:.1f} s)",
-                  flush=True)
+            label = ", ".join(
+                [variant]
+                + [
+                    f"{what} {value}"
+                    for what, value, values in (
+                        ("unroll", unroll, FLAGS.unroll),
+                        ("networks", k, FLAGS.networks),
+                        ("precision", precision, FLAGS.matmul_precision),
+                    )
+                    if len(values) > 1
+                ]
+            )
+            print(
+                f"{name:8} {label:36} {per_epoch:8.1f} s per 50,000-image epoch, "
+                f"{1e6 * per_epoch / 5000:6.0f} µs per step (compile {compile_s:.1f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,11 @@ from experiments.cli import DATA_DIR_HELP, parse_positive_ints, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("mini_batch_sizes", "10,40,400", "Mini-batch sizes m, comma separated.")
-flags.DEFINE_string("device_counts", "1,2,4,8", "Device counts to try (those above the "
-                    "available number, or not dividing m, are skipped).")
+flags.DEFINE_string(
+    "device_counts",
+    "1,2,4,8",
+    "Device counts to try (those above the available number, or not dividing m, are skipped).",
+)
 flags.DEFINE_integer("hidden", 30, "Hidden layer size.", lower_bound=1)
 flags.DEFINE_integer("epochs", 3, "Timed epochs per cell.", lower_bound=1)
 flags.DEFINE_integer("cpu_devices", 8, "On the CPU, this many virtual devices.", lower_bound=1)
@@ -52,6 +55,7 @@ def run():
     sizes_m = parse_positive_ints("mini_batch_sizes", FLAGS.mini_batch_sizes)
     counts = parse_positive_ints("device_counts", FLAGS.device_counts)
     import jax
+
     jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)  # only the CPU client reads it
     from nnjax import data, network, parallel, sgd
 
@@ -64,22 +68,30 @@ def run():
     params0 = network.init(init_key, [784, FLAGS.hidden, 10])
     eta = 3.0
     backend = jax.default_backend()
-    print(f"[784, {FLAGS.hidden}, 10], {n} training images, η={eta:g}, median of "
-          f"{FLAGS.epochs} epochs; {jax.device_count()} {backend} devices "
-          f"({jax.devices()[0].device_kind}), JAX {jax.__version__}")
+    print(
+        f"[784, {FLAGS.hidden}, 10], {n} training images, η={eta:g}, median of "
+        f"{FLAGS.epochs} epochs; {jax.device_count()} {backend} devices "
+        f"({jax.devices()[0].device_kind}), JAX {jax.__version__}"
+    )
     if backend == "cpu":
-        print("Virtual CPU devices share the machine's cores: this measures the overhead of "
-              "splitting each mini-batch, not a speedup.")
+        print(
+            "Virtual CPU devices share the machine's cores: this measures the overhead of "
+            "splitting each mini-batch, not a speedup."
+        )
     header = f"{'m':>5}  {'devices':>10}  {'s/epoch':>8}  {'examples/s':>11}  {'vs 1':>5}  correct"
     print(header)
     print("-" * len(header))
     with jax.default_matmul_precision("highest"):
         for m in sizes_m:
             base_s, params = time_epochs(
-                lambda p, k: sgd.sgd_epoch(p, x, y, k, eta, m, kernel="xla"), params0, key)
+                lambda p, k, m=m: sgd.sgd_epoch(p, x, y, k, eta, m, kernel="xla"), params0, key
+            )
             correct = int(network.evaluate(params, *test))
-            print(f"{m:>5}  {'1, no mesh':>10}  {base_s:>8.3f}  {n / base_s:>11,.0f}  "
-                  f"{1.0:>5.2f}  {correct}", flush=True)
+            print(
+                f"{m:>5}  {'1, no mesh':>10}  {base_s:>8.3f}  {n / base_s:>11,.0f}  "
+                f"{1.0:>5.2f}  {correct}",
+                flush=True,
+            )
             for count in counts:
                 if m % count:
                     print(f"{m:>5}  {count:>10}  {'—':>8}  (m not divisible)")
@@ -87,11 +99,18 @@ def run():
                 mesh = parallel.make_mesh(count)
                 xm, ym = parallel.replicate((mnist.train.x, mnist.train.y), mesh)
                 seconds, params = time_epochs(
-                    lambda p, k: parallel.data_parallel_epoch(p, xm, ym, k, eta, m, mesh),
-                    parallel.replicate(params0, mesh), key)
+                    lambda p, k, xm=xm, ym=ym, m=m, mesh=mesh: parallel.data_parallel_epoch(
+                        p, xm, ym, k, eta, m, mesh
+                    ),
+                    parallel.replicate(params0, mesh),
+                    key,
+                )
                 correct = int(network.evaluate(parallel.local_copy(params), *test))
-                print(f"{m:>5}  {count:>10}  {seconds:>8.3f}  {n / seconds:>11,.0f}  "
-                      f"{base_s / seconds:>5.2f}  {correct}", flush=True)
+                print(
+                    f"{m:>5}  {count:>10}  {seconds:>8.3f}  {n / seconds:>11,.0f}  "
+                    f"{base_s / seconds:>5.2f}  {correct}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -17,15 +17,18 @@ from absl import app, flags
 from experiments.cli import DATA_DIR_HELP, SEED_BOUNDS, run_guarded
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("epochs", 7, "Timed epochs for each JAX implementation.",
-                     lower_bound=1)
-flags.DEFINE_integer("numpy_epochs", 1, "Timed epochs of the book's NumPy code (0 skips it).",
-                     lower_bound=0)
+flags.DEFINE_integer("epochs", 7, "Timed epochs for each JAX implementation.", lower_bound=1)
+flags.DEFINE_integer(
+    "numpy_epochs", 1, "Timed epochs of the book's NumPy code (0 skips it).", lower_bound=0
+)
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
-flags.DEFINE_integer("seed", 0, "PRNG seed.",
-                     **SEED_BOUNDS)
-flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
-                  "Precision of float32 products for both JAX versions (default: TF32 on GPUs).")
+flags.DEFINE_integer("seed", 0, "PRNG seed.", **SEED_BOUNDS)
+flags.DEFINE_enum(
+    "matmul_precision",
+    "highest",
+    ["highest", "default"],
+    "Precision of float32 products for both JAX versions (default: TF32 on GPUs).",
+)
 
 
 def plain_scan_epoch():
@@ -55,6 +58,7 @@ def plain_scan_epoch():
 
 def time_jax(name, epoch_fn, params, x, y, key, eta, test, **static):
     import jax
+
     from nnjax import network
 
     start = time.perf_counter()
@@ -72,6 +76,7 @@ def time_jax(name, epoch_fn, params, x, y, key, eta, test, **static):
 
 def time_numpy(dataset):
     import numpy as np
+
     from benchmarks import book_network
 
     rng = np.random.default_rng(FLAGS.seed)
@@ -88,8 +93,10 @@ def time_numpy(dataset):
 
 
 def report(name, times, note):
-    print(f"{name:28s} {min(times):7.3f} {statistics.median(times):7.3f} {max(times):7.3f}"
-          f"   {note}", flush=True)
+    print(
+        f"{name:28s} {min(times):7.3f} {statistics.median(times):7.3f} {max(times):7.3f}   {note}",
+        flush=True,
+    )
 
 
 def main(argv):
@@ -98,12 +105,14 @@ def main(argv):
 
 def run():
     import jax
+
     with jax.default_matmul_precision(FLAGS.matmul_precision):
         timings()
 
 
 def timings():
     import jax
+
     from nnjax import costs, cpu_kernel, data, network, sgd
 
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
@@ -112,13 +121,17 @@ def timings():
     init_key, key = jax.random.split(jax.random.key(FLAGS.seed))
     params = network.init(init_key, [784, 30, 10])
     eta = jax.numpy.float32(3.0)
-    print(f"backend {jax.default_backend()}: {jax.devices()[0].device_kind}; "
-          f"[784, 30, 10], mini-batch 10, η = 3.0, 50,000 images")
+    print(
+        f"backend {jax.default_backend()}: {jax.devices()[0].device_kind}; "
+        f"[784, 30, 10], mini-batch 10, η = 3.0, 50,000 images"
+    )
     start = time.perf_counter()
     kernel = cpu_kernel.supports(params, x, 10, costs.quadratic)  # builds it if need be
     if kernel:
-        print(f"CPU kernel ready in {time.perf_counter() - start:.1f} s, "
-              f"{cpu_kernel.describe_threads()}")
+        print(
+            f"CPU kernel ready in {time.perf_counter() - start:.1f} s, "
+            f"{cpu_kernel.describe_threads()}"
+        )
     print(f"{'seconds per epoch':28s} {'min':>7s} {'median':>7s} {'max':>7s}")
     plain = time_jax("plain jit + lax.scan", plain_scan_epoch(), params, x, y, key, eta, test)
     ours = time_jax("nnjax", sgd.sgd_epoch, params, x, y, key, eta, test)

@@ -24,10 +24,13 @@ from absl import app, flags
 from experiments.cli import DATA_DIR_HELP, UsageError, run_guarded
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("epochs", 5, "Timed epochs of each variant in each condition.",
-                     lower_bound=1)
-flags.DEFINE_integer("busy", None, "Spinning processes for the busy condition (default: one "
-                     "per usable core; 0 skips it).", lower_bound=0)
+flags.DEFINE_integer("epochs", 5, "Timed epochs of each variant in each condition.", lower_bound=1)
+flags.DEFINE_integer(
+    "busy",
+    None,
+    "Spinning processes for the busy condition (default: one per usable core; 0 skips it).",
+    lower_bound=0,
+)
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 # A busy process that also ends by itself if this one dies without killing it.
@@ -58,8 +61,11 @@ def time_variants(variants, epochs):
 def report(condition, results):
     print(f"{condition}:")
     for name, (times, used) in results.items():
-        print(f"  {name:34s} {min(times):7.3f} {statistics.median(times):7.3f} "
-              f"{max(times):7.3f}   ended on {used} threads", flush=True)
+        print(
+            f"  {name:34s} {min(times):7.3f} {statistics.median(times):7.3f} "
+            f"{max(times):7.3f}   ended on {used} threads",
+            flush=True,
+        )
 
 
 def main(argv):
@@ -68,6 +74,7 @@ def main(argv):
 
 def run():
     import jax
+
     from nnjax import costs, cpu_kernel, data, network, sgd
 
     if jax.default_backend() != "cpu":
@@ -82,20 +89,28 @@ def run():
     batches, _ = sgd.mini_batches(jax.random.key(1), len(y), 10)
     threads = cpu_kernel.default_threads()
     epoch = jax.jit(cpu_kernel.sgd_epoch_and_threads, static_argnames="threads")
-    variants = {label: (lambda t=t: epoch(params, x, y, batches, 3.0, threads=t))
-                for label, t in [("1 thread", 1), (f"{threads} threads, fixed", threads),
-                                 (f"default (up to {threads}, watched)", None)]}
+    variants = {
+        label: (lambda t=t: epoch(params, x, y, batches, 3.0, threads=t))
+        for label, t in [
+            ("1 thread", 1),
+            (f"{threads} threads, fixed", threads),
+            (f"default (up to {threads}, watched)", None),
+        ]
+    }
     for run in variants.values():  # compile
         jax.block_until_ready(run())
     print("[784, 30, 10], mini-batch 10, 50,000 images; seconds per epoch: min / median / max")
     report("cores as they are", time_variants(variants, FLAGS.epochs))
     busy = len(os.sched_getaffinity(0)) if FLAGS.busy is None else FLAGS.busy
     if busy:
-        spinners = [subprocess.Popen([sys.executable, "-c", SPIN, str(os.getpid())])
-                     for _ in range(busy)]
+        spinners = [
+            subprocess.Popen([sys.executable, "-c", SPIN, str(os.getpid())]) for _ in range(busy)
+        ]
         try:
-            report(f"{busy} spinning process{'es' * (busy > 1)} beside it",
-                   time_variants(variants, FLAGS.epochs))
+            report(
+                f"{busy} spinning process{'es' * (busy > 1)} beside it",
+                time_variants(variants, FLAGS.epochs),
+            )
         finally:
             for p in spinners:
                 p.kill()

@@ -18,8 +18,12 @@ from experiments.cli import DATA_DIR_HELP
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("svm", False, "Also train scikit-learn's SVC() with its defaults.")
 flags.DEFINE_integer("svm_train_size", None, "Train the SVM on the first N training images.")
-flags.DEFINE_bool("svm_2015_defaults", False, "Use SVC's defaults of the book's time: gamma = "
-                  "1/n_features ('auto'; scikit-learn's default became 'scale' in 0.22).")
+flags.DEFINE_bool(
+    "svm_2015_defaults",
+    False,
+    "Use SVC's defaults of the book's time: gamma = "
+    "1/n_features ('auto'; scikit-learn's default became 'scale' in 0.22).",
+)
 flags.DEFINE_string("dataset", "mnist", "mnist, tfds:NAME or idx:DIR (as experiments.mnist).")
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
@@ -33,6 +37,7 @@ def main(argv):
         if FLAGS[name].value not in (None, False) and not FLAGS.svm:
             sys.exit(f"error: --{name} is for the SVM: add --svm")
     from nnjax import baselines, data
+
     try:
         dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     except data.DataError as e:
@@ -40,8 +45,10 @@ def main(argv):
     test, train = dataset.test, dataset.train
     means = baselines.darkness_fit(train.x, train.y, dataset.num_classes)
     correct = int((baselines.darkness_predict(means, test.x) == test.y).sum())
-    print(f"Nearest mean darkness: {correct} of {len(test.y)} test images correct "
-          f"({100 * correct / len(test.y):.2f}%; the book: 22.25%)")
+    print(
+        f"Nearest mean darkness: {correct} of {len(test.y)} test images correct "
+        f"({100 * correct / len(test.y):.2f}%; the book: 22.25%)"
+    )
     if not FLAGS.svm:
         return
     try:
@@ -55,9 +62,11 @@ def main(argv):
     classifier.fit(train.x[:n], train.y[:n])
     correct = int((classifier.predict(test.x) == test.y).sum())
     name = "SVC(gamma='auto')" if FLAGS.svm_2015_defaults else "SVC()"
-    print(f"{name}: {correct} of {len(test.y)} test images correct "
-          f"({100 * correct / len(test.y):.2f}%; the book: 94.35%) in "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"{name}: {correct} of {len(test.y)} test images correct "
+        f"({100 * correct / len(test.y):.2f}%; the book: 94.35%) in "
+        f"{time.perf_counter() - start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -31,36 +31,70 @@ import threading
 
 from absl import app, flags
 
-from experiments.cli import (MAX_SEED, UsageError, command, core_groups, reason, run_at_once,
-                             run_guarded)
+from experiments.cli import (
+    MAX_SEED,
+    UsageError,
+    command,
+    core_groups,
+    reason,
+    run_at_once,
+    run_guarded,
+)
 from nnjax import presets
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("rows", None, "Rows to run, by their experiments.conv preset names "
-                  "(default: all; python -m experiments.conv --list describes them).")
+flags.DEFINE_list(
+    "rows",
+    None,
+    "Rows to run, by their experiments.conv preset names "
+    "(default: all; python -m experiments.conv --list describes them).",
+)
 flags.DEFINE_integer("seeds", 5, "Seeds K … K+N−1 of every row (K: --first_seed).")
 flags.DEFINE_integer("first_seed", 0, "The first of the --seeds seeds (K).")
 flags.DEFINE_string("dir", "chapter6_runs", "Where every run's files go (and are looked for).")
-flags.DEFINE_string("flags", "", "More flags for every run of experiments.conv, e.g. "
-                    "\"--unroll=5 --data_dir=/data\".")
-flags.DEFINE_bool("table_only", False, "Train nothing: print the table of the finished runs "
-                  "(voting the ensemble seeds whose five dropout networks have finished).")
-flags.DEFINE_enum("ensemble", "auto", ["auto", "members", "together"], "How to train a "
-                  "missing ensemble seed k: members: the dropout row's seeds 5k…5k+4, one run "
-                  "each, then their vote; together: one --preset=ensemble --seed=5k run "
-                  "(vmapped on a GPU or TPU); auto: members on a CPU, together where JAX has "
-                  "a GPU or TPU.")
-flags.DEFINE_integer("jobs", 1, "Runs at once, on a CPU only: each is pinned to its own share "
-                     "of the cores (Linux). More networks per hour where one run at mini-batch "
-                     "10 cannot use all the cores well (2 cores: 1.1–1.2×).")
+flags.DEFINE_string(
+    "flags", "", 'More flags for every run of experiments.conv, e.g. "--unroll=5 --data_dir=/data".'
+)
+flags.DEFINE_bool(
+    "table_only",
+    False,
+    "Train nothing: print the table of the finished runs "
+    "(voting the ensemble seeds whose five dropout networks have finished).",
+)
+flags.DEFINE_enum(
+    "ensemble",
+    "auto",
+    ["auto", "members", "together"],
+    "How to train a "
+    "missing ensemble seed k: members: the dropout row's seeds 5k…5k+4, one run "
+    "each, then their vote; together: one --preset=ensemble --seed=5k run "
+    "(vmapped on a GPU or TPU); auto: members on a CPU, together where JAX has "
+    "a GPU or TPU.",
+)
+flags.DEFINE_integer(
+    "jobs",
+    1,
+    "Runs at once, on a CPU only: each is pinned to its own share "
+    "of the cores (Linux). More networks per hour where one run at mini-batch "
+    "10 cannot use all the cores well (2 cores: 1.1–1.2×).",
+)
 
 ROWS = presets.CHAPTER6
 ENSEMBLE, MEMBER = "ensemble", "dropout"
-VOTERS = ROWS[ENSEMBLE][2]["networks"]        # dropout networks per ensemble
-PREDICTIONS = ".predictions.json"     # a run's test predictions, what its vote needs
+VOTERS = ROWS[ENSEMBLE][2]["networks"]  # dropout networks per ensemble
+PREDICTIONS = ".predictions.json"  # a run's test predictions, what its vote needs
 
-OWN_FLAGS = ("preset", "seed", "metrics_out", "save", "predictions_out", "checkpoint_dir",
-             "filters_png", "misclassified_png", "networks")
+OWN_FLAGS = (
+    "preset",
+    "seed",
+    "metrics_out",
+    "save",
+    "predictions_out",
+    "checkpoint_dir",
+    "filters_png",
+    "misclassified_png",
+    "networks",
+)
 # experiments.conv's flags that say how or from where a run trains, not which networks it
 # trains: a finished run counts whatever they were. (--matmul_precision is not one of them:
 # a GPU's TF32 products train other networks than float32's.)
@@ -88,8 +122,11 @@ def runs_for(rows, seeds: range, directory: pathlib.Path, together: bool, extra:
                 members = [(MEMBER, m) for m in member_seeds(s)]
                 if not all([finished_as_asked(*run, directory, extra) for run in members]):
                     needed += [(ENSEMBLE, s)] if together else members
-        runs += [run for run in needed
-                 if run not in runs and not finished_as_asked(*run, directory, extra)]
+        runs += [
+            run
+            for run in needed
+            if run not in runs and not finished_as_asked(*run, directory, extra)
+        ]
     return runs
 
 
@@ -105,17 +142,25 @@ def conv_flags(row: str, seed: int, base: pathlib.Path, extra: list) -> list:
     layers = [f.split("=", 1)[1] for f in extra if f.startswith("--layers=")]
     first_conv = (layers[-1] if layers else ROWS[row][2]["layers"]).startswith("conv")
     figures = [f"--filters_png={base}.filters.png"] if first_conv else []
-    return [f"--preset={row}", f"--seed={preset_seed(row, seed)}", f"--metrics_out={base}.jsonl",
-            f"--save={base}.npz", f"--predictions_out={base}{PREDICTIONS}",
-            f"--checkpoint_dir={base}.ckpt", *figures,
-            f"--misclassified_png={base}.wrong.png", *extra]
+    return [
+        f"--preset={row}",
+        f"--seed={preset_seed(row, seed)}",
+        f"--metrics_out={base}.jsonl",
+        f"--save={base}.npz",
+        f"--predictions_out={base}{PREDICTIONS}",
+        f"--checkpoint_dir={base}.ckpt",
+        *figures,
+        f"--misclassified_png={base}.wrong.png",
+        *extra,
+    ]
 
 
 def finished(base: pathlib.Path) -> bool:
     """Whether the run ``base``.* trained to its end (it saved its networks, or its log
     says it finished)."""
     return base.with_suffix(".jsonl").exists() and (
-        base.with_suffix(".npz").exists() or "\nTrained in " in last_attempt(base))
+        base.with_suffix(".npz").exists() or "\nTrained in " in last_attempt(base)
+    )
 
 
 def last_attempt(base: pathlib.Path) -> str:
@@ -124,7 +169,7 @@ def last_attempt(base: pathlib.Path) -> str:
     appends to the log of its earlier starts; "" if there is no log."""
     log = base.with_suffix(".log")
     text = "\n" + log.read_text() if log.exists() else ""
-    return text[text.rfind("\nnnjax: "):] if "\nnnjax: " in text else text
+    return text[text.rfind("\nnnjax: ") :] if "\nnnjax: " in text else text
 
 
 def asked(row: str, seed: int, extra: list) -> str:
@@ -135,13 +180,15 @@ def asked(row: str, seed: int, extra: list) -> str:
 def same_networks(stamp: str, settings: str) -> bool:
     """Whether two stamps ask for the same networks: the same flags as written, in any
     order, those that only say how or from where to train (``HOW_FLAGS``) aside."""
+
     def what(flags: str) -> dict:
         try:
             words = shlex.split(flags)
-        except ValueError:           # a stamp written before they were shell-quoted
+        except ValueError:  # a stamp written before they were shell-quoted
             words = flags.split()
         pairs = (f.lstrip("-").partition("=")[::2] for f in words)
         return {name: value for name, value in pairs if name not in HOW_FLAGS}
+
     return what(stamp) == what(settings)
 
 
@@ -154,9 +201,11 @@ def finished_as_asked(row: str, seed: int, directory: pathlib.Path, extra: list)
         return False
     stamp = base.with_suffix(".flags")
     if stamp.exists() and not same_networks(stamp.read_text(), asked(row, seed, extra)):
-        raise UsageError(f"--dir={directory}: {row} seed {seed} finished with other flags "
-                         f"({stamp.read_text().strip()}); give --flags as it had them, or "
-                         f"use another --dir")
+        raise UsageError(
+            f"--dir={directory}: {row} seed {seed} finished with other flags "
+            f"({stamp.read_text().strip()}); give --flags as it had them, or "
+            f"use another --dir"
+        )
     return True
 
 
@@ -179,12 +228,17 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None, live
         return
     base.with_suffix(".flags").write_text(asked(row, seed, extra) + "\n")
     where = f" (cores {','.join(map(str, cores))})" if cores is not None else ""
-    say(f"[{row} seed {seed}]{where} python -m experiments.conv "
-        f"{shlex.join(conv_flags(row, seed, base, extra))}")
+    say(
+        f"[{row} seed {seed}]{where} python -m experiments.conv "
+        f"{shlex.join(conv_flags(row, seed, base, extra))}"
+    )
     with open(base.with_suffix(".log"), "a") as log:
         process = subprocess.Popen(
             command("experiments.conv", conv_flags(row, seed, base, extra), cores),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         if live is not None:
             live.add(process)
         said = []
@@ -198,8 +252,9 @@ def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None, live
         if live is not None:
             live.discard(process)
         if code != 0:
-            raise UsageError(f"{row} seed {seed} failed ({reason(said)}); its log is "
-                             f"{base.with_suffix('.log')}")
+            raise UsageError(
+                f"{row} seed {seed} failed ({reason(said)}); its log is {base.with_suffix('.log')}"
+            )
 
 
 def training_time(epochs: list) -> dict:
@@ -222,10 +277,12 @@ def epochs_of(base: pathlib.Path) -> list:
     try:
         epochs = [json.loads(line) for line in metrics.read_text().splitlines()]
         if not epochs or not all(isinstance(e.get("network"), int) for e in epochs):
-            raise ValueError("no epochs" if not epochs else "a line without \"network\"")
+            raise ValueError("no epochs" if not epochs else 'a line without "network"')
     except (ValueError, AttributeError) as e:
-        raise UsageError(f"{metrics} is not experiments.conv's --metrics_out file ({e}); "
-                         "delete the run's files to train it again") from None
+        raise UsageError(
+            f"{metrics} is not experiments.conv's --metrics_out file ({e}); "
+            "delete the run's files to train it again"
+        ) from None
     return epochs
 
 
@@ -236,8 +293,11 @@ def result(base: pathlib.Path) -> dict:
     epochs = [e for e in epochs_of(base) if e["network"] == 0]
     best = max(epochs, key=lambda e: (e["correct"], e["epoch"]))
     final = re.findall(r"Final test accuracy ([\d.]+)%", last_attempt(base))
-    return {"test": 100 * best["test_correct"] / best["test_total"],
-            "final": float(final[-1]) if final else None, **training_time(epochs)}
+    return {
+        "test": 100 * best["test_correct"] / best["test_total"],
+        "final": float(final[-1]) if final else None,
+        **training_time(epochs),
+    }
 
 
 def ensemble_run(base: pathlib.Path) -> dict:
@@ -247,8 +307,11 @@ def ensemble_run(base: pathlib.Path) -> dict:
     epochs = epochs_of(base)
     if not vote:
         raise UsageError(f"{base.with_suffix('.log')} holds no plurality vote")
-    return {"test": float(vote[-1]), "final": None, "members": [
-        training_time([e for e in epochs if e["network"] == i]) for i in range(VOTERS)]}
+    return {
+        "test": float(vote[-1]),
+        "final": None,
+        "members": [training_time([e for e in epochs if e["network"] == i]) for i in range(VOTERS)],
+    }
 
 
 def vote(seed: int, directory: pathlib.Path, extra: list):
@@ -263,14 +326,17 @@ def vote(seed: int, directory: pathlib.Path, extra: list):
     bases = [directory / f"{MEMBER}_s{s}" for s in member_seeds(seed)]
     members = [result(b) for b in bases]
     data_dir = [f for f in extra if f.startswith("--data_dir=")]
-    out = subprocess.run(command("experiments.vote", [*map(voter, bases), *data_dir]),
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        command("experiments.vote", [*map(voter, bases), *data_dir]), capture_output=True, text=True
+    )
     (directory / f"{ENSEMBLE}_s{seed}.vote.log").write_text(out.stdout + out.stderr)
     accuracy = re.search(r"Their plurality vote: ([\d.]+)%", out.stdout)
     if out.returncode != 0 or not accuracy:
         first, *_, last = member_seeds(seed)
-        raise UsageError(f"the vote of {MEMBER} seeds {first}–{last} "
-                         f"failed: {reason(out.stderr.splitlines()) or '?'}")
+        raise UsageError(
+            f"the vote of {MEMBER} seeds {first}–{last} "
+            f"failed: {reason(out.stderr.splitlines()) or '?'}"
+        )
     return {"test": float(accuracy.group(1)), "final": None, "members": members}
 
 
@@ -281,8 +347,10 @@ def voter(base: pathlib.Path) -> str:
     for path in (pathlib.Path(f"{base}{PREDICTIONS}"), base.with_suffix(".npz")):
         if path.exists():
             return str(path)
-    raise UsageError(f"{base} has finished but has neither {base.name}{PREDICTIONS} nor "
-                     f"{base.name}.npz to vote with")
+    raise UsageError(
+        f"{base} has finished but has neither {base.name}{PREDICTIONS} nor "
+        f"{base.name}.npz to vote with"
+    )
 
 
 def _minutes(seconds) -> str:
@@ -293,15 +361,23 @@ def _minutes(seconds) -> str:
 
 def table(rows, seeds: range, directory: pathlib.Path, extra: list) -> str:
     """The Markdown table of ``rows`` over their finished runs among ``seeds``."""
-    lines = ["| book (chapter 6) | command | test accuracy at the best validation epoch, "
-             "mean ± sd | seeds | best | final test accuracy, mean | book | time per network |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| book (chapter 6) | command | test accuracy at the best validation epoch, "
+        "mean ± sd | seeds | best | final test accuracy, mean | book | time per network |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         what, number, _ = ROWS[row]
         command = shlex.join(["python", "-m", "experiments.conv", f"--preset={row}", *extra])
-        done = {s: (vote(s, directory, extra) if row == ENSEMBLE
-                    else finished_as_asked(row, s, directory, extra)
-                    and result(directory / f"{row}_s{s}")) for s in seeds}
+        done = {
+            s: (
+                vote(s, directory, extra)
+                if row == ENSEMBLE
+                else finished_as_asked(row, s, directory, extra)
+                and result(directory / f"{row}_s{s}")
+            )
+            for s in seeds
+        }
         done = {s: r for s, r in done.items() if r}
         if not done:
             lines.append(f"| {what} | `{command}` | not yet run | | | | {number:.2f}% | |")
@@ -310,12 +386,16 @@ def table(rows, seeds: range, directory: pathlib.Path, extra: list) -> str:
         finals = [r["final"] for r in done.values() if r["final"] is not None]
         sd = f" ± {statistics.stdev(tests):.2f}" if len(tests) > 1 else ""
         networks = [m for r in done.values() for m in r.get("members", [r])]
-        times = "; ".join(_minutes(n["seconds"] for n in networks if n["device"] == d)
-                          + f" ({d})" for d in sorted({n["device"] for n in networks}))
-        lines.append(f"| {what} | `{command}` | {statistics.mean(tests):.2f}{sd}% | "
-                     f"{', '.join(map(str, done))} | {max(tests):.2f}% | "
-                     f"{f'{statistics.mean(finals):.2f}%' if finals else '—'} | "
-                     f"{number:.2f}% | {times} |")
+        times = "; ".join(
+            _minutes(n["seconds"] for n in networks if n["device"] == d) + f" ({d})"
+            for d in sorted({n["device"] for n in networks})
+        )
+        lines.append(
+            f"| {what} | `{command}` | {statistics.mean(tests):.2f}{sd}% | "
+            f"{', '.join(map(str, done))} | {max(tests):.2f}% | "
+            f"{f'{statistics.mean(finals):.2f}%' if finals else '—'} | "
+            f"{number:.2f}% | {times} |"
+        )
     return "\n".join(lines)
 
 
@@ -331,14 +411,16 @@ def run() -> None:
     seeds = range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds)
     last = max(preset_seed(row, seeds[-1]) + (VOTERS - 1) * (row == ENSEMBLE) for row in rows)
     if last > MAX_SEED:
-        raise UsageError(f"--first_seed={FLAGS.first_seed} --seeds={FLAGS.seeds}: "
-                         f"experiments.conv's seeds would go past 2^31 − 1")
+        raise UsageError(
+            f"--first_seed={FLAGS.first_seed} --seeds={FLAGS.seeds}: "
+            f"experiments.conv's seeds would go past 2^31 − 1"
+        )
     try:
         extra = shlex.split(FLAGS.flags)
     except ValueError as e:
         raise UsageError(f"--flags={FLAGS.flags}: {e}") from None
     loose = [f for f in extra if not f.startswith("--")]
-    if loose:       # "--data_dir /data" would reach conv, but not vote or the stamps
+    if loose:  # "--data_dir /data" would reach conv, but not vote or the stamps
         raise UsageError(f"--flags: {loose[0]!r} is not a flag; write each flag as --name=value")
     own = [f for f in extra if f.lstrip("-").split("=")[0] in OWN_FLAGS]
     if own:
@@ -355,23 +437,32 @@ def run() -> None:
     except OSError as e:
         raise UsageError(f"--dir={FLAGS.dir}: {e.strerror}") from None
     if not FLAGS.table_only:
-        backend = backend_name() if FLAGS.jobs > 1 or (
-            FLAGS.ensemble == "auto" and ENSEMBLE in rows) else "cpu"
+        backend = (
+            backend_name()
+            if FLAGS.jobs > 1 or (FLAGS.ensemble == "auto" and ENSEMBLE in rows)
+            else "cpu"
+        )
         if FLAGS.jobs > 1 and backend != "cpu":
-            raise UsageError(f"--jobs={FLAGS.jobs}: the runs would share one {backend}; "
-                             f"--jobs is for CPUs (a GPU trains an ensemble's networks at "
-                             f"once: --ensemble=together)")
+            raise UsageError(
+                f"--jobs={FLAGS.jobs}: the runs would share one {backend}; "
+                f"--jobs is for CPUs (a GPU trains an ensemble's networks at "
+                f"once: --ensemble=together)"
+            )
         together = FLAGS.ensemble == "together" or (FLAGS.ensemble == "auto" and backend != "cpu")
-        train_all(runs_for(rows, seeds, directory, together, extra), directory, extra,
-                  FLAGS.jobs, cores)
+        train_all(
+            runs_for(rows, seeds, directory, together, extra), directory, extra, FLAGS.jobs, cores
+        )
     print(table(rows, seeds, directory, extra))
 
 
 def backend_name() -> str:
     """``jax.default_backend()`` as a fresh process sees it: asking here would make this
     process hold on to the GPU (and most of its memory) while the runs train."""
-    out = subprocess.run([sys.executable, "-c", "import jax; print(jax.default_backend())"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import jax; print(jax.default_backend())"],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0 or not out.stdout.split():
         said = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
         raise UsageError(f"JAX failed to start: {said}")

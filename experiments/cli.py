@@ -18,7 +18,7 @@ class UsageError(Exception):
 
 # PRNG seeds are 0 … 2^31 − 1, as in nnjax.sweep: jax.random.key keeps only a seed's low 32
 # bits (2^32 trains the network of seed 0) and cannot take one past 2^63.
-MAX_SEED = 2 ** 31 - 1
+MAX_SEED = 2**31 - 1
 SEED_BOUNDS = dict(lower_bound=0, upper_bound=MAX_SEED)
 
 
@@ -38,11 +38,14 @@ def check_predictions_out(flag: str, path: str, inputs=()) -> None:
     (its name ends in .json, so that experiments.vote reads it as one) that is none of
     ``inputs``."""
     from nnjax import predictions
+
     if not path.endswith(predictions.SUFFIX):
-        raise UsageError(f"--{flag}={path}: a predictions file's name must end in "
-                         f"{predictions.SUFFIX}")
-    if any(os.path.exists(p) and os.path.exists(path) and os.path.samefile(p, path)
-           for p in inputs):
+        raise UsageError(
+            f"--{flag}={path}: a predictions file's name must end in {predictions.SUFFIX}"
+        )
+    if any(
+        os.path.exists(p) and os.path.exists(path) and os.path.samefile(p, path) for p in inputs
+    ):
         raise UsageError(f"--{flag}={path} is one of the files to vote")
     check_writable(flag, path)
 
@@ -97,6 +100,7 @@ def run_guarded(run, argv) -> None:
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
     from nnjax import checkpoint, data
+
     if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
         # absl shows INFO, and JAX logs its search for a TPU there on every CPU machine. Set
         # after JAX's import: a level set before it becomes jax_logging_level, for which JAX
@@ -121,7 +125,7 @@ def reason(lines: list) -> str:
     return (why or lines or [""])[-1]
 
 
-PRECISIONS = ("auto", "highest", "default")    # --matmul_precision's values
+PRECISIONS = ("auto", "highest", "default")  # --matmul_precision's values
 
 
 def matmul_precision(name: str, backend: str) -> str:
@@ -152,43 +156,67 @@ def device_mesh(devices, mini_batch_size: int):
     """The mesh that ``--devices`` (``"all"`` or a positive int) asks for, or None for one
     device on one process. Raises UsageError naming --devices or --mini_batch_size."""
     import jax
+
     from nnjax import parallel
+
     try:
         n = parallel.device_count(devices)
     except ValueError as e:
         hint = " (use --devices=all)" if "processes" in str(e) else ""
         raise UsageError(f"--{e}{hint}") from None
     if mini_batch_size % n:
-        raise UsageError(f"--mini_batch_size={mini_batch_size} is not divisible by "
-                         f"--devices={devices} ({n} devices)")
+        raise UsageError(
+            f"--mini_batch_size={mini_batch_size} is not divisible by "
+            f"--devices={devices} ({n} devices)"
+        )
     return None if n == 1 and jax.process_count() == 1 else parallel.make_mesh(n)
 
 
 # --data_dir's help, for every runner and benchmark (nnjax.data.default_data_dir's order).
-DATA_DIR_HELP = ("Where datasets are cached (default $NNJAX_DATA_DIR, else "
-                 "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax).")
+DATA_DIR_HELP = (
+    "Where datasets are cached (default $NNJAX_DATA_DIR, else "
+    "$XDG_CACHE_HOME/nnjax, else ~/.cache/nnjax)."
+)
+
 
 def define_data_flags(requirement: str = "") -> None:
     """Defines ``--dataset`` and ``--data_dir`` (what ``nnjax.data.load`` takes); the
     runner's ``requirement`` on the images, if any, is added to the help."""
     runner = _caller()
-    flags.DEFINE_string("dataset", "mnist", "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
-                        "idx:DIR (raw IDX files)" + (f"; {requirement}." if requirement else "."),
-                        module_name=runner)
+    flags.DEFINE_string(
+        "dataset",
+        "mnist",
+        "mnist (the book's mnist.pkl.gz), tfds:NAME, or "
+        "idx:DIR (raw IDX files)" + (f"; {requirement}." if requirement else "."),
+        module_name=runner,
+    )
     flags.DEFINE_string("data_dir", None, DATA_DIR_HELP, module_name=runner)
 
 
 def define_network_flags() -> None:
     """Defines ``--cost``, ``--activation`` and ``--init`` of chapters 1–3's networks."""
     runner = _caller()
-    flags.DEFINE_enum("cost", "quadratic", ["quadratic", "cross_entropy", "log_likelihood"],
-                      "Cost function; log_likelihood gives the network a softmax output layer.",
-                      module_name=runner)
-    flags.DEFINE_enum("activation", "sigmoid", ["sigmoid", "tanh", "relu"],
-                      "Activation of the hidden layers.", module_name=runner)
-    flags.DEFINE_enum("init", "normal", ["normal", "scaled"],
-                      "Weights from N(0, 1) (chapter 1) or N(0, 1/n_in) (chapter 3).",
-                      module_name=runner)
+    flags.DEFINE_enum(
+        "cost",
+        "quadratic",
+        ["quadratic", "cross_entropy", "log_likelihood"],
+        "Cost function; log_likelihood gives the network a softmax output layer.",
+        module_name=runner,
+    )
+    flags.DEFINE_enum(
+        "activation",
+        "sigmoid",
+        ["sigmoid", "tanh", "relu"],
+        "Activation of the hidden layers.",
+        module_name=runner,
+    )
+    flags.DEFINE_enum(
+        "init",
+        "normal",
+        ["normal", "scaled"],
+        "Weights from N(0, 1) (chapter 1) or N(0, 1/n_in) (chapter 3).",
+        module_name=runner,
+    )
 
 
 def _caller() -> str:
@@ -200,9 +228,11 @@ def _caller() -> str:
 
 # Runs a module as ``python -m`` would, on the CPU cores of argv[1] only: pinned before
 # anything starts, so XLA sizes its thread pool to them and every thread stays there.
-_PINNED = ("import os, runpy, sys; os.sched_setaffinity(0, map(int, sys.argv[1].split(','))); "
-           "sys.argv = sys.argv[2:]; runpy.run_module(sys.argv[0], run_name='__main__', "
-           "alter_sys=True)")
+_PINNED = (
+    "import os, runpy, sys; os.sched_setaffinity(0, map(int, sys.argv[1].split(','))); "
+    "sys.argv = sys.argv[2:]; runpy.run_module(sys.argv[0], run_name='__main__', "
+    "alter_sys=True)"
+)
 
 
 def command(module: str, args: list, cores=None) -> list:
@@ -216,7 +246,7 @@ def command(module: str, args: list, cores=None) -> list:
 def core_groups(jobs: int, cores: list) -> list:
     """``cores`` split into ``jobs`` contiguous groups as equal as they go: each job's cores."""
     n = len(cores)
-    return [cores[i * n // jobs:(i + 1) * n // jobs] for i in range(jobs)]
+    return [cores[i * n // jobs : (i + 1) * n // jobs] for i in range(jobs)]
 
 
 def run_at_once(tasks: list, groups: list, work, cancel=lambda: None, failed=lambda e: None):
@@ -235,11 +265,11 @@ def run_at_once(tasks: list, groups: list, work, cancel=lambda: None, failed=lam
             group = free.pop(0)
         try:
             work(task, group)
-        except Exception as e:          # the others go on; this one is raised at the end
+        except Exception as e:  # the others go on; this one is raised at the end
             with lock:
                 errors.append(e)
                 stop.set()
-            if not cancelling.is_set():      # a cancelled call's error says nothing new
+            if not cancelling.is_set():  # a cancelled call's error says nothing new
                 failed(e)
         finally:
             with lock:

@@ -16,83 +16,178 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import (MAX_SEED, PRECISIONS, SEED_BOUNDS, UsageError,
-                             check_predictions_out, check_writable, define_data_flags, device_mesh,
-                             matmul_precision, open_metrics, parse_devices, run_guarded)
+from experiments.cli import (
+    MAX_SEED,
+    PRECISIONS,
+    SEED_BOUNDS,
+    UsageError,
+    check_predictions_out,
+    check_writable,
+    define_data_flags,
+    device_mesh,
+    matmul_precision,
+    open_metrics,
+    parse_devices,
+    run_guarded,
+)
 from nnjax import presets
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("preset", None, "A chapter 6 row of the book (see --list); other flags "
-                    "override its settings.")
+flags.DEFINE_string(
+    "preset", None, "A chapter 6 row of the book (see --list); other flags override its settings."
+)
 flags.DEFINE_bool("list", False, "List the presets and exit.")
-flags.DEFINE_string("layers", "conv:20:5x5,conv:40:5x5,fc:100,softmax",
-                    "Layers, comma separated: conv:FILTERS[:KxK[:PxP]] (conv-pool), fc:SIZE, "
-                    "softmax.")
-flags.DEFINE_enum("activation", "sigmoid", ["sigmoid", "tanh", "relu", "linear"],
-                  "Activation of the conv-pool and fully connected layers.")
-flags.DEFINE_float("dropout", 0.0, "Dropout probability p of the inputs of every fully "
-                   "connected and softmax layer.")
-flags.DEFINE_enum("dropout_kind", "book", ["book", "inverted"], "book: drop while training, "
-                  "scale w by 1 − p at test time (network3); inverted: scale kept inputs by "
-                  "1/(1 − p) while training.")
-flags.DEFINE_enum("init", "book", ["book", "corrected"], "book: fully connected weights from "
-                  "N(0, 1/n_out), network3's bug that made the published numbers; corrected: "
-                  "N(0, 1/n_in).")
+flags.DEFINE_string(
+    "layers",
+    "conv:20:5x5,conv:40:5x5,fc:100,softmax",
+    "Layers, comma separated: conv:FILTERS[:KxK[:PxP]] (conv-pool), fc:SIZE, softmax.",
+)
+flags.DEFINE_enum(
+    "activation",
+    "sigmoid",
+    ["sigmoid", "tanh", "relu", "linear"],
+    "Activation of the conv-pool and fully connected layers.",
+)
+flags.DEFINE_float(
+    "dropout",
+    0.0,
+    "Dropout probability p of the inputs of every fully connected and softmax layer.",
+)
+flags.DEFINE_enum(
+    "dropout_kind",
+    "book",
+    ["book", "inverted"],
+    "book: drop while training, "
+    "scale w by 1 − p at test time (network3); inverted: scale kept inputs by "
+    "1/(1 − p) while training.",
+)
+flags.DEFINE_enum(
+    "init",
+    "book",
+    ["book", "corrected"],
+    "book: fully connected weights from "
+    "N(0, 1/n_out), network3's bug that made the published numbers; corrected: "
+    "N(0, 1/n_in).",
+)
 flags.DEFINE_integer("epochs", 60, "Number of epochs.")
 flags.DEFINE_integer("mini_batch_size", 10, "Mini-batch size m.")
 flags.DEFINE_float("eta", 0.1, "Learning rate η.")
-flags.DEFINE_float("l2", 0.0, "L2 λ in network3's convention: the cost adds "
-                   "½ λ Σ‖w‖² / (number of mini-batches), so λ = 0.1 here is network2's λ = 1.0 "
-                   "at m = 10.")
-flags.DEFINE_float("momentum", 0.0, "Momentum μ (the book's v → μv − η∇C); 0 for plain SGD "
-                   "as in network3.")
-flags.DEFINE_enum("expand", "none", ["none", "book", "random"], "book: train on each image "
-                  "and its four one-pixel shifts (5× the data, built on the device); random: "
-                  "each image replaced by a random one of the five, afresh every epoch.")
+flags.DEFINE_float(
+    "l2",
+    0.0,
+    "L2 λ in network3's convention: the cost adds "
+    "½ λ Σ‖w‖² / (number of mini-batches), so λ = 0.1 here is network2's λ = 1.0 "
+    "at m = 10.",
+)
+flags.DEFINE_float(
+    "momentum", 0.0, "Momentum μ (the book's v → μv − η∇C); 0 for plain SGD as in network3."
+)
+flags.DEFINE_enum(
+    "expand",
+    "none",
+    ["none", "book", "random"],
+    "book: train on each image "
+    "and its four one-pixel shifts (5× the data, built on the device); random: "
+    "each image replaced by a random one of the five, afresh every epoch.",
+)
 flags.DEFINE_bool("shuffle", True, "Shuffle every epoch (network3 keeps one fixed order).")
-flags.DEFINE_integer("networks", 1, "Train this many networks (seeds seed, seed+1, ...) and "
-                     "report their plurality vote.")
-flags.DEFINE_enum("strategy", "auto", ["auto", "vmap", "loop"], "Train several networks all "
-                  "at once with vmap, or one after another; auto: loop on the CPU, vmap "
-                  "elsewhere.")
-flags.DEFINE_string("devices", "1", "Split every mini-batch over this many devices (or all), "
-                    "data parallel; must divide --mini_batch_size.")
-flags.DEFINE_integer("unroll", 1, "SGD steps compiled into each iteration of the epoch's "
-                     "loop: the same networks; no faster on the CPU or on an H200 "
-                     "(benchmarks.conv_speed --unroll times them).")
-flags.DEFINE_enum("convolution", "auto", ["auto", "xla", "im2col"], "How conv-pool layers "
-                  "convolve: xla: XLA's convolution (cuDNN on GPUs); im2col: one matrix "
-                  "product over the unrolled patches; auto: im2col on CPUs and CUDA GPUs, "
-                  "xla elsewhere. The same networks up to float rounding "
-                  "(benchmarks.conv_speed times them).")
-flags.DEFINE_integer("seed", 0, "Seed of the PRNG key (initialisation, shuffles, dropout).",
-                     **SEED_BOUNDS)
+flags.DEFINE_integer(
+    "networks",
+    1,
+    "Train this many networks (seeds seed, seed+1, ...) and report their plurality vote.",
+)
+flags.DEFINE_enum(
+    "strategy",
+    "auto",
+    ["auto", "vmap", "loop"],
+    "Train several networks all "
+    "at once with vmap, or one after another; auto: loop on the CPU, vmap "
+    "elsewhere.",
+)
+flags.DEFINE_string(
+    "devices",
+    "1",
+    "Split every mini-batch over this many devices (or all), "
+    "data parallel; must divide --mini_batch_size.",
+)
+flags.DEFINE_integer(
+    "unroll",
+    1,
+    "SGD steps compiled into each iteration of the epoch's "
+    "loop: the same networks; no faster on the CPU or on an H200 "
+    "(benchmarks.conv_speed --unroll times them).",
+)
+flags.DEFINE_enum(
+    "convolution",
+    "auto",
+    ["auto", "xla", "im2col"],
+    "How conv-pool layers "
+    "convolve: xla: XLA's convolution (cuDNN on GPUs); im2col: one matrix "
+    "product over the unrolled patches; auto: im2col on CPUs and CUDA GPUs, "
+    "xla elsewhere. The same networks up to float rounding "
+    "(benchmarks.conv_speed times them).",
+)
+flags.DEFINE_integer(
+    "seed", 0, "Seed of the PRNG key (initialisation, shuffles, dropout).", **SEED_BOUNDS
+)
 define_data_flags("images must be square, one channel")
-flags.DEFINE_integer("train_size", None, "Train on the first N training images only "
-                     "(before expansion).")
+flags.DEFINE_integer(
+    "train_size", None, "Train on the first N training images only (before expansion)."
+)
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per network and epoch.")
-flags.DEFINE_string("save", None, "Write the trained networks (.npz; "
-                    "nnjax.checkpoint.load_networks reads it back).")
-flags.DEFINE_string("checkpoint_dir", None, "Checkpoint after every epoch in this directory; "
-                    "rerunning with the same flags resumes after the last finished epoch.")
-flags.DEFINE_string("predictions_out", None, "Write every network's classes for the test "
-                    "images (at its best validation epoch) to this .json file, about 20 KB a "
-                    "network, which experiments.vote reads in place of the saved networks.")
+flags.DEFINE_string(
+    "save", None, "Write the trained networks (.npz; nnjax.checkpoint.load_networks reads it back)."
+)
+flags.DEFINE_string(
+    "checkpoint_dir",
+    None,
+    "Checkpoint after every epoch in this directory; "
+    "rerunning with the same flags resumes after the last finished epoch.",
+)
+flags.DEFINE_string(
+    "predictions_out",
+    None,
+    "Write every network's classes for the test "
+    "images (at its best validation epoch) to this .json file, about 20 KB a "
+    "network, which experiments.vote reads in place of the saved networks.",
+)
 flags.DEFINE_string("filters_png", None, "Draw the first conv layer's filters to this PNG.")
-flags.DEFINE_string("misclassified_png", None, "Draw the test digits the network (or the "
-                    "ensemble's vote) gets wrong to this PNG.")
-flags.DEFINE_enum("matmul_precision", "auto", list(PRECISIONS),
-                  "auto: TF32 products on GPUs (20-25% faster on an H200; README), float32 "
-                  "elsewhere; highest: float32 products; default: XLA's choice (TF32 on "
-                  "recent GPUs, one bfloat16 pass on TPUs).")
+flags.DEFINE_string(
+    "misclassified_png",
+    None,
+    "Draw the test digits the network (or the ensemble's vote) gets wrong to this PNG.",
+)
+flags.DEFINE_enum(
+    "matmul_precision",
+    "auto",
+    list(PRECISIONS),
+    "auto: TF32 products on GPUs (20-25% faster on an H200; README), float32 "
+    "elsewhere; highest: float32 products; default: XLA's choice (TF32 on "
+    "recent GPUs, one bfloat16 pass on TPUs).",
+)
 
 PRESETS = presets.CHAPTER6
 
 # The flags that decide a run (saved with the networks; a checkpoint resumes only a run with
 # the same, --epochs aside).
-SETTINGS = ("layers", "activation", "dropout", "dropout_kind", "init", "epochs",
-            "mini_batch_size", "eta", "l2", "momentum", "expand", "shuffle", "networks", "seed",
-            "dataset", "train_size")
+SETTINGS = (
+    "layers",
+    "activation",
+    "dropout",
+    "dropout_kind",
+    "init",
+    "epochs",
+    "mini_batch_size",
+    "eta",
+    "l2",
+    "momentum",
+    "expand",
+    "shuffle",
+    "networks",
+    "seed",
+    "dataset",
+    "train_size",
+)
 
 
 def apply_preset() -> None:
@@ -100,8 +195,9 @@ def apply_preset() -> None:
     if FLAGS.preset is None:
         return
     if FLAGS.preset not in PRESETS:
-        raise UsageError(f"--preset={FLAGS.preset} is not one of {', '.join(PRESETS)} "
-                         "(--list describes them)")
+        raise UsageError(
+            f"--preset={FLAGS.preset} is not one of {', '.join(PRESETS)} (--list describes them)"
+        )
     for name, value in PRESETS[FLAGS.preset][2].items():
         if not FLAGS[name].present:
             FLAGS[name].value = value
@@ -115,13 +211,16 @@ def preset_command(name: str) -> str:
 def check_flags():
     """Validates the flags before any work; returns the layers."""
     from nnjax import layers
+
     apply_preset()
     for name in ("epochs", "mini_batch_size", "networks", "unroll"):
         if FLAGS[name].value <= 0:
             raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
-    if FLAGS.seed + FLAGS.networks - 1 > MAX_SEED:     # network i has seed --seed + i
-        raise UsageError(f"--seed={FLAGS.seed} with --networks={FLAGS.networks}: the last "
-                         f"network's seed would be past 2^31 − 1")
+    if FLAGS.seed + FLAGS.networks - 1 > MAX_SEED:  # network i has seed --seed + i
+        raise UsageError(
+            f"--seed={FLAGS.seed} with --networks={FLAGS.networks}: the last "
+            f"network's seed would be past 2^31 − 1"
+        )
     if not FLAGS.eta > 0:
         raise UsageError(f"--eta must be positive, got {FLAGS.eta}")
     if not FLAGS.l2 >= 0:
@@ -138,14 +237,21 @@ def check_flags():
     if FLAGS.predictions_out:
         check_predictions_out("predictions_out", FLAGS.predictions_out)
     try:
-        net = layers.parse(FLAGS.layers, FLAGS.activation, FLAGS.dropout, FLAGS.dropout_kind,
-                           FLAGS.init, convolution=FLAGS.convolution)
+        net = layers.parse(
+            FLAGS.layers,
+            FLAGS.activation,
+            FLAGS.dropout,
+            FLAGS.dropout_kind,
+            FLAGS.init,
+            convolution=FLAGS.convolution,
+        )
     except layers.LayerError as e:
         raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
     devices = parse_devices(FLAGS.devices)
     if devices != "all" and FLAGS.mini_batch_size % devices:
-        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by "
-                         f"--devices={devices}")
+        raise UsageError(
+            f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by --devices={devices}"
+        )
     if FLAGS.filters_png and not FLAGS.layers.startswith("conv"):
         raise UsageError("--filters_png needs a first layer that is conv-pool")
     return net
@@ -153,10 +259,11 @@ def check_flags():
 
 def image_shape(n_in: int, dataset: str) -> tuple:
     """(side, side, 1) for square one-channel images of ``n_in`` pixels."""
-    side = int(round(n_in ** 0.5))
+    side = int(round(n_in**0.5))
     if side * side != n_in:
-        raise UsageError(f"--dataset={dataset}: its {n_in}-pixel images are not square "
-                         "one-channel images")
+        raise UsageError(
+            f"--dataset={dataset}: its {n_in}-pixel images are not square one-channel images"
+        )
     return side, side, 1
 
 
@@ -164,6 +271,7 @@ def run() -> None:
     net_layers = check_flags()
     import jax
     import numpy as np
+
     from nnjax import checkpoint, data, ensemble, expand, layers, network3, train3
 
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
@@ -171,20 +279,30 @@ def run() -> None:
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     shape = image_shape(dataset.train.x.shape[1], FLAGS.dataset)
     if dataset.num_classes != 10 and "softmax:" not in FLAGS.layers:
-        net_layers = layers.parse(FLAGS.layers, FLAGS.activation, FLAGS.dropout,
-                                  FLAGS.dropout_kind, FLAGS.init, dataset.num_classes,
-                                  FLAGS.convolution)
+        net_layers = layers.parse(
+            FLAGS.layers,
+            FLAGS.activation,
+            FLAGS.dropout,
+            FLAGS.dropout_kind,
+            FLAGS.init,
+            dataset.num_classes,
+            FLAGS.convolution,
+        )
     train_x, train_y = dataset.train.x, dataset.train.y
     if FLAGS.train_size is not None:
         if FLAGS.train_size > len(train_y):
-            raise UsageError(f"--train_size={FLAGS.train_size} exceeds the {len(train_y)} "
-                             f"training images of {dataset.name}")
-        train_x, train_y = train_x[:FLAGS.train_size], train_y[:FLAGS.train_size]
+            raise UsageError(
+                f"--train_size={FLAGS.train_size} exceeds the {len(train_y)} "
+                f"training images of {dataset.name}"
+            )
+        train_x, train_y = train_x[: FLAGS.train_size], train_y[: FLAGS.train_size]
     if FLAGS.expand == "book":
         train_x, train_y = expand.expand(train_x, train_y)
     if FLAGS.mini_batch_size > len(train_y):
-        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} exceeds the "
-                         f"{len(train_y)} training examples")
+        raise UsageError(
+            f"--mini_batch_size={FLAGS.mini_batch_size} exceeds the "
+            f"{len(train_y)} training examples"
+        )
 
     k = FLAGS.networks
     seeds = [jax.random.split(jax.random.key(FLAGS.seed + i)) for i in range(k)]
@@ -192,42 +310,53 @@ def run() -> None:
         params = [network3.init(init_key, net_layers, shape) for init_key, _ in seeds]
     except layers.LayerError as e:
         raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
-    n_out = params[0][-1]["b"].shape[0]                  # the softmax layer's outputs
+    n_out = params[0][-1]["b"].shape[0]  # the softmax layer's outputs
     if n_out != dataset.num_classes:
-        raise UsageError(f"--layers={FLAGS.layers}: the softmax layer has {n_out} outputs, "
-                         f"but {dataset.name} has {dataset.num_classes} classes (write "
-                         f"softmax for as many outputs as classes)")
+        raise UsageError(
+            f"--layers={FLAGS.layers}: the softmax layer has {n_out} outputs, "
+            f"but {dataset.name} has {dataset.num_classes} classes (write "
+            f"softmax for as many outputs as classes)"
+        )
     networks = [train3.Network(p, train3.init_state(p, FLAGS.momentum)) for p in params]
     strategy = train3.pick_strategy(FLAGS.strategy, k)
     precision = matmul_precision(FLAGS.matmul_precision, jax.default_backend())
     gpu = jax.default_backend() == "gpu"
-    print(f"nnjax: {layers.describe(net_layers)}; η={FLAGS.eta:g}, λ={FLAGS.l2:g} (network3), "
-          f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
-          f"{k} network{'s' * (k > 1)} ({strategy}) on {jax.default_backend()}"
-          f"{' (TF32 products where the GPU has them)' * (precision == 'default' and gpu)}"
-          f"{f' ({mesh.size} devices, data parallel)' if mesh else ''}; "
-          f"{dataset.name}: {len(train_y)} training images"
-          f"{' (expanded)' if FLAGS.expand == 'book' else ''}"
-          f"{', random shifts' if FLAGS.expand == 'random' else ''}", flush=True)
+    print(
+        f"nnjax: {layers.describe(net_layers)}; η={FLAGS.eta:g}, λ={FLAGS.l2:g} (network3), "
+        f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
+        f"{k} network{'s' * (k > 1)} ({strategy}) on {jax.default_backend()}"
+        f"{' (TF32 products where the GPU has them)' * (precision == 'default' and gpu)}"
+        f"{f' ({mesh.size} devices, data parallel)' if mesh else ''}; "
+        f"{dataset.name}: {len(train_y)} training images"
+        f"{' (expanded)' if FLAGS.expand == 'book' else ''}"
+        f"{', random shifts' if FLAGS.expand == 'random' else ''}",
+        flush=True,
+    )
 
-    device = jax.devices()[0].device_kind                    # e.g. "cpu", "NVIDIA H200"
+    device = jax.devices()[0].device_kind  # e.g. "cpu", "NVIDIA H200"
     after_epoch, devices = None, []
     if FLAGS.checkpoint_dir:
         after_epoch, devices = resume(networks, device)
     # the metrics file describes the whole run, resumed or not, each epoch by its device
-    metrics = open_metrics(FLAGS.metrics_out, (
-        {"network": i, **n.epochs[e].as_dict(), "device": devices[e]}
-        for e in range(len(networks[0].epochs)) for i, n in enumerate(networks)))
+    metrics = open_metrics(
+        FLAGS.metrics_out,
+        (
+            {"network": i, **n.epochs[e].as_dict(), "device": devices[e]}
+            for e in range(len(networks[0].epochs))
+            for i, n in enumerate(networks)
+        ),
+    )
 
     def report(i, r) -> None:
         # r.seconds is each network's share of the epoch; the time shown is the whole epoch's
         took = f"  ({r.seconds * k:.1f} s{f' for the {k} networks' * (k > 1)})" if i == 0 else ""
         who = f"Network {i}, e" if k > 1 else "E"
-        print(f"{who}poch {r.epoch}: validation accuracy {100 * r.accuracy:.2f}%{took}",
-              flush=True)
+        print(f"{who}poch {r.epoch}: validation accuracy {100 * r.accuracy:.2f}%{took}", flush=True)
         if r.test_correct is not None:
-            print(f"  the corresponding test accuracy is "
-                  f"{100 * r.test_correct / r.test_total:.2f}%", flush=True)
+            print(
+                f"  the corresponding test accuracy is {100 * r.test_correct / r.test_total:.2f}%",
+                flush=True,
+            )
         if metrics:
             metrics.write(json.dumps({"network": i, **r.as_dict(), "device": device}) + "\n")
             metrics.flush()
@@ -235,59 +364,91 @@ def run() -> None:
     try:
         with jax.default_matmul_precision(precision):
             networks, compile_seconds = train3.train(
-                networks, net_layers, shape, (train_x, train_y),
+                networks,
+                net_layers,
+                shape,
+                (train_x, train_y),
                 (dataset.validation.x, dataset.validation.y),
-                test_data=(dataset.test.x, dataset.test.y), epochs=FLAGS.epochs,
-                mini_batch_size=FLAGS.mini_batch_size, eta=FLAGS.eta, lmbda=FLAGS.l2,
-                keys=[shuffle_key for _, shuffle_key in seeds], momentum=FLAGS.momentum,
-                shuffle=FLAGS.shuffle, random_shifts=FLAGS.expand == "random",
-                strategy=strategy, on_epoch=report, after_epoch=after_epoch, mesh=mesh,
-                unroll=FLAGS.unroll)
+                test_data=(dataset.test.x, dataset.test.y),
+                epochs=FLAGS.epochs,
+                mini_batch_size=FLAGS.mini_batch_size,
+                eta=FLAGS.eta,
+                lmbda=FLAGS.l2,
+                keys=[shuffle_key for _, shuffle_key in seeds],
+                momentum=FLAGS.momentum,
+                shuffle=FLAGS.shuffle,
+                random_shifts=FLAGS.expand == "random",
+                strategy=strategy,
+                on_epoch=report,
+                after_epoch=after_epoch,
+                mesh=mesh,
+                unroll=FLAGS.unroll,
+            )
     finally:
         if metrics:
             metrics.close()
 
     test_x, test_y = dataset.test.x, dataset.test.y
-    predict = lambda p: np.asarray(network3.predict_all(
-        p, test_x, layers=tuple(net_layers), input_shape=shape))
+
+    def predict(p):
+        return np.asarray(
+            network3.predict_all(p, test_x, layers=tuple(net_layers), input_shape=shape)
+        )
+
     n_test = len(test_y)
     seconds = sum(r.seconds for n in networks for r in n.epochs)
     for i, net in enumerate(networks):
         best = net.best
         final = int(np.sum(predict(net.params) == test_y))
-        print(f"{f'Network {i}: b' if k > 1 else 'B'}est validation accuracy "
-              f"{100 * best.accuracy:.2f}% at epoch {best.epoch}; the corresponding test "
-              f"accuracy is {100 * best.test_correct / best.test_total:.2f}%. Final test "
-              f"accuracy {100 * final / n_test:.2f}%.")
+        print(
+            f"{f'Network {i}: b' if k > 1 else 'B'}est validation accuracy "
+            f"{100 * best.accuracy:.2f}% at epoch {best.epoch}; the corresponding test "
+            f"accuracy is {100 * best.test_correct / best.test_total:.2f}%. Final test "
+            f"accuracy {100 * final / n_test:.2f}%."
+        )
     votes = classes = np.stack([predict(n.best_params) for n in networks])
     if k > 1:
         votes = np.asarray(ensemble.plurality_vote(classes, dataset.num_classes))
         tests = [n.best.test_correct / n.best.test_total for n in networks]
-        print(f"Test accuracy at the best validation epoch: mean {100 * np.mean(tests):.2f}% "
-              f"± {100 * np.std(tests, ddof=1):.2f}% over {k} networks. Their plurality vote: "
-              f"{100 * ensemble.vote_accuracy(votes, test_y):.2f}% "
-              f"({len(ensemble.misclassified(votes, test_y))} test digits wrong).")
+        print(
+            f"Test accuracy at the best validation epoch: mean {100 * np.mean(tests):.2f}% "
+            f"± {100 * np.std(tests, ddof=1):.2f}% over {k} networks. Their plurality vote: "
+            f"{100 * ensemble.vote_accuracy(votes, test_y):.2f}% "
+            f"({len(ensemble.misclassified(votes, test_y))} test digits wrong)."
+        )
     votes = votes.reshape(-1)
-    if FLAGS.predictions_out:        # before "Trained in", which marks a run finished
+    if FLAGS.predictions_out:  # before "Trained in", which marks a run finished
         from nnjax import predictions
+
         names = [f"{FLAGS.preset or 'conv'} seed {FLAGS.seed + i}" for i in range(k)]
         predictions.save(FLAGS.predictions_out, classes, test_y, FLAGS.dataset, "test", names)
         print(f"Wrote the test predictions to {FLAGS.predictions_out}.")
     print(f"Trained in {seconds:.1f} s (+{compile_seconds:.1f} s compile).")
     if FLAGS.save:
-        checkpoint.save_layers(FLAGS.save, [n.best_params for n in networks],
-                               {name: FLAGS[name].value for name in SETTINGS})
+        checkpoint.save_layers(
+            FLAGS.save,
+            [n.best_params for n in networks],
+            {name: FLAGS[name].value for name in SETTINGS},
+        )
         print(f"Saved the networks (at their best validation epochs) to {FLAGS.save}.")
     if FLAGS.filters_png:
         from experiments import conv_figures
-        w = np.asarray(networks[0].best_params[0]["w"])        # (kh, kw, C, F)
-        conv_figures.draw_filters(w[:, :, 0, :].transpose(2, 0, 1), FLAGS.filters_png,
-                                  title="first conv-pool layer's filters")
+
+        w = np.asarray(networks[0].best_params[0]["w"])  # (kh, kw, C, F)
+        conv_figures.draw_filters(
+            w[:, :, 0, :].transpose(2, 0, 1),
+            FLAGS.filters_png,
+            title="first conv-pool layer's filters",
+        )
         print(f"Drew the filters to {FLAGS.filters_png}.")
     if FLAGS.misclassified_png:
         from experiments import conv_figures
-        print(conv_figures.draw_mistakes(test_x, test_y, votes, FLAGS.misclassified_png,
-                                         side=shape[0]))
+
+        print(
+            conv_figures.draw_mistakes(
+                test_x, test_y, votes, FLAGS.misclassified_png, side=shape[0]
+            )
+        )
 
 
 def resume(networks, device: str):
@@ -296,48 +457,69 @@ def resume(networks, device: str):
     trained each restored epoch (``device``, this run's, for a checkpoint from before they
     were recorded)."""
     from nnjax import checkpoint, train
+
     settings = {name: FLAGS[name].value for name in SETTINGS if name != "epochs"}
     try:
         path = checkpoint.prepare_directory(FLAGS.checkpoint_dir) / "checkpoint.npz"
     except checkpoint.CheckpointError as e:
         raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e}") from None
-    state = lambda: [(n.params, n.opt_state, n.best_params or n.params) for n in networks]
+
+    def state():
+        return [(n.params, n.opt_state, n.best_params or n.params) for n in networks]
+
     if path.exists():
-        meta = checkpoint.read_meta(path)     # checked before the arrays are read
+        meta = checkpoint.read_meta(path)  # checked before the arrays are read
         saved = meta.get("settings", {})
-        if saved != settings:     # other settings may not even fit the arrays
+        if saved != settings:  # other settings may not even fit the arrays
             changed = sorted(k for k in settings if saved.get(k) != settings[k])
-            raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir} holds a run with other "
-                             f"settings ({', '.join('--' + k for k in changed)})")
+            raise UsageError(
+                f"--checkpoint_dir={FLAGS.checkpoint_dir} holds a run with other "
+                f"settings ({', '.join('--' + k for k in changed)})"
+            )
         done = len(meta["epochs"][0])
         if done > FLAGS.epochs:
-            raise UsageError(f"--epochs={FLAGS.epochs}: --checkpoint_dir={FLAGS.checkpoint_dir} "
-                             f"already holds {done} epochs")
+            raise UsageError(
+                f"--epochs={FLAGS.epochs}: --checkpoint_dir={FLAGS.checkpoint_dir} "
+                f"already holds {done} epochs"
+            )
         devices = meta.get("devices", [device] * done)
         tree, meta = checkpoint.read_tree(path, state())
         for net, (params, opt_state, best_params), epochs, best in zip(
-                networks, tree, meta["epochs"], meta["best"]):
+            networks, tree, meta["epochs"], meta["best"]
+        ):
             net.params, net.opt_state, net.best_params = params, opt_state, best_params
             net.epochs = [train.EpochResult.from_dict(e) for e in epochs]
             net.best = net.epochs[best]
-        print(f"Resuming from {path} after {len(networks[0].epochs)} "
-              f"epoch{'s' * (len(networks[0].epochs) != 1)}.", flush=True)
+        print(
+            f"Resuming from {path} after {len(networks[0].epochs)} "
+            f"epoch{'s' * (len(networks[0].epochs) != 1)}.",
+            flush=True,
+        )
     else:
         devices = []
 
     def save(networks):
         trained = len(networks[0].epochs)
-        checkpoint.write_tree(path, state(), {
-            "settings": settings, "best": [n.epochs.index(n.best) for n in networks],
-            "epochs": [[r.as_dict() for r in n.epochs] for n in networks],
-            "devices": devices + [device] * (trained - len(devices))})
+        checkpoint.write_tree(
+            path,
+            state(),
+            {
+                "settings": settings,
+                "best": [n.epochs.index(n.best) for n in networks],
+                "epochs": [[r.as_dict() for r in n.epochs] for n in networks],
+                "devices": devices + [device] * (trained - len(devices)),
+            },
+        )
+
     return save, devices
 
 
 def list_presets() -> None:
     for name, (what, number, settings) in PRESETS.items():
-        print(f"{name:9} {what} (book: {number:.2f}%)\n          {preset_command(name)}  = "
-              + " ".join(f"--{k}={v}" for k, v in settings.items()))
+        print(
+            f"{name:9} {what} (book: {number:.2f}%)\n          {preset_command(name)}  = "
+            + " ".join(f"--{k}={v}" for k, v in settings.items())
+        )
 
 
 def main(argv):

@@ -12,11 +12,12 @@ import math
 
 import numpy as np
 
-COLUMNS = 10          # grid width, for the book's 20 filters (2 rows) and up to ~100 digits
+COLUMNS = 10  # grid width, for the book's 20 filters (2 rows) and up to ~100 digits
 
 
 def _figure(width, height):
     from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height))
 
 
@@ -37,8 +38,9 @@ def draw_filters(filters, path, title=None):
     if w.ndim == 4 and w.shape[1] == 1:
         w = w[:, 0]
     if w.ndim != 3 or 0 in w.shape:
-        raise ValueError("filters must have shape (F, kh, kw) or (F, 1, kh, kw), got "
-                         f"{np.shape(filters)}")
+        raise ValueError(
+            f"filters must have shape (F, kh, kw) or (F, 1, kh, kw), got {np.shape(filters)}"
+        )
     m = float(np.abs(w).max()) if np.isfinite(w).all() else float(np.nanmax(np.abs(w)))
     m = m if m > 0 and math.isfinite(m) else 1.0
     rows, columns = _grid(len(w))
@@ -65,8 +67,9 @@ def draw_misclassified(images, labels, predictions, path, side=28, title=None):
     (k,); returns ``path``. With k = 0 the figure says there are none. Ten digits a row."""
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != side * side:
-        raise ValueError(f"images must have shape (k, {side * side}) for side={side}, got "
-                         f"{np.shape(images)}")
+        raise ValueError(
+            f"images must have shape (k, {side * side}) for side={side}, got {np.shape(images)}"
+        )
     k = x.shape[0]
     for name, a in (("labels", labels), ("predictions", predictions)):
         if np.shape(a) != (k,):
@@ -82,20 +85,27 @@ def draw_misclassified(images, labels, predictions, path, side=28, title=None):
             ax.set_xticks([])
             ax.set_yticks([])
             if i < k:
-                ax.imshow(x[i].reshape(side, side), cmap="gray_r", vmin=0, vmax=1,
-                          interpolation="nearest")
+                ax.imshow(
+                    x[i].reshape(side, side), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest"
+                )
                 ax.set_title(f"{int(labels[i])} → {int(predictions[i])}", fontsize=10)
             else:
                 ax.axis("off")
-        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, wspace=0.1, hspace=0.35,
-                            top=1 - (0.5 if title else 0.25) / fig.get_figheight())
+        fig.subplots_adjust(
+            left=0.02,
+            right=0.98,
+            bottom=0.02,
+            wspace=0.1,
+            hspace=0.35,
+            top=1 - (0.5 if title else 0.25) / fig.get_figheight(),
+        )
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=100, format="png")
     return path
 
 
-MAX_DRAWN = 100    # misclassified digits drawn at most (the book's ensemble gets 33 wrong)
+MAX_DRAWN = 100  # misclassified digits drawn at most (the book's ensemble gets 33 wrong)
 
 
 def draw_mistakes(images, labels, predictions, path, side=28, limit=MAX_DRAWN) -> str:
@@ -103,11 +113,16 @@ def draw_mistakes(images, labels, predictions, path, side=28, limit=MAX_DRAWN) -
     ``predictions`` (n,) differ from their ``labels`` (n,) to the PNG ``path``; returns the
     sentence that says so, for the runner to print."""
     from nnjax import ensemble
+
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     wrong = ensemble.misclassified(predictions, labels)
     shown = wrong[:limit]
-    draw_misclassified(np.asarray(images)[shown], labels[shown], predictions[shown], path,
-                       side=side)
-    which = f"the {len(wrong)}" if len(shown) == len(wrong) else \
-        f"the first {len(shown)} of the {len(wrong)}"
+    draw_misclassified(
+        np.asarray(images)[shown], labels[shown], predictions[shown], path, side=side
+    )
+    which = (
+        f"the {len(wrong)}"
+        if len(shown) == len(wrong)
+        else f"the first {len(shown)} of the {len(wrong)}"
+    )
     return f"Drew {which} misclassified digits to {path}."

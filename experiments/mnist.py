@@ -16,55 +16,120 @@ import json
 
 from absl import app, flags
 
-from experiments.cli import (SEED_BOUNDS, UsageError, check_writable, define_data_flags,
-                             define_network_flags, device_mesh, open_metrics, parse_devices,
-                             parse_hidden, run_guarded)
+from experiments.cli import (
+    SEED_BOUNDS,
+    UsageError,
+    check_writable,
+    define_data_flags,
+    define_network_flags,
+    device_mesh,
+    open_metrics,
+    parse_devices,
+    parse_hidden,
+    run_guarded,
+)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
-                    "empty for none).")
+flags.DEFINE_string(
+    "hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; empty for none)."
+)
 flags.DEFINE_integer("epochs", 30, "Number of epochs.")
 flags.DEFINE_integer("mini_batch_size", 10, "Mini-batch size m.")
 flags.DEFINE_float("eta", 3.0, "Learning rate η.")
-flags.DEFINE_integer("seed", 0, "Seed of the PRNG key for initialisation and shuffling.",
-                     **SEED_BOUNDS)
+flags.DEFINE_integer(
+    "seed", 0, "Seed of the PRNG key for initialisation and shuffling.", **SEED_BOUNDS
+)
 define_data_flags()
 define_network_flags()
-flags.DEFINE_float("l2", 0.0, "L2 regularisation λ (weight decay 1 − ηλ/n, n the training "
-                   "set size, as in the book's network2.py).")
+flags.DEFINE_float(
+    "l2",
+    0.0,
+    "L2 regularisation λ (weight decay 1 − ηλ/n, n the training "
+    "set size, as in the book's network2.py).",
+)
 flags.DEFINE_float("l1", 0.0, "L1 regularisation λ (w → w − (ηλ/n) sgn(w) − ...).")
-flags.DEFINE_float("momentum", 0.0, "Momentum coefficient μ (the book's v → μv − η∇C, "
-                   "w → w + v); 0 for plain SGD.")
-flags.DEFINE_integer("train_size", None, "Train on the first N training images only "
-                     "(e.g. 1000 for chapter 3's overfitting experiments).")
-flags.DEFINE_bool("monitor", False, "Also report, after each epoch, the cost on the training "
-                  "and evaluation data and the training accuracy (the book's four lists).")
-flags.DEFINE_integer("gradient_norms", 0, "Chapter 5: after each epoch, report ‖∂C/∂b‖ of every "
-                     "hidden layer, over the first N training images (the book uses 1000).")
-flags.DEFINE_integer("early_stopping", 0, "Stop after this many epochs without a better "
-                     "evaluation accuracy (0: never).")
-flags.DEFINE_integer("halve_eta_after", 0, "Halve η after this many epochs without a better "
-                     "evaluation accuracy, and stop when it reaches η/128 (0: keep η).")
-flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
-                  "Which split is scored after each epoch.")
+flags.DEFINE_float(
+    "momentum", 0.0, "Momentum coefficient μ (the book's v → μv − η∇C, w → w + v); 0 for plain SGD."
+)
+flags.DEFINE_integer(
+    "train_size",
+    None,
+    "Train on the first N training images only "
+    "(e.g. 1000 for chapter 3's overfitting experiments).",
+)
+flags.DEFINE_bool(
+    "monitor",
+    False,
+    "Also report, after each epoch, the cost on the training "
+    "and evaluation data and the training accuracy (the book's four lists).",
+)
+flags.DEFINE_integer(
+    "gradient_norms",
+    0,
+    "Chapter 5: after each epoch, report ‖∂C/∂b‖ of every "
+    "hidden layer, over the first N training images (the book uses 1000).",
+)
+flags.DEFINE_integer(
+    "early_stopping",
+    0,
+    "Stop after this many epochs without a better evaluation accuracy (0: never).",
+)
+flags.DEFINE_integer(
+    "halve_eta_after",
+    0,
+    "Halve η after this many epochs without a better "
+    "evaluation accuracy, and stop when it reaches η/128 (0: keep η).",
+)
+flags.DEFINE_enum(
+    "eval_split", "test", ["test", "validation"], "Which split is scored after each epoch."
+)
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per epoch to this file.")
-flags.DEFINE_string("save", None, "Write the trained network to this file, as the book's "
-                    "network2.py JSON (nnjax.checkpoint.load reads it back).")
-flags.DEFINE_string("checkpoint_dir", None, "Checkpoint after every epoch in this directory; "
-                    "rerunning with the same flags resumes from the last finished epoch.")
-flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
-                  "highest: float32 products, as the book computes (in float64); default: "
-                  "XLA's choice, TF32 on recent GPUs (about 15% faster there).")
-flags.DEFINE_enum("kernel", "auto", ["auto", "xla"], "auto: on the CPU, chapter 1's network "
-                  "trains in nnjax's compiled C++ epoch; xla: always the pure-JAX lax.scan epoch.")
-flags.DEFINE_string("devices", "1", "Split every mini-batch over this many devices (an integer, "
-                    "or all: every device of every process), data parallel; it must divide "
-                    "--mini_batch_size. 1: one device, as before.")
-flags.DEFINE_string("coordinator_address", None, "Multi-host: HOST:PORT of process 0, for "
-                    "jax.distributed.initialize (with --num_processes and --process_id).")
+flags.DEFINE_string(
+    "save",
+    None,
+    "Write the trained network to this file, as the book's "
+    "network2.py JSON (nnjax.checkpoint.load reads it back).",
+)
+flags.DEFINE_string(
+    "checkpoint_dir",
+    None,
+    "Checkpoint after every epoch in this directory; "
+    "rerunning with the same flags resumes from the last finished epoch.",
+)
+flags.DEFINE_enum(
+    "matmul_precision",
+    "highest",
+    ["highest", "default"],
+    "highest: float32 products, as the book computes (in float64); default: "
+    "XLA's choice, TF32 on recent GPUs (about 15% faster there).",
+)
+flags.DEFINE_enum(
+    "kernel",
+    "auto",
+    ["auto", "xla"],
+    "auto: on the CPU, chapter 1's network "
+    "trains in nnjax's compiled C++ epoch; xla: always the pure-JAX lax.scan epoch.",
+)
+flags.DEFINE_string(
+    "devices",
+    "1",
+    "Split every mini-batch over this many devices (an integer, "
+    "or all: every device of every process), data parallel; it must divide "
+    "--mini_batch_size. 1: one device, as before.",
+)
+flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "Multi-host: HOST:PORT of process 0, for "
+    "jax.distributed.initialize (with --num_processes and --process_id).",
+)
 flags.DEFINE_integer("num_processes", None, "Multi-host: the number of processes.")
-flags.DEFINE_integer("process_id", None, "Multi-host: this process's index, 0 … "
-                     "--num_processes − 1; process 0 prints and writes the files.")
+flags.DEFINE_integer(
+    "process_id",
+    None,
+    "Multi-host: this process's index, 0 … "
+    "--num_processes − 1; process 0 prints and writes the files.",
+)
 
 
 def check_flags() -> list[int]:
@@ -92,8 +157,9 @@ def check_flags() -> list[int]:
             check_writable(name, FLAGS[name].value)
     devices = parse_devices(FLAGS.devices)
     if devices != "all" and FLAGS.mini_batch_size % devices:
-        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by "
-                         f"--devices={devices}")
+        raise UsageError(
+            f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by --devices={devices}"
+        )
     check_distributed_flags()
     return hidden
 
@@ -109,8 +175,9 @@ def check_distributed_flags() -> None:
         if FLAGS.num_processes <= 0:
             raise UsageError(f"--num_processes must be positive, got {FLAGS.num_processes}")
         if not 0 <= FLAGS.process_id < FLAGS.num_processes:
-            raise UsageError(f"--process_id must be in 0 … {FLAGS.num_processes - 1}, "
-                             f"got {FLAGS.process_id}")
+            raise UsageError(
+                f"--process_id must be in 0 … {FLAGS.num_processes - 1}, got {FLAGS.process_id}"
+            )
 
 
 def start_processes(jax) -> None:
@@ -122,28 +189,46 @@ def start_processes(jax) -> None:
         # CPU processes exchange gradients over TCP with gloo (JAX's default since 0.5).
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
-        jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
-                                   num_processes=FLAGS.num_processes,
-                                   process_id=FLAGS.process_id)
+        jax.distributed.initialize(
+            coordinator_address=FLAGS.coordinator_address,
+            num_processes=FLAGS.num_processes,
+            process_id=FLAGS.process_id,
+        )
     except Exception as e:  # the runtime's errors are long and of many types
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"--coordinator_address={FLAGS.coordinator_address}: cannot start "
-                         f"process {FLAGS.process_id} of {FLAGS.num_processes}: {first}") from None
+        raise UsageError(
+            f"--coordinator_address={FLAGS.coordinator_address}: cannot start "
+            f"process {FLAGS.process_id} of {FLAGS.num_processes}: {first}"
+        ) from None
 
 
 # The flags that decide a run's trajectory: a checkpoint resumes only a run with the same.
-TRAINING_FLAGS = ("hidden", "mini_batch_size", "eta", "seed", "dataset", "eval_split", "cost",
-                  "activation", "init", "l2", "l1", "momentum", "train_size",
-                  "early_stopping", "halve_eta_after")
+TRAINING_FLAGS = (
+    "hidden",
+    "mini_batch_size",
+    "eta",
+    "seed",
+    "dataset",
+    "eval_split",
+    "cost",
+    "activation",
+    "init",
+    "l2",
+    "l1",
+    "momentum",
+    "train_size",
+    "early_stopping",
+    "halve_eta_after",
+)
 
 
 def run() -> None:
     hidden = check_flags()
     # Imported here so that `--help` and flag errors answer at once.
     import jax
+
     start_processes(jax)
-    from nnjax import (activations, backprop, checkpoint, costs, data, network, sgd,
-                       train)
+    from nnjax import activations, backprop, checkpoint, costs, data, network, sgd, train
 
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
     primary = jax.process_index() == 0  # the one process that prints and writes files
@@ -153,60 +238,89 @@ def run() -> None:
     train_x, train_y = dataset.train.x, dataset.train.y
     if FLAGS.train_size is not None:
         if FLAGS.train_size > len(train_y):
-            raise UsageError(f"--train_size={FLAGS.train_size} exceeds the {len(train_y)} "
-                             f"training images of {dataset.name}")
-        train_x, train_y = train_x[:FLAGS.train_size], train_y[:FLAGS.train_size]
+            raise UsageError(
+                f"--train_size={FLAGS.train_size} exceeds the {len(train_y)} "
+                f"training images of {dataset.name}"
+            )
+        train_x, train_y = train_x[: FLAGS.train_size], train_y[: FLAGS.train_size]
     n_train = len(train_y)
     if FLAGS.mini_batch_size > n_train:
-        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} exceeds the {n_train} "
-                         "training examples")
+        raise UsageError(
+            f"--mini_batch_size={FLAGS.mini_batch_size} exceeds the {n_train} training examples"
+        )
     sizes = [dataset.train.x.shape[1], *hidden, dataset.num_classes]
     init_key, shuffle_key = jax.random.split(jax.random.key(FLAGS.seed))
     params = network.init(init_key, sizes, init=FLAGS.init)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
-    regularised = (f", L2 λ={FLAGS.l2:g}" if FLAGS.l2 else "") + (
-        f", L1 λ={FLAGS.l1:g}" if FLAGS.l1 else "") + (
-        f", momentum {FLAGS.momentum:g}" if FLAGS.momentum else "")
+    regularised = (
+        (f", L2 λ={FLAGS.l2:g}" if FLAGS.l2 else "")
+        + (f", L1 λ={FLAGS.l1:g}" if FLAGS.l1 else "")
+        + (f", momentum {FLAGS.momentum:g}" if FLAGS.momentum else "")
+    )
     regularization = "l1" if FLAGS.l1 > 0 else "l2"
     # Which epoch program runs (the CPU kernel's and XLA's numbers differ by float rounding)
     kernel = mesh is None and sgd.uses_cpu_kernel(
-        params, train_x, FLAGS.mini_batch_size, cost, activation, FLAGS.kernel,
-        regularization, FLAGS.momentum)
-    where = jax.default_backend() + " (nnjax's CPU kernel)" * kernel if mesh is None else (
-        f"{mesh.size} {jax.default_backend()} devices" + (
-            f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""))
-    say(f"nnjax: {sizes} {activation.name} network, {cost.name} cost, {FLAGS.init} "
+        params,
+        train_x,
+        FLAGS.mini_batch_size,
+        cost,
+        activation,
+        FLAGS.kernel,
+        regularization,
+        FLAGS.momentum,
+    )
+    where = (
+        jax.default_backend() + " (nnjax's CPU kernel)" * kernel
+        if mesh is None
+        else (
+            f"{mesh.size} {jax.default_backend()} devices"
+            + (f" of {jax.process_count()} processes" if jax.process_count() > 1 else "")
+        )
+    )
+    say(
+        f"nnjax: {sizes} {activation.name} network, {cost.name} cost, {FLAGS.init} "
         f"initialisation{regularised}, η={FLAGS.eta:g}, "
         f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)} on "
         f"{where}; {dataset.name}: {n_train} training, "
-        f"{len(eval_split.y)} {FLAGS.eval_split} images", flush=True)
+        f"{len(eval_split.y)} {FLAGS.eval_split} images",
+        flush=True,
+    )
 
     if FLAGS.gradient_norms:
         n = FLAGS.gradient_norms
         initial = backprop.hidden_layer_speeds(
-            params, train_x[:n], costs.one_hot(train_y[:n], sizes[-1]), cost, activation)
-        say("Before training, ‖∂C/∂b‖ of the hidden layers: " +
-            " ".join(f"{float(v):.4g}" for v in initial), flush=True)
+            params, train_x[:n], costs.one_hot(train_y[:n], sizes[-1]), cost, activation
+        )
+        say(
+            "Before training, ‖∂C/∂b‖ of the hidden layers: "
+            + " ".join(f"{float(v):.4g}" for v in initial),
+            flush=True,
+        )
 
     done, after_epoch = [], None
     opt_state = sgd.init_state(params, FLAGS.momentum) if FLAGS.momentum else None
     if FLAGS.checkpoint_dir:
         try:
-            run = checkpoint.Run(FLAGS.checkpoint_dir,
-                                 {k: FLAGS[k].value for k in TRAINING_FLAGS})
+            run = checkpoint.Run(FLAGS.checkpoint_dir, {k: FLAGS[k].value for k in TRAINING_FLAGS})
             params, opt_state, epochs = run.resume(params, opt_state)
         except checkpoint.CheckpointError as e:
             raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e}") from None
         done = [train.EpochResult.from_dict(e) for e in epochs]
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
+
             found = multihost_utils.process_allgather(len(done))
             if len(set(found.tolist())) > 1:
-                raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir} must be the same "
-                                 f"directory for every process (they found {found.tolist()} "
-                                 "finished epochs)")
+                raise UsageError(
+                    f"--checkpoint_dir={FLAGS.checkpoint_dir} must be the same "
+                    f"directory for every process (they found {found.tolist()} "
+                    "finished epochs)"
+                )
         if done:
-            say(f"Resuming from {run.path} after {len(done)} epoch{'s' * (len(done) != 1)}.", flush=True)
+            say(
+                f"Resuming from {run.path} after {len(done)} epoch{'s' * (len(done) != 1)}.",
+                flush=True,
+            )
 
         def save_checkpoint(params, opt_state, results):
             if primary:
@@ -221,29 +335,47 @@ def run() -> None:
         eta = f", η={r.eta:g}" if FLAGS.halve_eta_after else ""
         say(f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s{eta})", flush=True)
         if FLAGS.monitor:
-            say(f"  cost on training data: {r.training_cost:.4f}; accuracy on training data: "
+            say(
+                f"  cost on training data: {r.training_cost:.4f}; accuracy on training data: "
                 f"{r.training_correct} / {r.training_total}; cost on evaluation data: "
-                f"{r.evaluation_cost:.4f}", flush=True)
+                f"{r.evaluation_cost:.4f}",
+                flush=True,
+            )
         if r.gradient_norms is not None:
-            say("  ‖∂C/∂b‖ of the hidden layers: " +
-                " ".join(f"{v:.4g}" for v in r.gradient_norms), flush=True)
+            say(
+                "  ‖∂C/∂b‖ of the hidden layers: " + " ".join(f"{v:.4g}" for v in r.gradient_norms),
+                flush=True,
+            )
         if metrics:
             metrics.write(json.dumps(r.as_dict()) + "\n")
             metrics.flush()
 
     try:
-        params, _, history = train.train(params, (train_x, train_y),
-                                 epochs=FLAGS.epochs, mini_batch_size=FLAGS.mini_batch_size,
-                                 eta=FLAGS.eta, key=shuffle_key, cost=cost,
-                                 activation=activation, lmbda=FLAGS.l2 or FLAGS.l1,
-                                 regularization=regularization,
-                                 momentum=FLAGS.momentum, opt_state=opt_state,
-                                 eval_data=(eval_split.x, eval_split.y), kernel=FLAGS.kernel,
-                                 matmul_precision=FLAGS.matmul_precision,
-                                 monitor=FLAGS.monitor, gradient_norms=FLAGS.gradient_norms,
-                                 early_stopping=FLAGS.early_stopping,
-                                 halve_eta_after=FLAGS.halve_eta_after, on_epoch=report,
-                                 after_epoch=after_epoch, done=done, mesh=mesh)
+        params, _, history = train.train(
+            params,
+            (train_x, train_y),
+            epochs=FLAGS.epochs,
+            mini_batch_size=FLAGS.mini_batch_size,
+            eta=FLAGS.eta,
+            key=shuffle_key,
+            cost=cost,
+            activation=activation,
+            lmbda=FLAGS.l2 or FLAGS.l1,
+            regularization=regularization,
+            momentum=FLAGS.momentum,
+            opt_state=opt_state,
+            eval_data=(eval_split.x, eval_split.y),
+            kernel=FLAGS.kernel,
+            matmul_precision=FLAGS.matmul_precision,
+            monitor=FLAGS.monitor,
+            gradient_norms=FLAGS.gradient_norms,
+            early_stopping=FLAGS.early_stopping,
+            halve_eta_after=FLAGS.halve_eta_after,
+            on_epoch=report,
+            after_epoch=after_epoch,
+            done=done,
+            mesh=mesh,
+        )
     finally:
         if metrics:
             metrics.close()
@@ -253,10 +385,13 @@ def run() -> None:
     if history.stopped:
         say(f"Stopped: {history.stopped}.")
     best, last = history.best, history.epochs[-1]
-    say(f"Best: epoch {best.epoch}, {best.correct} / {best.total} ({100 * best.accuracy:.2f}%)."
+    say(
+        f"Best: epoch {best.epoch}, {best.correct} / {best.total} ({100 * best.accuracy:.2f}%)."
         f" Final: {last.correct} / {last.total} ({100 * last.accuracy:.2f}%)."
-        f" {len(history.epochs)} epoch{'s' * (len(history.epochs) != 1)} in {history.train_seconds:.1f} s"
-        f" (+{history.compile_seconds:.1f} s compile).")
+        f" {len(history.epochs)} epoch{'s' * (len(history.epochs) != 1)}"
+        f" in {history.train_seconds:.1f} s"
+        f" (+{history.compile_seconds:.1f} s compile)."
+    )
 
 
 def main(argv):

@@ -24,20 +24,30 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("run", None, "LABEL=PATH of a --metrics_out file; repeat for "
-                          "several runs.")
+flags.DEFINE_multi_string(
+    "run", None, "LABEL=PATH of a --metrics_out file; repeat for several runs."
+)
 flags.DEFINE_list("y", ["accuracy"], "Quantities to draw, one panel each.")
 flags.DEFINE_string("out", None, "The PNG file to write.")
 flags.DEFINE_string("title", None, "A title for the figure.")
-flags.DEFINE_bool("against_label", False, "Draw each run's best accuracy against the number "
-                  "in its label (e.g. the training-set size) instead of curves per epoch.")
-flags.DEFINE_integer("from_epoch", 0, "Leave out the epochs before this one (the book's "
-                     "overfitting figures start at epoch 200).")
+flags.DEFINE_bool(
+    "against_label",
+    False,
+    "Draw each run's best accuracy against the number "
+    "in its label (e.g. the training-set size) instead of curves per epoch.",
+)
+flags.DEFINE_integer(
+    "from_epoch",
+    0,
+    "Leave out the epochs before this one (the book's overfitting figures start at epoch 200).",
+)
 
-QUANTITIES = {"accuracy": "accuracy on the evaluation data (%)",
-              "training_accuracy": "accuracy on the training data (%)",
-              "training_cost": "cost on the training data",
-              "evaluation_cost": "cost on the evaluation data"}
+QUANTITIES = {
+    "accuracy": "accuracy on the evaluation data (%)",
+    "training_accuracy": "accuracy on the training data (%)",
+    "training_cost": "cost on the training data",
+    "evaluation_cost": "cost on the evaluation data",
+}
 
 
 class PlotError(Exception):
@@ -56,12 +66,12 @@ def read_runs(entries):
                 epochs = [json.loads(line) for line in f if line.strip()]
         except OSError as e:
             raise PlotError(f"cannot read {path}: {e.strerror}") from None
-        except ValueError as e:      # not JSON, or not text at all
+        except ValueError as e:  # not JSON, or not text at all
             raise PlotError(f"{path} is not a --metrics_out file: {e}") from None
         if not epochs:
             raise PlotError(f"{path} has no epochs")
         if not all(isinstance(e, dict) and "epoch" in e for e in epochs):
-            raise PlotError(f"{path} is not a --metrics_out file: a line without \"epoch\"")
+            raise PlotError(f'{path} is not a --metrics_out file: a line without "epoch"')
         runs.append((label, epochs))
     return runs
 
@@ -77,15 +87,20 @@ def value(epoch: dict, quantity: str, path_label: str):
 def draw(runs, quantities, out, title=None, against_label=False, from_epoch=0):
     """Writes the figure to ``out`` (PNG)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     if against_label:
         try:
-            points = sorted((float(label), max(value(e, "accuracy", label) for e in epochs))
-                            for label, epochs in runs)
+            points = sorted(
+                (float(label), max(value(e, "accuracy", label) for e in epochs))
+                for label, epochs in runs
+            )
         except ValueError:
-            raise PlotError("--against_label needs numeric labels (e.g. --run=1000=run.jsonl)") from None
+            raise PlotError(
+                "--against_label needs numeric labels (e.g. --run=1000=run.jsonl)"
+            ) from None
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(*zip(*points), "o-")
         ax.set_xscale("log")
@@ -93,17 +108,23 @@ def draw(runs, quantities, out, title=None, against_label=False, from_epoch=0):
         ax.set_ylabel("best accuracy on the evaluation data (%)")
         axes = [ax]
     else:
-        fig, axes = plt.subplots(1, len(quantities), figsize=(6 * len(quantities), 4),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(quantities), figsize=(6 * len(quantities), 4), squeeze=False
+        )
         axes = axes[0]
         for ax, quantity in zip(axes, quantities):
             for label, epochs in runs:
                 kept = [e for e in epochs if e["epoch"] >= from_epoch]
                 if not kept:
-                    raise PlotError(f"--from_epoch={from_epoch}: run {label!r} ends at epoch "
-                                    f"{max(e['epoch'] for e in epochs)}")
-                ax.plot([e["epoch"] for e in kept], [value(e, quantity, label) for e in kept],
-                        label=label)
+                    raise PlotError(
+                        f"--from_epoch={from_epoch}: run {label!r} ends at epoch "
+                        f"{max(e['epoch'] for e in epochs)}"
+                    )
+                ax.plot(
+                    [e["epoch"] for e in kept],
+                    [value(e, quantity, label) for e in kept],
+                    label=label,
+                )
             ax.set_xlabel("epoch")
             ax.set_ylabel(QUANTITIES[quantity])
             if len(runs) > 1:
@@ -129,9 +150,17 @@ def main(argv):
             raise PlotError(f"--y must name at least one of {', '.join(QUANTITIES)}")
         unknown = [q for q in FLAGS.y if q not in QUANTITIES]
         if unknown:
-            raise PlotError(f"--y: unknown {', '.join(unknown)}; choose from {', '.join(QUANTITIES)}")
-        draw(read_runs(FLAGS.run), FLAGS.y, FLAGS.out, FLAGS.title, FLAGS.against_label,
-             FLAGS.from_epoch)
+            raise PlotError(
+                f"--y: unknown {', '.join(unknown)}; choose from {', '.join(QUANTITIES)}"
+            )
+        draw(
+            read_runs(FLAGS.run),
+            FLAGS.y,
+            FLAGS.out,
+            FLAGS.title,
+            FLAGS.against_label,
+            FLAGS.from_epoch,
+        )
     except PlotError as e:
         sys.exit(f"error: {e}")
     except OSError as e:

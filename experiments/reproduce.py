@@ -33,37 +33,81 @@ SCALED = dict(cost="cross_entropy", init="scaled", eta=0.1, l2=5.0)
 ROWS = {
     "ch1_30": ("ch. 1, [784, 30, 10], η = 3.0", "95.42%", dict(hidden=[30])),
     "ch1_100": ("ch. 1, [784, 100, 10], η = 3.0", "96.59%", dict(hidden=[100])),
-    "ch3_ce_30": ("ch. 3, cross-entropy, η = 0.5", "95.49%",
-                  dict(hidden=[30], cost="cross_entropy", eta=0.5)),
-    "ch3_ce_100": ("ch. 3, cross-entropy, [784, 100, 10], η = 0.5", "96.82%",
-                   dict(hidden=[100], cost="cross_entropy", eta=0.5)),
-    "ch3_overfit": ("ch. 3, 1,000 images, 400 epochs, λ = 0", "82.27%",
-                    dict(hidden=[30], cost="cross_entropy", eta=0.5, train_size=1000,
-                         epochs=400)),
-    "ch3_overfit_l2": ("ch. 3, 1,000 images, 400 epochs, λ = 0.1", "87.1%",
-                       dict(hidden=[30], cost="cross_entropy", eta=0.5, train_size=1000,
-                            epochs=400, l2=0.1)),
+    "ch3_ce_30": (
+        "ch. 3, cross-entropy, η = 0.5",
+        "95.49%",
+        dict(hidden=[30], cost="cross_entropy", eta=0.5),
+    ),
+    "ch3_ce_100": (
+        "ch. 3, cross-entropy, [784, 100, 10], η = 0.5",
+        "96.82%",
+        dict(hidden=[100], cost="cross_entropy", eta=0.5),
+    ),
+    "ch3_overfit": (
+        "ch. 3, 1,000 images, 400 epochs, λ = 0",
+        "82.27%",
+        dict(hidden=[30], cost="cross_entropy", eta=0.5, train_size=1000, epochs=400),
+    ),
+    "ch3_overfit_l2": (
+        "ch. 3, 1,000 images, 400 epochs, λ = 0.1",
+        "87.1%",
+        dict(hidden=[30], cost="cross_entropy", eta=0.5, train_size=1000, epochs=400, l2=0.1),
+    ),
     "ch3_l2": ("ch. 3, λ = 5.0, η = 0.5", "96.49%", dict(hidden=[30], **CH3_L2)),
-    "ch3_l2_100": ("ch. 3, [784, 100, 10], λ = 5.0, validation", "97.92%",
-                   dict(hidden=[100], eval_split="validation", **CH3_L2)),
-    "ch3_l2_100_60": ("ch. 3, [784, 100, 10], λ = 5.0, η = 0.1, 60 epochs, validation", "98.04%",
-                      dict(hidden=[100], eval_split="validation", cost="cross_entropy",
-                           eta=0.1, l2=5.0, epochs=60)),
-    "ch3_init_scaled": ("ch. 3, N(0, 1/n_in) init, η = 0.1, λ = 5.0: after epoch 1", "~93%",
-                        dict(hidden=[30], report="first", **SCALED)),
-    "ch3_init_normal": ("ch. 3, N(0, 1) init, η = 0.1, λ = 5.0: after epoch 1", "< 87%",
-                        dict(hidden=[30], report="first", **{**SCALED, "init": "normal"})),
-    "ch5_1": ("ch. 5, 1 hidden layer of 30, validation", "96.48%",
-              dict(hidden=[30], eval_split="validation", **SCALED)),
-    "ch5_2": ("ch. 5, 2 hidden layers of 30, validation", "96.90%",
-              dict(hidden=[30, 30], eval_split="validation", **SCALED)),
-    "ch5_3": ("ch. 5, 3 hidden layers of 30, validation", "96.57%",
-              dict(hidden=[30, 30, 30], eval_split="validation", **SCALED)),
-    "ch5_4": ("ch. 5, 4 hidden layers of 30, validation", "96.53%",
-              dict(hidden=[30, 30, 30, 30], eval_split="validation", **SCALED)),
+    "ch3_l2_100": (
+        "ch. 3, [784, 100, 10], λ = 5.0, validation",
+        "97.92%",
+        dict(hidden=[100], eval_split="validation", **CH3_L2),
+    ),
+    "ch3_l2_100_60": (
+        "ch. 3, [784, 100, 10], λ = 5.0, η = 0.1, 60 epochs, validation",
+        "98.04%",
+        dict(
+            hidden=[100], eval_split="validation", cost="cross_entropy", eta=0.1, l2=5.0, epochs=60
+        ),
+    ),
+    "ch3_init_scaled": (
+        "ch. 3, N(0, 1/n_in) init, η = 0.1, λ = 5.0: after epoch 1",
+        "~93%",
+        dict(hidden=[30], report="first", **SCALED),
+    ),
+    "ch3_init_normal": (
+        "ch. 3, N(0, 1) init, η = 0.1, λ = 5.0: after epoch 1",
+        "< 87%",
+        dict(hidden=[30], report="first", **{**SCALED, "init": "normal"}),
+    ),
+    "ch5_1": (
+        "ch. 5, 1 hidden layer of 30, validation",
+        "96.48%",
+        dict(hidden=[30], eval_split="validation", **SCALED),
+    ),
+    "ch5_2": (
+        "ch. 5, 2 hidden layers of 30, validation",
+        "96.90%",
+        dict(hidden=[30, 30], eval_split="validation", **SCALED),
+    ),
+    "ch5_3": (
+        "ch. 5, 3 hidden layers of 30, validation",
+        "96.57%",
+        dict(hidden=[30, 30, 30], eval_split="validation", **SCALED),
+    ),
+    "ch5_4": (
+        "ch. 5, 4 hidden layers of 30, validation",
+        "96.53%",
+        dict(hidden=[30, 30, 30, 30], eval_split="validation", **SCALED),
+    ),
 }
-DEFAULTS = dict(epochs=30, mini_batch_size=10, eta=3.0, cost="quadratic", init="normal",
-                l2=0.0, train_size=None, eval_split="test", report="best")
+DEFAULTS = dict(
+    epochs=30,
+    mini_batch_size=10,
+    eta=3.0,
+    cost="quadratic",
+    init="normal",
+    l2=0.0,
+    train_size=None,
+    eval_split="test",
+    report="best",
+)
 
 
 def command(settings: dict) -> str:
@@ -78,20 +122,28 @@ def command(settings: dict) -> str:
 def run_row(dataset, settings: dict, seed: int) -> float:
     """One run; returns the accuracy (%) the row reports."""
     import jax
+
     from nnjax import activations, costs, network, train
 
     s = {**DEFAULTS, **settings}
     x, y = dataset.train.x, dataset.train.y
     if s["train_size"]:
-        x, y = x[:s["train_size"]], y[:s["train_size"]]
+        x, y = x[: s["train_size"]], y[: s["train_size"]]
     evaluation = getattr(dataset, s["eval_split"])
     init_key, shuffle_key = jax.random.split(jax.random.key(seed))
     params = network.init(init_key, [x.shape[1], *s["hidden"], 10], init=s["init"])
-    _, _, history = train.train(params, (x, y), epochs=s["epochs"],
-                                mini_batch_size=s["mini_batch_size"], eta=s["eta"],
-                                key=shuffle_key, eval_data=(evaluation.x, evaluation.y),
-                                cost=costs.get(s["cost"]), activation=activations.sigmoid,
-                                lmbda=s["l2"])
+    _, _, history = train.train(
+        params,
+        (x, y),
+        epochs=s["epochs"],
+        mini_batch_size=s["mini_batch_size"],
+        eta=s["eta"],
+        key=shuffle_key,
+        eval_data=(evaluation.x, evaluation.y),
+        cost=costs.get(s["cost"]),
+        activation=activations.sigmoid,
+        lmbda=s["l2"],
+    )
     result = history.epochs[0] if s["report"] == "first" else history.best
     return 100 * result.accuracy
 
@@ -107,10 +159,11 @@ def run() -> None:
     if FLAGS.seeds <= 0:
         raise UsageError(f"--seeds must be positive, got {FLAGS.seeds}")
     from nnjax import data
+
     if FLAGS.out:
         check_writable("out", FLAGS.out)
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
-    try:      # only now: a run that cannot start leaves an earlier --out file as it was
+    try:  # only now: a run that cannot start leaves an earlier --out file as it was
         out = open(FLAGS.out, "w") if FLAGS.out else None
     except OSError as e:
         raise UsageError(f"--out={FLAGS.out}: {e.strerror}") from None
@@ -124,10 +177,15 @@ def run() -> None:
                 out.write(json.dumps({"row": name, "seed": seed, "accuracy": results[-1]}) + "\n")
                 out.flush()
         sd = statistics.stdev(results) if len(results) > 1 else 0.0
-        print(f"{name}: {statistics.mean(results):.2f} ± {sd:.2f} (best {max(results):.2f}; "
-              f"book {book}) in {time.perf_counter() - start:.0f} s", flush=True)
-        table.append(f"| {what} | `{command(settings)}` | {statistics.mean(results):.2f} ± "
-                     f"{sd:.2f}% | {max(results):.2f}% | {book} |")
+        print(
+            f"{name}: {statistics.mean(results):.2f} ± {sd:.2f} (best {max(results):.2f}; "
+            f"book {book}) in {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
+        table.append(
+            f"| {what} | `{command(settings)}` | {statistics.mean(results):.2f} ± "
+            f"{sd:.2f}% | {max(results):.2f}% | {book} |"
+        )
     if out:
         out.close()
     print("\n".join(table))

@@ -22,32 +22,63 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import UsageError, check_writable, define_data_flags, define_network_flags, parse_hidden, run_guarded
+from experiments.cli import (
+    UsageError,
+    check_writable,
+    define_data_flags,
+    define_network_flags,
+    parse_hidden,
+    run_guarded,
+)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; "
-                    "empty for none).")
+flags.DEFINE_string(
+    "hidden", "30", "Hidden layer sizes, comma separated (e.g. 30 or 30,30; empty for none)."
+)
 flags.DEFINE_integer("epochs", 30, "Number of epochs of every network.")
 flags.DEFINE_integer("mini_batch_size", 10, "Mini-batch size m.")
-flags.DEFINE_string("seeds", "0", "Seeds: a range A:B (A, A+1, ..., B−1), a list 0,3,7, or "
-                    "both (0:4,10).")
+flags.DEFINE_string(
+    "seeds", "0", "Seeds: a range A:B (A, A+1, ..., B−1), a list 0,3,7, or both (0:4,10)."
+)
 flags.DEFINE_string("eta", "3.0", "Learning rates η, comma separated.")
 flags.DEFINE_string("l2", "0", "L2 regularisation strengths λ, comma separated.")
-flags.DEFINE_string("train_size", "", "Training-set sizes, comma separated (the first N "
-                    "training images; empty: all).")
+flags.DEFINE_string(
+    "train_size",
+    "",
+    "Training-set sizes, comma separated (the first N training images; empty: all).",
+)
 define_data_flags()
 define_network_flags()
-flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
-                  "Which split is scored after each epoch.")
-flags.DEFINE_enum("strategy", "auto", ["auto", "vmap", "loop"], "vmap: all networks in one "
-                  "compiled epoch; loop: one network after another; auto: vmap on GPUs and "
-                  "TPUs, and on the CPU loop where nnjax's C++ kernel applies, else vmap.")
-flags.DEFINE_integer("chunk", None, "At most this many networks per compiled program (vmap; "
-                     "default: as many as fit in memory, and at most 16 on the CPU).")
-flags.DEFINE_enum("kernel", "auto", ["auto", "xla"], "For the loop: auto uses nnjax's C++ "
-                  "epoch on the CPU where it applies; xla the pure-JAX epoch.")
-flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
-                  "highest: float32 products; default: XLA's choice (TF32 on recent GPUs).")
+flags.DEFINE_enum(
+    "eval_split", "test", ["test", "validation"], "Which split is scored after each epoch."
+)
+flags.DEFINE_enum(
+    "strategy",
+    "auto",
+    ["auto", "vmap", "loop"],
+    "vmap: all networks in one "
+    "compiled epoch; loop: one network after another; auto: vmap on GPUs and "
+    "TPUs, and on the CPU loop where nnjax's C++ kernel applies, else vmap.",
+)
+flags.DEFINE_integer(
+    "chunk",
+    None,
+    "At most this many networks per compiled program (vmap; "
+    "default: as many as fit in memory, and at most 16 on the CPU).",
+)
+flags.DEFINE_enum(
+    "kernel",
+    "auto",
+    ["auto", "xla"],
+    "For the loop: auto uses nnjax's C++ "
+    "epoch on the CPU where it applies; xla the pure-JAX epoch.",
+)
+flags.DEFINE_enum(
+    "matmul_precision",
+    "highest",
+    ["highest", "default"],
+    "highest: float32 products; default: XLA's choice (TF32 on recent GPUs).",
+)
 flags.DEFINE_string("jsonl", None, "Write one JSON object per network to this file.")
 flags.DEFINE_string("png", None, "Draw the sweep's figure into this PNG file.")
 
@@ -63,12 +94,18 @@ def parse_flag(name: str, parse, *args):
 def check_flags() -> dict:
     """Validates every flag before any work starts; returns the parsed lists."""
     from nnjax import sweep
-    parsed = dict(hidden=parse_hidden(FLAGS.hidden),
-                  seeds=parse_flag("seeds", sweep.parse_seeds),
-                  etas=parse_flag("eta", sweep.parse_values, float, True),
-                  lmbdas=parse_flag("l2", sweep.parse_values, float, False),
-                  train_sizes=(parse_flag("train_size", sweep.parse_values, int, True)
-                               if FLAGS.train_size.strip() else []))
+
+    parsed = dict(
+        hidden=parse_hidden(FLAGS.hidden),
+        seeds=parse_flag("seeds", sweep.parse_seeds),
+        etas=parse_flag("eta", sweep.parse_values, float, True),
+        lmbdas=parse_flag("l2", sweep.parse_values, float, False),
+        train_sizes=(
+            parse_flag("train_size", sweep.parse_values, int, True)
+            if FLAGS.train_size.strip()
+            else []
+        ),
+    )
     for name in ("epochs", "mini_batch_size"):
         if FLAGS[name].value <= 0:
             raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
@@ -84,13 +121,19 @@ def check_flags() -> dict:
 
 def swept(summaries) -> list[str]:
     """The hyperparameters with more than one value, of "eta", "lmbda", "train_size"."""
-    return [name for name in ("eta", "lmbda", "train_size")
-            if len({getattr(s, name) for s in summaries}) > 1]
+    return [
+        name
+        for name in ("eta", "lmbda", "train_size")
+        if len({getattr(s, name) for s in summaries}) > 1
+    ]
 
 
 LABELS = {"eta": "η", "lmbda": "λ", "train_size": "n"}
-AXES = {"eta": "learning rate η", "lmbda": "L2 regularisation λ",
-        "train_size": "training-set size n"}
+AXES = {
+    "eta": "learning rate η",
+    "lmbda": "L2 regularisation λ",
+    "train_size": "training-set size n",
+}
 
 
 def label(summary, names) -> str:
@@ -102,20 +145,25 @@ def draw(summaries, out: str, title: str) -> None:
     hyperparameter was swept, best and final accuracy against it (error bars: ±1 sd over
     seeds; log x for η and n), one line per value of any other swept hyperparameter."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = swept(summaries)
-    fig, axes = plt.subplots(1, 2 if names else 1, figsize=(12 if names else 6, 4.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, 2 if names else 1, figsize=(12 if names else 6, 4.2), squeeze=False)
     curves = axes[0][0]
     for s in summaries:
         epochs = range(len(s.epoch_means))
         mean = [100 * v for v in s.epoch_means]
         sd = [100 * v for v in s.epoch_sds]
-        line, = curves.plot(epochs, mean, label=label(s, names) or None)
-        curves.fill_between(epochs, [m - d for m, d in zip(mean, sd)],
-                            [m + d for m, d in zip(mean, sd)], color=line.get_color(), alpha=0.2)
+        (line,) = curves.plot(epochs, mean, label=label(s, names) or None)
+        curves.fill_between(
+            epochs,
+            [m - d for m, d in zip(mean, sd)],
+            [m + d for m, d in zip(mean, sd)],
+            color=line.get_color(),
+            alpha=0.2,
+        )
     curves.xaxis.get_major_locator().set_params(integer=True)
     curves.set_xlabel("epoch")
     curves.set_ylabel("accuracy on the evaluation data (%)")
@@ -126,19 +174,31 @@ def draw(summaries, out: str, title: str) -> None:
         groups = {}
         for s in summaries:
             groups.setdefault(tuple(getattr(s, n) for n in others), []).append(s)
-        for key, group in groups.items():
+        for group in groups.values():
             group = sorted(group, key=lambda s: getattr(s, x_name))
             xs = [getattr(s, x_name) for s in group]
             suffix = f" ({label(group[0], others)})" if others else ""
-            best = ax.errorbar(xs, [100 * s.best_mean for s in group],
-                               yerr=[100 * s.best_sd for s in group], marker="o", capsize=3,
-                               label="best" + suffix)
-            ax.errorbar(xs, [100 * s.final_mean for s in group],
-                        yerr=[100 * s.final_sd for s in group], marker="s", capsize=3,
-                        linestyle="--", color=best.lines[0].get_color(),
-                        label="final" + suffix)
-        if x_name in ("eta", "train_size") or (x_name == "lmbda" and min(
-                s.lmbda for s in summaries) > 0):
+            best = ax.errorbar(
+                xs,
+                [100 * s.best_mean for s in group],
+                yerr=[100 * s.best_sd for s in group],
+                marker="o",
+                capsize=3,
+                label="best" + suffix,
+            )
+            ax.errorbar(
+                xs,
+                [100 * s.final_mean for s in group],
+                yerr=[100 * s.final_sd for s in group],
+                marker="s",
+                capsize=3,
+                linestyle="--",
+                color=best.lines[0].get_color(),
+                label="final" + suffix,
+            )
+        if x_name in ("eta", "train_size") or (
+            x_name == "lmbda" and min(s.lmbda for s in summaries) > 0
+        ):
             ax.set_xscale("log")
         values = sorted({getattr(s, x_name) for s in summaries})
         ax.set_xticks(values, [f"{v:g}" for v in values])
@@ -157,6 +217,7 @@ def draw(summaries, out: str, title: str) -> None:
 def run() -> None:
     parsed = check_flags()
     import jax
+
     from nnjax import activations, costs, data, sweep
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
@@ -165,31 +226,46 @@ def run() -> None:
     train_sizes = parsed["train_sizes"] or [n_data]
     for n in train_sizes:
         if n > n_data:
-            raise UsageError(f"--train_size={n} exceeds the {n_data} training images of "
-                             f"{dataset.name}")
+            raise UsageError(
+                f"--train_size={n} exceeds the {n_data} training images of {dataset.name}"
+            )
         if FLAGS.mini_batch_size > n:
             raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} exceeds --train_size={n}")
     sizes = [dataset.train.x.shape[1], *parsed["hidden"], dataset.num_classes]
     settings = sweep.grid(parsed["seeds"], parsed["etas"], parsed["lmbdas"], train_sizes)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
-    strategy = sweep.pick_strategy(FLAGS.strategy, sizes, FLAGS.mini_batch_size, cost,
-                                   activation, FLAGS.kernel)
-    title = (f"{sizes} {activation.name}, {cost.name} cost, {FLAGS.init} init, mini-batch "
-             f"{FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, {len(parsed['seeds'])} seeds"
-             + (f", η = {parsed['etas'][0]:g}" if len(parsed["etas"]) == 1 else "")
-             + (f", λ = {parsed['lmbdas'][0]:g}" if len(parsed["lmbdas"]) == 1 else "")
-             + (f", n = {train_sizes[0]}" if len(train_sizes) == 1 else ""))
-    print(f"nnjax sweep: {len(settings)} networks ({title}); {dataset.name} "
-          f"{FLAGS.eval_split} ({len(eval_split.y)} images); strategy {strategy} on "
-          f"{jax.default_backend()}", flush=True)
+    strategy = sweep.pick_strategy(
+        FLAGS.strategy, sizes, FLAGS.mini_batch_size, cost, activation, FLAGS.kernel
+    )
+    title = (
+        f"{sizes} {activation.name}, {cost.name} cost, {FLAGS.init} init, mini-batch "
+        f"{FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
+        f"{len(parsed['seeds'])} seeds"
+        + (f", η = {parsed['etas'][0]:g}" if len(parsed["etas"]) == 1 else "")
+        + (f", λ = {parsed['lmbdas'][0]:g}" if len(parsed["lmbdas"]) == 1 else "")
+        + (f", n = {train_sizes[0]}" if len(train_sizes) == 1 else "")
+    )
+    print(
+        f"nnjax sweep: {len(settings)} networks ({title}); {dataset.name} "
+        f"{FLAGS.eval_split} ({len(eval_split.y)} images); strategy {strategy} on "
+        f"{jax.default_backend()}",
+        flush=True,
+    )
 
     try:
         jsonl = open(FLAGS.jsonl, "w") if FLAGS.jsonl else None
     except OSError as e:
         raise UsageError(f"--jsonl={FLAGS.jsonl}: {e.strerror}") from None
-    common = dict(hidden=parsed["hidden"], cost=cost.name, activation=activation.name,
-                  init=FLAGS.init, mini_batch_size=FLAGS.mini_batch_size, epochs=FLAGS.epochs,
-                  dataset=dataset.name, eval_split=FLAGS.eval_split)
+    common = dict(
+        hidden=parsed["hidden"],
+        cost=cost.name,
+        activation=activation.name,
+        init=FLAGS.init,
+        mini_batch_size=FLAGS.mini_batch_size,
+        epochs=FLAGS.epochs,
+        dataset=dataset.name,
+        eval_split=FLAGS.eval_split,
+    )
 
     def on_result(r):
         if jsonl:
@@ -198,13 +274,23 @@ def run() -> None:
 
     start = time.perf_counter()
     try:
-        results = sweep.run(settings, sizes, (dataset.train.x, dataset.train.y),
-                            (eval_split.x, eval_split.y), epochs=FLAGS.epochs,
-                            mini_batch_size=FLAGS.mini_batch_size, cost=cost,
-                            activation=activation, init=FLAGS.init, strategy=strategy,
-                            chunk=FLAGS.chunk, kernel=FLAGS.kernel,
-                            matmul_precision=FLAGS.matmul_precision,
-                            progress=lambda m: print(m, flush=True), on_result=on_result)
+        results = sweep.run(
+            settings,
+            sizes,
+            (dataset.train.x, dataset.train.y),
+            (eval_split.x, eval_split.y),
+            epochs=FLAGS.epochs,
+            mini_batch_size=FLAGS.mini_batch_size,
+            cost=cost,
+            activation=activation,
+            init=FLAGS.init,
+            strategy=strategy,
+            chunk=FLAGS.chunk,
+            kernel=FLAGS.kernel,
+            matmul_precision=FLAGS.matmul_precision,
+            progress=lambda m: print(m, flush=True),
+            on_result=on_result,
+        )
     finally:
         if jsonl:
             jsonl.close()
@@ -213,18 +299,26 @@ def run() -> None:
     print(f"\n{'seed':>6s} {'η':>8s} {'λ':>8s} {'n':>6s} {'best':>8s} {'epoch':>6s} {'final':>8s}")
     for r in results:
         s = r.setting
-        print(f"{s.seed:6d} {s.eta:8g} {s.lmbda:8g} {s.train_size:6d} "
-              f"{100 * r.best_accuracy:7.2f}% {r.best_epoch:6d} {100 * r.final_accuracy:7.2f}%")
+        print(
+            f"{s.seed:6d} {s.eta:8g} {s.lmbda:8g} {s.train_size:6d} "
+            f"{100 * r.best_accuracy:7.2f}% {r.best_epoch:6d} {100 * r.final_accuracy:7.2f}%"
+        )
     summaries = sweep.summarise(results)
-    print(f"\n{'η':>8s} {'λ':>8s} {'n':>6s} {'seeds':>5s} {'best (mean ± sd)':>18s} "
-          f"{'final (mean ± sd)':>18s}")
+    print(
+        f"\n{'η':>8s} {'λ':>8s} {'n':>6s} {'seeds':>5s} {'best (mean ± sd)':>18s} "
+        f"{'final (mean ± sd)':>18s}"
+    )
     for s in summaries:
-        print(f"{s.eta:8g} {s.lmbda:8g} {s.train_size:6d} {s.seeds:5d} "
-              f"{100 * s.best_mean:9.2f} ± {100 * s.best_sd:4.2f}% "
-              f"{100 * s.final_mean:9.2f} ± {100 * s.final_sd:4.2f}%")
+        print(
+            f"{s.eta:8g} {s.lmbda:8g} {s.train_size:6d} {s.seeds:5d} "
+            f"{100 * s.best_mean:9.2f} ± {100 * s.best_sd:4.2f}% "
+            f"{100 * s.final_mean:9.2f} ± {100 * s.final_sd:4.2f}%"
+        )
     network_epochs = len(results) * FLAGS.epochs
-    print(f"\n{len(results)} networks × {FLAGS.epochs} epochs in {seconds:.1f} s, "
-          f"compile and evaluation included ({network_epochs / seconds:.1f} network-epochs/s).")
+    print(
+        f"\n{len(results)} networks × {FLAGS.epochs} epochs in {seconds:.1f} s, "
+        f"compile and evaluation included ({network_epochs / seconds:.1f} network-epochs/s)."
+    )
     if FLAGS.jsonl:
         print(f"Wrote {FLAGS.jsonl}")
     if FLAGS.png:

@@ -1,6 +1,8 @@
 r"""The plurality vote of chapter 6 networks saved by separate runs of ``experiments.conv``.
 
-    for s in 0 1 2 3 4; do python -m experiments.conv --preset=dropout --seed=$s --save=d$s.npz; done
+    for s in 0 1 2 3 4; do
+        python -m experiments.conv --preset=dropout --seed=$s --save=d$s.npz
+    done
     python -m experiments.vote d0.npz d1.npz d2.npz d3.npz d4.npz    # the book's 99.67 percent row
     python -m experiments.vote d0.npz --predictions_out=d0.predictions.json   # 20 KB, not 7 MB
     python -m experiments.vote d0.predictions.json d1.npz ...        # the same vote
@@ -17,31 +19,45 @@ repository. Prints every network's accuracy, then the vote's.
 
 from absl import app, flags
 
-from experiments.cli import (DATA_DIR_HELP, UsageError, check_predictions_out, check_writable,
-                             run_guarded)
+from experiments.cli import (
+    DATA_DIR_HELP,
+    UsageError,
+    check_predictions_out,
+    check_writable,
+    run_guarded,
+)
 from experiments.voters import classify, load
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("split", "test", ["test", "validation"], "The images to classify.")
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
-flags.DEFINE_string("misclassified_png", None, "Draw the digits the vote gets wrong to this "
-                    "PNG (at most 100).")
-flags.DEFINE_string("predictions_out", None, "Write every network's classes for --split's "
-                    "images to this .json file (about 20 KB a network), which "
-                    "experiments.vote reads in place of the networks.")
+flags.DEFINE_string(
+    "misclassified_png", None, "Draw the digits the vote gets wrong to this PNG (at most 100)."
+)
+flags.DEFINE_string(
+    "predictions_out",
+    None,
+    "Write every network's classes for --split's "
+    "images to this .json file (about 20 KB a network), which "
+    "experiments.vote reads in place of the networks.",
+)
 
 
 def run(paths) -> None:
     if not paths:
-        raise UsageError("name the .npz (or .json predictions) files of the networks to "
-                         "vote (python -m experiments.vote a.npz b.npz ...)")
+        raise UsageError(
+            "name the .npz (or .json predictions) files of the networks to "
+            "vote (python -m experiments.vote a.npz b.npz ...)"
+        )
     if FLAGS.misclassified_png:
         check_writable("misclassified_png", FLAGS.misclassified_png)
     if FLAGS.predictions_out:
         check_predictions_out("predictions_out", FLAGS.predictions_out, paths)
     dataset_name, voters = load(paths)
     import numpy as np
+
     from nnjax import data, ensemble, predictions
+
     dataset = data.load(dataset_name, FLAGS.data_dir, progress=print)
     split = getattr(dataset, FLAGS.split)
     shape = dataset.image_shape
@@ -55,22 +71,36 @@ def run(paths) -> None:
     classes = classify(voters, dataset, dataset_name, FLAGS.split, report=report)
     n = len(voters)
     if FLAGS.predictions_out:
-        predictions.save(FLAGS.predictions_out, classes, split.y, dataset_name, FLAGS.split,
-                         names=[voter.name for voter in voters])
-        print(f"Wrote the {FLAGS.split} predictions of the {n} network{'s' * (n > 1)} to "
-              f"{FLAGS.predictions_out}.")
+        predictions.save(
+            FLAGS.predictions_out,
+            classes,
+            split.y,
+            dataset_name,
+            FLAGS.split,
+            names=[voter.name for voter in voters],
+        )
+        print(
+            f"Wrote the {FLAGS.split} predictions of the {n} network{'s' * (n > 1)} to "
+            f"{FLAGS.predictions_out}."
+        )
     votes = np.asarray(ensemble.plurality_vote(classes, dataset.num_classes))
     wrong = f"({len(ensemble.misclassified(votes, split.y))} {FLAGS.split} digits wrong)"
-    if n == 1:                     # a vote of one is that network's classes
+    if n == 1:  # a vote of one is that network's classes
         print(f"1 network, {FLAGS.split} accuracy {100 * accuracies[0]:.2f}% {wrong}.")
     else:
-        print(f"{n} networks, {FLAGS.split} accuracy {100 * np.mean(accuracies):.2f} ± "
-              f"{100 * np.std(accuracies, ddof=1):.2f}% each. Their plurality vote: "
-              f"{100 * ensemble.vote_accuracy(votes, split.y):.2f}% {wrong}.")
+        print(
+            f"{n} networks, {FLAGS.split} accuracy {100 * np.mean(accuracies):.2f} ± "
+            f"{100 * np.std(accuracies, ddof=1):.2f}% each. Their plurality vote: "
+            f"{100 * ensemble.vote_accuracy(votes, split.y):.2f}% {wrong}."
+        )
     if FLAGS.misclassified_png:
         from experiments import conv_figures
-        print(conv_figures.draw_mistakes(split.x, split.y, votes, FLAGS.misclassified_png,
-                                         side=shape[0]))
+
+        print(
+            conv_figures.draw_mistakes(
+                split.x, split.y, votes, FLAGS.misclassified_png, side=shape[0]
+            )
+        )
 
 
 def main(argv):

@@ -11,6 +11,7 @@ class Voter(typing.NamedTuple):
     """One network that votes: ``label`` names it in the output; either ``net`` (its layers
     and params, to classify the images) or ``record`` and ``index`` (its row of a
     predictions record) give its classes; ``name`` is what a predictions file calls it."""
+
     label: str
     name: str
     net: tuple = None
@@ -28,6 +29,7 @@ def load(paths):
     predictions (``nnjax.predictions``) or ``.npz`` networks (``experiments.conv --save``).
     UsageError naming the file when one cannot be read or they are of different datasets."""
     from nnjax import checkpoint, predictions
+
     voters, datasets = [], {}
     for path in paths:
         if str(path).endswith(predictions.SUFFIX):
@@ -36,23 +38,29 @@ def load(paths):
             except predictions.PredictionsError as e:
                 raise UsageError(f"{path}: {e}") from None
             datasets.setdefault(record.dataset, path)
-            voters += [Voter(_label(path, i, len(record.names)), name, record=record, index=i)
-                       for i, name in enumerate(record.names)]
+            voters += [
+                Voter(_label(path, i, len(record.names)), name, record=record, index=i)
+                for i, name in enumerate(record.names)
+            ]
             continue
         try:
             net, saved, settings = checkpoint.load_networks(path)
         except checkpoint.CheckpointError as e:
             raise UsageError(str(e)) from None
         if "dataset" not in settings:
-            raise UsageError(f"{path}: not networks saved by experiments.conv --save (its "
-                             "settings name no dataset)")
+            raise UsageError(
+                f"{path}: not networks saved by experiments.conv --save (its "
+                "settings name no dataset)"
+            )
         datasets.setdefault(settings["dataset"], path)
         for i, params in enumerate(saved):
             label = _label(path, i, len(saved))
             voters.append(Voter(label, label, net=(net, params)))
     if len(datasets) > 1:
-        raise UsageError("the files were trained on different datasets: " + ", ".join(
-            f"{name} ({path})" for name, path in datasets.items()))
+        raise UsageError(
+            "the files were trained on different datasets: "
+            + ", ".join(f"{name} ({path})" for name, path in datasets.items())
+        )
     return next(iter(datasets)), voters
 
 
@@ -61,25 +69,35 @@ def classify(voters, dataset, dataset_name: str, split_name: str, report=None):
     ``report(voter, classes)``, when given, is called as each voter's classes are known,
     so a long vote shows its progress."""
     import numpy as np
+
     from nnjax import layers, network3, predictions
+
     split = getattr(dataset, split_name)
     out = []
     for voter in voters:
         if voter.record is not None:
             try:
-                predictions.check(voter.record, dataset_name, split_name, split.y,
-                                  dataset.num_classes)
+                predictions.check(
+                    voter.record, dataset_name, split_name, split.y, dataset.num_classes
+                )
             except predictions.PredictionsError as e:
                 raise UsageError(f"{voter.label}: {e}") from None
             out.append(np.asarray(voter.record.predictions[voter.index]))
         else:
             net, params = voter.net
             try:
-                out.append(np.asarray(network3.predict_all(
-                    params, split.x, layers=net, input_shape=dataset.image_shape)))
+                out.append(
+                    np.asarray(
+                        network3.predict_all(
+                            params, split.x, layers=net, input_shape=dataset.image_shape
+                        )
+                    )
+                )
             except (TypeError, ValueError, layers.LayerError) as e:
-                raise UsageError(f"{voter.label}: does not fit {dataset_name}'s "
-                                 f"{dataset.image_shape} images ({e})") from None
+                raise UsageError(
+                    f"{voter.label}: does not fit {dataset_name}'s "
+                    f"{dataset.image_shape} images ({e})"
+                ) from None
         if report is not None:
             report(voter, out[-1])
     return np.stack(out)

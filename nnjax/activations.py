@@ -36,4 +36,6 @@ def get(name: str) -> Activation:
     try:
         return HIDDEN[name]
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}: choose one of {', '.join(HIDDEN)}") from None
+        raise ValueError(
+            f"unknown activation {name!r}: choose one of {', '.join(HIDDEN)}"
+        ) from None

@@ -16,8 +16,9 @@ from nnjax import activations, costs, network
 from nnjax.activations import Activation
 
 
-def loss(params, x, y, cost: costs.Cost = costs.quadratic,
-         activation: Activation = activations.sigmoid):
+def loss(
+    params, x, y, cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid
+):
     """The cost of the network on inputs ``x`` (N, n_in) with desired outputs ``y`` (N, n_out).
 
     A scalar: summed over output neurons, averaged over the N examples (for one example of
@@ -28,24 +29,28 @@ def loss(params, x, y, cost: costs.Cost = costs.quadratic,
     return cost.fn(z, cost.output.fn(z), y)
 
 
-def grad(params, x, y, cost: costs.Cost = costs.quadratic,
-         activation: Activation = activations.sigmoid):
+def grad(
+    params, x, y, cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid
+):
     """∇C by autodiff: a pytree shaped like ``params``, for the mean cost over the batch."""
     return jax.grad(loss)(params, x, y, cost, activation)
 
 
-def per_example_grads(params, x, y, cost: costs.Cost = costs.quadratic,
-                      activation: Activation = activations.sigmoid):
+def per_example_grads(
+    params, x, y, cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid
+):
     """∇C_x for each example separately: ``params``' pytree with a leading axis of size N.
 
     Their mean over that axis is ``grad(params, x, y)``.
     """
-    return jax.vmap(jax.grad(loss), in_axes=(None, 0, 0, None, None))(params, x, y, cost,
-                                                                       activation)
+    return jax.vmap(jax.grad(loss), in_axes=(None, 0, 0, None, None))(
+        params, x, y, cost, activation
+    )
 
 
-def backprop(params, x, y, cost: costs.Cost = costs.quadratic,
-             activation: Activation = activations.sigmoid):
+def backprop(
+    params, x, y, cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid
+):
     """∇C from the equations BP1–BP4, for one example (x (n_in,), y (n_out,)) or a batch.
 
     Returns a pytree shaped like ``params``: for a batch, the gradient of the mean cost,
@@ -62,18 +67,19 @@ def backprop(params, x, y, cost: costs.Cost = costs.quadratic,
         layer = cost.output if l == len(weights) - 1 else activation
         outputs.append(layer.fn(zs[-1]))
     n = x.shape[0]
-    delta = cost.delta(zs[-1], outputs[-1], y)                          # BP1, (N, n_L)
+    delta = cost.delta(zs[-1], outputs[-1], y)  # BP1, (N, n_L)
     nabla_w, nabla_b = [None] * len(weights), [None] * len(biases)
     for l in range(len(weights) - 1, -1, -1):
         if l < len(weights) - 1:
-            delta = (delta @ weights[l + 1]) * activation.prime(zs[l])   # BP2
-        nabla_b[l] = jnp.sum(delta, axis=0) / n                          # BP3
-        nabla_w[l] = delta.T @ outputs[l] / n                            # BP4
+            delta = (delta @ weights[l + 1]) * activation.prime(zs[l])  # BP2
+        nabla_b[l] = jnp.sum(delta, axis=0) / n  # BP3
+        nabla_w[l] = delta.T @ outputs[l] / n  # BP4
     return {"weights": nabla_w, "biases": nabla_b}
 
 
-def hidden_layer_speeds(params, x, y, cost: costs.Cost = costs.quadratic,
-                        activation: Activation = activations.sigmoid):
+def hidden_layer_speeds(
+    params, x, y, cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid
+):
     """Chapter 5's "speed of learning" of each hidden layer: ‖∂C/∂b^l‖ for the gradient of
     the mean cost over ``x`` (N, n_in), ``y`` (N, n_out). Returns a float array of shape
     (number of hidden layers,); the first entry is the layer nearest the input."""

@@ -41,7 +41,7 @@ def write_atomically(path, write) -> None:
     mask = os.umask(0)
     os.umask(mask)
     try:
-        os.chmod(tmp, 0o666 & ~mask)     # mkstemp's 0600 would make every file private
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 would make every file private
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -52,8 +52,12 @@ def write_atomically(path, write) -> None:
             os.remove(tmp)
 
 
-def save(path, params, cost: costs.Cost = costs.quadratic,
-         activation: activations.Activation = activations.sigmoid) -> None:
+def save(
+    path,
+    params,
+    cost: costs.Cost = costs.quadratic,
+    activation: activations.Activation = activations.sigmoid,
+) -> None:
     """Writes the network to ``path`` as the book's ``network2.py`` JSON."""
     document = {
         "sizes": network.sizes_of(params),
@@ -119,8 +123,10 @@ def read_checkpoint(path):
         with open_npz(path) as archive:
             meta = json.loads(str(archive["meta"]))
             layers = sum(1 for k in archive.files if k.startswith("w"))
-            params = {"weights": [archive[f"w{l}"] for l in range(layers)],
-                      "biases": [archive[f"b{l}"] for l in range(layers)]}
+            params = {
+                "weights": [archive[f"w{l}"] for l in range(layers)],
+                "biases": [archive[f"b{l}"] for l in range(layers)],
+            }
             state = [archive[f"s{i}"] for i in range(sum(k.startswith("s") for k in archive.files))]
         return params, state, meta["epochs"], meta["settings"]
     except (OSError, ValueError, KeyError) as e:
@@ -138,8 +144,9 @@ def prepare_directory(directory) -> pathlib.Path:
         os.close(fd)
         os.remove(probe)
     except OSError as e:
-        raise CheckpointError(f"cannot use the checkpoint directory {directory}: "
-                              f"{e.strerror}") from None
+        raise CheckpointError(
+            f"cannot use the checkpoint directory {directory}: {e.strerror}"
+        ) from None
     return path
 
 
@@ -163,11 +170,14 @@ class Run:
         saved_params, leaves, epochs, saved = read_checkpoint(self.path)
         if saved != self.settings:
             changed = sorted(k for k in self.settings if saved.get(k) != self.settings[k])
-            raise CheckpointError(f"{self.path} is a run with other settings ({', '.join(changed)})"
-                                  ": rerun with its settings or use another directory")
+            raise CheckpointError(
+                f"{self.path} is a run with other settings ({', '.join(changed)})"
+                ": rerun with its settings or use another directory"
+            )
         if opt_state is not None:
-            opt_state = jax.tree.unflatten(jax.tree.structure(opt_state),
-                                           [jax.numpy.asarray(a) for a in leaves])
+            opt_state = jax.tree.unflatten(
+                jax.tree.structure(opt_state), [jax.numpy.asarray(a) for a in leaves]
+            )
         return jax.tree.map(jax.numpy.asarray, saved_params), opt_state, epochs
 
     def save(self, params, opt_state, epochs: list) -> None:
@@ -179,24 +189,38 @@ def save_layers(path, networks: list, settings: dict) -> None:
     """Writes chapter 6 networks (``nnjax.network3`` params: one list of per-layer dicts per
     network) and the ``settings`` that rebuild their layers (JSON-able, e.g. the runner's
     flags) to the ``.npz`` file ``path``."""
-    arrays = {f"n{i}_l{l}_{name}": np.asarray(a) for i, params in enumerate(networks)
-              for l, layer in enumerate(params) for name, a in layer.items()}
-    meta = json.dumps({"settings": settings, "networks": len(networks),
-                       "layers": [sorted(layer) for layer in networks[0]]})
+    arrays = {
+        f"n{i}_l{l}_{name}": np.asarray(a)
+        for i, params in enumerate(networks)
+        for l, layer in enumerate(params)
+        for name, a in layer.items()
+    }
+    meta = json.dumps(
+        {
+            "settings": settings,
+            "networks": len(networks),
+            "layers": [sorted(layer) for layer in networks[0]],
+        }
+    )
     write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
 
 
 def load_layers(path):
     """``(networks, settings)`` from ``save_layers``'s file, or CheckpointError naming it."""
     if os.path.isfile(path) and not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path} is not an .npz file of networks (experiments.conv "
-                              "--save writes them)")
+        raise CheckpointError(
+            f"{path} is not an .npz file of networks (experiments.conv --save writes them)"
+        )
     try:
         with np.load(path) as archive:
             meta = json.loads(str(archive["meta"]))
-            networks = [[{name: archive[f"n{i}_l{l}_{name}"] for name in names}
-                         for l, names in enumerate(meta["layers"])]
-                        for i in range(meta["networks"])]
+            networks = [
+                [
+                    {name: archive[f"n{i}_l{l}_{name}"] for name in names}
+                    for l, names in enumerate(meta["layers"])
+                ]
+                for i in range(meta["networks"])
+            ]
         return networks, meta["settings"]
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"cannot read the networks in {path}: {e}") from None
@@ -210,16 +234,25 @@ def load_networks(path):
     ``settings["dataset"]``). Raises CheckpointError naming the file."""
     networks, settings = load_layers(path)
     try:
-        num_classes = networks[0][-1]["w"].shape[-1]       # the softmax layer's outputs
-        net = tuple(layers.parse(settings["layers"], settings["activation"],
-                                 settings["dropout"], settings["dropout_kind"],
-                                 settings["init"], num_classes))
+        num_classes = networks[0][-1]["w"].shape[-1]  # the softmax layer's outputs
+        net = tuple(
+            layers.parse(
+                settings["layers"],
+                settings["activation"],
+                settings["dropout"],
+                settings["dropout_kind"],
+                settings["init"],
+                num_classes,
+            )
+        )
         if len(net) != len(networks[0]):
-            raise ValueError(f"{settings['layers']!r} has {len(net)} layers, the file "
-                             f"{len(networks[0])}")
+            raise ValueError(
+                f"{settings['layers']!r} has {len(net)} layers, the file {len(networks[0])}"
+            )
     except (KeyError, IndexError, TypeError, ValueError, layers.LayerError) as e:
-        raise CheckpointError(f"{path}: not networks saved by experiments.conv --save ({e})") \
-            from None
+        raise CheckpointError(
+            f"{path}: not networks saved by experiments.conv --save ({e})"
+        ) from None
     return net, [jax.tree.map(jax.numpy.asarray, params) for params in networks], settings
 
 

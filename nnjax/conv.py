@@ -32,7 +32,7 @@ def patches(x, kh: int, kw: int):
     ``w.reshape(kh·kw·C, F)`` for HWIO filters."""
     n, h, wd, c = x.shape
     oh, ow = h - kh + 1, wd - kw + 1
-    views = [x[:, i:i + oh, j:j + ow, :] for i in range(kh) for j in range(kw)]
+    views = [x[:, i : i + oh, j : j + ow, :] for i in range(kh) for j in range(kw)]
     return jnp.stack(views, axis=3).reshape(n, oh, ow, kh * kw * c)
 
 
@@ -52,8 +52,8 @@ def _conv2d_one_channel(x, w):
     kh, kw, _, f = w.shape
     n, h, wd, _ = x.shape
     oh, ow = h - kh + 1, wd - kw + 1
-    views = jnp.stack([x[:, i:i + oh, j:j + ow, 0] for i in range(kh) for j in range(kw)])
-    y = w.reshape(kh * kw, f).T @ views.reshape(kh * kw, n * oh * ow)       # (F, N·oh·ow)
+    views = jnp.stack([x[:, i : i + oh, j : j + ow, 0] for i in range(kh) for j in range(kw)])
+    y = w.reshape(kh * kw, f).T @ views.reshape(kh * kw, n * oh * ow)  # (F, N·oh·ow)
     return y.reshape(f, n, oh, ow).transpose(1, 2, 3, 0)
 
 
@@ -62,10 +62,10 @@ def conv2d(x, w):
     (N, H−kh+1, W−kw+1, F), by im2col on the CPU and CUDA GPUs and by XLA's convolution
     elsewhere (the choice is made when the program is lowered for its platform)."""
     if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
-        raise ValueError(f"conv2d needs x (N, H, W, C) and w (kh, kw, C, F), got {x.shape} "
-                         f"and {w.shape}")
-    return lax.platform_dependent(x, w, cpu=conv2d_im2col, cuda=conv2d_im2col,
-                                  default=conv2d_xla)
+        raise ValueError(
+            f"conv2d needs x (N, H, W, C) and w (kh, kw, C, F), got {x.shape} and {w.shape}"
+        )
+    return lax.platform_dependent(x, w, cpu=conv2d_im2col, cuda=conv2d_im2col, default=conv2d_xla)
 
 
 # What a conv-pool layer convolves with (``layers.conv_pool``'s ``convolution``): the same
@@ -78,5 +78,5 @@ def max_pool(x, pool: tuple = (2, 2)):
     border (Theano's ``ignore_border=True``): (N, H // ph, W // pw, C)."""
     ph, pw = pool
     n, h, w, c = x.shape
-    x = x[:, :h - h % ph, :w - w % pw, :]
+    x = x[:, : h - h % ph, : w - w % pw, :]
     return x.reshape(n, h // ph, ph, w // pw, pw, c).max(axis=(2, 4))

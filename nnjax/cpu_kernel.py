@@ -38,8 +38,18 @@ TARGET = "nnjax_sgd_epoch_cpu"
 MAX_MINI_BATCH = 32
 # Reassociation lets the compiler vectorise sums; none of these flags changes how a
 # single float operation rounds (no -ffast-math: it would set flush-to-zero process-wide).
-CXXFLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
-            "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros", "-w"]
+CXXFLAGS = [
+    "-O3",
+    "-march=native",
+    "-std=c++17",
+    "-shared",
+    "-fPIC",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-fassociative-math",
+    "-fno-signed-zeros",
+    "-w",
+]
 
 
 def _compiler():
@@ -51,6 +61,7 @@ def _compiler():
 
 def _cache_dir() -> pathlib.Path:
     from nnjax.data import default_data_dir
+
     return default_data_dir() / "kernels"
 
 
@@ -71,9 +82,18 @@ def build(compiler=None, cache_dir=None) -> pathlib.Path:
     if compiler is None:
         raise RuntimeError("no C++ compiler found (set $CXX or install g++)")
     include = jax.ffi.include_dir()
-    key = hashlib.sha256("\0".join([
-        SOURCE.read_text(), compiler, " ".join(CXXFLAGS), jax.__version__,
-        platform.machine(), _cpu_signature()]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        "\0".join(
+            [
+                SOURCE.read_text(),
+                compiler,
+                " ".join(CXXFLAGS),
+                jax.__version__,
+                platform.machine(),
+                _cpu_signature(),
+            ]
+        ).encode()
+    ).hexdigest()[:16]
     cache_dir = pathlib.Path(cache_dir or _cache_dir())
     library = cache_dir / f"sgd_epoch_cpu-{key}.so"
     if library.exists():
@@ -83,8 +103,12 @@ def build(compiler=None, cache_dir=None) -> pathlib.Path:
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".so.tmp")
     os.close(fd)
     try:
-        result = subprocess.run([compiler, *CXXFLAGS, f"-I{include}", str(SOURCE), "-o", tmp],
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [compiler, *CXXFLAGS, f"-I{include}", str(SOURCE), "-o", tmp],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[-2000:]}")
         os.replace(tmp, library)  # atomic: concurrent builders each publish a whole file
@@ -101,28 +125,36 @@ def _registered() -> bool:
         return False
     try:
         library = ctypes.cdll.LoadLibrary(str(build()))
-        jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.NnjaxSgdEpoch),
-                                    platform="cpu")
+        jax.ffi.register_ffi_target(
+            TARGET, jax.ffi.pycapsule(library.NnjaxSgdEpoch), platform="cpu"
+        )
         return True
     except (RuntimeError, OSError, subprocess.SubprocessError, AttributeError) as e:
         logging.warning("nnjax: the CPU kernel is unavailable, using the pure-JAX epoch (%s)", e)
         return False
 
 
-def supports(params, x, mini_batch_size: int, cost: costs.Cost,
-             activation: activations.Activation = activations.sigmoid) -> bool:
+def supports(
+    params,
+    x,
+    mini_batch_size: int,
+    cost: costs.Cost,
+    activation: activations.Activation = activations.sigmoid,
+) -> bool:
     """Whether the kernel can run this epoch: CPU backend, float32, one hidden layer,
     sigmoid units with the quadratic or cross-entropy cost, 1 ≤ m ≤ 32; and the kernel
     builds."""
     weights = params["weights"]
-    return (jax.default_backend() == "cpu"
-            and len(weights) == 2
-            and cost in (costs.quadratic, costs.cross_entropy)
-            and activation is activations.sigmoid
-            and 1 <= mini_batch_size <= MAX_MINI_BATCH
-            and x.dtype == jnp.float32
-            and all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
-            and _registered())
+    return (
+        jax.default_backend() == "cpu"
+        and len(weights) == 2
+        and cost in (costs.quadratic, costs.cross_entropy)
+        and activation is activations.sigmoid
+        and 1 <= mini_batch_size <= MAX_MINI_BATCH
+        and x.dtype == jnp.float32
+        and all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+        and _registered()
+    )
 
 
 def _threads_from_environment() -> int | None:
@@ -166,8 +198,17 @@ def describe_threads() -> str:
     return f"up to {n} threads (1 on busy cores)" if n > 1 else "1 thread"
 
 
-def sgd_epoch_and_threads(params, x, y, batches, eta, threads=None,
-                          cost: costs.Cost = costs.quadratic, decay=1.0, stop_after=-1):
+def sgd_epoch_and_threads(
+    params,
+    x,
+    y,
+    batches,
+    eta,
+    threads=None,
+    cost: costs.Cost = costs.quadratic,
+    decay=1.0,
+    stop_after=-1,
+):
     """``sgd_epoch``, also returning the threads its last steps ran on (an int32 scalar).
     ``stop_after`` between 1 and steps − 1 makes the kernel go on on one thread after that
     many steps, as it does by itself on busy cores (for tests: the result must not change)."""
@@ -176,15 +217,26 @@ def sgd_epoch_and_threads(params, x, y, batches, eta, threads=None,
     shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (w1, b1, w2, b2)]
     shapes.append(jax.ShapeDtypeStruct((), jnp.int32))
     w1, b1, w2, b2, used = jax.ffi.ffi_call(TARGET, shapes)(
-        w1, b1, w2, b2, x, y.astype(jnp.int32), batches.astype(jnp.int32),
-        jnp.asarray(eta, jnp.float32), jnp.asarray(decay, jnp.float32),
-        threads=int(threads or default_threads()), watch=watch, stop_after=int(stop_after),
-        cross_entropy=cost is costs.cross_entropy)
+        w1,
+        b1,
+        w2,
+        b2,
+        x,
+        y.astype(jnp.int32),
+        batches.astype(jnp.int32),
+        jnp.asarray(eta, jnp.float32),
+        jnp.asarray(decay, jnp.float32),
+        threads=int(threads or default_threads()),
+        watch=watch,
+        stop_after=int(stop_after),
+        cross_entropy=cost is costs.cross_entropy,
+    )
     return {"weights": [w1, w2], "biases": [b1, b2]}, used
 
 
-def sgd_epoch(params, x, y, batches, eta, threads=None, cost: costs.Cost = costs.quadratic,
-              decay=1.0):
+def sgd_epoch(
+    params, x, y, batches, eta, threads=None, cost: costs.Cost = costs.quadratic, decay=1.0
+):
     """The SGD updates over ``batches`` (steps, m) int32 indices into ``x`` (n, n_in) and
     ``y`` (n,), in order; returns the new params. Call inside ``jit``. Each update first
     multiplies the weights by ``decay`` (1 − ηλ/n for L2; 1 without). The result does not

@@ -12,12 +12,12 @@ import numpy as np
 
 @jax.jit
 def _vote(predictions, classes):
-    one_hot = predictions[:, :, None] == classes                         # (N, n, C)
-    counts = one_hot.sum(axis=0)                                         # (n, C)
+    one_hot = predictions[:, :, None] == classes  # (N, n, C)
+    counts = one_hot.sum(axis=0)  # (n, C)
     # The number of votes of each network's class; the first network (lowest index) whose
     # class has the most votes decides, which is the tie-break.
-    support = jnp.where(one_hot, counts[None], 0).sum(axis=2)            # (N, n)
-    first = jnp.argmax(support == support.max(axis=0), axis=0)           # (n,)
+    support = jnp.where(one_hot, counts[None], 0).sum(axis=2)  # (N, n)
+    first = jnp.argmax(support == support.max(axis=0), axis=0)  # (n,)
     return jnp.take_along_axis(predictions, first[None], axis=0)[0].astype(jnp.int32)
 
 
@@ -31,19 +31,21 @@ def plurality_vote(predictions, num_classes: int):
     answers like the first. A vote outside [0, num_classes) counts for nothing. Pure jnp;
     jit-able."""
     if getattr(predictions, "ndim", None) != 2 or predictions.shape[0] < 1:
-        raise ValueError("predictions must be 2-D (N_networks ≥ 1, n), got shape "
-                         f"{getattr(predictions, 'shape', None)}")
+        raise ValueError(
+            "predictions must be 2-D (N_networks ≥ 1, n), got shape "
+            f"{getattr(predictions, 'shape', None)}"
+        )
     if not jnp.issubdtype(predictions.dtype, jnp.integer):
         raise ValueError(f"predictions must be integer classes, got dtype {predictions.dtype}")
-    return _vote(jnp.asarray(predictions).astype(jnp.int32),
-                 jnp.arange(num_classes, dtype=jnp.int32))
+    return _vote(
+        jnp.asarray(predictions).astype(jnp.int32), jnp.arange(num_classes, dtype=jnp.int32)
+    )
 
 
 def _check_pair(votes, y):
     votes, y = np.asarray(votes), np.asarray(y)
     if votes.ndim != 1 or votes.shape != y.shape:
-        raise ValueError(f"votes and y must both have shape (n,), got {votes.shape} and "
-                         f"{y.shape}")
+        raise ValueError(f"votes and y must both have shape (n,), got {votes.shape} and {y.shape}")
     return votes, y
 
 

@@ -31,8 +31,10 @@ def image_side(x, side=None) -> int:
     if side is None:
         side = math.isqrt(pixels)
     if side < 1 or side * side != pixels:
-        raise ValueError(f"x has rows of {pixels} pixels, not square images"
-                         + (f" of side {side}" if side else ""))
+        raise ValueError(
+            f"x has rows of {pixels} pixels, not square images"
+            + (f" of side {side}" if side else "")
+        )
     return int(side)
 
 
@@ -69,8 +71,10 @@ def shift(x, d: int, axis: int, side=None):
 
 @functools.partial(jax.jit, static_argnames="side")
 def _expand(x, y, side):
-    return (jnp.concatenate([x] + [shift(x, d, axis, side) for d, axis in SHIFTS]),
-            jnp.tile(y, 1 + len(SHIFTS)))
+    return (
+        jnp.concatenate([x] + [shift(x, d, axis, side) for d, axis in SHIFTS]),
+        jnp.tile(y, 1 + len(SHIFTS)),
+    )
 
 
 def expand(x, y, side=None):
@@ -84,8 +88,9 @@ def expand(x, y, side=None):
     pairs matters. Shift-major is one concatenation, no interleaving.)"""
     side = image_side(x, side)
     if getattr(y, "shape", None) != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got "
-                         f"{getattr(y, 'shape', None)}")
+        raise ValueError(
+            f"y must have shape ({x.shape[0]},) to match x, got {getattr(y, 'shape', None)}"
+        )
     return _expand(jnp.asarray(x), jnp.asarray(y), side)
 
 

@@ -44,8 +44,8 @@ DROPOUTS = ("book", "inverted")
 
 
 class Layer(NamedTuple):
-    name: str        # e.g. "conv-pool 20 5×5", for printing
-    init: Callable   # (key, in_shape) -> (params, out_shape)
+    name: str  # e.g. "conv-pool 20 5×5", for printing
+    init: Callable  # (key, in_shape) -> (params, out_shape)
     apply: Callable  # (params, x, key, training) -> y
 
 
@@ -83,8 +83,13 @@ def _affine(params, x, key, training: bool, p_dropout: float, dropout: str):
     return scale * (x @ params["w"]) + params["b"]
 
 
-def conv_pool(filters: int, kernel: tuple = (5, 5), pool: tuple = (2, 2),
-              activation: str = "sigmoid", convolution: str = "auto") -> Layer:
+def conv_pool(
+    filters: int,
+    kernel: tuple = (5, 5),
+    pool: tuple = (2, 2),
+    activation: str = "sigmoid",
+    convolution: str = "auto",
+) -> Layer:
     """network3's ``ConvPoolLayer``: ``filters`` kernels of shape ``kernel`` over an image
     (H, W, C), max-pooled over ``pool``; output (H', W', filters) with
     H' = (H − kh + 1) // ph. Params: ``{"w": (kh, kw, C, filters), "b": (filters,)}``.
@@ -95,22 +100,28 @@ def conv_pool(filters: int, kernel: tuple = (5, 5), pool: tuple = (2, 2),
     convolve = conv.CONVOLUTIONS[convolution]
     kh, kw = kernel
     if filters <= 0 or kh <= 0 or kw <= 0 or min(pool) <= 0:
-        raise LayerError(f"a conv-pool layer needs positive sizes, got {filters} filters of "
-                         f"{kh}×{kw}, pool {pool[0]}×{pool[1]}")
+        raise LayerError(
+            f"a conv-pool layer needs positive sizes, got {filters} filters of "
+            f"{kh}×{kw}, pool {pool[0]}×{pool[1]}"
+        )
     name = f"conv-pool {filters} {kh}×{kw}, pool {pool[0]}×{pool[1]}, {act.name}"
 
     def init(key, in_shape):
         if len(in_shape) != 3:
-            raise LayerError(f"{name} needs image inputs (H, W, C), got shape {tuple(in_shape)}"
-                             " (a conv-pool layer cannot follow a fully connected one)")
+            raise LayerError(
+                f"{name} needs image inputs (H, W, C), got shape {tuple(in_shape)}"
+                " (a conv-pool layer cannot follow a fully connected one)"
+            )
         h, w, c = in_shape
         oh, ow = (h - kh + 1) // pool[0], (w - kw + 1) // pool[1]
         if oh <= 0 or ow <= 0:
             raise LayerError(f"{name} does not fit inputs of {h}×{w}")
         n_out = filters * kh * kw / (pool[0] * pool[1])
         wkey, bkey = jax.random.split(key)
-        params = {"w": jax.random.normal(wkey, (kh, kw, c, filters)) / math.sqrt(n_out),
-                  "b": jax.random.normal(bkey, (filters,))}
+        params = {
+            "w": jax.random.normal(wkey, (kh, kw, c, filters)) / math.sqrt(n_out),
+            "b": jax.random.normal(bkey, (filters,)),
+        }
         return params, (oh, ow, filters)
 
     def apply(params, x, key=None, training=False):
@@ -119,8 +130,13 @@ def conv_pool(filters: int, kernel: tuple = (5, 5), pool: tuple = (2, 2),
     return Layer(name, init, apply)
 
 
-def fully_connected(n_out: int, activation: str = "sigmoid", p_dropout: float = 0.0,
-                    dropout: str = "book", init: str = "book") -> Layer:
+def fully_connected(
+    n_out: int,
+    activation: str = "sigmoid",
+    p_dropout: float = 0.0,
+    dropout: str = "book",
+    init: str = "book",
+) -> Layer:
     """network3's ``FullyConnectedLayer``: (N, ...) inputs flattened to n_in, output
     (N, n_out). Params: ``{"w": (n_in, n_out), "b": (n_out,)}``."""
     act = activations.get(activation)
@@ -129,14 +145,17 @@ def fully_connected(n_out: int, activation: str = "sigmoid", p_dropout: float = 
     if n_out <= 0:
         raise LayerError(f"a fully connected layer needs a positive size, got {n_out}")
     name = f"fully connected {n_out}, {act.name}" + (
-        f", dropout {p_dropout:g} ({dropout})" if p_dropout else "")
+        f", dropout {p_dropout:g} ({dropout})" if p_dropout else ""
+    )
 
     def init_fn(key, in_shape):
         n_in = math.prod(in_shape)
         wkey, bkey = jax.random.split(key)
         std = math.sqrt(1 / (n_out if init == "book" else n_in))
-        params = {"w": std * jax.random.normal(wkey, (n_in, n_out)),
-                  "b": jax.random.normal(bkey, (n_out,))}
+        params = {
+            "w": std * jax.random.normal(wkey, (n_in, n_out)),
+            "b": jax.random.normal(bkey, (n_out,)),
+        }
         return params, (n_out,)
 
     def apply(params, x, key=None, training=False):
@@ -183,16 +202,18 @@ def _parse_conv(args, spec, **options):
         pool = pool * 2
     if len(kernel) != 2 or len(pool) != 2:
         raise LayerError(f"bad layer {spec!r}: kernel and pool are KxK")
-    return conv_pool(filters, tuple(kernel), tuple(pool), options["activation"],
-                     options["convolution"])
+    return conv_pool(
+        filters, tuple(kernel), tuple(pool), options["activation"], options["convolution"]
+    )
 
 
 def _parse_fc(args, spec, **options):
     if len(args) != 1:
         raise LayerError(f"bad layer {spec!r}: write fc:SIZE, e.g. fc:100")
     (n,) = _ints(args[0], spec)
-    return fully_connected(n, options["activation"], options["p_dropout"], options["dropout"],
-                           options["init"])
+    return fully_connected(
+        n, options["activation"], options["p_dropout"], options["dropout"], options["init"]
+    )
 
 
 def _parse_softmax(args, spec, **options):
@@ -205,9 +226,15 @@ def _parse_softmax(args, spec, **options):
 KINDS = {"conv": _parse_conv, "fc": _parse_fc, "softmax": _parse_softmax}
 
 
-def parse(text: str, activation: str = "sigmoid", p_dropout: float = 0.0,
-          dropout: str = "book", init: str = "book", num_classes: int = 10,
-          convolution: str = "auto") -> list[Layer]:
+def parse(
+    text: str,
+    activation: str = "sigmoid",
+    p_dropout: float = 0.0,
+    dropout: str = "book",
+    init: str = "book",
+    num_classes: int = 10,
+    convolution: str = "auto",
+) -> list[Layer]:
     """Layers from a comma-separated specification such as
     ``"conv:20:5x5,conv:40:5x5,fc:100,softmax"``:
 
@@ -223,18 +250,27 @@ def parse(text: str, activation: str = "sigmoid", p_dropout: float = 0.0,
     """
     _check_choice("activation", activation, activations.HIDDEN)
     _check_choice("convolution", convolution, conv.CONVOLUTIONS)
-    options = dict(activation=activation, p_dropout=p_dropout, dropout=dropout, init=init,
-                   num_classes=num_classes, convolution=convolution)
+    options = dict(
+        activation=activation,
+        p_dropout=p_dropout,
+        dropout=dropout,
+        init=init,
+        num_classes=num_classes,
+        convolution=convolution,
+    )
     specs = [s.strip() for s in text.split(",")]
     if not text.strip() or not all(specs):
-        raise LayerError(f"empty layer in {text!r}: layers are comma separated, e.g. "
-                         "conv:20,fc:100,softmax")
+        raise LayerError(
+            f"empty layer in {text!r}: layers are comma separated, e.g. conv:20,fc:100,softmax"
+        )
     layers = []
     for spec in specs:
         kind, *args = spec.split(":")
         if kind not in KINDS:
-            raise LayerError(f"unknown layer {spec!r}: layers are {', '.join(KINDS)} "
-                             "(e.g. conv:20:5x5, fc:100, softmax)")
+            raise LayerError(
+                f"unknown layer {spec!r}: layers are {', '.join(KINDS)} "
+                "(e.g. conv:20:5x5, fc:100, softmax)"
+            )
         layers.append(KINDS[kind](args, spec, **options))
     if not specs[-1].startswith("softmax") or any(s.startswith("softmax") for s in specs[:-1]):
         raise LayerError(f"the last layer, and only the last, must be softmax: got {text!r}")

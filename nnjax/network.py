@@ -26,7 +26,9 @@ def check_sizes(sizes: Sequence[int]) -> list[int]:
     """Returns ``sizes`` as a list of ints, or raises ValueError saying what is wrong."""
     sizes = list(sizes)
     if len(sizes) < 2:
-        raise ValueError(f"a network needs at least an input and an output layer, got sizes={sizes}")
+        raise ValueError(
+            f"a network needs at least an input and an output layer, got sizes={sizes}"
+        )
     for n in sizes:
         if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
             raise ValueError(f"layer sizes must be positive integers, got sizes={sizes}")
@@ -46,9 +48,11 @@ def init(key, sizes: Sequence[int], dtype=jnp.float32, init: str = "normal") -> 
     if init not in INITS:
         raise ValueError(f"unknown initialisation {init!r}: choose one of {', '.join(INITS)}")
     keys = jax.random.split(key, 2 * (len(sizes) - 1))
-    weights = [jax.random.normal(k, (n_out, n_in), dtype)
-               / (jnp.sqrt(jnp.asarray(n_in, dtype)) if init == "scaled" else 1)
-               for k, n_in, n_out in zip(keys[0::2], sizes[:-1], sizes[1:])]
+    weights = [
+        jax.random.normal(k, (n_out, n_in), dtype)
+        / (jnp.sqrt(jnp.asarray(n_in, dtype)) if init == "scaled" else 1)
+        for k, n_in, n_out in zip(keys[0::2], sizes[:-1], sizes[1:])
+    ]
     biases = [jax.random.normal(k, (n_out,), dtype) for k, n_out in zip(keys[1::2], sizes[1:])]
     return {"weights": weights, "biases": biases}
 
@@ -68,8 +72,12 @@ def logits(params: Params, x, activation: Activation = activations.sigmoid):
     return a @ params["weights"][-1].T + params["biases"][-1]
 
 
-def feedforward(params: Params, x, activation: Activation = activations.sigmoid,
-                output: Activation = activations.sigmoid):
+def feedforward(
+    params: Params,
+    x,
+    activation: Activation = activations.sigmoid,
+    output: Activation = activations.sigmoid,
+):
     """The network's output ``a^L`` for input ``x``.
 
     ``x`` is one example of shape (n_in,) or a batch of shape (N, n_in); returns (n_out,) or

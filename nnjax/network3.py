@@ -76,8 +76,9 @@ def predict_all(params: Params, x, *, layers, input_shape, batch: int = 500):
     out = []
     if full:
         chunks = x[:full].reshape(full // batch, batch, -1)
-        out.append(jax.lax.map(lambda c: predict(params, layers, c, input_shape), chunks)
-                   .reshape(-1))
+        out.append(
+            jax.lax.map(lambda c: predict(params, layers, c, input_shape), chunks).reshape(-1)
+        )
     if n - full:
         out.append(predict(params, layers, x[full:], input_shape))
     return jnp.concatenate(out).astype(jnp.int32)
@@ -85,5 +86,6 @@ def predict_all(params: Params, x, *, layers, input_shape, batch: int = 500):
 
 def evaluate(params: Params, layers, x, y, input_shape) -> int:
     """How many examples of ``x`` (N, n_in) the network classifies as ``y`` (N,): an int."""
-    return int(jnp.sum(predict_all(params, x, layers=tuple(layers),
-                                   input_shape=tuple(input_shape)) == y))
+    return int(
+        jnp.sum(predict_all(params, x, layers=tuple(layers), input_shape=tuple(input_shape)) == y)
+    )

@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from nnjax import activations, backprop, costs, sgd
 from nnjax.activations import Activation
@@ -57,8 +58,9 @@ def device_count(devices: Union[int, str] = "all") -> int:
     if n <= 0:
         raise ValueError(f"devices must be a positive integer or 'all', got {devices!r}")
     if n > available:
-        raise ValueError(f"devices={n} but only {available} {jax.default_backend()} devices "
-                         "are available")
+        raise ValueError(
+            f"devices={n} but only {available} {jax.default_backend()} devices are available"
+        )
     if n % processes:
         raise ValueError(f"devices={n} is not a multiple of the {processes} processes")
     return n
@@ -68,8 +70,9 @@ def check_mini_batch(mini_batch_size: int, n_devices: int) -> None:
     """Raises ValueError (one line, naming both) unless ``n_devices`` divides
     ``mini_batch_size``: every device takes an equal share of each mini-batch."""
     if mini_batch_size % n_devices:
-        raise ValueError(f"mini_batch_size={mini_batch_size} is not divisible by "
-                         f"devices={n_devices}")
+        raise ValueError(
+            f"mini_batch_size={mini_batch_size} is not divisible by devices={n_devices}"
+        )
 
 
 def make_mesh(devices: Union[int, str] = "all") -> jax.sharding.Mesh:
@@ -77,9 +80,13 @@ def make_mesh(devices: Union[int, str] = "all") -> jax.sharding.Mesh:
     processes, the same number of each process's own devices (its first ones)."""
     n = device_count(devices)
     per_process = n // jax.process_count()
-    chosen = [d for p in range(jax.process_count())
-              for d in sorted((d for d in jax.devices() if d.process_index == p),
-                              key=lambda d: d.id)[:per_process]]
+    chosen = [
+        d
+        for p in range(jax.process_count())
+        for d in sorted((d for d in jax.devices() if d.process_index == p), key=lambda d: d.id)[
+            :per_process
+        ]
+    ]
     return jax.make_mesh((n,), (AXIS,), (jax.sharding.AxisType.Explicit,), devices=chosen)
 
 
@@ -102,12 +109,25 @@ def local_copy(tree):
     return jax.tree.map(lambda a: a.addressable_data(0), tree)
 
 
-@functools.partial(jax.jit, static_argnames=("mini_batch_size", "mesh", "cost", "activation",
-                                             "regularization", "momentum"))
-def data_parallel_epoch(params, x, y, key, eta, mini_batch_size: int, mesh: jax.sharding.Mesh,
-                        cost: costs.Cost = costs.quadratic,
-                        activation: Activation = activations.sigmoid, lmbda=0.0,
-                        regularization: str = "l2", momentum: float = 0.0, opt_state=None):
+@functools.partial(
+    jax.jit,
+    static_argnames=("mini_batch_size", "mesh", "cost", "activation", "regularization", "momentum"),
+)
+def data_parallel_epoch(
+    params,
+    x,
+    y,
+    key,
+    eta,
+    mini_batch_size: int,
+    mesh: jax.sharding.Mesh,
+    cost: costs.Cost = costs.quadratic,
+    activation: Activation = activations.sigmoid,
+    lmbda=0.0,
+    regularization: str = "l2",
+    momentum: float = 0.0,
+    opt_state=None,
+):
     """One epoch of SGD on ``mesh``'s devices, with ``sgd.sgd_epoch``'s arguments and
     results (its ``kernel="xla"`` path; ``mesh`` from ``make_mesh``).
 
@@ -146,7 +166,9 @@ def data_parallel_epoch(params, x, y, key, eta, mini_batch_size: int, mesh: jax.
         return params, state
 
     params, state = jax.shard_map(
-        epoch, mesh=mesh, out_specs=(P(), P()),
+        epoch,
+        mesh=mesh,
+        out_specs=(P(), P()),
         in_specs=(P(), P(), P(), P(), P(), P(), P(None, AXIS), P()),
     )(params, state, x, y, jnp.asarray(eta, x.dtype), jnp.asarray(lmbda, x.dtype), shares, rest)
     return params if opt_state is None else (params, state)

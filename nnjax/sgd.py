@@ -10,9 +10,9 @@ Each update is the book's
     w → w − (η/m) Σ_x ∂C_x/∂w,    b → b − (η/m) Σ_x ∂C_x/∂b
 
 over the m examples of the mini-batch (with chapter 3's regularisation and momentum, see
-``optimizer``: the update rules are optax transformations). As in the book's code, when the training-set size n
-is not a multiple of m the last, smaller mini-batch of n mod m examples is still used, with
-η divided by its own size.
+``optimizer``: the update rules are optax transformations). As in the book's code, when the
+training-set size n is not a multiple of m the last, smaller mini-batch of n mod m examples is
+still used, with η divided by its own size.
 """
 
 import functools
@@ -23,7 +23,6 @@ import optax
 
 from nnjax import activations, backprop, costs, cpu_kernel, shuffle
 from nnjax.activations import Activation
-
 
 REGULARIZATIONS = ("l2", "l1")
 
@@ -51,12 +50,12 @@ def book_momentum(eta, mu) -> optax.GradientTransformation:
         velocity = jax.tree.map(lambda v, g: mu * v - eta * g, velocity, grads)
         return velocity, velocity
 
-    return optax.GradientTransformation(lambda params: jax.tree.map(jnp.zeros_like, params),
-                                        update)
+    return optax.GradientTransformation(lambda params: jax.tree.map(jnp.zeros_like, params), update)
 
 
-def optimizer(eta, momentum: float = 0.0, lmbda=0.0, n: int = 1,
-              regularization: str = "l2") -> optax.GradientTransformation:
+def optimizer(
+    eta, momentum: float = 0.0, lmbda=0.0, n: int = 1, regularization: str = "l2"
+) -> optax.GradientTransformation:
     """The book's update rule as an optax transformation of the mean mini-batch gradient:
 
         L2:  w → (1 − ηλ/n) w − (η/m) Σ_x ∂C_x/∂w
@@ -75,8 +74,15 @@ def init_state(params, momentum: float = 0.0):
     return optimizer(0.0, momentum).init(params)
 
 
-def sgd_step(params, opt_state, x, y, tx: optax.GradientTransformation,
-             cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid):
+def sgd_step(
+    params,
+    opt_state,
+    x,
+    y,
+    tx: optax.GradientTransformation,
+    cost: costs.Cost = costs.quadratic,
+    activation: Activation = activations.sigmoid,
+):
     """One update on the mini-batch ``x`` (m, n_in), ``y`` (m, n_out) by the optimiser
     ``tx`` (from ``optimizer``); returns ``(params, opt_state)``."""
     nabla = backprop.grad(params, x, y, cost, activation)
@@ -97,21 +103,54 @@ def mini_batches(key, n: int, mini_batch_size: int):
 KERNELS = ("auto", "xla")
 
 
-def uses_cpu_kernel(params, x, mini_batch_size: int, cost: costs.Cost = costs.quadratic,
-                    activation: Activation = activations.sigmoid, kernel: str = "auto",
-                    regularization: str = "l2", momentum: float = 0.0) -> bool:
+def uses_cpu_kernel(
+    params,
+    x,
+    mini_batch_size: int,
+    cost: costs.Cost = costs.quadratic,
+    activation: Activation = activations.sigmoid,
+    kernel: str = "auto",
+    regularization: str = "l2",
+    momentum: float = 0.0,
+) -> bool:
     """Whether ``sgd_epoch`` with these arguments runs nnjax's CPU kernel (True) or the
     ``lax.scan`` of ``sgd_step`` (False). The two agree to about 1 ulp a step, so a seeded
     run's numbers depend on which ran."""
-    return (kernel == "auto" and x.shape[0] >= mini_batch_size and regularization == "l2"
-            and not momentum and cpu_kernel.supports(params, x, mini_batch_size, cost, activation))
+    return (
+        kernel == "auto"
+        and x.shape[0] >= mini_batch_size
+        and regularization == "l2"
+        and not momentum
+        and cpu_kernel.supports(params, x, mini_batch_size, cost, activation)
+    )
 
 
-@functools.partial(jax.jit, static_argnames=("mini_batch_size", "cost", "activation", "kernel",
-                                             "regularization", "momentum"))
-def sgd_epoch(params, x, y, key, eta, mini_batch_size: int, cost: costs.Cost = costs.quadratic,
-              activation: Activation = activations.sigmoid, kernel: str = "auto", lmbda=0.0,
-              regularization: str = "l2", momentum: float = 0.0, opt_state=None):
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "mini_batch_size",
+        "cost",
+        "activation",
+        "kernel",
+        "regularization",
+        "momentum",
+    ),
+)
+def sgd_epoch(
+    params,
+    x,
+    y,
+    key,
+    eta,
+    mini_batch_size: int,
+    cost: costs.Cost = costs.quadratic,
+    activation: Activation = activations.sigmoid,
+    kernel: str = "auto",
+    lmbda=0.0,
+    regularization: str = "l2",
+    momentum: float = 0.0,
+    opt_state=None,
+):
     """One epoch of SGD over the training data ``x`` (n, n_in) with integer labels ``y`` (n,).
 
     ``key`` decides the shuffle; ``cost`` and ``activation`` (of the hidden layers) are those
@@ -136,13 +175,15 @@ def sgd_epoch(params, x, y, key, eta, mini_batch_size: int, cost: costs.Cost = c
         y1 = costs.one_hot(y[idx], n_out, x.dtype)
         return sgd_step(params, state, x[idx], y1, tx, cost, activation)
 
-    if uses_cpu_kernel(params, x, mini_batch_size, cost, activation, kernel, regularization,
-                       momentum):
+    if uses_cpu_kernel(
+        params, x, mini_batch_size, cost, activation, kernel, regularization, momentum
+    ):
         decay = 1 - eta * lmbda / x.shape[0]
         params = cpu_kernel.sgd_epoch(params, x, y, full, eta, cost=cost, decay=decay)
     else:
-        (params, state), _ = jax.lax.scan(lambda c, idx: (update(c, idx), None),
-                                          (params, state), full)
+        (params, state), _ = jax.lax.scan(
+            lambda c, idx: (update(c, idx), None), (params, state), full
+        )
     if rest.shape[0]:
         params, state = update((params, state), rest)
     return params if opt_state is None else (params, state)

@@ -41,6 +41,5 @@ def permutation(key, n: int):
     # walk stays on the cycle of E through i, which contains i, so it ends; and sending each
     # i to the next in-range value on its cycle is itself a bijection of [0, n).
     v = encrypt(jnp.arange(n, dtype=jnp.uint32))
-    v = jax.lax.while_loop(lambda v: jnp.any(v >= n),
-                           lambda v: jnp.where(v >= n, encrypt(v), v), v)
+    v = jax.lax.while_loop(lambda v: jnp.any(v >= n), lambda v: jnp.where(v >= n, encrypt(v), v), v)
     return v.astype(jnp.int32)

@@ -21,8 +21,9 @@ def early_stop(accuracies: Sequence[float], patience: int) -> bool:
     return patience > 0 and epochs_without_improvement(accuracies) >= patience
 
 
-def halving_schedule(accuracies: Sequence[float], eta: float, patience: int,
-                     floor: float = 1 / 128):
+def halving_schedule(
+    accuracies: Sequence[float], eta: float, patience: int, floor: float = 1 / 128
+):
     """The book's schedule: halve η each time ``patience`` epochs pass without a new best
     accuracy (the count restarts after each halving), and stop once η has fallen to
     ``floor`` × its initial value.

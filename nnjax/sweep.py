@@ -56,6 +56,7 @@ STRATEGIES = ("auto", "vmap", "loop")
 
 class Setting(NamedTuple):
     """One network of a sweep: its seed, learning rate η, L2 λ and training-set size n."""
+
     seed: int
     eta: float
     lmbda: float
@@ -78,7 +79,7 @@ def parse_seeds(text: str) -> list[int]:
             raise ValueError(f"the range {part} is empty (A:B means A, ..., B−1)")
         seeds.extend(range(*bounds) if len(bounds) == 2 else bounds)
     for seed in seeds:
-        if not 0 <= seed < 2 ** 31:
+        if not 0 <= seed < 2**31:
             raise ValueError(f"seed {seed} is outside 0 ... 2^31 − 1")
     return _distinct(seeds)
 
@@ -92,8 +93,9 @@ def parse_values(text: str, kind=float, positive: bool = True) -> list:
         try:
             v = kind(part)
         except ValueError:
-            raise ValueError(f"{part!r} is not {'a number' if kind is float else 'an integer'}"
-                             ) from None
+            raise ValueError(
+                f"{part!r} is not {'a number' if kind is float else 'an integer'}"
+            ) from None
         if not math.isfinite(v) or v < 0 or (positive and v == 0):
             raise ValueError(f"{part} is not {'positive' if positive else 'zero or positive'}")
         values.append(v)
@@ -116,21 +118,25 @@ def _distinct(values: list) -> list:
     return values
 
 
-def grid(seeds: Sequence[int], etas: Sequence[float], lmbdas: Sequence[float],
-         train_sizes: Sequence[int]) -> list[Setting]:
+def grid(
+    seeds: Sequence[int], etas: Sequence[float], lmbdas: Sequence[float], train_sizes: Sequence[int]
+) -> list[Setting]:
     """Every combination of the values given, as a list of ``Setting``s ordered by training-
     set size, then η, then λ, then seed (so each setting's seeds are adjacent)."""
-    return [Setting(int(seed), float(eta), float(lmbda), int(n))
-            for n, eta, lmbda, seed in itertools.product(train_sizes, etas, lmbdas, seeds)]
+    return [
+        Setting(int(seed), float(eta), float(lmbda), int(n))
+        for n, eta, lmbda, seed in itertools.product(train_sizes, etas, lmbdas, seeds)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
 class NetworkResult:
     """One network of a sweep: its setting, its score after every epoch and, if kept, its
     parameters. The accuracies are fractions in [0, 1]."""
+
     setting: Setting
-    correct: tuple      # evaluation examples classified correctly after each epoch
-    total: int          # evaluation examples
+    correct: tuple  # evaluation examples classified correctly after each epoch
+    total: int  # evaluation examples
     params: Optional[dict] = None  # the trained network, when ``run(keep_params=True)``
 
     @property
@@ -151,14 +157,20 @@ class NetworkResult:
     def as_dict(self) -> dict:
         """One JSON-able object: the setting, best and final accuracy, epoch of best and
         the accuracy after every epoch."""
-        return {**self.setting._asdict(), "best_accuracy": self.best_accuracy,
-                "best_epoch": self.best_epoch, "final_accuracy": self.final_accuracy,
-                "total": self.total, "accuracies": [c / self.total for c in self.correct]}
+        return {
+            **self.setting._asdict(),
+            "best_accuracy": self.best_accuracy,
+            "best_epoch": self.best_epoch,
+            "final_accuracy": self.final_accuracy,
+            "total": self.total,
+            "accuracies": [c / self.total for c in self.correct],
+        }
 
 
 @dataclasses.dataclass(frozen=True)
 class Summary:
     """The networks of one (η, λ, n) over their seeds: means and sample sds (0 for one seed)."""
+
     eta: float
     lmbda: float
     train_size: int
@@ -167,7 +179,7 @@ class Summary:
     best_sd: float
     final_mean: float
     final_sd: float
-    epoch_means: tuple   # mean accuracy after each epoch
+    epoch_means: tuple  # mean accuracy after each epoch
     epoch_sds: tuple
 
 
@@ -183,18 +195,34 @@ def summarise(results: Sequence[NetworkResult]) -> list[Summary]:
         groups.setdefault((r.setting.eta, r.setting.lmbda, r.setting.train_size), []).append(r)
     summaries = []
     for (eta, lmbda, n), rs in groups.items():
-        per_epoch = [_mean_sd(r.correct[k] / r.total for r in rs)
-                     for k in range(min(len(r.correct) for r in rs))]
-        summaries.append(Summary(eta, lmbda, n, len(rs),
-                                 *_mean_sd(r.best_accuracy for r in rs),
-                                 *_mean_sd(r.final_accuracy for r in rs),
-                                 tuple(m for m, _ in per_epoch), tuple(s for _, s in per_epoch)))
+        per_epoch = [
+            _mean_sd(r.correct[k] / r.total for r in rs)
+            for k in range(min(len(r.correct) for r in rs))
+        ]
+        summaries.append(
+            Summary(
+                eta,
+                lmbda,
+                n,
+                len(rs),
+                *_mean_sd(r.best_accuracy for r in rs),
+                *_mean_sd(r.final_accuracy for r in rs),
+                tuple(m for m, _ in per_epoch),
+                tuple(s for _, s in per_epoch),
+            )
+        )
     return summaries
 
 
-def pick_strategy(strategy: str, sizes: Sequence[int], mini_batch_size: int,
-                  cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid,
-                  kernel: str = "auto", backend: Optional[str] = None) -> str:
+def pick_strategy(
+    strategy: str,
+    sizes: Sequence[int],
+    mini_batch_size: int,
+    cost: costs.Cost = costs.quadratic,
+    activation: Activation = activations.sigmoid,
+    kernel: str = "auto",
+    backend: Optional[str] = None,
+) -> str:
     """``"vmap"`` or ``"loop"``: ``strategy`` itself unless it is ``"auto"``, which means
     ``"loop"`` on the CPU backend when nnjax's C++ kernel trains these networks (``kernel``
     is ``"auto"`` and ``cpu_kernel.supports`` them, in float32), and ``"vmap"`` otherwise."""
@@ -209,16 +237,18 @@ def pick_strategy(strategy: str, sizes: Sequence[int], mini_batch_size: int,
     return "loop" if cpu_kernel.supports(shapes, x, mini_batch_size, cost, activation) else "vmap"
 
 
-def init_networks(seeds: Sequence[int], sizes: Sequence[int], init: str = "normal",
-                  dtype=jnp.float32):
+def init_networks(
+    seeds: Sequence[int], sizes: Sequence[int], init: str = "normal", dtype=jnp.float32
+):
     """K networks as single runs with these seeds would start them.
 
     Returns ``(params, shuffle_keys)``: ``network.init``'s pytree with a leading axis K on
     every leaf, and the K shuffle keys (epoch k of network i shuffles with
     ``fold_in(shuffle_keys[i], k)``).
     """
-    return _init_networks(jnp.asarray(list(seeds), jnp.uint32), tuple(sizes), init,
-                          jnp.dtype(dtype))
+    return _init_networks(
+        jnp.asarray(list(seeds), jnp.uint32), tuple(sizes), init, jnp.dtype(dtype)
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
@@ -228,10 +258,19 @@ def _init_networks(seeds, sizes, init, dtype):
     return params, keys[:, 1]
 
 
-@functools.partial(jax.jit, static_argnames=("train_size", "mini_batch_size", "cost",
-                                             "activation"))
-def sweep_epoch(params, x, y, keys, eta, lmbda, train_size: int, mini_batch_size: int,
-                cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid):
+@functools.partial(jax.jit, static_argnames=("train_size", "mini_batch_size", "cost", "activation"))
+def sweep_epoch(
+    params,
+    x,
+    y,
+    keys,
+    eta,
+    lmbda,
+    train_size: int,
+    mini_batch_size: int,
+    cost: costs.Cost = costs.quadratic,
+    activation: Activation = activations.sigmoid,
+):
     """One epoch of SGD for K networks at once, on the first ``train_size`` rows of ``x``.
 
     ``params`` are stacked (leading axis K); ``keys`` (K,) are this epoch's shuffle keys;
@@ -251,33 +290,38 @@ def sweep_epoch(params, x, y, keys, eta, lmbda, train_size: int, mini_batch_size
             tx = sgd.optimizer(eta, 0.0, lmbda, n)
             y1 = costs.one_hot(y[i], n_out, x.dtype)
             return sgd.sgd_step(p, tx.init(p), x[i], y1, tx, cost, activation)[0]
+
         return jax.vmap(one)(params, idx, eta, lmbda)
 
-    params, _ = jax.lax.scan(lambda p, idx: (update(p, idx), None), params,
-                             jnp.swapaxes(full, 0, 1))
+    params, _ = jax.lax.scan(
+        lambda p, idx: (update(p, idx), None), params, jnp.swapaxes(full, 0, 1)
+    )
     if rest.shape[1]:
         params = update(params, rest)
     return params
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "batch_size"))
-def evaluate_all(params, x, y, activation: Activation = activations.sigmoid,
-                 batch_size: Optional[int] = None):
+def evaluate_all(
+    params, x, y, activation: Activation = activations.sigmoid, batch_size: Optional[int] = None
+):
     """``network.evaluate`` of each of K stacked networks on ``x`` (N, n_in), ``y`` (N,):
     int32 (K,). ``batch_size`` networks are scored at a time (all K when None), which bounds
     the activations held at once to batch_size × N × (hidden + output units)."""
-    return jax.lax.map(lambda p: network.evaluate(p, x, y, activation), params,
-                       batch_size=batch_size)
+    return jax.lax.map(
+        lambda p: network.evaluate(p, x, y, activation), params, batch_size=batch_size
+    )
 
 
 # Memory: what one network of a vmapped epoch holds, to size chunks.
-EVAL_BATCH_BYTES = 256 << 20      # activations of the networks scored at once
-CPU_DEFAULT_BYTES = 4 << 30       # when the device cannot say, and physical memory is unknown
-CPU_MAX_CHUNK = 16                # networks per vmapped program on the CPU (see the top)
+EVAL_BATCH_BYTES = 256 << 20  # activations of the networks scored at once
+CPU_DEFAULT_BYTES = 4 << 30  # when the device cannot say, and physical memory is unknown
+CPU_MAX_CHUNK = 16  # networks per vmapped program on the CPU (see the top)
 
 
-def bytes_per_network(sizes: Sequence[int], mini_batch_size: int, train_size: int,
-                      itemsize: int = 4) -> int:
+def bytes_per_network(
+    sizes: Sequence[int], mini_batch_size: int, train_size: int, itemsize: int = 4
+) -> int:
     """An upper estimate of the device memory one network of ``sweep_epoch`` needs: its
     parameters four times over (current, gradient, update, the scan's output buffer), a
     mini-batch step's gathered rows and activations, and the epoch's shuffle (the
@@ -310,8 +354,13 @@ def available_bytes(device=None) -> int:
         return CPU_DEFAULT_BYTES
 
 
-def chunk_size(n_networks: int, sizes: Sequence[int], mini_batch_size: int, train_size: int,
-               budget: Optional[int] = None) -> int:
+def chunk_size(
+    n_networks: int,
+    sizes: Sequence[int],
+    mini_batch_size: int,
+    train_size: int,
+    budget: Optional[int] = None,
+) -> int:
     """How many networks of ``sweep_epoch`` to train at once: all ``n_networks`` if they fit
     in ``budget`` bytes (default ``available_bytes()``) after the evaluation's activations,
     else as many as do (at least 1)."""
@@ -327,8 +376,24 @@ def split_evenly(n: int, chunk: int) -> list[range]:
     return [range(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def _train_vmap(settings, sizes, x, y, eval_x, eval_y, *, epochs, mini_batch_size, cost,
-                activation, init, chunk, keep_params, progress, on_result):
+def _train_vmap(
+    settings,
+    sizes,
+    x,
+    y,
+    eval_x,
+    eval_y,
+    *,
+    epochs,
+    mini_batch_size,
+    cost,
+    activation,
+    init,
+    chunk,
+    keep_params,
+    progress,
+    on_result,
+):
     """The vmap strategy for settings of one training-set size; returns NetworkResults."""
     n = settings[0].train_size
     if chunk is None:
@@ -351,28 +416,47 @@ def _train_vmap(settings, sizes, x, y, eval_x, eval_y, *, epochs, mini_batch_siz
         for k in range(epochs):
             start = time.perf_counter()
             epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, k)
-            params = sweep_epoch(params, x, y, epoch_keys, eta, lmbda, n, mini_batch_size,
-                                 cost, activation)
-            correct.append(jax.device_get(evaluate_all(params, eval_x, eval_y, activation,
-                                                       batch)))
+            params = sweep_epoch(
+                params, x, y, epoch_keys, eta, lmbda, n, mini_batch_size, cost, activation
+            )
+            correct.append(jax.device_get(evaluate_all(params, eval_x, eval_y, activation, batch)))
             if progress:
-                acc = correct[-1][:len(chosen)] / eval_y.shape[0]
+                acc = correct[-1][: len(chosen)] / eval_y.shape[0]
                 where = f", chunk {part + 1}/{len(ranges)}" if len(ranges) > 1 else ""
-                progress(f"n={n}{where}: epoch {k + 1}/{epochs}, {len(chosen)} networks, "
-                         f"accuracy {100 * acc.mean():.2f}% mean, {100 * acc.max():.2f}% max "
-                         f"({time.perf_counter() - start:.2f} s"
-                         f"{', compile included' if k == 0 and part == 0 else ''})")
+                progress(
+                    f"n={n}{where}: epoch {k + 1}/{epochs}, {len(chosen)} networks, "
+                    f"accuracy {100 * acc.mean():.2f}% mean, {100 * acc.max():.2f}% max "
+                    f"({time.perf_counter() - start:.2f} s"
+                    f"{', compile included' if k == 0 and part == 0 else ''})"
+                )
         for j, s in enumerate(chosen):
-            kept = jax.tree.map(lambda a: a[j], params) if keep_params else None
-            results.append(NetworkResult(s, tuple(int(c[j]) for c in correct),
-                                         int(eval_y.shape[0]), kept))
+            kept = jax.tree.map(lambda a, j=j: a[j], params) if keep_params else None
+            results.append(
+                NetworkResult(s, tuple(int(c[j]) for c in correct), int(eval_y.shape[0]), kept)
+            )
             if on_result:
                 on_result(results[-1])
     return results
 
 
-def _train_loop(settings, sizes, x, y, eval_x, eval_y, *, epochs, mini_batch_size, cost,
-                activation, init, kernel, keep_params, progress, on_result):
+def _train_loop(
+    settings,
+    sizes,
+    x,
+    y,
+    eval_x,
+    eval_y,
+    *,
+    epochs,
+    mini_batch_size,
+    cost,
+    activation,
+    init,
+    kernel,
+    keep_params,
+    progress,
+    on_result,
+):
     """The loop strategy for settings of one training-set size: single runs, one by one."""
     n = settings[0].train_size
     x, y = x[:n], y[:n]
@@ -384,29 +468,54 @@ def _train_loop(settings, sizes, x, y, eval_x, eval_y, *, epochs, mini_batch_siz
         eta, lmbda = jnp.asarray(s.eta, x.dtype), jnp.asarray(s.lmbda, x.dtype)
         correct = []
         for k in range(epochs):
-            params = sgd.sgd_epoch(params, x, y, jax.random.fold_in(shuffle_key, k), eta,
-                                   mini_batch_size, cost, activation, kernel, lmbda)
+            params = sgd.sgd_epoch(
+                params,
+                x,
+                y,
+                jax.random.fold_in(shuffle_key, k),
+                eta,
+                mini_batch_size,
+                cost,
+                activation,
+                kernel,
+                lmbda,
+            )
             correct.append(int(network.evaluate(params, eval_x, eval_y, activation)))
-        results.append(NetworkResult(s, tuple(correct), int(eval_y.shape[0]),
-                                     params if keep_params else None))
+        results.append(
+            NetworkResult(s, tuple(correct), int(eval_y.shape[0]), params if keep_params else None)
+        )
         if progress:
             r = results[-1]
-            progress(f"n={n}: network {i + 1}/{len(settings)} (seed {s.seed}, η={s.eta:g}, "
-                     f"λ={s.lmbda:g}): best {100 * r.best_accuracy:.2f}% at epoch "
-                     f"{r.best_epoch}, final {100 * r.final_accuracy:.2f}% "
-                     f"({time.perf_counter() - start:.2f} s{', compile included' if i == 0 else ''})")
+            progress(
+                f"n={n}: network {i + 1}/{len(settings)} (seed {s.seed}, η={s.eta:g}, "
+                f"λ={s.lmbda:g}): best {100 * r.best_accuracy:.2f}% at epoch "
+                f"{r.best_epoch}, final {100 * r.final_accuracy:.2f}% "
+                f"({time.perf_counter() - start:.2f} s{', compile included' if i == 0 else ''})"
+            )
         if on_result:
             on_result(results[-1])
     return results
 
 
-def run(settings: Sequence[Setting], sizes: Sequence[int], train_data, eval_data, *,
-        epochs: int, mini_batch_size: int, cost: costs.Cost = costs.quadratic,
-        activation: Activation = activations.sigmoid, init: str = "normal",
-        strategy: str = "auto", chunk: Optional[int] = None, kernel: str = "auto",
-        matmul_precision: str = "highest", keep_params: bool = False,
-        progress: Optional[Callable[[str], None]] = None,
-        on_result: Optional[Callable[[NetworkResult], None]] = None) -> list[NetworkResult]:
+def run(
+    settings: Sequence[Setting],
+    sizes: Sequence[int],
+    train_data,
+    eval_data,
+    *,
+    epochs: int,
+    mini_batch_size: int,
+    cost: costs.Cost = costs.quadratic,
+    activation: Activation = activations.sigmoid,
+    init: str = "normal",
+    strategy: str = "auto",
+    chunk: Optional[int] = None,
+    kernel: str = "auto",
+    matmul_precision: str = "highest",
+    keep_params: bool = False,
+    progress: Optional[Callable[[str], None]] = None,
+    on_result: Optional[Callable[[NetworkResult], None]] = None,
+) -> list[NetworkResult]:
     """Trains one network of layer sizes ``sizes`` per setting for ``epochs`` epochs of SGD
     with mini-batches of ``mini_batch_size`` and scores each on ``eval_data`` after every
     epoch.
@@ -434,12 +543,21 @@ def run(settings: Sequence[Setting], sizes: Sequence[int], train_data, eval_data
         eval_x, eval_y = (jax.device_put(a) for a in eval_data)
         for s in settings:
             if not mini_batch_size <= s.train_size <= x.shape[0]:
-                raise ValueError(f"training-set size {s.train_size} is not between the "
-                                 f"mini-batch size {mini_batch_size} and the {x.shape[0]} "
-                                 "training examples")
-        common = dict(epochs=epochs, mini_batch_size=mini_batch_size, cost=cost,
-                      activation=activation, init=init, keep_params=keep_params,
-                      progress=progress, on_result=on_result)
+                raise ValueError(
+                    f"training-set size {s.train_size} is not between the "
+                    f"mini-batch size {mini_batch_size} and the {x.shape[0]} "
+                    "training examples"
+                )
+        common = dict(
+            epochs=epochs,
+            mini_batch_size=mini_batch_size,
+            cost=cost,
+            activation=activation,
+            init=init,
+            keep_params=keep_params,
+            progress=progress,
+            on_result=on_result,
+        )
         by_setting = {}
         for n in dict.fromkeys(s.train_size for s in settings):
             group = [s for s in settings if s.train_size == n]

@@ -21,11 +21,12 @@ from nnjax import activations, backprop, costs, network, parallel, sgd, stopping
 class EpochResult:
     """What one epoch of training reports: its evaluation score, its time and η, and the
     optional lists of monitoring, chapter 5 and chapter 6 (None where not asked for)."""
-    epoch: int          # 0-based, as the book prints it
-    correct: int        # evaluation examples classified correctly
-    total: int          # evaluation examples
-    seconds: float      # training time of this epoch (the evaluation excluded)
-    eta: float          # the learning rate this epoch used
+
+    epoch: int  # 0-based, as the book prints it
+    correct: int  # evaluation examples classified correctly
+    total: int  # evaluation examples
+    seconds: float  # training time of this epoch (the evaluation excluded)
+    eta: float  # the learning rate this epoch used
     # With monitoring (None otherwise): the book's four lists, one entry per epoch.
     evaluation_cost: Optional[float] = None
     training_cost: Optional[float] = None
@@ -60,9 +61,10 @@ class EpochResult:
 @dataclasses.dataclass(frozen=True)
 class History:
     """A training run: its epochs in order, the compile time and, if it stopped early, why."""
-    epochs: list            # [EpochResult, ...]
+
+    epochs: list  # [EpochResult, ...]
     compile_seconds: float  # compiling the epoch program, before the first epoch
-    stopped: str = ""       # why training ended before the last epoch, if it did
+    stopped: str = ""  # why training ended before the last epoch, if it did
 
     @property
     def best(self) -> Optional[EpochResult]:
@@ -76,8 +78,15 @@ class History:
 
 
 @functools.partial(jax.jit, static_argnames=("cost", "activation", "regularization"))
-def total_cost(params, x, y, cost: costs.Cost, activation: activations.Activation, lmbda=0.0,
-               regularization: str = "l2"):
+def total_cost(
+    params,
+    x,
+    y,
+    cost: costs.Cost,
+    activation: activations.Activation,
+    lmbda=0.0,
+    regularization: str = "l2",
+):
     """The cost on ``x`` (N, n_in), labels ``y`` (N,), as the book's ``total_cost`` reports
     it: a scalar, the mean cost plus ½ (λ/N) Σ‖w‖² (``regularization="l2"``) or (λ/N) Σ|w|
     (``"l1"``, chapter 3's L1 cost), N being the size of *this* set (the book's quirk;
@@ -87,20 +96,36 @@ def total_cost(params, x, y, cost: costs.Cost, activation: activations.Activatio
     if regularization == "l1":
         penalty = sum(jnp.sum(jnp.abs(w)) for w in params["weights"])
     else:
-        penalty = 0.5 * sum(jnp.sum(w ** 2) for w in params["weights"])
+        penalty = 0.5 * sum(jnp.sum(w**2) for w in params["weights"])
     return cost.fn(z, cost.output.fn(z), y1) + (lmbda / x.shape[0]) * penalty
 
 
-def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, key,
-          eval_data=None, cost: costs.Cost = costs.quadratic,
-          activation: activations.Activation = activations.sigmoid, lmbda: float = 0.0,
-          regularization: str = "l2", momentum: float = 0.0, kernel: str = "auto",
-          matmul_precision: str = "highest",
-          monitor: bool = False, gradient_norms: int = 0, early_stopping: int = 0,
-          halve_eta_after: int = 0,
-          on_epoch: Optional[Callable[[EpochResult], None]] = None,
-          after_epoch: Optional[Callable] = None, done: Sequence[EpochResult] = (),
-          opt_state=None, mesh: Optional[jax.sharding.Mesh] = None):
+def train(
+    params,
+    train_data,
+    *,
+    epochs: int,
+    mini_batch_size: int,
+    eta: float,
+    key,
+    eval_data=None,
+    cost: costs.Cost = costs.quadratic,
+    activation: activations.Activation = activations.sigmoid,
+    lmbda: float = 0.0,
+    regularization: str = "l2",
+    momentum: float = 0.0,
+    kernel: str = "auto",
+    matmul_precision: str = "highest",
+    monitor: bool = False,
+    gradient_norms: int = 0,
+    early_stopping: int = 0,
+    halve_eta_after: int = 0,
+    on_epoch: Optional[Callable[[EpochResult], None]] = None,
+    after_epoch: Optional[Callable] = None,
+    done: Sequence[EpochResult] = (),
+    opt_state=None,
+    mesh: Optional[jax.sharding.Mesh] = None,
+):
     """Trains ``params`` by SGD for up to ``epochs`` epochs.
 
     ``train_data`` and ``eval_data`` are pairs ``(x (n, n_in) float, y (n,) int)``. Epoch k
@@ -147,26 +172,54 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
         start = time.perf_counter()
         # Both compiled epochs take (params, x, y, key, eta, lmbda, opt_state).
         if mesh is None:
-            epoch_fn = sgd.sgd_epoch.lower(params, x, y, key, jnp.asarray(eta, x.dtype),
-                                           mini_batch_size, cost, activation, kernel, lmbda,
-                                           regularization, momentum, opt_state).compile()
+            epoch_fn = sgd.sgd_epoch.lower(
+                params,
+                x,
+                y,
+                key,
+                jnp.asarray(eta, x.dtype),
+                mini_batch_size,
+                cost,
+                activation,
+                kernel,
+                lmbda,
+                regularization,
+                momentum,
+                opt_state,
+            ).compile()
         else:
             epoch_fn = parallel.data_parallel_epoch.lower(
-                on_mesh(params), *epoch_data, key, jnp.asarray(eta, x.dtype), mini_batch_size,
-                mesh, cost, activation, lmbda, regularization, momentum,
-                on_mesh(opt_state)).compile()
+                on_mesh(params),
+                *epoch_data,
+                key,
+                jnp.asarray(eta, x.dtype),
+                mini_batch_size,
+                mesh,
+                cost,
+                activation,
+                lmbda,
+                regularization,
+                momentum,
+                on_mesh(opt_state),
+            ).compile()
         compile_seconds = time.perf_counter() - start
         trained = on_mesh((params, opt_state))  # what the epochs update
 
         def score(params, x, y):
             return 0 if x is None else int(network.evaluate(params, x, y, activation))
 
-        speeds = jax.jit(lambda p, x, y: backprop.hidden_layer_speeds(
-            p, x, costs.one_hot(y, p["biases"][-1].shape[0], x.dtype), cost, activation))
+        speeds = jax.jit(
+            lambda p, x, y: backprop.hidden_layer_speeds(
+                p, x, costs.one_hot(y, p["biases"][-1].shape[0], x.dtype), cost, activation
+            )
+        )
 
         def cost_on(params, x, y):
-            return None if x is None else float(
-                total_cost(params, x, y, cost, activation, lmbda, regularization))
+            return (
+                None
+                if x is None
+                else float(total_cost(params, x, y, cost, activation, lmbda, regularization))
+            )
 
         results = list(done)
 
@@ -176,31 +229,45 @@ def train(params, train_data, *, epochs: int, mini_batch_size: int, eta: float, 
             if eta_floor:
                 return eta_next, f"η fell to 1/128 of {eta:g} after epoch {len(results) - 1}"
             if stopping.early_stop(accuracies, early_stopping):
-                return eta_next, (f"no improvement in {early_stopping} epochs after epoch "
-                                  f"{len(results) - 1}")
+                return eta_next, (
+                    f"no improvement in {early_stopping} epochs after epoch {len(results) - 1}"
+                )
             return eta_next, ""
 
         eta_now, stopped = decide()
         for k in range(len(results), epochs if not stopped else 0):
             start = time.perf_counter()
-            out = jax.block_until_ready(epoch_fn(trained[0], *epoch_data,
-                                                 jax.random.fold_in(key, k),
-                                                 jnp.asarray(eta_now, x.dtype), lmbda,
-                                                 trained[1]))
+            out = jax.block_until_ready(
+                epoch_fn(
+                    trained[0],
+                    *epoch_data,
+                    jax.random.fold_in(key, k),
+                    jnp.asarray(eta_now, x.dtype),
+                    lmbda,
+                    trained[1],
+                )
+            )
             seconds = time.perf_counter() - start
             trained = (out, None) if opt_state is None else out
             params, opt_state = off_mesh(trained)
             total = 0 if y_eval is None else int(y_eval.shape[0])
             extra = {}
             if monitor:
-                extra = dict(evaluation_cost=cost_on(params, x_eval, y_eval),
-                             training_cost=cost_on(params, x, y),
-                             training_correct=score(params, x, y), training_total=len(y))
+                extra = dict(
+                    evaluation_cost=cost_on(params, x_eval, y_eval),
+                    training_cost=cost_on(params, x, y),
+                    training_correct=score(params, x, y),
+                    training_total=len(y),
+                )
             if gradient_norms:
-                extra["gradient_norms"] = [float(v) for v in speeds(
-                    params, x[:gradient_norms], y[:gradient_norms])]
-            results.append(EpochResult(k, score(params, x_eval, y_eval), total, seconds,
-                                       float(eta_now), **extra))
+                extra["gradient_norms"] = [
+                    float(v) for v in speeds(params, x[:gradient_norms], y[:gradient_norms])
+                ]
+            results.append(
+                EpochResult(
+                    k, score(params, x_eval, y_eval), total, seconds, float(eta_now), **extra
+                )
+            )
             if on_epoch is not None:
                 on_epoch(results[-1])
             if after_epoch is not None:

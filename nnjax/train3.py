@@ -29,7 +29,10 @@ def optimizer(eta, l2_per_batch=0.0, momentum: float = 0.0) -> optax.GradientTra
     """network3's update as an optax transformation of the mean mini-batch gradient: weight
     decay l2_per_batch · w on every layer's ``"w"`` (the gradient of ½ λ' Σ‖w‖²), then SGD
     with learning rate ``eta`` (or the book's momentum μ)."""
-    weights_only = lambda params: [{"w": True, "b": False} for _ in params]
+
+    def weights_only(params):
+        return [{"w": True, "b": False} for _ in params]
+
     step = sgd.book_momentum(eta, momentum) if momentum else optax.sgd(eta)
     return optax.chain(optax.add_decayed_weights(l2_per_batch, mask=weights_only), step)
 
@@ -39,12 +42,37 @@ def init_state(params, momentum: float = 0.0):
     return optimizer(0.0, 0.0, momentum).init(params)
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "input_shape", "mini_batch_size",
-                                             "momentum", "shuffle", "random_shifts", "mesh",
-                                             "unroll"))
-def sgd_epoch(params, opt_state, x, y, key, eta, lmbda, *, layers, input_shape,
-              mini_batch_size: int, momentum: float = 0.0, shuffle: bool = True,
-              random_shifts: bool = False, mesh=None, unroll: int = 1):
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "layers",
+        "input_shape",
+        "mini_batch_size",
+        "momentum",
+        "shuffle",
+        "random_shifts",
+        "mesh",
+        "unroll",
+    ),
+)
+def sgd_epoch(
+    params,
+    opt_state,
+    x,
+    y,
+    key,
+    eta,
+    lmbda,
+    *,
+    layers,
+    input_shape,
+    mini_batch_size: int,
+    momentum: float = 0.0,
+    shuffle: bool = True,
+    random_shifts: bool = False,
+    mesh=None,
+    unroll: int = 1,
+):
     """One epoch of network3's SGD over ``x`` (n, n_in), labels ``y`` (n,).
 
     ``key`` decides the shuffle, the dropout masks and (``random_shifts``: each image of each
@@ -86,8 +114,9 @@ def sgd_epoch(params, opt_state, x, y, key, eta, lmbda, *, layers, input_shape,
         updates, state = tx.update(g, state, params)
         return (optax.apply_updates(params, updates), state), None
 
-    (params, opt_state), _ = jax.lax.scan(step, (params, opt_state),
-                                          (jnp.arange(steps), batches), unroll=unroll)
+    (params, opt_state), _ = jax.lax.scan(
+        step, (params, opt_state), (jnp.arange(steps), batches), unroll=unroll
+    )
     return params, opt_state
 
 
@@ -97,11 +126,12 @@ class Network:
     every epoch's ``train.EpochResult`` (``correct``/``total`` on the validation data;
     ``test_correct``/``test_total`` in the epochs whose validation accuracy was at least
     the best so far — network3's protocol)."""
+
     params: list
     opt_state: object
     epochs: list = dataclasses.field(default_factory=list)
-    best: Optional[EpochResult] = None    # the last epoch of best validation (network3's >=)
-    best_params: Optional[list] = None    # the params after that epoch
+    best: Optional[EpochResult] = None  # the last epoch of best validation (network3's >=)
+    best_params: Optional[list] = None  # the params after that epoch
 
     def record(self, result: EpochResult) -> None:
         """Appends an epoch; it becomes ``best`` if its validation score is at least the
@@ -144,14 +174,31 @@ def stack(trees):
 
 
 def _unstack(tree, k: int):
-    return [jax.tree.map(lambda a: a[i], tree) for i in range(k)]
+    return [jax.tree.map(lambda a, i=i: a[i], tree) for i in range(k)]
 
 
-def train(networks: list, layers, input_shape, train_data, validation_data, *, epochs: int,
-          mini_batch_size: int, eta: float, keys, lmbda: float = 0.0, test_data=None,
-          momentum: float = 0.0, shuffle: bool = True, random_shifts: bool = False,
-          strategy: str = "auto", on_epoch: Optional[Callable] = None,
-          after_epoch: Optional[Callable] = None, mesh=None, unroll: int = 1):
+def train(
+    networks: list,
+    layers,
+    input_shape,
+    train_data,
+    validation_data,
+    *,
+    epochs: int,
+    mini_batch_size: int,
+    eta: float,
+    keys,
+    lmbda: float = 0.0,
+    test_data=None,
+    momentum: float = 0.0,
+    shuffle: bool = True,
+    random_shifts: bool = False,
+    strategy: str = "auto",
+    on_epoch: Optional[Callable] = None,
+    after_epoch: Optional[Callable] = None,
+    mesh=None,
+    unroll: int = 1,
+):
     """Trains every ``Network`` of ``networks`` for ``epochs`` epochs (continuing from
     ``len(network.epochs)``), network i shuffling and dropping out with
     ``jax.random.fold_in(keys[i], epoch)``.
@@ -169,27 +216,41 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
     """
     k = len(networks)
     strategy = pick_strategy(strategy, k)
-    put = jax.device_put if mesh is None else functools.partial(jax.device_put,
-                                                                device=_on(mesh))
+    put = jax.device_put if mesh is None else functools.partial(jax.device_put, device=_on(mesh))
     x, y = put(tuple(train_data))
     x_val, y_val = put(tuple(validation_data))
     x_test, y_test = put(tuple(test_data)) if test_data else (None, None)
     for net in networks:
         net.params, net.opt_state = put((net.params, net.opt_state))
-    static = dict(layers=tuple(layers), input_shape=tuple(input_shape),
-                  mini_batch_size=mini_batch_size, momentum=momentum, shuffle=shuffle,
-                  random_shifts=random_shifts, mesh=mesh, unroll=unroll)
+    static = dict(
+        layers=tuple(layers),
+        input_shape=tuple(input_shape),
+        mini_batch_size=mini_batch_size,
+        momentum=momentum,
+        shuffle=shuffle,
+        random_shifts=random_shifts,
+        mesh=mesh,
+        unroll=unroll,
+    )
     epoch_fn = functools.partial(sgd_epoch, **static)
-    predict = functools.partial(network3.predict_all, layers=tuple(layers),
-                                input_shape=tuple(input_shape))
+    predict = functools.partial(
+        network3.predict_all, layers=tuple(layers), input_shape=tuple(input_shape)
+    )
     predict_many = jax.jit(jax.vmap(predict, in_axes=(0, None)))
     eta, lmbda = jnp.asarray(eta, x.dtype), jnp.asarray(lmbda, x.dtype)
 
     start = time.perf_counter()
     if strategy == "vmap":
         epoch_fn = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, 0, None, None)))
-        args = (stack([n.params for n in networks]), stack([n.opt_state for n in networks]),
-                x, y, jnp.stack(list(keys)), eta, lmbda)
+        args = (
+            stack([n.params for n in networks]),
+            stack([n.opt_state for n in networks]),
+            x,
+            y,
+            jnp.stack(list(keys)),
+            eta,
+            lmbda,
+        )
     else:
         epoch_fn = jax.jit(epoch_fn)
         args = (networks[0].params, networks[0].opt_state, x, y, keys[0], eta, lmbda)
@@ -204,15 +265,24 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
         start = time.perf_counter()
         epoch_keys = [jax.random.fold_in(key, epoch) for key in keys]
         if strategy == "vmap":
-            params, states = jax.block_until_ready(epoch_fn(
-                stack([n.params for n in networks]), stack([n.opt_state for n in networks]),
-                x, y, jnp.stack(epoch_keys), eta, lmbda))
+            params, states = jax.block_until_ready(
+                epoch_fn(
+                    stack([n.params for n in networks]),
+                    stack([n.opt_state for n in networks]),
+                    x,
+                    y,
+                    jnp.stack(epoch_keys),
+                    eta,
+                    lmbda,
+                )
+            )
             for net, p, s in zip(networks, _unstack(params, k), _unstack(states, k)):
                 net.params, net.opt_state = p, s
         else:
             for net, key in zip(networks, epoch_keys):
                 net.params, net.opt_state = jax.block_until_ready(
-                    epoch_fn(net.params, net.opt_state, x, y, key, eta, lmbda))
+                    epoch_fn(net.params, net.opt_state, x, y, key, eta, lmbda)
+                )
         seconds = (time.perf_counter() - start) / k
         if strategy == "vmap":
             val = correct(predict_many(stack([n.params for n in networks]), x_val), y_val)
@@ -221,8 +291,10 @@ def train(networks: list, layers, input_shape, train_data, validation_data, *, e
         for i, net in enumerate(networks):
             test = {}
             if x_test is not None and (net.best is None or val[i] >= net.best.correct):
-                test = dict(test_correct=int(correct(predict(net.params, x_test), y_test)[0]),
-                            test_total=len(y_test))
+                test = dict(
+                    test_correct=int(correct(predict(net.params, x_test), y_test)[0]),
+                    test_total=len(y_test),
+                )
             net.record(EpochResult(epoch, int(val[i]), len(y_val), seconds, float(eta), **test))
             if on_epoch is not None:
                 on_epoch(i, net.epochs[-1])

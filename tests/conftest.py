@@ -1,4 +1,5 @@
 """Settings for the test processes, read before any test imports JAX."""
+
 import os
 
 # `-n auto` starts one test process per core, and each starts runners of its own. On a GPU,

@@ -1,10 +1,10 @@
 """Gradients: hand-written BP1–BP4 against jax.grad, and both against finite differences."""
 
 import jax
-from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from nnjax import activations, backprop, costs, network
 
@@ -41,15 +41,16 @@ def test_backprop_equals_autodiff_for_every_cost_and_activation(cost, activation
     with jax.enable_x64(True):
         for seed, sizes in enumerate([[5, 4, 3], [6, 5, 4, 3]]):
             params, x, y = random_problem(seed, sizes, n=6)
-            assert_trees_close(backprop.backprop(params, x, y, cost, activation),
-                               backprop.grad(params, x, y, cost, activation))
+            assert_trees_close(
+                backprop.backprop(params, x, y, cost, activation),
+                backprop.grad(params, x, y, cost, activation),
+            )
 
 
 def test_backprop_single_example_matches_batch_of_one():
     with jax.enable_x64(True):
         params, x, y = random_problem(0, [5, 4, 3], n=1)
-        assert_trees_close(backprop.backprop(params, x[0], y[0]),
-                           backprop.backprop(params, x, y))
+        assert_trees_close(backprop.backprop(params, x[0], y[0]), backprop.backprop(params, x, y))
 
 
 @pytest.mark.parametrize("sizes", [[5, 4, 3], [6, 3, 3, 2]])
@@ -58,10 +59,17 @@ def test_gradient_matches_central_differences(sizes):
     with jax.enable_x64(True):
         params, x, y = random_problem(1, sizes, n=4)
         flat, unravel = ravel_pytree(params)
-        cost = lambda v: float(backprop.loss(unravel(v), x, y))
+
+        def cost(v):
+            return float(backprop.loss(unravel(v), x, y))
+
         h = 1e-6
-        numeric = np.array([(cost(flat.at[i].add(h)) - cost(flat.at[i].add(-h))) / (2 * h)
-                            for i in range(flat.size)])
+        numeric = np.array(
+            [
+                (cost(flat.at[i].add(h)) - cost(flat.at[i].add(-h))) / (2 * h)
+                for i in range(flat.size)
+            ]
+        )
         analytic = np.asarray(ravel_pytree(backprop.backprop(params, x, y))[0])
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
 
@@ -73,8 +81,9 @@ def test_mean_of_per_example_gradients_is_batch_gradient(sizes):
         per_example = backprop.per_example_grads(params, x, y)
         for leaf, p in zip(jax.tree.leaves(per_example), jax.tree.leaves(params)):
             assert leaf.shape == (10, *p.shape)
-        assert_trees_close(jax.tree.map(lambda g: g.mean(axis=0), per_example),
-                           backprop.grad(params, x, y))
+        assert_trees_close(
+            jax.tree.map(lambda g: g.mean(axis=0), per_example), backprop.grad(params, x, y)
+        )
 
 
 def test_quadratic_cost_is_the_books_definition():
@@ -135,6 +144,5 @@ def test_hidden_layer_speeds_are_the_bias_gradient_norms():
         speeds = np.asarray(backprop.hidden_layer_speeds(params, x, y, costs.cross_entropy))
         nabla_b = backprop.backprop(params, x, y, costs.cross_entropy)["biases"]
         assert speeds.shape == (3,)
-        np.testing.assert_allclose(speeds, [np.linalg.norm(b) for b in nabla_b[:-1]],
-                                   rtol=1e-10)
+        np.testing.assert_allclose(speeds, [np.linalg.norm(b) for b in nabla_b[:-1]], rtol=1e-10)
         assert backprop.hidden_layer_speeds(*random_problem(0, [4, 3], n=2)).shape == (0,)

@@ -21,13 +21,18 @@ from tests.test_conv_cli import ROOT, run_conv
 
 PINS = hasattr(os, "sched_setaffinity")
 CORES = sorted(os.sched_getaffinity(0)) if PINS else list(range(os.cpu_count() or 1))
-JOBS = min(2, len(CORES))      # CI's machine has 2 cores
+JOBS = min(2, len(CORES))  # CI's machine has 2 cores
 TINY = "--train_size=300 --epochs=2 --layers=conv:2:5x5,fc:10,softmax --expand=none"
 
 
 def run_table(*flags):
-    return subprocess.run([sys.executable, "-m", "experiments.chapter6", *flags], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.chapter6", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def row(table: str, command: str) -> list:
@@ -39,14 +44,25 @@ def row(table: str, command: str) -> list:
 FINISHED = "Final test accuracy 98.00%.\nTrained in 1 s.\n"
 
 
-def write_run(base, seconds=(60,), devices=None, log=FINISHED, flags=None, test_correct=98,
-              networks=1):
+def write_run(
+    base, seconds=(60,), devices=None, log=FINISHED, flags=None, test_correct=98, networks=1
+):
     """The files that a run ``base``.* leaves: its networks' epochs, each ``seconds`` long
     on its ``devices`` (none recorded: None), its ``log`` and, if given, its ``.flags``."""
-    records = [{"network": i, "epoch": e, "correct": 99, "total": 100, "seconds": s,
-                "test_correct": test_correct, "test_total": 100,
-                **({"device": devices[e]} if devices else {})}
-               for e, s in enumerate(seconds) for i in range(networks)]
+    records = [
+        {
+            "network": i,
+            "epoch": e,
+            "correct": 99,
+            "total": 100,
+            "seconds": s,
+            "test_correct": test_correct,
+            "test_total": 100,
+            **({"device": devices[e]} if devices else {}),
+        }
+        for e, s in enumerate(seconds)
+        for i in range(networks)
+    ]
     base.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     base.with_suffix(".log").write_text(log)
     if flags is not None:
@@ -56,8 +72,9 @@ def write_run(base, seconds=(60,), devices=None, log=FINISHED, flags=None, test_
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     where = tmp_path_factory.mktemp("ch6")
-    out = run_table("--rows=relu,ensemble", "--seeds=1", f"--dir={where}", f"--flags={TINY}",
-                    f"--jobs={JOBS}")
+    out = run_table(
+        "--rows=relu,ensemble", "--seeds=1", f"--dir={where}", f"--flags={TINY}", f"--jobs={JOBS}"
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     return where, out.stdout
 
@@ -82,8 +99,13 @@ def test_after_a_failure_no_run_starts_and_those_under_way_finish(tmp_path):
     file): the error is the one line, said at once; no later run starts, and the run that
     had started beside it trains to its end. With one job, nothing after the failure starts."""
     (tmp_path / "relu_s0.ckpt").write_text("not a directory")
-    out = run_table("--rows=relu,conv1,conv2", "--seeds=1", f"--dir={tmp_path}",
-                    f"--flags={TINY}", f"--jobs={JOBS}")
+    out = run_table(
+        "--rows=relu,conv1,conv2",
+        "--seeds=1",
+        f"--dir={tmp_path}",
+        f"--flags={TINY}",
+        f"--jobs={JOBS}",
+    )
     assert_failed_with_one_error(out, "relu seed 0 failed")
     assert "--checkpoint_dir" in out.stderr
     assert not (tmp_path / "conv2_s0.log").exists()
@@ -98,21 +120,34 @@ def test_a_run_that_fails_says_why_in_the_one_line(tmp_path):
     """A bad --flags value fails the run at once, in experiments.conv's flag parsing: the
     error quotes the line that says why, not the run's last line (absl's help hint)."""
     out = run_table("--rows=relu", "--seeds=1", f"--dir={tmp_path}", "--flags=--eta=abc")
-    assert_failed_with_one_error(out, "relu seed 0 failed (FATAL Flags parsing error: flag "
-                                      "--eta=abc")
+    assert_failed_with_one_error(
+        out, "relu seed 0 failed (FATAL Flags parsing error: flag --eta=abc"
+    )
 
 
-@pytest.mark.parametrize("lines, why", [
-    (["nnjax: ...\n", "Epoch 0: ...\n", "error: --x is bad\n", "\n"], "error: --x is bad"),
-    (["FATAL Flags parsing error: flag --eta=abc: ...\n",
-      "Pass --helpshort or --helpfull to see help on flags.\n"],
-     "FATAL Flags parsing error: flag --eta=abc: ..."),
-    (["Traceback (most recent call last):\n", '  File "x.py"\n',
-      "jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED: out of memory\n"],
-     "jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED: out of memory"),
-    (["Epoch 0: ...\n", "interrupted\n"], "interrupted"),
-    ([], ""),
-])
+@pytest.mark.parametrize(
+    "lines, why",
+    [
+        (["nnjax: ...\n", "Epoch 0: ...\n", "error: --x is bad\n", "\n"], "error: --x is bad"),
+        (
+            [
+                "FATAL Flags parsing error: flag --eta=abc: ...\n",
+                "Pass --helpshort or --helpfull to see help on flags.\n",
+            ],
+            "FATAL Flags parsing error: flag --eta=abc: ...",
+        ),
+        (
+            [
+                "Traceback (most recent call last):\n",
+                '  File "x.py"\n',
+                "jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED: out of memory\n",
+            ],
+            "jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED: out of memory",
+        ),
+        (["Epoch 0: ...\n", "interrupted\n"], "interrupted"),
+        ([], ""),
+    ],
+)
 def test_reason_is_the_line_that_says_why(lines, why):
     assert reason(lines) == why
 
@@ -127,7 +162,7 @@ def test_a_file_that_cannot_be_written_is_a_one_line_error(tmp_path):
 
 def test_a_metrics_file_that_is_not_one_is_a_one_line_error(tmp_path):
     base = tmp_path / "relu_s0"
-    base.with_suffix(".jsonl").write_text('{"epoch": 0}\n')      # no "network": not conv's
+    base.with_suffix(".jsonl").write_text('{"epoch": 0}\n')  # no "network": not conv's
     base.with_suffix(".log").write_text("\nTrained in 1 s.\n")
     out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}")
     assert_failed_with_one_error(out, "relu_s0.jsonl")
@@ -136,17 +171,25 @@ def test_a_metrics_file_that_is_not_one_is_a_one_line_error(tmp_path):
 @pytest.mark.skipif(not PINS, reason="needs os.sched_setaffinity")
 def test_command_runs_a_module_pinned_to_cores(tmp_path):
     (tmp_path / "where.py").write_text(
-        "import os, sys; print(sorted(os.sched_getaffinity(0)), sys.argv[1:], __name__)")
+        "import os, sys; print(sorted(os.sched_getaffinity(0)), sys.argv[1:], __name__)"
+    )
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     for cores in ([CORES[-1]], CORES, None):
-        out = subprocess.run(command("where", ["--a=1", "b"], cores), env=env,
-                             capture_output=True, text=True, timeout=60)
-        assert out.stdout.split("] [", 1) == [f"{CORES if cores is None else cores}"[:-1],
-                                              "'--a=1', 'b'] __main__\n"], out.stderr
+        out = subprocess.run(
+            command("where", ["--a=1", "b"], cores),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.stdout.split("] [", 1) == [
+            f"{CORES if cores is None else cores}"[:-1],
+            "'--a=1', 'b'] __main__\n",
+        ], out.stderr
 
 
 def test_run_at_once_runs_tasks_together_each_with_a_group_of_its_own():
-    both_running = threading.Barrier(2, timeout=30)   # broken unless two calls overlap
+    both_running = threading.Barrier(2, timeout=30)  # broken unless two calls overlap
     held, calls, lock = set(), [], threading.Lock()
 
     def work(task, group):
@@ -176,7 +219,7 @@ def test_run_at_once_after_a_failure_starts_nothing_and_lets_the_others_finish()
             raise ValueError("task 0 broke")
         one_started.set()
         if task == 1:
-            assert told.wait(30)    # still running when the failure is reported
+            assert told.wait(30)  # still running when the failure is reported
         done.append(task)
 
     def failed(e):
@@ -197,10 +240,10 @@ def test_run_at_once_on_ctrl_c_cancels_the_calls_under_way():
     def work(task, group):
         started.append(task)
         if task == 0:
-            time.sleep(0.5)      # the main thread is waiting by now
+            time.sleep(0.5)  # the main thread is waiting by now
             signal.pthread_kill(threading.get_ident(), signal.SIGINT)
         assert cancelled.wait(30)
-        raise RuntimeError("cancelled")     # as a terminated run does
+        raise RuntimeError("cancelled")  # as a terminated run does
 
     heard = []
     # Python's own Ctrl-C handler, even where pytest was started with SIGINT ignored (as
@@ -208,8 +251,7 @@ def test_run_at_once_on_ctrl_c_cancels_the_calls_under_way():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            run_at_once([0, 1, 2, 3], ["a", "b"], work, cancel=cancelled.set,
-                        failed=heard.append)
+            run_at_once([0, 1, 2, 3], ["a", "b"], work, cancel=cancelled.set, failed=heard.append)
     finally:
         signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - begun < 10
@@ -226,15 +268,25 @@ def test_core_groups_split_the_cores_evenly():
 def test_rows_run_and_tabulate(runs):
     where, stdout = runs
     for name in ["relu_s0", *(f"dropout_s{s}" for s in range(5))]:
-        for suffix in (".log", ".jsonl", ".npz", ".predictions.json", ".wrong.png",
-                       ".filters.png", ".flags"):
+        for suffix in (
+            ".log",
+            ".jsonl",
+            ".npz",
+            ".predictions.json",
+            ".wrong.png",
+            ".filters.png",
+            ".flags",
+        ):
             assert (where / (name + suffix)).exists(), name + suffix
     assert "[dropout seed 4] Epoch 1: validation accuracy" in stdout
     cells = row(stdout, "python -m experiments.conv --preset=relu")
     assert cells[3] == "0" and cells[6] == "99.23%"
     log = (where / "relu_s0.log").read_text()
-    best = re.search(r"the corresponding test accuracy is ([\d.]+)%\. Final test accuracy "
-                     r"([\d.]+)%", log)
+    best = re.search(
+        r"the corresponding test accuracy is ([\d.]+)%\. Final test accuracy "
+        r"([\d.]+)%",
+        log,
+    )
     assert cells[2] == f"{best.group(1)}%" and cells[5] == f"{best.group(2)}%"
     epochs = [json.loads(l) for l in (where / "relu_s0.jsonl").read_text().splitlines()]
     assert {e["device"] for e in epochs} == {"cpu"}
@@ -247,17 +299,21 @@ def test_time_column_is_per_network_and_per_device(tmp_path):
     median epoch's times its epochs: a paused epoch does not count. A run resumed on other
     hardware counts as trained on the device of most of its epochs, at its median there."""
     h200 = "NVIDIA H200"
-    for seed, (devices, seconds) in enumerate([(None, [200, 9000, 200]),
-                                               ([h200] * 3, [10, 10, 10]),
-                                               ([h200] * 3, [30, 30, 30]),
-                                               (["cpu", h200, h200], [9000, 30, 30])]):
+    for seed, (devices, seconds) in enumerate(
+        [
+            (None, [200, 9000, 200]),
+            ([h200] * 3, [10, 10, 10]),
+            ([h200] * 3, [30, 30, 30]),
+            (["cpu", h200, h200], [9000, 30, 30]),
+        ]
+    ):
         write_run(tmp_path / f"relu_s{seed}", seconds, devices)
     out = run_table("--table_only", "--rows=relu", "--seeds=4", f"--dir={tmp_path}")
     assert out.returncode == 0, out.stderr
     line = next(l for l in out.stdout.splitlines() if "--preset=relu" in l)
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert cells[2:4] == ["98.00 ± 0.00%", "0, 1, 2, 3"]
-    assert cells[7] == "1.2 min (NVIDIA H200); 10 min (cpu)"       # (30 + 90 + 90) / 3 s
+    assert cells[7] == "1.2 min (NVIDIA H200); 10 min (cpu)"  # (30 + 90 + 90) / 3 s
 
 
 def test_ensemble_row_is_the_ensemble_presets_vote(runs):
@@ -271,26 +327,44 @@ def test_ensemble_row_is_the_ensemble_presets_vote(runs):
     assert cells[2] == f"{vote}%" and cells[6] == "99.67%"
     assert f"Their plurality vote: {vote}%" in (runs[0] / "ensemble_s0.vote.log").read_text()
     where = runs[0]
-    seconds = [2 * statistics.median(json.loads(l)["seconds"] for l in (
-        where / f"dropout_s{s}.jsonl").read_text().splitlines()) for s in range(5)]
-    assert cells[7] == f"{sum(seconds) / 5 / 60:.2g} min (cpu)"     # per network
+    seconds = [
+        2
+        * statistics.median(
+            json.loads(l)["seconds"]
+            for l in (where / f"dropout_s{s}.jsonl").read_text().splitlines()
+        )
+        for s in range(5)
+    ]
+    assert cells[7] == f"{sum(seconds) / 5 / 60:.2g} min (cpu)"  # per network
 
 
 def test_ensemble_together_is_one_ensemble_run_per_seed(runs, tmp_path):
     """--ensemble=together trains seed k as one `--preset=ensemble --seed=5k` run (no
     dropout runs); its seed 0 is the members' vote above. A finished ensemble run is not
     run again, and is what the table shows."""
-    out = run_table("--rows=ensemble", "--seeds=2", "--ensemble=together",
-                    f"--dir={tmp_path}", f"--flags={TINY}")
+    out = run_table(
+        "--rows=ensemble",
+        "--seeds=2",
+        "--ensemble=together",
+        f"--dir={tmp_path}",
+        f"--flags={TINY}",
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert not list(tmp_path.glob("dropout_*"))
-    assert (tmp_path / "ensemble_s1.flags").read_text().split()[:2] == ["--preset=ensemble",
-                                                                       "--seed=5"]
+    assert (tmp_path / "ensemble_s1.flags").read_text().split()[:2] == [
+        "--preset=ensemble",
+        "--seed=5",
+    ]
     cells = row(out.stdout, "python -m experiments.conv --preset=ensemble")
     assert cells[3] == "0, 1"
-    votes = [float(re.search(r"Their plurality vote: ([\d.]+)%",
-                             (tmp_path / f"ensemble_s{s}.log").read_text()).group(1))
-             for s in (0, 1)]
+    votes = [
+        float(
+            re.search(
+                r"Their plurality vote: ([\d.]+)%", (tmp_path / f"ensemble_s{s}.log").read_text()
+            ).group(1)
+        )
+        for s in (0, 1)
+    ]
     assert votes[0] == float(row(runs[1], "python -m experiments.conv --preset=ensemble")[2][:-1])
     assert cells[2] == f"{(votes[0] + votes[1]) / 2:.2f} ± {statistics.stdev(votes):.2f}%"
     again = run_table("--rows=ensemble", "--seeds=2", f"--dir={tmp_path}", f"--flags={TINY}")
@@ -308,26 +382,31 @@ def test_kept_records_alone_make_the_same_table(runs, tmp_path):
         if path.name.endswith(kept) and not path.name.endswith(".vote.log"):
             shutil.copy(path, tmp_path / path.name)
     assert len(list(tmp_path.glob("dropout_s*.predictions.json"))) == 5
-    out = run_table("--table_only", "--rows=relu,ensemble", "--seeds=1", f"--dir={tmp_path}",
-                    f"--flags={TINY}")
+    out = run_table(
+        "--table_only", "--rows=relu,ensemble", "--seeds=1", f"--dir={tmp_path}", f"--flags={TINY}"
+    )
     assert out.returncode == 0, out.stderr
     for preset in ("relu", "ensemble"):
         command = f"python -m experiments.conv --preset={preset}"
         assert row(out.stdout, command) == row(stdout, command)
-    assert "dropout_s0.predictions.json: test accuracy" in \
-        (tmp_path / "ensemble_s0.vote.log").read_text()
+    assert (
+        "dropout_s0.predictions.json: test accuracy"
+        in (tmp_path / "ensemble_s0.vote.log").read_text()
+    )
     # a run from before --predictions_out votes with its networks
     (tmp_path / "dropout_s3.predictions.json").unlink()
     shutil.copy(where / "dropout_s3.npz", tmp_path / "dropout_s3.npz")
-    out = run_table("--table_only", "--rows=ensemble", "--seeds=1", f"--dir={tmp_path}",
-                    f"--flags={TINY}")
+    out = run_table(
+        "--table_only", "--rows=ensemble", "--seeds=1", f"--dir={tmp_path}", f"--flags={TINY}"
+    )
     assert out.returncode == 0, out.stderr
     command = "python -m experiments.conv --preset=ensemble"
     assert row(out.stdout, command) == row(stdout, command)
     assert "dropout_s3.npz: test accuracy" in (tmp_path / "ensemble_s0.vote.log").read_text()
     (tmp_path / "dropout_s3.npz").unlink()
-    out = run_table("--table_only", "--rows=ensemble", "--seeds=1", f"--dir={tmp_path}",
-                    f"--flags={TINY}")
+    out = run_table(
+        "--table_only", "--rows=ensemble", "--seeds=1", f"--dir={tmp_path}", f"--flags={TINY}"
+    )
     assert_failed_with_one_error(out, f"{tmp_path / 'dropout_s3'} has finished but has neither")
 
 
@@ -336,10 +415,15 @@ def test_finished_runs_are_not_rerun_and_other_flags_are_refused(runs):
     again = run_table("--rows=relu", "--seeds=1", f"--dir={where}", f"--flags={TINY}")
     assert again.returncode == 0, again.stderr
     assert "Epoch" not in again.stdout
-    assert row(again.stdout, "python -m experiments.conv --preset=relu") == \
-        row(stdout, "python -m experiments.conv --preset=relu")
-    other = run_table("--rows=relu", "--seeds=1", f"--dir={where}",
-                      f"--flags={TINY.replace('--epochs=2', '--epochs=3')}")
+    assert row(again.stdout, "python -m experiments.conv --preset=relu") == row(
+        stdout, "python -m experiments.conv --preset=relu"
+    )
+    other = run_table(
+        "--rows=relu",
+        "--seeds=1",
+        f"--dir={where}",
+        f"--flags={TINY.replace('--epochs=2', '--epochs=3')}",
+    )
     assert other.returncode != 0 and "Traceback" not in other.stderr
     assert "relu seed 0 finished with other flags" in other.stderr
 
@@ -348,15 +432,17 @@ def test_first_seed_picks_the_seeds_to_run_and_tabulate(tmp_path):
     """--first_seed=K --seeds=N: seeds K … K+N−1, in training and in the table."""
     for seed in (1, 2):
         write_run(tmp_path / f"relu_s{seed}", test_correct=97 + seed)
-    out = run_table("--rows=relu", "--first_seed=2", "--seeds=2", f"--dir={tmp_path}",
-                    f"--flags={TINY}")
+    out = run_table(
+        "--rows=relu", "--first_seed=2", "--seeds=2", f"--dir={tmp_path}", f"--flags={TINY}"
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert re.findall(r"^\[relu seed (\d)\] python", out.stdout, re.M) == ["3"]
     assert not (tmp_path / "relu_s0.jsonl").exists()
     cells = row(out.stdout, "python -m experiments.conv --preset=relu")
     assert cells[3] == "2, 3"
-    table = run_table("--table_only", "--rows=relu", "--first_seed=1", "--seeds=2",
-                      f"--dir={tmp_path}")
+    table = run_table(
+        "--table_only", "--rows=relu", "--first_seed=1", "--seeds=2", f"--dir={tmp_path}"
+    )
     line = next(l for l in table.stdout.splitlines() if "--preset=relu" in l)
     assert "| 98.50 ± 0.71% | 1, 2 |" in line, line
 
@@ -367,28 +453,43 @@ def test_runs_that_count_must_have_been_asked_the_same_networks(tmp_path):
     that say only how or from where a run trains (--data_dir, --unroll, ...), and their
     order, do not matter."""
     for seed in range(5):
-        write_run(tmp_path / f"dropout_s{seed}",
-                  flags=f"--preset=dropout --seed={seed} --epochs=1 --train_size=100")
+        write_run(
+            tmp_path / f"dropout_s{seed}",
+            flags=f"--preset=dropout --seed={seed} --epochs=1 --train_size=100",
+        )
     out = run_table("--table_only", "--rows=ensemble", f"--dir={tmp_path}")
     assert_failed_with_one_error(out, "dropout seed 0 finished with other flags")
     out = run_table("--rows=ensemble", f"--dir={tmp_path}", "--ensemble=members")
     assert_failed_with_one_error(out, "dropout seed 0 finished with other flags")
     assert "Epoch" not in out.stdout
-    write_run(tmp_path / "ensemble_s0", log="Their plurality vote: 99.00%\n" + FINISHED,
-              flags="--preset=ensemble --seed=0 --epochs=1", networks=5)
+    write_run(
+        tmp_path / "ensemble_s0",
+        log="Their plurality vote: 99.00%\n" + FINISHED,
+        flags="--preset=ensemble --seed=0 --epochs=1",
+        networks=5,
+    )
     out = run_table("--table_only", "--rows=ensemble", f"--dir={tmp_path}", "--flags=--epochs=2")
     assert_failed_with_one_error(out, "ensemble seed 0 finished with other flags")
-    out = run_table("--table_only", "--rows=ensemble", "--seeds=1", f"--dir={tmp_path}",
-                    "--flags=--epochs=1")
+    out = run_table(
+        "--table_only", "--rows=ensemble", "--seeds=1", f"--dir={tmp_path}", "--flags=--epochs=1"
+    )
     assert out.returncode == 0 and "| 99.00% | 0 |" in out.stdout, out.stderr
-    write_run(tmp_path / "relu_s0",
-              flags="--preset=relu --seed=0 --data_dir=/elsewhere --epochs=1 --unroll=5")
-    out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}",
-                    "--flags=--convolution=xla --epochs=1")
+    write_run(
+        tmp_path / "relu_s0",
+        flags="--preset=relu --seed=0 --data_dir=/elsewhere --epochs=1 --unroll=5",
+    )
+    out = run_table(
+        "--table_only",
+        "--rows=relu",
+        "--seeds=1",
+        f"--dir={tmp_path}",
+        "--flags=--convolution=xla --epochs=1",
+    )
     assert out.returncode == 0, out.stderr
     assert "| 98.00% | 0 |" in out.stdout
-    out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}",
-                    "--flags=--epochs=2")
+    out = run_table(
+        "--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}", "--flags=--epochs=2"
+    )
     assert_failed_with_one_error(out, "relu seed 0 finished with other flags")
 
 
@@ -396,8 +497,13 @@ def test_a_run_started_again_counts_by_its_latest_start(tmp_path):
     """A run's log keeps every start of it; only the latest says whether it finished and
     what its final accuracy was."""
     header = "nnjax: conv-pool 2 5×5, ...\n"
-    write_run(tmp_path / "relu_s0", log=header + "Final test accuracy 95.00%.\n" + header
-              + "Resuming from ... after 1 epoch.\nFinal test accuracy 97.00%.\nTrained in 1 s.\n")
+    write_run(
+        tmp_path / "relu_s0",
+        log=header
+        + "Final test accuracy 95.00%.\n"
+        + header
+        + "Resuming from ... after 1 epoch.\nFinal test accuracy 97.00%.\nTrained in 1 s.\n",
+    )
     write_run(tmp_path / "relu_s1", log=header + FINISHED + header + "Epoch 0: ...\n")
     out = run_table("--table_only", "--rows=relu", "--seeds=2", f"--dir={tmp_path}")
     assert out.returncode == 0, out.stderr
@@ -413,20 +519,26 @@ def test_table_only_shows_rows_not_yet_run(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("flags, names", [
-    (["--rows=conv9"], "--rows"),
-    (["--seeds=0"], "--seeds"),
-    (["--first_seed=-1"], "--first_seed"),
-    (["--rows=ensemble", "--first_seed=429496729", "--seeds=1"], "--first_seed"),  # 5k + 4 > 2^31 − 1
-    (["--rows=relu", "--first_seed=2147483647", "--seeds=2"], "--first_seed"),
-    (["--flags=--seed=3"], "--flags"),
-    (["--flags=--epochs='2"], "--flags"),
-    (["--flags=--data_dir /data"], "--flags"),
-    (["--dir=/proc/nope/runs"], "--dir"),
-    (["--ensemble=both"], "--ensemble"),
-    (["--jobs=0"], "--jobs"),
-    ([f"--jobs={len(CORES) + 1}"], "--jobs"),
-])
+@pytest.mark.parametrize(
+    "flags, names",
+    [
+        (["--rows=conv9"], "--rows"),
+        (["--seeds=0"], "--seeds"),
+        (["--first_seed=-1"], "--first_seed"),
+        (
+            ["--rows=ensemble", "--first_seed=429496729", "--seeds=1"],
+            "--first_seed",
+        ),  # 5k + 4 > 2^31 − 1
+        (["--rows=relu", "--first_seed=2147483647", "--seeds=2"], "--first_seed"),
+        (["--flags=--seed=3"], "--flags"),
+        (["--flags=--epochs='2"], "--flags"),
+        (["--flags=--data_dir /data"], "--flags"),
+        (["--dir=/proc/nope/runs"], "--dir"),
+        (["--ensemble=both"], "--ensemble"),
+        (["--jobs=0"], "--jobs"),
+        ([f"--jobs={len(CORES) + 1}"], "--jobs"),
+    ],
+)
 def test_bad_input_is_a_one_line_error(flags, names):
     out = run_table(*flags)
     assert_failed_with_one_error(out, names)

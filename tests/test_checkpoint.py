@@ -23,8 +23,10 @@ def test_save_load_gives_the_same_predictions(tmp_path):
     loaded, cost, activation = checkpoint.load(path)
     assert cost is costs.cross_entropy and activation is activations.tanh
     x = jax.random.uniform(jax.random.key(1), (30, 20))
-    np.testing.assert_array_equal(network.feedforward(loaded, x, activations.tanh),
-                                  network.feedforward(params, x, activations.tanh))
+    np.testing.assert_array_equal(
+        network.feedforward(loaded, x, activations.tanh),
+        network.feedforward(params, x, activations.tanh),
+    )
     document = json.loads(path.read_text())
     assert document["sizes"] == [20, 7, 4] and document["cost"] == "CrossEntropyCost"
     assert np.shape(document["biases"][0]) == (7, 1)  # the book's column vectors
@@ -36,9 +38,16 @@ def test_loads_a_network_saved_by_the_books_network2(tmp_path):
     weights = [rng.standard_normal((y, x)) for x, y in zip(sizes[:-1], sizes[1:])]
     biases = [rng.standard_normal((y, 1)) for y in sizes[1:]]
     path = tmp_path / "book.json"
-    path.write_text(json.dumps({"sizes": sizes, "weights": [w.tolist() for w in weights],
-                                "biases": [b.tolist() for b in biases],
-                                "cost": "CrossEntropyCost"}))
+    path.write_text(
+        json.dumps(
+            {
+                "sizes": sizes,
+                "weights": [w.tolist() for w in weights],
+                "biases": [b.tolist() for b in biases],
+                "cost": "CrossEntropyCost",
+            }
+        )
+    )
     params, cost, activation = checkpoint.load(path, dtype=np.float64)
     assert cost is costs.cross_entropy and activation is activations.sigmoid
     x = rng.random(6)
@@ -59,12 +68,16 @@ def test_bad_files_are_reported_with_their_name(tmp_path):
         checkpoint.load(bad)
     with pytest.raises(checkpoint.CheckpointError, match="missing.npz"):
         checkpoint.read_checkpoint(tmp_path / "missing.npz")
-    damaged = tmp_path / "damaged.npz"      # np.load would offer to unpickle it
+    damaged = tmp_path / "damaged.npz"  # np.load would offer to unpickle it
     damaged.write_bytes(b"\x80\x04not a zip archive" * 10)
-    for read in (checkpoint.read_checkpoint, checkpoint.read_meta,
-                 lambda path: checkpoint.read_tree(path, {"a": 0})):
-        with pytest.raises(checkpoint.CheckpointError,
-                           match="damaged.npz: it is not an .npz file") as e:
+    for read in (
+        checkpoint.read_checkpoint,
+        checkpoint.read_meta,
+        lambda path: checkpoint.read_tree(path, {"a": 0}),
+    ):
+        with pytest.raises(
+            checkpoint.CheckpointError, match="damaged.npz: it is not an .npz file"
+        ) as e:
             read(damaged)
         assert "pickle" not in str(e.value)
 
@@ -73,15 +86,29 @@ def test_saved_chapter6_networks_load_ready_to_classify(tmp_path):
     """save_layers → load_networks rebuilds the layers from the settings (the softmax
     size from the arrays) and gives the same predictions, network by network."""
     from nnjax import layers, network3
-    settings = {"layers": "conv:2:3x3,fc:6,softmax", "activation": "relu", "dropout": 0.5,
-                "dropout_kind": "book", "init": "book", "dataset": "idx:somewhere"}
+
+    settings = {
+        "layers": "conv:2:3x3,fc:6,softmax",
+        "activation": "relu",
+        "dropout": 0.5,
+        "dropout_kind": "book",
+        "init": "book",
+        "dataset": "idx:somewhere",
+    }
     net = tuple(layers.parse(settings["layers"], "relu", 0.5, "book", "book", 4))
     keys = jax.random.split(jax.random.key(0), 2)
     nets = [network3.init(k, net, (8, 8, 1)) for k in keys]
-    def perturb(params, key):               # the softmax layer starts at zero
+
+    def perturb(params, key):  # the softmax layer starts at zero
         leaves, treedef = jax.tree.flatten(params)
-        return jax.tree.unflatten(treedef, [a + jax.random.normal(k, a.shape) for a, k in
-                                            zip(leaves, jax.random.split(key, len(leaves)))])
+        return jax.tree.unflatten(
+            treedef,
+            [
+                a + jax.random.normal(k, a.shape)
+                for a, k in zip(leaves, jax.random.split(key, len(leaves)))
+            ],
+        )
+
     nets = [perturb(n, jax.random.key(10 + i)) for i, n in enumerate(nets)]
     x = jax.random.uniform(jax.random.key(2), (50, 64))
     checkpoint.save_layers(tmp_path / "nets.npz", nets, settings)
@@ -94,15 +121,14 @@ def test_saved_chapter6_networks_load_ready_to_classify(tmp_path):
         np.testing.assert_array_equal(network3.predict(params, loaded_net, x, (8, 8, 1)), want)
     checkpoint.save_layers(tmp_path / "bad.npz", nets, {**settings, "layers": "fc:6,softmax"})
     with pytest.raises(checkpoint.CheckpointError, match="bad.npz"):
-        checkpoint.load_networks(tmp_path / "bad.npz")   # layers that do not fit the arrays
+        checkpoint.load_networks(tmp_path / "bad.npz")  # layers that do not fit the arrays
 
 
 def test_checkpoint_round_trip_is_exact(tmp_path):
     params = network.init(jax.random.key(3), [9, 5, 2])
     path = tmp_path / "c.npz"
     velocity = jax.tree.map(lambda p: p * 0.5, params)
-    checkpoint.write_checkpoint(path, params, [{"epoch": 0, "correct": 5}], {"eta": 3.0},
-                                velocity)
+    checkpoint.write_checkpoint(path, params, [{"epoch": 0, "correct": 5}], {"eta": 3.0}, velocity)
     loaded, state, epochs, settings = checkpoint.read_checkpoint(path)
     for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(loaded), strict=True):
         np.testing.assert_array_equal(np.asarray(u), v)
@@ -114,19 +140,38 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
 
 
 def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, flags=None):
-    flags = flags or ["--hidden=100", "--epochs=10", "--cost=cross_entropy", "--eta=0.5",
-                      "--l2=5", "--halve_eta_after=2"]
+    flags = flags or [
+        "--hidden=100",
+        "--epochs=10",
+        "--cost=cross_entropy",
+        "--eta=0.5",
+        "--l2=5",
+        "--halve_eta_after=2",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    run = lambda *extra: subprocess.run([sys.executable, "-m", "experiments.mnist", *flags,
-                                         *extra], cwd=ROOT, env=env, capture_output=True,
-                                        text=True, timeout=600)
+
+    def run(*extra):
+        return subprocess.run(
+            [sys.executable, "-m", "experiments.mnist", *flags, *extra],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
     whole = run(f"--save={tmp_path / 'whole.json'}")
     assert whole.returncode == 0, whole.stderr
 
     ckpt = tmp_path / "ckpt"
-    process = subprocess.Popen([sys.executable, "-m", "experiments.mnist", *flags,
-                                f"--checkpoint_dir={ckpt}"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "experiments.mnist", *flags, f"--checkpoint_dir={ckpt}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     for line in process.stdout:
         if line.startswith("Epoch 3:"):
             process.send_signal(signal.SIGKILL)
@@ -139,14 +184,25 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, flags=
     a = json.loads((tmp_path / "whole.json").read_text())
     b = json.loads((tmp_path / "resumed.json").read_text())
     assert a["weights"] == b["weights"] and a["biases"] == b["biases"]
-    assert whole.stdout.splitlines()[-1].split(". ")[:2] == resumed.stdout.splitlines()[-1].split(". ")[:2]
+    assert (
+        whole.stdout.splitlines()[-1].split(". ")[:2]
+        == resumed.stdout.splitlines()[-1].split(". ")[:2]
+    )
 
 
 def test_killed_momentum_run_resumes_exactly(tmp_path):
     """With momentum the velocities are part of the state, and are checkpointed too."""
     test_killed_run_resumes_to_exactly_the_uninterrupted_result(
-        tmp_path, ["--hidden=20", "--epochs=30", "--cost=cross_entropy", "--eta=0.1",
-                   "--momentum=0.5", "--train_size=20000"])
+        tmp_path,
+        [
+            "--hidden=20",
+            "--epochs=30",
+            "--cost=cross_entropy",
+            "--eta=0.1",
+            "--momentum=0.5",
+            "--train_size=20000",
+        ],
+    )
 
 
 def test_run_resumes_only_with_the_same_settings(tmp_path):
@@ -158,7 +214,8 @@ def test_run_resumes_only_with_the_same_settings(tmp_path):
     # resumed into a freshly initialised network: the saved weights must replace its own
     fresh = network.init(jax.random.key(1), [4, 3, 2])
     got, state, epochs = checkpoint.Run(tmp_path / "run", {"eta": 0.5}).resume(
-        fresh, jax.tree.map(jax.numpy.zeros_like, fresh))
+        fresh, jax.tree.map(jax.numpy.zeros_like, fresh)
+    )
     assert epochs == [{"epoch": 0}]
     for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(got), strict=True):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))

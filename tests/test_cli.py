@@ -15,47 +15,55 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run_mnist(*flags, timeout=300):
-    return subprocess.run([sys.executable, "-m", "experiments.mnist", *flags], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.mnist", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
-@pytest.mark.parametrize("flags, names", [
-    (["--hidden=0"], "--hidden"),
-    (["--hidden=30,-5"], "--hidden"),
-    (["--hidden=thirty"], "--hidden"),
-    (["--epochs=0"], "--epochs"),
-    (["--mini_batch_size=-10"], "--mini_batch_size"),
-    (["--eta=0"], "--eta"),
-    (["--eta=-3"], "--eta"),
-    (["--eta=nan"], "--eta"),
-    (["--eval_split=train"], "--eval_split"),
-    (["--cost=hinge"], "--cost"),
-    (["--activation=swish"], "--activation"),
-    (["--init=xavier"], "--init"),
-    (["--l2=-1"], "--l2"),
-    (["--l1=nan"], "--l1"),
-    (["--l2=1", "--l1=1"], "--l2"),
-    (["--train_size=0"], "--train_size"),
-    (["--early_stopping=-1"], "--early_stopping"),
-    (["--momentum=1.5"], "--momentum"),
-    (["--gradient_norms=-5"], "--gradient_norms"),
-    (["--save=/nonexistent/dir/net.json"], "--save"),
-    (["--checkpoint_dir=/proc/nnjax", "--epochs=1"], "--checkpoint_dir"),
-    (["--checkpoint_dir=/proc", "--epochs=1"], "--checkpoint_dir"),   # exists, takes no file
-    (["--halve_eta_after=-2"], "--halve_eta_after"),
-    (["--train_size=60000"], "--train_size"),
-    (["--dataset=cifar"], "cifar"),
-    (["--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),
-    (["--metrics_out=/nonexistent/dir/m.jsonl"], "--metrics_out"),
-    (["--metrics_out=/proc/m.jsonl", "--epochs=1"], "--metrics_out"),
-    (["--data_dir=/proc/nonexistent"], "/proc/nonexistent"),
-    (["--epochs=many"], "--epochs"),
-    (["--seed=-1"], "--seed"),
-    (["--seed=4294967296"], "--seed"),     # jax.random.key would train seed 0's network
-    (["--seed=99999999999999999999"], "--seed"),
-    (["stray"], "stray"),
-])
+@pytest.mark.parametrize(
+    "flags, names",
+    [
+        (["--hidden=0"], "--hidden"),
+        (["--hidden=30,-5"], "--hidden"),
+        (["--hidden=thirty"], "--hidden"),
+        (["--epochs=0"], "--epochs"),
+        (["--mini_batch_size=-10"], "--mini_batch_size"),
+        (["--eta=0"], "--eta"),
+        (["--eta=-3"], "--eta"),
+        (["--eta=nan"], "--eta"),
+        (["--eval_split=train"], "--eval_split"),
+        (["--cost=hinge"], "--cost"),
+        (["--activation=swish"], "--activation"),
+        (["--init=xavier"], "--init"),
+        (["--l2=-1"], "--l2"),
+        (["--l1=nan"], "--l1"),
+        (["--l2=1", "--l1=1"], "--l2"),
+        (["--train_size=0"], "--train_size"),
+        (["--early_stopping=-1"], "--early_stopping"),
+        (["--momentum=1.5"], "--momentum"),
+        (["--gradient_norms=-5"], "--gradient_norms"),
+        (["--save=/nonexistent/dir/net.json"], "--save"),
+        (["--checkpoint_dir=/proc/nnjax", "--epochs=1"], "--checkpoint_dir"),
+        (["--checkpoint_dir=/proc", "--epochs=1"], "--checkpoint_dir"),  # exists, takes no file
+        (["--halve_eta_after=-2"], "--halve_eta_after"),
+        (["--train_size=60000"], "--train_size"),
+        (["--dataset=cifar"], "cifar"),
+        (["--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),
+        (["--metrics_out=/nonexistent/dir/m.jsonl"], "--metrics_out"),
+        (["--metrics_out=/proc/m.jsonl", "--epochs=1"], "--metrics_out"),
+        (["--data_dir=/proc/nonexistent"], "/proc/nonexistent"),
+        (["--epochs=many"], "--epochs"),
+        (["--seed=-1"], "--seed"),
+        (["--seed=4294967296"], "--seed"),  # jax.random.key would train seed 0's network
+        (["--seed=99999999999999999999"], "--seed"),
+        (["stray"], "stray"),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_flag(flags, names):
     result = run_mnist(*flags, timeout=120)
     assert_failed_with_one_error(result, names)
@@ -66,11 +74,14 @@ def test_metrics_out_directory_is_rejected(tmp_path):
     assert_failed_with_one_error(result, "--metrics_out")
 
 
-@pytest.mark.parametrize("bad, names", [
-    ("--eta=-1", "--eta"),                                  # a flag checked first
-    ("--dataset=idx:/nonexistent/dir", "/nonexistent/dir"),  # the data, loaded later
-    ("--checkpoint_dir=/proc", "--checkpoint_dir"),          # checked just before the file opens
-])
+@pytest.mark.parametrize(
+    "bad, names",
+    [
+        ("--eta=-1", "--eta"),  # a flag checked first
+        ("--dataset=idx:/nonexistent/dir", "/nonexistent/dir"),  # the data, loaded later
+        ("--checkpoint_dir=/proc", "--checkpoint_dir"),  # checked just before the file opens
+    ],
+)
 def test_a_failed_start_leaves_an_existing_metrics_file_untouched(tmp_path, bad, names):
     keep = tmp_path / "old.jsonl"
     keep.write_text("precious\n")
@@ -81,6 +92,7 @@ def test_a_failed_start_leaves_an_existing_metrics_file_untouched(tmp_path, bad,
 
 def test_resumed_epochs_reach_the_metrics_file_before_the_next_epoch(tmp_path):
     from experiments.cli import UsageError, open_metrics
+
     path = tmp_path / "m.jsonl"
     path.write_text("an earlier run's lines\n")
     rows = [{"epoch": 0, "correct": 9000}, {"epoch": 1, "correct": 9400}]
@@ -113,7 +125,9 @@ def test_book_chapter1_run_reaches_94_5_percent(tmp_path):
     assert "Best: epoch" in result.stdout
     # The header says whether nnjax's CPU kernel trains (where it builds, it does here).
     import jax
+
     from nnjax import network, sgd
+
     tiny = network.init(jax.random.key(0), [4, 3, 2])
     kernel = sgd.uses_cpu_kernel(tiny, jax.numpy.zeros((10, 4)), 10)
     header = next(line for line in result.stdout.splitlines() if line.startswith("nnjax:"))
@@ -128,10 +142,20 @@ def test_validation_monitoring_and_l1_reach_the_run(tmp_path):
     epoch's numbers recomputed from the saved network (accuracies and costs in NumPy, the
     norm by nnjax's backprop, tested against autodiff)."""
     from nnjax import backprop, checkpoint, costs, data
+
     metrics, saved = tmp_path / "m.jsonl", tmp_path / "net.json"
-    result = run_mnist("--train_size=1000", "--epochs=2", "--eval_split=validation",
-                       "--cost=cross_entropy", "--eta=0.5", "--l1=1", "--monitor",
-                       "--gradient_norms=100", f"--metrics_out={metrics}", f"--save={saved}")
+    result = run_mnist(
+        "--train_size=1000",
+        "--epochs=2",
+        "--eval_split=validation",
+        "--cost=cross_entropy",
+        "--eta=0.5",
+        "--l1=1",
+        "--monitor",
+        "--gradient_norms=100",
+        f"--metrics_out={metrics}",
+        f"--save={saved}",
+    )
     assert result.returncode == 0, result.stderr
     assert "L1 λ=1" in result.stdout and "1000 training, 10000 validation images" in result.stdout
     assert "2 epochs on cpu;" in result.stdout or " on cpu" not in result.stdout  # no kernel for L1
@@ -154,14 +178,18 @@ def test_validation_monitoring_and_l1_reach_the_run(tmp_path):
     val, train = mnist.validation, mnist.train
     assert last["total"] == 10000 and len(last["gradient_norms"]) == 1
     assert last["correct"] == int(np.sum(np.argmax(output(val.x), 1) == val.y))
-    assert last["training_correct"] == int(np.sum(np.argmax(output(train.x[:1000]), 1) == train.y[:1000]))
+    assert last["training_correct"] == int(
+        np.sum(np.argmax(output(train.x[:1000]), 1) == train.y[:1000])
+    )
     assert last["evaluation_cost"] == pytest.approx(cost(val.x, val.y), rel=1e-4)
     assert last["training_cost"] == pytest.approx(cost(train.x[:1000], train.y[:1000]), rel=1e-4)
     params, _, _ = checkpoint.load(saved)
-    nabla = backprop.backprop(params, train.x[:100], costs.one_hot(train.y[:100], 10),
-                              costs.cross_entropy)
+    nabla = backprop.backprop(
+        params, train.x[:100], costs.one_hot(train.y[:100], 10), costs.cross_entropy
+    )
     assert last["gradient_norms"][0] == pytest.approx(
-        float(np.linalg.norm(nabla["biases"][0])), rel=1e-3)
+        float(np.linalg.norm(nabla["biases"][0])), rel=1e-3
+    )
 
 
 def test_book_chapter3_l2_run_reaches_96_percent():

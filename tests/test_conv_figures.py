@@ -27,7 +27,7 @@ def test_filters_figure(tmp_path, shape):
     pixels = read_png(path)
     h, wd = pixels.shape
     assert 100 <= h <= 600 and 200 <= wd <= 1200, pixels.shape
-    assert 0.02 < dark_fraction(pixels) < 0.9          # drawn, neither blank nor black
+    assert 0.02 < dark_fraction(pixels) < 0.9  # drawn, neither blank nor black
 
 
 def test_filters_share_a_scale_symmetric_around_zero(tmp_path):
@@ -48,8 +48,9 @@ def test_misclassified_figure(tmp_path):
     k = 33
     images = (rng.random((k, 784)) > 0.7).astype(np.float32)
     labels = rng.integers(0, 10, k)
-    path = conv_figures.draw_misclassified(images, labels, (labels + 1) % 10,
-                                           tmp_path / "wrong.png", title="33 wrong")
+    path = conv_figures.draw_misclassified(
+        images, labels, (labels + 1) % 10, tmp_path / "wrong.png", title="33 wrong"
+    )
     pixels = read_png(path)
     h, w = pixels.shape
     assert 300 <= h <= 800 and 600 <= w <= 1400, pixels.shape
@@ -57,34 +58,56 @@ def test_misclassified_figure(tmp_path):
 
 
 def test_misclassified_figure_sizes(tmp_path):
-    small = read_png(conv_figures.draw_misclassified(
-        np.ones((2, 16), np.float32), [1, 2], [3, 4], tmp_path / "two.png", side=4))
-    many = read_png(conv_figures.draw_misclassified(
-        np.ones((100, 784), np.float32) * 0.5, np.zeros(100, int), np.ones(100, int),
-        tmp_path / "many.png"))
+    small = read_png(
+        conv_figures.draw_misclassified(
+            np.ones((2, 16), np.float32), [1, 2], [3, 4], tmp_path / "two.png", side=4
+        )
+    )
+    many = read_png(
+        conv_figures.draw_misclassified(
+            np.ones((100, 784), np.float32) * 0.5,
+            np.zeros(100, int),
+            np.ones(100, int),
+            tmp_path / "many.png",
+        )
+    )
     assert many.shape[0] > 3 * small.shape[0] and many.shape[0] <= 2000
     assert many.shape[1] <= 1400
 
 
 def test_no_misclassified_digits(tmp_path):
-    pixels = read_png(conv_figures.draw_misclassified(
-        np.zeros((0, 784), np.float32), [], [], tmp_path / "none.png"))
-    assert 0 < dark_fraction(pixels) < 0.1             # some text on white
+    pixels = read_png(
+        conv_figures.draw_misclassified(
+            np.zeros((0, 784), np.float32), [], [], tmp_path / "none.png"
+        )
+    )
+    assert 0 < dark_fraction(pixels) < 0.1  # some text on white
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda p: conv_figures.draw_filters(np.zeros((20, 3, 5, 5)), p), "filters"),
-    (lambda p: conv_figures.draw_filters(np.zeros((5, 5)), p), "filters"),
-    (lambda p: conv_figures.draw_filters(np.zeros((0, 5, 5)), p), "filters"),
-    (lambda p: conv_figures.draw_misclassified(np.zeros((3, 783)), [1] * 3, [1] * 3, p),
-     "images"),
-    (lambda p: conv_figures.draw_misclassified(np.zeros((3, 16)), [1] * 3, [1] * 3, p),
-     "images"),
-    (lambda p: conv_figures.draw_misclassified(np.zeros((3, 784)), [1] * 2, [1] * 3, p),
-     "labels"),
-    (lambda p: conv_figures.draw_misclassified(np.zeros((3, 784)), [1] * 3, [[1]] * 3, p),
-     "predictions"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda p: conv_figures.draw_filters(np.zeros((20, 3, 5, 5)), p), "filters"),
+        (lambda p: conv_figures.draw_filters(np.zeros((5, 5)), p), "filters"),
+        (lambda p: conv_figures.draw_filters(np.zeros((0, 5, 5)), p), "filters"),
+        (
+            lambda p: conv_figures.draw_misclassified(np.zeros((3, 783)), [1] * 3, [1] * 3, p),
+            "images",
+        ),
+        (
+            lambda p: conv_figures.draw_misclassified(np.zeros((3, 16)), [1] * 3, [1] * 3, p),
+            "images",
+        ),
+        (
+            lambda p: conv_figures.draw_misclassified(np.zeros((3, 784)), [1] * 2, [1] * 3, p),
+            "labels",
+        ),
+        (
+            lambda p: conv_figures.draw_misclassified(np.zeros((3, 784)), [1] * 3, [[1]] * 3, p),
+            "predictions",
+        ),
+    ],
+)
 def test_bad_shapes_are_one_line_errors(tmp_path, call, name):
     path = tmp_path / "x.png"
     with pytest.raises(ValueError) as e:

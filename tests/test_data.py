@@ -12,7 +12,6 @@ from nnjax import data
 from nnjax.data import DataError
 from tests.helpers import assert_one_line
 
-
 # ---------------------------------------------------------------------------
 # public API / default_data_dir / dispatch
 # ---------------------------------------------------------------------------
@@ -26,9 +25,17 @@ def test_public_api():
 
 
 def test_import_does_not_import_tensorflow_datasets():
-    code = "import sys, nnjax.data; print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow_datasets', 'tensorflow')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=pathlib.Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, nnjax.data; print(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('tensorflow_datasets', 'tensorflow')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=pathlib.Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "[]", out.stdout
 
 

@@ -24,7 +24,7 @@ def tfds(monkeypatch):
     orig = mocking._getitems
 
     def _getitems(*args, generator, serialized=False):
-        self, keys = (args if len(args) == 2 else (None, args[0]))
+        self, keys = args if len(args) == 2 else (None, args[0])
         return orig(self, keys, generator, serialized=serialized)
 
     monkeypatch.setattr(mocking, "_getitems", _getitems)
@@ -58,7 +58,8 @@ def test_tfds_mock(tfds, monkeypatch, tmp_path, name):
     np.testing.assert_array_equal(ds.train.y, labels[:30])
     np.testing.assert_array_equal(ds.validation.y, labels[30:])
     np.testing.assert_array_equal(
-        ds.test.x, np.stack([r["image"] for r in raw_test]).reshape(50, -1).astype(np.float32) / 255)
+        ds.test.x, np.stack([r["image"] for r in raw_test]).reshape(50, -1).astype(np.float32) / 255
+    )
     np.testing.assert_array_equal(ds.test.y, [r["label"] for r in raw_test])
 
 
@@ -77,13 +78,18 @@ def test_tfds_warnings_kept_quiet(tfds, monkeypatch, tmp_path, caplog):
     # A dataset not downloaded makes TFDS warn "Variant folder … has no
     # dataset_info.json"; our one-line error says it all.
     monkeypatch.setattr(tfds_source, "_network_available", lambda: False)
-    tfds_records = lambda: [r for r in caplog.records if "tensorflow_datasets" in r.pathname]
-    with caplog.at_level("INFO", logger="absl"):         # a runner's default verbosity
+
+    def tfds_records():
+        return [r for r in caplog.records if "tensorflow_datasets" in r.pathname]
+
+    with caplog.at_level("INFO", logger="absl"):  # a runner's default verbosity
         with pytest.raises(DataError, match="network is unreachable"):
             data.load("tfds:mnist", tmp_path, progress=None)
         assert not tfds_records()
         # Only while loading: afterwards TFDS's warnings reach the log again.
-        tfds.builder("mnist", data_dir=str(tmp_path / "tfds"), file_format="array_record").is_prepared()
+        tfds.builder(
+            "mnist", data_dir=str(tmp_path / "tfds"), file_format="array_record"
+        ).is_prepared()
         assert "WARNING" in [r.levelname for r in tfds_records()]
 
 
@@ -125,6 +131,7 @@ def test_tfds_import_errors(monkeypatch, tmp_path):
     def missing(mod):
         def fail(name):
             raise ModuleNotFoundError(f"No module named {mod!r}", name=mod)
+
         return fail
 
     monkeypatch.setattr(tfds_source, "_import_module", missing("importlib_resources"))

@@ -31,14 +31,14 @@ def test_majority_wins():
 
 
 def test_ties_go_to_the_earliest_networks_class():
-    assert vote([[3], [8]]).tolist() == [3]                    # two networks disagree: first
+    assert vote([[3], [8]]).tolist() == [3]  # two networks disagree: first
     assert vote([[8], [3]]).tolist() == [8]
-    assert vote([[5], [5], [2], [2]]).tolist() == [5]          # 2–2
+    assert vote([[5], [5], [2], [2]]).tolist() == [5]  # 2–2
     assert vote([[2], [5], [5], [2]]).tolist() == [2]
-    assert vote([[9], [1], [4]]).tolist() == [9]               # 1–1–1
-    assert vote([[6], [0], [1], [2], [3]]).tolist() == [6]     # all disagree
-    assert vote([[1], [2], [2], [1], [3]]).tolist() == [1]     # 2–2–1: the earlier of 1, 2
-    assert vote([[3], [2], [2], [1], [1]]).tolist() == [2]     # 3 has fewer votes
+    assert vote([[9], [1], [4]]).tolist() == [9]  # 1–1–1
+    assert vote([[6], [0], [1], [2], [3]]).tolist() == [6]  # all disagree
+    assert vote([[1], [2], [2], [1], [3]]).tolist() == [1]  # 2–2–1: the earlier of 1, 2
+    assert vote([[3], [2], [2], [1], [1]]).tolist() == [2]  # 3 has fewer votes
 
 
 def test_votes_outside_the_classes_count_for_nothing():
@@ -76,13 +76,19 @@ def test_misclassified_and_accuracy():
     assert ensemble.vote_accuracy(votes, y) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: ensemble.plurality_vote(np.zeros(5, np.int32), 10), "predictions must be 2-D"),
-    (lambda: ensemble.plurality_vote(np.zeros((0, 5), np.int32), 10), "predictions must be 2-D"),
-    (lambda: ensemble.plurality_vote(np.zeros((2, 5), np.float32), 10), "integer"),
-    (lambda: ensemble.misclassified(np.zeros(5), np.zeros(4)), "votes and y"),
-    (lambda: ensemble.vote_accuracy(np.zeros((2, 5)), np.zeros((2, 5))), "votes and y"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: ensemble.plurality_vote(np.zeros(5, np.int32), 10), "predictions must be 2-D"),
+        (
+            lambda: ensemble.plurality_vote(np.zeros((0, 5), np.int32), 10),
+            "predictions must be 2-D",
+        ),
+        (lambda: ensemble.plurality_vote(np.zeros((2, 5), np.float32), 10), "integer"),
+        (lambda: ensemble.misclassified(np.zeros(5), np.zeros(4)), "votes and y"),
+        (lambda: ensemble.vote_accuracy(np.zeros((2, 5)), np.zeros((2, 5))), "votes and y"),
+    ],
+)
 def test_bad_shapes_are_one_line_errors(call, message):
     with pytest.raises(ValueError) as e:
         call()

@@ -64,7 +64,7 @@ def test_expand_is_shift_major_with_labels_repeated():
     x5, y5 = np.asarray(x5), np.asarray(y5)
     np.testing.assert_array_equal(x5[:n], x)
     for k, (d, axis) in enumerate(expand.SHIFTS, start=1):
-        np.testing.assert_array_equal(x5[k * n:(k + 1) * n], book_shift(x, d, axis, side))
+        np.testing.assert_array_equal(x5[k * n : (k + 1) * n], book_shift(x, d, axis, side))
     np.testing.assert_array_equal(y5, np.tile(y, 5))
     assert y5.dtype == y.dtype and x5.dtype == x.dtype
 
@@ -76,7 +76,7 @@ def test_expand_as_a_set_equals_the_books_list():
     for i in range(n):
         book.append((x[i].tobytes(), y[i]))
         for d, axis in expand.SHIFTS:
-            book.append((book_shift(x[i:i + 1], d, axis, side)[0].tobytes(), y[i]))
+            book.append((book_shift(x[i : i + 1], d, axis, side)[0].tobytes(), y[i]))
     x5, y5 = expand.expand(x, y)
     ours = [(row.tobytes(), label) for row, label in zip(np.asarray(x5), np.asarray(y5))]
     assert sorted(ours) == sorted(book)
@@ -89,7 +89,7 @@ def variants(x, side):
 def which_variant(out, x, side):
     """For each row of ``out``, the index of the variant of its input that it equals (an
     assertion if it equals none). Random images make the five variants distinct."""
-    match = (variants(x, side) == out[None]).all(axis=2)       # (5, n)
+    match = (variants(x, side) == out[None]).all(axis=2)  # (5, n)
     assert match.any(axis=0).all(), "a row is none of its input's variants"
     return match.argmax(axis=0)
 
@@ -114,15 +114,20 @@ def test_random_shifts_depends_on_the_key_only():
     assert (a != c).mean() > 0.5
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: expand.shift(np.zeros(784, np.float32), 1, 0), "x must be 2-D"),
-    (lambda: expand.shift(np.zeros((2, 783), np.float32), 1, 0), "not square"),
-    (lambda: expand.shift(np.zeros((2, 784), np.float32), 1, 0, side=27), "side 27"),
-    (lambda: expand.shift(np.zeros((2, 784), np.float32), 1, 2), "axis"),
-    (lambda: expand.expand(np.zeros((2, 784), np.float32), np.zeros(3, np.int32)), "y must"),
-    (lambda: expand.random_shifts(jax.random.key(0), np.zeros((2, 10), np.float32)),
-     "not square"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: expand.shift(np.zeros(784, np.float32), 1, 0), "x must be 2-D"),
+        (lambda: expand.shift(np.zeros((2, 783), np.float32), 1, 0), "not square"),
+        (lambda: expand.shift(np.zeros((2, 784), np.float32), 1, 0, side=27), "side 27"),
+        (lambda: expand.shift(np.zeros((2, 784), np.float32), 1, 2), "axis"),
+        (lambda: expand.expand(np.zeros((2, 784), np.float32), np.zeros(3, np.int32)), "y must"),
+        (
+            lambda: expand.random_shifts(jax.random.key(0), np.zeros((2, 10), np.float32)),
+            "not square",
+        ),
+    ],
+)
 def test_bad_shapes_are_one_line_errors(call, message):
     with pytest.raises(ValueError) as e:
         call()

@@ -19,46 +19,61 @@ def conv_pool_loop(x, w, b, pool, act):
     out = np.zeros((n, oh, ow, f))
     for i in range(oh):
         for j in range(ow):
-            out[:, i, j, :] = np.einsum("nabc,abcf->nf", x[:, i:i + kh, j:j + kw, :], w)
+            out[:, i, j, :] = np.einsum("nabc,abcf->nf", x[:, i : i + kh, j : j + kw, :], w)
     ph, pw = pool
     pooled = np.zeros((n, oh // ph, ow // pw, f))
     for i in range(oh // ph):
         for j in range(ow // pw):
-            pooled[:, i, j, :] = out[:, i * ph:(i + 1) * ph, j * pw:(j + 1) * pw, :].max(axis=(1, 2))
+            pooled[:, i, j, :] = out[:, i * ph : (i + 1) * ph, j * pw : (j + 1) * pw, :].max(
+                axis=(1, 2)
+            )
     return act(pooled + b)
 
 
-@pytest.mark.parametrize("shape, filters, kernel, pool", [
-    ((2, 8, 8, 1), 3, (5, 5), (2, 2)),
-    ((3, 9, 7, 2), 4, (3, 2), (2, 2)),     # ragged pool border, non-square everything
-    ((1, 6, 6, 3), 2, (3, 3), (1, 1)),
-])
+@pytest.mark.parametrize(
+    "shape, filters, kernel, pool",
+    [
+        ((2, 8, 8, 1), 3, (5, 5), (2, 2)),
+        ((3, 9, 7, 2), 4, (3, 2), (2, 2)),  # ragged pool border, non-square everything
+        ((1, 6, 6, 3), 2, (3, 3), (1, 1)),
+    ],
+)
 @pytest.mark.parametrize("activation", ["sigmoid", "relu", "linear"])
 def test_conv_pool_matches_numpy_loop(shape, filters, kernel, pool, activation):
     layer = layers.conv_pool(filters, kernel, pool, activation)
     params, out_shape = layer.init(jax.random.key(0), shape[1:])
     x = np.asarray(jax.random.normal(jax.random.key(1), shape))
     y = jax.jit(lambda p, x: layer.apply(p, x, None, False))(params, jnp.asarray(x))
-    act = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0),
-           "linear": lambda z: z}[activation]
+    act = {
+        "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+        "relu": lambda z: np.maximum(z, 0),
+        "linear": lambda z: z,
+    }[activation]
     expected = conv_pool_loop(x, np.asarray(params["w"]), np.asarray(params["b"]), pool, act)
     assert y.shape == (shape[0], *out_shape) == expected.shape
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("x_shape, w_shape", [
-    ((4, 12, 12, 20), (5, 5, 20, 40)),
-    ((3, 28, 28, 1), (5, 5, 1, 20)),       # one channel: the offset-major product
-    ((2, 9, 7, 1), (3, 2, 1, 4)),
-])
+@pytest.mark.parametrize(
+    "x_shape, w_shape",
+    [
+        ((4, 12, 12, 20), (5, 5, 20, 40)),
+        ((3, 28, 28, 1), (5, 5, 1, 20)),  # one channel: the offset-major product
+        ((2, 9, 7, 1), (3, 2, 1, 4)),
+    ],
+)
 def test_conv2d_paths_agree(x_shape, w_shape):
     """The CPU's im2col product and XLA's convolution compute the same thing, and so do
     their gradients."""
     x = jax.random.normal(jax.random.key(0), x_shape)
     w = jax.random.normal(jax.random.key(1), w_shape)
-    np.testing.assert_allclose(conv.conv2d_im2col(x, w), conv.conv2d_xla(x, w),
-                               rtol=1e-4, atol=1e-4)
-    grad = lambda f: jax.grad(lambda w, x: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1))(w, x)
+    np.testing.assert_allclose(
+        conv.conv2d_im2col(x, w), conv.conv2d_xla(x, w), rtol=1e-4, atol=1e-4
+    )
+
+    def grad(f):
+        return jax.grad(lambda w, x: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1))(w, x)
+
     for a, b in zip(grad(conv.conv2d_im2col), grad(conv.conv2d_xla)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
@@ -74,14 +89,18 @@ def test_conv_layers_convolve_as_asked():
     results = {}
     for convolution in conv.CONVOLUTIONS:
         net = tuple(layers.parse(spec, "relu", convolution=convolution))
-        loss = lambda p: network3.loss(p, net, x, y, shape, jax.random.key(2))
+
+        def loss(p, net=net):
+            return network3.loss(p, net, x, y, shape, jax.random.key(2))
+
         results[convolution] = jax.value_and_grad(loss)(params)
         hlo = jax.jit(loss).lower(params).as_text()
         assert ("convolution" in hlo) == (convolution == "xla"), convolution
     for convolution in ("xla", "im2col"):
         np.testing.assert_allclose(results[convolution][0], results["auto"][0], rtol=1e-5)
-        for a, b in zip(jax.tree.leaves(results[convolution][1]),
-                        jax.tree.leaves(results["auto"][1])):
+        for a, b in zip(
+            jax.tree.leaves(results[convolution][1]), jax.tree.leaves(results["auto"][1])
+        ):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
@@ -90,8 +109,7 @@ def test_auto_convolution_is_im2col_on_cpus_and_cuda_gpus():
     the faster, and to XLA's convolution for TPUs and ROCm; exported for each platform
     without needing its hardware."""
     x, w = jnp.ones((2, 12, 12, 3)), jnp.ones((5, 5, 3, 4))
-    for platform, convolves in (("cpu", False), ("cuda", False), ("tpu", True),
-                                ("rocm", True)):
+    for platform, convolves in (("cpu", False), ("cuda", False), ("tpu", True), ("rocm", True)):
         exported = jax.export.export(jax.jit(conv.conv2d), platforms=(platform,))(x, w)
         assert ("stablehlo.convolution" in exported.mlir_module()) == convolves, platform
 
@@ -106,29 +124,39 @@ def finite_difference_check(f, params, eps=1e-6, samples=6, seed=0):
     for index, (leaf, g) in enumerate(zip(leaves, jax.tree.leaves(grads))):
         for flat in rng.choice(leaf.size, min(samples, leaf.size), replace=False):
             pos = np.unravel_index(flat, leaf.shape)
-            bumped = [[l.at[pos].add(s * eps) if i == index else l for i, l in enumerate(leaves)]
-                      for s in (1, -1)]
+            bumped = [
+                [l.at[pos].add(s * eps) if i == index else l for i, l in enumerate(leaves)]
+                for s in (1, -1)
+            ]
             plus, minus = (f(jax.tree.unflatten(tree, b)) for b in bumped)
             numeric = (plus - minus) / (2 * eps)
             assert abs(float(g[pos]) - float(numeric)) <= 1e-6 + 1e-5 * abs(float(numeric)), (
-                index, pos, float(g[pos]), float(numeric))
+                index,
+                pos,
+                float(g[pos]),
+                float(numeric),
+            )
 
 
-@pytest.mark.parametrize("layer, in_shape", [
-    (layers.conv_pool(3, (3, 3), (2, 2), "sigmoid"), (8, 8, 2)),
-    (layers.conv_pool(2, (3, 3), (2, 2), "tanh"), (7, 6, 1)),
-    (layers.fully_connected(5, "sigmoid"), (6,)),
-    (layers.fully_connected(4, "tanh", p_dropout=0.5), (3, 3, 1)),
-    (layers.fully_connected(4, "relu", p_dropout=0.3, dropout="inverted"), (6,)),
-    (layers.softmax(3, p_dropout=0.5), (6,)),
-])
+@pytest.mark.parametrize(
+    "layer, in_shape",
+    [
+        (layers.conv_pool(3, (3, 3), (2, 2), "sigmoid"), (8, 8, 2)),
+        (layers.conv_pool(2, (3, 3), (2, 2), "tanh"), (7, 6, 1)),
+        (layers.fully_connected(5, "sigmoid"), (6,)),
+        (layers.fully_connected(4, "tanh", p_dropout=0.5), (3, 3, 1)),
+        (layers.fully_connected(4, "relu", p_dropout=0.3, dropout="inverted"), (6,)),
+        (layers.softmax(3, p_dropout=0.5), (6,)),
+    ],
+)
 def test_layer_gradients_match_finite_differences_float64(layer, in_shape):
     with jax.enable_x64(True):
         params, _ = layer.init(jax.random.key(0), in_shape)
-        params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(2), p.shape,
-                                                                       jnp.float64), params)
+        params = jax.tree.map(
+            lambda p: p + 0.3 * jax.random.normal(jax.random.key(2), p.shape, jnp.float64), params
+        )
         x = jax.random.normal(jax.random.key(1), (3, *in_shape), jnp.float64)
-        key = jax.random.key(3)   # the same dropout mask in every evaluation
+        key = jax.random.key(3)  # the same dropout mask in every evaluation
 
         def f(p):
             return jnp.sum(jnp.sin(layer.apply(p, x, key, True)))
@@ -141,12 +169,14 @@ def test_network_loss_gradient_matches_finite_differences_float64():
     with jax.enable_x64(True):
         net = layers.parse("conv:2:3x3,fc:5,softmax:3", "sigmoid", p_dropout=0.2)
         params = network3.init(jax.random.key(0), net, (8, 8, 1))
-        params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(4), p.shape,
-                                                                       jnp.float64), params)
+        params = jax.tree.map(
+            lambda p: p + 0.1 * jax.random.normal(jax.random.key(4), p.shape, jnp.float64), params
+        )
         x = jax.random.uniform(jax.random.key(1), (4, 64), jnp.float64)
         y = jnp.array([0, 1, 2, 1])
         finite_difference_check(
-            lambda p: network3.loss(p, net, x, y, (8, 8, 1), jax.random.key(2), 0.05), params)
+            lambda p: network3.loss(p, net, x, y, (8, 8, 1), jax.random.key(2), 0.05), params
+        )
 
 
 @pytest.mark.parametrize("kind", ["book", "inverted"])
@@ -194,16 +224,16 @@ def test_book_initialisation():
 def test_network_shapes_follow_the_layers():
     net = layers.parse("conv:20:5x5,conv:40:5x5,fc:100,softmax")
     params = network3.init(jax.random.key(0), net, (28, 28, 1))
-    assert [p["w"].shape for p in params] == [(5, 5, 1, 20), (5, 5, 20, 40), (640, 100),
-                                              (100, 10)]
+    assert [p["w"].shape for p in params] == [(5, 5, 1, 20), (5, 5, 20, 40), (640, 100), (100, 10)]
     z = network3.apply(params, net, jnp.zeros((3, 784)), (28, 28, 1))
     assert z.shape == (3, 10)
     # The softmax layer starts at zero (every prediction 0): perturb every parameter so
     # that the predictions differ and a chunk out of order would show.
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.key(2), len(leaves))
-    params = jax.tree.unflatten(treedef, [p + 0.3 * jax.random.normal(k, p.shape)
-                                          for p, k in zip(leaves, keys)])
+    params = jax.tree.unflatten(
+        treedef, [p + 0.3 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)]
+    )
     x = jax.random.uniform(jax.random.key(1), (1203, 784))
     expected = np.argmax(np.asarray(network3.apply(params, net, x, (28, 28, 1))), axis=1)
     assert len(set(expected[:500].tolist())) > 1 and len(set(expected[1000:].tolist())) > 1
@@ -212,30 +242,36 @@ def test_network_shapes_follow_the_layers():
     np.testing.assert_array_equal(chunked, expected)  # 2 chunks of 500 and 203 left over
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("", "empty"),
-    ("conv:20,,softmax", "empty"),
-    ("pool:2,softmax", "unknown layer"),
-    ("conv:twenty,softmax", "not a size"),
-    ("conv:20:5x5x5,softmax", "KxK"),
-    ("conv:0,softmax", "positive"),
-    ("fc,softmax", "fc:SIZE"),
-    ("fc:-3,softmax", "positive"),
-    ("conv:20,fc:100", "last layer"),
-    ("softmax,fc:100,softmax", "last layer"),
-    ("softmax:2:3", "softmax"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("", "empty"),
+        ("conv:20,,softmax", "empty"),
+        ("pool:2,softmax", "unknown layer"),
+        ("conv:twenty,softmax", "not a size"),
+        ("conv:20:5x5x5,softmax", "KxK"),
+        ("conv:0,softmax", "positive"),
+        ("fc,softmax", "fc:SIZE"),
+        ("fc:-3,softmax", "positive"),
+        ("conv:20,fc:100", "last layer"),
+        ("softmax,fc:100,softmax", "last layer"),
+        ("softmax:2:3", "softmax"),
+    ],
+)
 def test_bad_layer_specifications_are_one_line_errors(spec, words):
     with pytest.raises(layers.LayerError) as e:
         layers.parse(spec)
     assert words in assert_one_line(e)
 
 
-@pytest.mark.parametrize("spec, shape, words", [
-    ("fc:10,conv:20,softmax", (28, 28, 1), "layer 2"),
-    ("conv:20:30x30,softmax", (28, 28, 1), "does not fit"),
-    ("conv:20,softmax", (784,), "image inputs"),
-])
+@pytest.mark.parametrize(
+    "spec, shape, words",
+    [
+        ("fc:10,conv:20,softmax", (28, 28, 1), "layer 2"),
+        ("conv:20:30x30,softmax", (28, 28, 1), "does not fit"),
+        ("conv:20,softmax", (784,), "image inputs"),
+    ],
+)
 def test_layers_that_cannot_take_their_input_are_one_line_errors(spec, shape, words):
     with pytest.raises(layers.LayerError) as e:
         network3.init(jax.random.key(0), layers.parse(spec), shape)
@@ -243,11 +279,13 @@ def test_layers_that_cannot_take_their_input_are_one_line_errors(spec, shape, wo
 
 
 def test_bad_layer_options_are_one_line_errors():
-    for make, words in ((lambda: layers.fully_connected(10, p_dropout=1.0), "dropout probability"),
-                        (lambda: layers.fully_connected(10, dropout="gaussian"), "dropout 'gaussian'"),
-                        (lambda: layers.fully_connected(10, init="xavier"), "initialisation 'xavier'"),
-                        (lambda: layers.parse("fc:10,softmax", activation="swish"), "activation 'swish'"),
-                        (lambda: layers.parse("conv:2,softmax", convolution="fft"), "convolution 'fft'")):
+    for make, words in (
+        (lambda: layers.fully_connected(10, p_dropout=1.0), "dropout probability"),
+        (lambda: layers.fully_connected(10, dropout="gaussian"), "dropout 'gaussian'"),
+        (lambda: layers.fully_connected(10, init="xavier"), "initialisation 'xavier'"),
+        (lambda: layers.parse("fc:10,softmax", activation="swish"), "activation 'swish'"),
+        (lambda: layers.parse("conv:2,softmax", convolution="fft"), "convolution 'fft'"),
+    ):
         with pytest.raises(ValueError) as e:
             make()
         assert words in assert_one_line(e)

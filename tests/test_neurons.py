@@ -97,9 +97,11 @@ def test_batch_and_layer_match_single(neuron):
 
 
 def test_sigmoid_values():
-    np.testing.assert_allclose(sigmoid(jnp.array([0.0, 2.0, -2.0])),
-                               [0.5, 1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(2.0))],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        sigmoid(jnp.array([0.0, 2.0, -2.0])),
+        [0.5, 1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(2.0))],
+        rtol=1e-6,
+    )
     # Stable at the extremes: no NaN, saturates to 0 and 1.
     np.testing.assert_array_equal(sigmoid(jnp.array([-1e4, 1e4])), [0.0, 1.0])
 
@@ -115,8 +117,10 @@ def test_scaled_sigmoid_tends_to_perceptron():
     small = scaled_sigmoid_neuron(w, b, x, 1.0)
     assert jnp.max(jnp.where(away, jnp.abs(small - p), 0.0)) > 0.1
     # ... and the gap shrinks as c grows, to within 1e-6 at c = 1e3.
-    gaps = [jnp.max(jnp.where(away, jnp.abs(scaled_sigmoid_neuron(w, b, x, c) - p), 0.0))
-            for c in (1.0, 10.0, 100.0, 1e3)]
+    gaps = [
+        jnp.max(jnp.where(away, jnp.abs(scaled_sigmoid_neuron(w, b, x, c) - p), 0.0))
+        for c in (1.0, 10.0, 100.0, 1e3)
+    ]
     assert all(a > b_ for a, b_ in zip(gaps[:2], gaps[1:3]))
     assert gaps[-1] < 1e-6
 

@@ -1,30 +1,41 @@
 """The Colab notebook's code, run on the CPU with tiny settings, so that it cannot rot.
 
-The notebook's code cells are turned into one script: the install cell (tagged
-``# nnjax: install``) is left out, as the tests run from a checkout; the settings cell
-(``# nnjax: settings``) gets the tiny values below; ``!command`` lines become subprocess calls
-with IPython's ``{NAME}`` expansion. The script runs in a temporary directory with 8 virtual
-CPU devices, so the data-parallel cell splits its mini-batches as on a TPU's 8 cores.
+The install cell (tagged ``# nnjax: install``) is run on its own, cloning this checkout and
+installing it into a temporary directory. The other code cells are turned into one script:
+the settings cell (``# nnjax: settings``) gets the tiny values below; ``!command`` lines
+become subprocess calls with IPython's ``{NAME}`` expansion. The script runs in a temporary
+directory with 8 virtual CPU devices, so the data-parallel cell splits its mini-batches as on
+a TPU's 8 cores.
 """
 
 import ast
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
+
+import nnjax
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "colab.ipynb"
 HAS_SWEEP = (ROOT / "experiments" / "sweep.py").exists()
 NO_SWEEP = "experiments/sweep.py is not in this checkout: the notebook's sweep cell is not run"
 
-TINY = {"EPOCHS": 2, "TRAIN_SIZE": 1000, "DP_MINI_BATCH_SIZE": 80, "DP_ETA": 10.0,
-        "SWEEP_EPOCHS": 1, "SWEEP_SEEDS": "0:2", "SWEEP_ETAS": "0.5,3.0",
-        "CONV_PRESET": "dropout",
-        "CONV_FLAGS": "--train_size=300 --epochs=1 --expand=none --layers=conv:4:5x5,fc:20,softmax"}
+TINY = {
+    "EPOCHS": 2,
+    "TRAIN_SIZE": 1000,
+    "DP_MINI_BATCH_SIZE": 80,
+    "DP_ETA": 10.0,
+    "SWEEP_EPOCHS": 1,
+    "SWEEP_SEEDS": "0:2",
+    "SWEEP_ETAS": "0.5,3.0",
+    "CONV_PRESET": "dropout",
+    "CONV_FLAGS": "--train_size=300 --epochs=1 --expand=none --layers=conv:4:5x5,fc:20,softmax",
+}
 
 PREAMBLE = '''\
 import re, subprocess, sys
@@ -66,7 +77,7 @@ def to_python(source: str) -> str:
         stripped = line.lstrip()
         assert not stripped.startswith("%"), f"no IPython magics outside the install cell: {line}"
         if stripped.startswith("!"):
-            line = line[:len(line) - len(stripped)] + f"_shell({stripped[1:]!r})"
+            line = line[: len(line) - len(stripped)] + f"_shell({stripped[1:]!r})"
         out.append(line)
     return "\n".join(out)
 
@@ -89,18 +100,82 @@ def notebook_script() -> str:
 def ran(tmp_path_factory):
     where = tmp_path_factory.mktemp("colab")
     (where / "notebook.py").write_text(notebook_script())
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg",
-           "JAX_NUM_CPU_DEVICES": "8", "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run([sys.executable, "notebook.py"], cwd=where, capture_output=True,
-                            text=True, timeout=900, env=env)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MPLBACKEND": "Agg",
+        "JAX_NUM_CPU_DEVICES": "8",
+        "PYTHONUNBUFFERED": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "notebook.py"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return where, result.stdout
 
 
-def test_install_cell_keeps_colabs_jax():
+def run_install_cell(repo: str, root: pathlib.Path, site: pathlib.Path):
+    """The install cell as Colab runs it (the cwd on sys.path), with REPO and ROOT set; pip
+    installs into ``site`` (PIP_TARGET), offline, so the test's own environment is untouched."""
+    source = dict(code_cells())["install"]
+    assert re.search(r'^REPO = ""$', source, re.M), "REPO ships unset"
+    source = re.sub(r"^REPO = .*$", f"REPO = {repo!r}", source, count=1, flags=re.M)
+    source = re.sub(r"^ROOT = .*$", f"ROOT = {str(root)!r}", source, count=1, flags=re.M)
+    env = {
+        **os.environ,
+        "PIP_TARGET": str(site),
+        "PIP_NO_INDEX": "1",
+        "PIP_NO_BUILD_ISOLATION": "0",  # pip's spelling of --no-build-isolation
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    env.pop("PYTHONPATH", None)
+    return subprocess.run(
+        [sys.executable, "-c", source],
+        cwd=root.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_install_cell_stops_with_one_line_while_repo_is_unset(tmp_path):
+    result = run_install_cell("", tmp_path / "nnjax", tmp_path / "site")
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "Set REPO in the install cell to nnjax's git URL, then run it again."
+    )
+    assert not (tmp_path / "nnjax").exists()
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs a git checkout to clone")
+def test_install_cell_clones_installs_and_reruns(tmp_path):
+    root, site = tmp_path / "nnjax", tmp_path / "site"
+    for run in range(2):  # Colab's "run all" twice: the second reuses the checkout
+        result = run_install_cell(f"file://{ROOT}", root, site)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert f"checkout in {root}" in result.stdout
+        assert (root / "experiments" / "mnist.py").exists()
+        if run == 0:
+            (root / "marker").write_text("kept")
+    assert (root / "marker").read_text() == "kept"
+    installed = subprocess.run(
+        [sys.executable, "-c", "import nnjax; print(nnjax.__version__, nnjax.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    version, path = installed.stdout.split()
+    assert pathlib.Path(path).is_relative_to(site) and version == nnjax.__version__
+    assert (site / "nnjax" / "kernels" / "sgd_epoch_cpu.cc").exists()  # the kernel ships
     install = dict(code_cells())["install"]
-    assert "REPO = " in install and "requirements.txt" in install
-    assert "jax|jaxlib" in install  # filtered out of what pip installs
+    assert "--no-deps" in install  # Colab's jax and jaxlib, built for its TPU or GPU, stay
 
 
 def test_notebook_trains_and_plots_on_cpu(ran):
@@ -126,7 +201,7 @@ def test_notebook_sweep_cell_draws_the_sweep(ran):
 
 def test_notebook_conv_cell_trains_the_preset_and_draws_its_figures(ran):
     where, stdout = ran
-    assert "dropout 0.5 (book)" in stdout          # the preset's dropout, with tiny layers
+    assert "dropout 0.5 (book)" in stdout  # the preset's dropout, with tiny layers
     epochs = [json.loads(l) for l in (where / "conv.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in epochs] == [0] and epochs[0]["test_total"] == 10000
     for png in ("filters.png", "wrong.png"):

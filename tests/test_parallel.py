@@ -15,7 +15,6 @@ import textwrap
 import numpy as np
 import pytest
 
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -24,8 +23,14 @@ def env_with(devices: int) -> dict:
 
 
 def run_python(code: str, devices: int = 8, timeout: int = 300):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env_with(devices))
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env_with(devices),
+    )
 
 
 def test_data_parallel_epoch_matches_single_device_epoch():
@@ -78,13 +83,23 @@ def test_data_parallel_epoch_matches_single_device_epoch():
     for a, b in zip(single, mesh):
         np.testing.assert_allclose(np.array(b), np.array(a), atol=1e-5)
     # Training changed the parameters: the comparison is not of two untouched copies.
-    assert max(float(np.max(np.abs(np.array(a) - np.array(w))))
-               for a, w in zip(single, out["initial"])) > 1e-2
+    assert (
+        max(
+            float(np.max(np.abs(np.array(a) - np.array(w)))) for a, w in zip(single, out["initial"])
+        )
+        > 1e-2
+    )
 
 
 def run_mnist(*flags, devices=8, timeout=300):
-    return subprocess.run([sys.executable, "-m", "experiments.mnist", *flags], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env_with(devices))
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.mnist", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env_with(devices),
+    )
 
 
 SMALL_RUN = ("--train_size=1000", "--epochs=2", "--mini_batch_size=20", "--eta=3.0")
@@ -98,8 +113,9 @@ def load_network(path):
 def single_device_run(tmp_path_factory):
     """The reference: the small run on one device, pure-JAX epoch."""
     out = tmp_path_factory.mktemp("single")
-    result = run_mnist(*SMALL_RUN, "--kernel=xla", f"--save={out}/net.json",
-                       f"--metrics_out={out}/m.jsonl")
+    result = run_mnist(
+        *SMALL_RUN, "--kernel=xla", f"--save={out}/net.json", f"--metrics_out={out}/m.jsonl"
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -115,23 +131,32 @@ def assert_same_run(run_dir, reference_dir):
 
 
 def test_runner_with_four_devices_matches_one_device(tmp_path, single_device_run):
-    result = run_mnist(*SMALL_RUN, "--devices=4", f"--save={tmp_path}/net.json",
-                       f"--metrics_out={tmp_path}/m.jsonl")
+    result = run_mnist(
+        *SMALL_RUN,
+        "--devices=4",
+        f"--save={tmp_path}/net.json",
+        f"--metrics_out={tmp_path}/m.jsonl",
+    )
     assert result.returncode == 0, result.stderr
     assert "on 4 cpu devices" in result.stdout
     assert_same_run(tmp_path, single_device_run)
 
 
-@pytest.mark.parametrize("flags, names", [
-    (["--devices=3"], "--devices=3"),  # mini-batch 10
-    (["--devices=16", "--mini_batch_size=16"], "--devices=16"),  # 8 devices
-    (["--devices=all", "--mini_batch_size=12"], "--mini_batch_size=12"),
-    (["--devices=two"], "--devices"),
-    (["--devices=0"], "--devices"),
-    (["--num_processes=2"], "--coordinator_address"),
-    (["--coordinator_address=localhost:1", "--num_processes=2", "--process_id=2"],
-     "--process_id"),
-])
+@pytest.mark.parametrize(
+    "flags, names",
+    [
+        (["--devices=3"], "--devices=3"),  # mini-batch 10
+        (["--devices=16", "--mini_batch_size=16"], "--devices=16"),  # 8 devices
+        (["--devices=all", "--mini_batch_size=12"], "--mini_batch_size=12"),
+        (["--devices=two"], "--devices"),
+        (["--devices=0"], "--devices"),
+        (["--num_processes=2"], "--coordinator_address"),
+        (
+            ["--coordinator_address=localhost:1", "--num_processes=2", "--process_id=2"],
+            "--process_id",
+        ),
+    ],
+)
 def test_bad_device_flags_are_one_line_errors(flags, names):
     result = run_mnist(*flags, "--epochs=1", timeout=120)
     assert result.returncode != 0
@@ -184,19 +209,34 @@ def test_two_processes_train_together_and_only_process_0_reports(tmp_path, singl
     for pid in (0, 1):
         out = tmp_path / f"p{pid}"
         out.mkdir()
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "experiments.mnist", *SMALL_RUN, "--devices=all",
-             f"--coordinator_address={address}", "--num_processes=2", f"--process_id={pid}",
-             f"--save={out}/net.json", f"--metrics_out={out}/m.jsonl"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env_with(2)))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "experiments.mnist",
+                    *SMALL_RUN,
+                    "--devices=all",
+                    f"--coordinator_address={address}",
+                    "--num_processes=2",
+                    f"--process_id={pid}",
+                    f"--save={out}/net.json",
+                    f"--metrics_out={out}/m.jsonl",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env_with(2),
+            )
+        )
     try:
         outputs = [p.communicate(timeout=240) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    for p, (stdout, stderr) in zip(procs, outputs):
+    for p, (_stdout, stderr) in zip(procs, outputs):
         assert p.returncode == 0, stderr
     (out0, _), (out1, _) = outputs
     assert "on 4 cpu devices of 2 processes" in out0
@@ -252,12 +292,26 @@ def test_chapter6_networks_train_data_parallel_like_one_device():
 
 
 def test_conv_runner_devices_flag():
-    common = ["-m", "experiments.conv", "--layers=fc:20,softmax", "--train_size=496",
-              "--mini_batch_size=8",
-              "--epochs=1", "--activation=relu"]
-    outs = [subprocess.run([sys.executable, *common, *extra], cwd=ROOT, capture_output=True,
-                           text=True, timeout=300, env=env_with(4))
-            for extra in (["--devices=4"], ["--devices=1"], ["--devices=3"], ["--devices=8"])]
+    common = [
+        "-m",
+        "experiments.conv",
+        "--layers=fc:20,softmax",
+        "--train_size=496",
+        "--mini_batch_size=8",
+        "--epochs=1",
+        "--activation=relu",
+    ]
+    outs = [
+        subprocess.run(
+            [sys.executable, *common, *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env_with(4),
+        )
+        for extra in (["--devices=4"], ["--devices=1"], ["--devices=3"], ["--devices=8"])
+    ]
     assert outs[0].returncode == 0 and outs[1].returncode == 0, outs[0].stderr + outs[1].stderr
     assert "4 devices" in outs[0].stdout
     final = [o.stdout.split("Final test accuracy")[1].split("%")[0] for o in outs[:2]]

@@ -14,27 +14,45 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def metrics_file(path, epochs, monitored=True):
     with open(path, "w") as f:
         for k in range(epochs):
-            line = {"epoch": k, "correct": 900 + k, "total": 1000, "accuracy": (900 + k) / 1000,
-                    "seconds": 0.1, "eta": 0.5}
+            line = {
+                "epoch": k,
+                "correct": 900 + k,
+                "total": 1000,
+                "accuracy": (900 + k) / 1000,
+                "seconds": 0.1,
+                "eta": 0.5,
+            }
             if monitored:
-                line.update(training_cost=1.0 / (k + 1), evaluation_cost=1.2 / (k + 1),
-                            training_accuracy=0.95)
+                line.update(
+                    training_cost=1.0 / (k + 1),
+                    evaluation_cost=1.2 / (k + 1),
+                    training_accuracy=0.95,
+                )
             f.write(json.dumps(line) + "\n")
     return path
 
 
 def plots(*flags):
-    return subprocess.run([sys.executable, "-m", "experiments.plots", *flags], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "MPLBACKEND": "Agg"})
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.plots", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
 
 
 def test_curves_and_summary_figures_are_written(tmp_path):
     a, b = metrics_file(tmp_path / "a.jsonl", 20), metrics_file(tmp_path / "b.jsonl", 10)
     out = tmp_path / "curves.png"
-    result = plots(f"--run=λ = 0 (1,000 images)={a}", f"--run=λ = 0.1={b}",
-                   "--y=training_cost,accuracy",
-                   f"--out={out}", "--title=test")
+    result = plots(
+        f"--run=λ = 0 (1,000 images)={a}",
+        f"--run=λ = 0.1={b}",
+        "--y=training_cost,accuracy",
+        f"--out={out}",
+        "--title=test",
+    )
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     out = tmp_path / "size.png"
@@ -43,23 +61,40 @@ def test_curves_and_summary_figures_are_written(tmp_path):
     assert out.stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("make_flags, message", [
-    (lambda d: [f"--run={d / 'missing.jsonl'}", f"--out={d / 'x.png'}"], "LABEL=PATH"),
-    (lambda d: [f"--run=a={d / 'missing.jsonl'}", f"--out={d / 'x.png'}"], "missing.jsonl"),
-    (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--y=training_cost", f"--out={d / 'x.png'}"],
-     "--monitor"),
-    (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--y=loss", f"--out={d / 'x.png'}"], "--y"),
-    (lambda d: [f"--run=a={d / 'plain.jsonl'}", f"--out={d / 'x.jpg'}"], "--out"),
-    (lambda d: [f"--run=small={d / 'plain.jsonl'}", "--against_label", f"--out={d / 'x.png'}"],
-     "numeric"),
-    (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--y=", f"--out={d / 'x.png'}"], "--y"),
-    (lambda d: [f"--run=a={d / 'sweep.jsonl'}", f"--out={d / 'x.png'}"],  # JSON, not epochs
-     "sweep.jsonl is not a --metrics_out file"),
-    (lambda d: [f"--run=a={d / 'binary.jsonl'}", f"--out={d / 'x.png'}"],
-     "binary.jsonl is not a --metrics_out file"),
-    (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--from_epoch=3", f"--out={d / 'x.png'}"],
-     "--from_epoch=3: run 'a' ends at epoch 2"),
-])
+@pytest.mark.parametrize(
+    "make_flags, message",
+    [
+        (lambda d: [f"--run={d / 'missing.jsonl'}", f"--out={d / 'x.png'}"], "LABEL=PATH"),
+        (lambda d: [f"--run=a={d / 'missing.jsonl'}", f"--out={d / 'x.png'}"], "missing.jsonl"),
+        (
+            lambda d: [f"--run=a={d / 'plain.jsonl'}", "--y=training_cost", f"--out={d / 'x.png'}"],
+            "--monitor",
+        ),
+        (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--y=loss", f"--out={d / 'x.png'}"], "--y"),
+        (lambda d: [f"--run=a={d / 'plain.jsonl'}", f"--out={d / 'x.jpg'}"], "--out"),
+        (
+            lambda d: [
+                f"--run=small={d / 'plain.jsonl'}",
+                "--against_label",
+                f"--out={d / 'x.png'}",
+            ],
+            "numeric",
+        ),
+        (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--y=", f"--out={d / 'x.png'}"], "--y"),
+        (
+            lambda d: [f"--run=a={d / 'sweep.jsonl'}", f"--out={d / 'x.png'}"],  # JSON, not epochs
+            "sweep.jsonl is not a --metrics_out file",
+        ),
+        (
+            lambda d: [f"--run=a={d / 'binary.jsonl'}", f"--out={d / 'x.png'}"],
+            "binary.jsonl is not a --metrics_out file",
+        ),
+        (
+            lambda d: [f"--run=a={d / 'plain.jsonl'}", "--from_epoch=3", f"--out={d / 'x.png'}"],
+            "--from_epoch=3: run 'a' ends at epoch 2",
+        ),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, make_flags, message):
     metrics_file(tmp_path / "plain.jsonl", 3, monitored=False)
     (tmp_path / "sweep.jsonl").write_text('{"seed": 0, "eta": 3.0, "best_accuracy": 0.95}\n')

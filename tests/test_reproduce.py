@@ -13,25 +13,38 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run(*flags):
-    return subprocess.run([sys.executable, "-m", "experiments.reproduce", *flags], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.reproduce", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_rows_print_as_runner_commands():
-    assert reproduce.command(reproduce.ROWS["ch1_30"][2]) == "python -m experiments.mnist --hidden=30"
+    assert (
+        reproduce.command(reproduce.ROWS["ch1_30"][2]) == "python -m experiments.mnist --hidden=30"
+    )
     assert reproduce.command(reproduce.ROWS["ch3_l2_100_60"][2]) == (
         "python -m experiments.mnist --hidden=100 --eval_split=validation "
-        "--cost=cross_entropy --eta=0.1 --l2=5 --epochs=60")
+        "--cost=cross_entropy --eta=0.1 --l2=5 --epochs=60"
+    )
     listing = run("--list")
     assert listing.returncode == 0
     assert all(name in listing.stdout for name in reproduce.ROWS)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--rows=ch9"], "ch9"), (["--seeds=0"], "--seeds"), (["--out=/nonexistent/r.jsonl"], "--out"),
-    (["ch3_overfit"], "ch3_overfit"),      # a row named without --rows= must not run them all
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--rows=ch9"], "ch9"),
+        (["--seeds=0"], "--seeds"),
+        (["--out=/nonexistent/r.jsonl"], "--out"),
+        (["ch3_overfit"], "ch3_overfit"),  # a row named without --rows= must not run them all
+    ],
+)
 def test_bad_input_is_one_line(flags, message):
     result = run(*flags)
     assert result.returncode != 0 and "Traceback" not in result.stderr

@@ -11,8 +11,12 @@ import pytest
 from absl import app
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RUNNERS = sorted(p for folder in ("experiments", "benchmarks")
-                 for p in (ROOT / folder).glob("*.py") if "app.run(" in p.read_text())
+RUNNERS = sorted(
+    p
+    for folder in ("experiments", "benchmarks")
+    for p in (ROOT / folder).glob("*.py")
+    if "app.run(" in p.read_text()
+)
 
 
 def test_every_runner_is_found():

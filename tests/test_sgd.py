@@ -16,8 +16,18 @@ def small_problem(n, sizes=(12, 6, 4), seed=0, dtype=jnp.float32):
     return params, x, y
 
 
-def book_epoch(params, x, y, perm, eta, m, cost=costs.quadratic, activation=activations.sigmoid,
-               lmbda=0.0, regularization="l2"):
+def book_epoch(
+    params,
+    x,
+    y,
+    perm,
+    eta,
+    m,
+    cost=costs.quadratic,
+    activation=activations.sigmoid,
+    lmbda=0.0,
+    regularization="l2",
+):
     """The book's ``SGD`` inner loop in NumPy: mini-batches of m in ``perm`` order, the
     last one possibly smaller, each updating with η/len(mini_batch) times the summed
     per-example gradients of ``backprop.backprop`` (the book's equations), and network2's
@@ -26,16 +36,23 @@ def book_epoch(params, x, y, perm, eta, m, cost=costs.quadratic, activation=acti
     decay = eta * lmbda / len(x)
     n_out = params["biases"][-1].shape[0]
     for start in range(0, len(perm), m):
-        batch = perm[start:start + m]
+        batch = perm[start : start + m]
         sums = jax.tree.map(np.zeros_like, params)
         for i in batch:  # one example at a time, as network.py does
-            g = backprop.backprop(params, x[i], costs.one_hot(y[i], n_out, x.dtype), cost,
-                                  activation)
+            g = backprop.backprop(
+                params, x[i], costs.one_hot(y[i], n_out, x.dtype), cost, activation
+            )
             sums = jax.tree.map(lambda s, gi: s + np.asarray(gi), sums, g)
-        weights = [(1 - decay) * w if regularization == "l2" else w - decay * np.sign(w)
-                   for w in params["weights"]]
-        params = {"weights": [w - (eta / len(batch)) * s for w, s in zip(weights, sums["weights"])],
-                  "biases": [b - (eta / len(batch)) * s for b, s in zip(params["biases"], sums["biases"])]}
+        weights = [
+            (1 - decay) * w if regularization == "l2" else w - decay * np.sign(w)
+            for w in params["weights"]
+        ]
+        params = {
+            "weights": [w - (eta / len(batch)) * s for w, s in zip(weights, sums["weights"])],
+            "biases": [
+                b - (eta / len(batch)) * s for b, s in zip(params["biases"], sums["biases"])
+            ],
+        }
     return params
 
 
@@ -48,10 +65,29 @@ def test_scanned_epoch_decays_weights_by_the_training_set_size(regularization):
         key = jax.random.key(5)
         full, rest = sgd.mini_batches(key, 25, 10)
         perm = np.concatenate([np.asarray(full).ravel(), np.asarray(rest)])
-        got = sgd.sgd_epoch(params, x, y, key, 0.5, 10, costs.cross_entropy, lmbda=5.0,
-                            regularization=regularization, kernel="xla")
-        want = book_epoch(params, np.asarray(x), np.asarray(y), perm, 0.5, 10,
-                          costs.cross_entropy, lmbda=5.0, regularization=regularization)
+        got = sgd.sgd_epoch(
+            params,
+            x,
+            y,
+            key,
+            0.5,
+            10,
+            costs.cross_entropy,
+            lmbda=5.0,
+            regularization=regularization,
+            kernel="xla",
+        )
+        want = book_epoch(
+            params,
+            np.asarray(x),
+            np.asarray(y),
+            perm,
+            0.5,
+            10,
+            costs.cross_entropy,
+            lmbda=5.0,
+            regularization=regularization,
+        )
         plain = book_epoch(params, np.asarray(x), np.asarray(y), perm, 0.5, 10, costs.cross_entropy)
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
@@ -73,11 +109,14 @@ def test_scanned_epoch_equals_book_loop(n, m):
             np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("cost, activation", [
-    (costs.cross_entropy, activations.sigmoid),
-    (costs.log_likelihood, activations.relu),
-    (costs.quadratic, activations.tanh),
-])
+@pytest.mark.parametrize(
+    "cost, activation",
+    [
+        (costs.cross_entropy, activations.sigmoid),
+        (costs.log_likelihood, activations.relu),
+        (costs.quadratic, activations.tanh),
+    ],
+)
 def test_scanned_epoch_equals_book_loop_for_chapter3_networks(cost, activation):
     with jax.enable_x64(True):
         params, x, y = small_problem(25, dtype=jnp.float64)
@@ -99,8 +138,18 @@ def test_epoch_changes_parameters_and_lowers_cost():
 
 def test_same_seed_same_parameters_and_different_seed_differs():
     params, x, y = small_problem(100)
-    run = lambda seed: train.train(params, (x, y), epochs=2, mini_batch_size=10, eta=1.0,
-                                   key=jax.random.key(seed), eval_data=(x, y))
+
+    def run(seed):
+        return train.train(
+            params,
+            (x, y),
+            epochs=2,
+            mini_batch_size=10,
+            eta=1.0,
+            key=jax.random.key(seed),
+            eval_data=(x, y),
+        )
+
     (a, _, ha), (b, _, hb), (c, _, _) = run(5), run(5), run(6)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
@@ -111,9 +160,16 @@ def test_same_seed_same_parameters_and_different_seed_differs():
 def test_train_reports_every_epoch():
     params, x, y = small_problem(50)
     seen = []
-    _, _, history = train.train(params, (x, y), epochs=3, mini_batch_size=10, eta=1.0,
-                             key=jax.random.key(0), eval_data=(x[:20], y[:20]),
-                             on_epoch=seen.append)
+    _, _, history = train.train(
+        params,
+        (x, y),
+        epochs=3,
+        mini_batch_size=10,
+        eta=1.0,
+        key=jax.random.key(0),
+        eval_data=(x[:20], y[:20]),
+        on_epoch=seen.append,
+    )
     assert [r.epoch for r in seen] == [0, 1, 2] == [r.epoch for r in history.epochs]
     assert all(r.total == 20 and 0 <= r.correct <= 20 and r.seconds > 0 for r in seen)
     best = max(r.correct for r in seen)
@@ -124,8 +180,13 @@ def test_train_reports_every_epoch():
 def test_history_best_is_the_first_of_tied_epochs():
     """network.py's "Best: epoch N" is the first epoch with the highest count (chapter 6's
     protocol, in train3, keeps the last)."""
-    history = train.History([train.EpochResult(k, correct, 100, 1.0, 0.1)
-                             for k, correct in enumerate([90, 95, 93, 95])], 0.0)
+    history = train.History(
+        [
+            train.EpochResult(k, correct, 100, 1.0, 0.1)
+            for k, correct in enumerate([90, 95, 93, 95])
+        ],
+        0.0,
+    )
     assert history.best.epoch == 1
     assert train.History([], 0.0).best is None
 
@@ -158,8 +219,9 @@ def test_regularised_step_is_the_books_update(regularization):
                 want = w - (eta * lmbda / n) * np.sign(w) - (eta / 10) * s_w
             np.testing.assert_allclose(np.asarray(g_w), want, rtol=1e-12, atol=1e-14)
         for b, s_b, g_b in zip(params["biases"], sums["biases"], got["biases"]):
-            np.testing.assert_allclose(np.asarray(g_b), np.asarray(b) - (eta / 10) * s_b,
-                                       rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(
+                np.asarray(g_b), np.asarray(b) - (eta / 10) * s_b, rtol=1e-12, atol=1e-14
+            )
 
 
 def test_plain_sgd_through_optax_is_the_books_update_bit_for_bit():
@@ -168,8 +230,7 @@ def test_plain_sgd_through_optax_is_the_books_update_bit_for_bit():
         y1 = costs.one_hot(y, 4, jnp.float64)
         got, _ = sgd.sgd_step(params, sgd.init_state(params), x, y1, sgd.optimizer(0.7))
         nabla = backprop.grad(params, x, y1)
-        for p, g, new in zip(jax.tree.leaves(params), jax.tree.leaves(nabla),
-                             jax.tree.leaves(got)):
+        for p, g, new in zip(jax.tree.leaves(params), jax.tree.leaves(nabla), jax.tree.leaves(got)):
             np.testing.assert_array_equal(np.asarray(new), np.asarray(p - 0.7 * g))
 
 
@@ -184,7 +245,9 @@ def test_momentum_is_the_books_rule():
         for eta, rows in ((0.5, slice(0, 10)), (0.25, slice(10, 20))):
             got, state = sgd.sgd_step(got, state, x[rows], y1[rows], sgd.optimizer(eta, mu))
             g = backprop.grad(want, x[rows], y1[rows])
-            velocity = jax.tree.map(lambda v, gi: mu * v - eta * np.asarray(gi), velocity, g)
+            velocity = jax.tree.map(
+                lambda v, gi, eta=eta: mu * v - eta * np.asarray(gi), velocity, g
+            )
             want = jax.tree.map(lambda w, v: w + v, want, velocity)
         for u, v in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(np.asarray(u), v, rtol=1e-12, atol=1e-14)
@@ -194,9 +257,18 @@ def test_momentum_epoch_needs_and_returns_the_state():
     params, x, y = small_problem(60)
     with pytest.raises(ValueError, match="optimiser state"):
         sgd.sgd_epoch(params, x, y, jax.random.key(0), 0.5, 10, momentum=0.5)
-    new, state = sgd.sgd_epoch(params, x, y, jax.random.key(0), 0.5, 10, momentum=0.5,
-                               opt_state=sgd.init_state(params, 0.5))
+    new, state = sgd.sgd_epoch(
+        params,
+        x,
+        y,
+        jax.random.key(0),
+        0.5,
+        10,
+        momentum=0.5,
+        opt_state=sgd.init_state(params, 0.5),
+    )
     assert any(float(jnp.abs(v).max()) > 0 for v in jax.tree.leaves(state))
     plain = sgd.sgd_epoch(params, x, y, jax.random.key(0), 0.5, 10)
-    assert any(not np.array_equal(u, v) for u, v in zip(jax.tree.leaves(new),
-                                                       jax.tree.leaves(plain)))
+    assert any(
+        not np.array_equal(u, v) for u, v in zip(jax.tree.leaves(new), jax.tree.leaves(plain))
+    )

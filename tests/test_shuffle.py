@@ -26,7 +26,8 @@ def test_same_key_same_order_other_key_other_order():
 def test_positions_are_uniform():
     """Over 3,000 keys, each of 10 items lands in each of 10 places ~300 times."""
     perms = jax.jit(jax.vmap(lambda k: shuffle.permutation(k, 10)))(
-        jax.random.split(jax.random.key(7), 3000))
+        jax.random.split(jax.random.key(7), 3000)
+    )
     counts = np.zeros((10, 10))
     for perm in np.asarray(perms):
         counts[np.arange(10), perm] += 1

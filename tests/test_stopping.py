@@ -13,13 +13,16 @@ def test_epochs_without_improvement_counts_from_the_first_best():
     assert stopping.epochs_without_improvement([1, 3, 2, 3, 1]) == 3  # a tie is no improvement
 
 
-@pytest.mark.parametrize("accuracies, patience, stop", [
-    ([90, 91, 92], 2, False),
-    ([90, 92, 91, 91], 2, True),
-    ([90, 92, 91], 2, False),
-    ([90, 92, 91, 91], 0, False),   # 0: never
-    ([90, 90, 90, 90], 3, True),
-])
+@pytest.mark.parametrize(
+    "accuracies, patience, stop",
+    [
+        ([90, 91, 92], 2, False),
+        ([90, 92, 91, 91], 2, True),
+        ([90, 92, 91], 2, False),
+        ([90, 92, 91, 91], 0, False),  # 0: never
+        ([90, 90, 90, 90], 3, True),
+    ],
+)
 def test_early_stop(accuracies, patience, stop):
     assert stopping.early_stop(accuracies, patience) == stop
 
@@ -59,9 +62,17 @@ def _problem():
 
 def test_training_stops_early_and_records_eta():
     params, x, y = _problem()
-    _, _, history = train.train(params, (x, y), epochs=200, mini_batch_size=10, eta=0.1,
-                             key=jax.random.key(1), eval_data=(x[:20], y[:20]),
-                             early_stopping=3, halve_eta_after=2)
+    _, _, history = train.train(
+        params,
+        (x, y),
+        epochs=200,
+        mini_batch_size=10,
+        eta=0.1,
+        key=jax.random.key(1),
+        eval_data=(x[:20], y[:20]),
+        early_stopping=3,
+        halve_eta_after=2,
+    )
     assert history.stopped and len(history.epochs) < 200
     accuracies = [r.correct for r in history.epochs]
 
@@ -71,22 +82,41 @@ def test_training_stops_early_and_records_eta():
         return "no improvement in 3 epochs" if stopping.early_stop(acc, 3) else None
 
     # It stops at the first epoch where a rule holds, not later, and says which.
-    assert [rule(accuracies[:k]) for k in range(1, len(accuracies))] == [None] * (len(accuracies) - 1)
+    assert [rule(accuracies[:k]) for k in range(1, len(accuracies))] == [None] * (
+        len(accuracies) - 1
+    )
     assert rule(accuracies) and history.stopped.startswith(rule(accuracies))
     for k, r in enumerate(history.epochs):
         assert r.eta == pytest.approx(stopping.halving_schedule(accuracies[:k], 0.1, 2)[0])
     with pytest.raises(ValueError, match="evaluation data"):
-        train.train(params, (x, y), epochs=1, mini_batch_size=10, eta=0.1,
-                    key=jax.random.key(1), early_stopping=3)
+        train.train(
+            params,
+            (x, y),
+            epochs=1,
+            mini_batch_size=10,
+            eta=0.1,
+            key=jax.random.key(1),
+            early_stopping=3,
+        )
 
 
 def test_monitoring_reports_the_books_four_lists():
     params, x, y = _problem()
     seen = []
-    trained, _, history = train.train(params, (x, y), epochs=2, mini_batch_size=10, eta=0.5,
-                                   key=jax.random.key(2), eval_data=(x[:20], y[:20]),
-                                   cost=costs.cross_entropy, lmbda=1.0, monitor=True,
-                                   gradient_norms=30, on_epoch=seen.append)
+    trained, _, history = train.train(
+        params,
+        (x, y),
+        epochs=2,
+        mini_batch_size=10,
+        eta=0.5,
+        key=jax.random.key(2),
+        eval_data=(x[:20], y[:20]),
+        cost=costs.cross_entropy,
+        lmbda=1.0,
+        monitor=True,
+        gradient_norms=30,
+        on_epoch=seen.append,
+    )
     last = seen[-1].as_dict()
     for field in ("training_cost", "evaluation_cost", "training_correct", "training_accuracy"):
         assert field in last
@@ -95,7 +125,8 @@ def test_monitoring_reports_the_books_four_lists():
     nabla = backprop.backprop(trained, x[:30], costs.one_hot(y[:30], 3), costs.cross_entropy)
     assert len(last["gradient_norms"]) == 1
     assert last["gradient_norms"][0] == pytest.approx(
-        float(np.linalg.norm(nabla["biases"][0])), rel=1e-4)
+        float(np.linalg.norm(nabla["biases"][0])), rel=1e-4
+    )
     assert last["training_correct"] == int(network.evaluate(trained, x, y))
     # The book's quirk: the L2 term of a reported cost divides by that set's own size.
     squares = sum(float(np.sum(np.asarray(w) ** 2)) for w in trained["weights"])
@@ -110,11 +141,22 @@ def test_monitored_cost_under_l1_is_the_l1_cost():
     """Chapter 3's L1 cost, C₀ + (λ/N) Σ|w|, not the L2 term, when training with L1."""
     params, x, y = _problem()
     seen = []
-    trained, _, _ = train.train(params, (x, y), epochs=1, mini_batch_size=10, eta=0.5,
-                                key=jax.random.key(2), eval_data=(x[:20], y[:20]),
-                                cost=costs.cross_entropy, lmbda=2.0, regularization="l1",
-                                monitor=True, on_epoch=seen.append)
+    trained, _, _ = train.train(
+        params,
+        (x, y),
+        epochs=1,
+        mini_batch_size=10,
+        eta=0.5,
+        key=jax.random.key(2),
+        eval_data=(x[:20], y[:20]),
+        cost=costs.cross_entropy,
+        lmbda=2.0,
+        regularization="l1",
+        monitor=True,
+        on_epoch=seen.append,
+    )
     plain = _numpy_cross_entropy(trained, x[:20], y[:20])
     absolute = sum(float(np.sum(np.abs(np.asarray(w)))) for w in trained["weights"])
     assert seen[-1].as_dict()["evaluation_cost"] == pytest.approx(
-        plain + (2.0 / 20) * absolute, rel=1e-5)
+        plain + (2.0 / 20) * absolute, rel=1e-5
+    )

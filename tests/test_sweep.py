@@ -34,14 +34,16 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
 
 # --- the grid ----------------------------------------------------------------------------
 
+
 def test_parse_seeds_ranges_and_lists():
     assert sweep.parse_seeds("0:4") == [0, 1, 2, 3]
     assert sweep.parse_seeds("0:3, 10,7") == [0, 1, 2, 10, 7]
     assert sweep.parse_seeds("5") == [5]
 
 
-@pytest.mark.parametrize("text", ["5:2", "3:3", "a", "1:2:3", "1.5", "0:3,2", "-1", "",
-                                  "1,,2", str(2 ** 31)])
+@pytest.mark.parametrize(
+    "text", ["5:2", "3:3", "a", "1:2:3", "1.5", "0:3,2", "-1", "", "1,,2", str(2**31)]
+)
 def test_parse_seeds_rejects_in_one_line(text):
     with pytest.raises(ValueError) as e:
         sweep.parse_seeds(text)
@@ -54,10 +56,21 @@ def test_parse_values():
     assert sweep.parse_values("1000,3000", int) == [1000, 3000]
 
 
-@pytest.mark.parametrize("text, kind, positive", [
-    ("abc", float, True), ("-1", float, True), ("0", float, True), ("nan", float, False),
-    ("inf", float, True), ("0.5,0.5", float, True), ("-0.1", float, False),
-    ("10.5", int, True), ("0", int, True), ("", float, True)])
+@pytest.mark.parametrize(
+    "text, kind, positive",
+    [
+        ("abc", float, True),
+        ("-1", float, True),
+        ("0", float, True),
+        ("nan", float, False),
+        ("inf", float, True),
+        ("0.5,0.5", float, True),
+        ("-0.1", float, False),
+        ("10.5", int, True),
+        ("0", int, True),
+        ("", float, True),
+    ],
+)
 def test_parse_values_rejects_in_one_line(text, kind, positive):
     with pytest.raises(ValueError) as e:
         sweep.parse_values(text, kind, positive)
@@ -68,7 +81,8 @@ def test_grid_is_the_product_with_seeds_adjacent():
     settings = sweep.grid([0, 1, 2], [0.1, 3.0], [0.0, 5.0], [100, 200])
     assert len(settings) == len(set(settings)) == 3 * 2 * 2 * 2
     assert {(s.eta, s.lmbda, s.train_size) for s in settings} == {
-        (e, l, n) for e in (0.1, 3.0) for l in (0.0, 5.0) for n in (100, 200)}
+        (e, l, n) for e in (0.1, 3.0) for l in (0.0, 5.0) for n in (100, 200)
+    }
     assert [s.seed for s in settings[:6]] == [0, 1, 2, 0, 1, 2]
     assert settings[0] == sweep.Setting(0, 0.1, 0.0, 100)
 
@@ -78,13 +92,16 @@ def test_pick_strategy():
     assert sweep.pick_strategy("auto", *chapter1, backend="gpu") == "vmap"
     assert sweep.pick_strategy("auto", *chapter1, backend="tpu") == "vmap"
     # On the CPU: the loop where the C++ kernel trains the network, else vmap.
-    kernel = cpu_kernel.supports(network.init(jax.random.key(0), [784, 30, 10]),
-                                 jnp.zeros((10, 784)), 10, costs.quadratic)
+    kernel = cpu_kernel.supports(
+        network.init(jax.random.key(0), [784, 30, 10]), jnp.zeros((10, 784)), 10, costs.quadratic
+    )
     assert sweep.pick_strategy("auto", *chapter1, backend="cpu") == ("loop" if kernel else "vmap")
     assert sweep.pick_strategy("auto", *chapter1, kernel="xla", backend="cpu") == "vmap"
     assert sweep.pick_strategy("auto", [784, 30, 30, 10], 10, backend="cpu") == "vmap"
-    assert sweep.pick_strategy("auto", [784, 30, 10], 10, activation=activations.relu,
-                               backend="cpu") == "vmap"
+    assert (
+        sweep.pick_strategy("auto", [784, 30, 10], 10, activation=activations.relu, backend="cpu")
+        == "vmap"
+    )
     assert sweep.pick_strategy("vmap", *chapter1, backend="cpu") == "vmap"
     assert sweep.pick_strategy("loop", *chapter1, backend="gpu") == "loop"
     with pytest.raises(ValueError):
@@ -93,13 +110,23 @@ def test_pick_strategy():
 
 # --- training ----------------------------------------------------------------------------
 
+
 def single_run(seed, x, y, eta, lmbda, epochs, m, cost, init="normal"):
     """What experiments.mnist does for one seed, on the pure-JAX epoch."""
     init_key, shuffle_key = jax.random.split(jax.random.key(seed))
     params = network.init(init_key, SIZES, init=init)
     for k in range(epochs):
-        params = sgd.sgd_epoch(params, x, y, jax.random.fold_in(shuffle_key, k),
-                               jnp.float32(eta), m, cost, kernel="xla", lmbda=jnp.float32(lmbda))
+        params = sgd.sgd_epoch(
+            params,
+            x,
+            y,
+            jax.random.fold_in(shuffle_key, k),
+            jnp.float32(eta),
+            m,
+            cost,
+            kernel="xla",
+            lmbda=jnp.float32(lmbda),
+        )
     return params
 
 
@@ -113,11 +140,20 @@ def test_vmapped_epoch_equals_single_runs():
     params, keys = sweep.init_networks(seeds, SIZES, "scaled")
     for k in range(2):
         epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, k)
-        params = sweep.sweep_epoch(params, x, y, epoch_keys, jnp.asarray(etas),
-                                   jnp.asarray(lmbdas), 53, 5, costs.cross_entropy)
+        params = sweep.sweep_epoch(
+            params,
+            x,
+            y,
+            epoch_keys,
+            jnp.asarray(etas),
+            jnp.asarray(lmbdas),
+            53,
+            5,
+            costs.cross_entropy,
+        )
     for i, (seed, eta, lmbda) in enumerate(zip(seeds, etas, lmbdas)):
         want = single_run(seed, x[:53], y[:53], eta, lmbda, 2, 5, costs.cross_entropy, "scaled")
-        assert_trees_close(jax.tree.map(lambda a: a[i], params), want)
+        assert_trees_close(jax.tree.map(lambda a, i=i: a[i], params), want)
 
 
 def test_evaluate_all_equals_evaluate_per_network():
@@ -125,17 +161,28 @@ def test_evaluate_all_equals_evaluate_per_network():
     params, _ = sweep.init_networks([0, 1, 2, 3, 4], SIZES)
     for batch in (None, 2):
         got = sweep.evaluate_all(params, x, y, batch_size=batch)
-        want = [int(network.evaluate(jax.tree.map(lambda a: a[i], params), x, y))
-                for i in range(5)]
+        want = [
+            int(network.evaluate(jax.tree.map(lambda a, i=i: a[i], params), x, y)) for i in range(5)
+        ]
         assert got.tolist() == want
 
 
 @functools.cache
 def run(settings, strategy, **kwargs):
     x, y = problem(90)
-    return sweep.run(settings, SIZES, (x, y), problem(40, seed=1), epochs=2, mini_batch_size=10,
-                     cost=costs.cross_entropy, strategy=strategy, kernel="xla",
-                     keep_params=True, **kwargs)
+    return sweep.run(
+        settings,
+        SIZES,
+        (x, y),
+        problem(40, seed=1),
+        epochs=2,
+        mini_batch_size=10,
+        cost=costs.cross_entropy,
+        strategy=strategy,
+        kernel="xla",
+        keep_params=True,
+        **kwargs,
+    )
 
 
 SETTINGS = tuple(sweep.grid([0, 1], [0.5, 2.0], [0.0, 1.0], [90, 47]))
@@ -155,9 +202,19 @@ def test_loop_equals_vmap_in_the_order_of_the_settings():
 def test_chunked_equals_unchunked():
     progress = []
     whole = run(SETTINGS, "vmap")
-    chunked = sweep.run(SETTINGS[:8], SIZES, problem(90), problem(40, seed=1), epochs=2,
-                        mini_batch_size=10, cost=costs.cross_entropy, strategy="vmap",
-                        chunk=3, keep_params=True, progress=progress.append)
+    chunked = sweep.run(
+        SETTINGS[:8],
+        SIZES,
+        problem(90),
+        problem(40, seed=1),
+        epochs=2,
+        mini_batch_size=10,
+        cost=costs.cross_entropy,
+        strategy="vmap",
+        chunk=3,
+        keep_params=True,
+        progress=progress.append,
+    )
     assert [r.setting for r in chunked] == list(SETTINGS[:8])
     for a, b in zip(whole, chunked):
         assert a.correct == b.correct
@@ -189,8 +246,9 @@ def test_no_per_network_copy_of_the_data():
     k, n, sizes = 32, 4000, [784, 30, 10]
     x, y = jnp.zeros((n, 784)), jnp.zeros((n,), jnp.int32)
     params, keys = sweep.init_networks(range(k), sizes)
-    compiled = sweep.sweep_epoch.lower(params, x, y, keys, jnp.ones(k), jnp.zeros(k), n,
-                                       10).compile()
+    compiled = sweep.sweep_epoch.lower(
+        params, x, y, keys, jnp.ones(k), jnp.zeros(k), n, 10
+    ).compile()
     memory = compiled.memory_analysis()
     if memory is None:
         pytest.skip("this backend gives no memory analysis")
@@ -199,11 +257,15 @@ def test_no_per_network_copy_of_the_data():
 
 
 def test_summarise_and_best_epoch():
-    s = [sweep.Setting(seed, 0.5, 0.0, 100) for seed in range(3)] + [sweep.Setting(0, 3.0, 0.0, 100)]
-    results = [sweep.NetworkResult(s[0], (5, 8, 8, 7), 10),
-               sweep.NetworkResult(s[1], (6, 6, 9, 9), 10),
-               sweep.NetworkResult(s[2], (7, 7, 7, 7), 10),
-               sweep.NetworkResult(s[3], (1, 2, 3, 4), 10)]
+    s = [sweep.Setting(seed, 0.5, 0.0, 100) for seed in range(3)] + [
+        sweep.Setting(0, 3.0, 0.0, 100)
+    ]
+    results = [
+        sweep.NetworkResult(s[0], (5, 8, 8, 7), 10),
+        sweep.NetworkResult(s[1], (6, 6, 9, 9), 10),
+        sweep.NetworkResult(s[2], (7, 7, 7, 7), 10),
+        sweep.NetworkResult(s[3], (1, 2, 3, 4), 10),
+    ]
     assert [r.best_epoch for r in results] == [1, 2, 0, 3]
     d = results[0].as_dict()
     assert (d["best_accuracy"], d["best_epoch"], d["final_accuracy"]) == (0.8, 1, 0.7)
@@ -219,22 +281,31 @@ def test_summarise_and_best_epoch():
 
 # --- the runner --------------------------------------------------------------------------
 
+
 def run_module(module, *flags, timeout=300):
-    return subprocess.run([sys.executable, "-m", module, *flags], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", module, *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
-@pytest.mark.parametrize("flags, names", [
-    (["--seeds=5:2"], "--seeds"),
-    (["--eta=abc"], "--eta"),
-    (["--eta=-1"], "--eta"),
-    (["--l2=0.1,0.1"], "--l2"),
-    (["--train_size=1000,60000"], "--train_size"),
-    (["--chunk=0"], "--chunk"),
-    (["--png=/nonexistent/dir/a.png"], "--png"),
-    (["--strategy=threads"], "--strategy"),
-])
+@pytest.mark.parametrize(
+    "flags, names",
+    [
+        (["--seeds=5:2"], "--seeds"),
+        (["--eta=abc"], "--eta"),
+        (["--eta=-1"], "--eta"),
+        (["--l2=0.1,0.1"], "--l2"),
+        (["--train_size=1000,60000"], "--train_size"),
+        (["--chunk=0"], "--chunk"),
+        (["--png=/nonexistent/dir/a.png"], "--png"),
+        (["--strategy=threads"], "--strategy"),
+    ],
+)
 def test_bad_flags_are_one_line_naming_the_flag(flags, names):
     result = run_module("experiments.sweep", *flags, "--epochs=1", timeout=120)
     assert_failed_with_one_error(result, names)
@@ -245,8 +316,16 @@ def test_sweep_learns_and_each_network_is_its_single_run(tmp_path):
     a network's accuracies are those of `experiments.mnist` with its flags."""
     jsonl, png = tmp_path / "sweep.jsonl", tmp_path / "sweep.png"
     flags = ["--cost=cross_entropy", "--init=scaled", "--train_size=2000", "--epochs=3"]
-    result = run_module("experiments.sweep", *flags, "--eta=0.1,0.5", "--seeds=0:2",
-                        "--strategy=vmap", "--chunk=3", f"--jsonl={jsonl}", f"--png={png}")
+    result = run_module(
+        "experiments.sweep",
+        *flags,
+        "--eta=0.1,0.5",
+        "--seeds=0:2",
+        "--strategy=vmap",
+        "--chunk=3",
+        f"--jsonl={jsonl}",
+        f"--png={png}",
+    )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(l) for l in jsonl.read_text().splitlines()]
     assert sorted((r["eta"], r["seed"]) for r in rows) == [(0.1, 0), (0.1, 1), (0.5, 0), (0.5, 1)]

@@ -25,9 +25,11 @@ def book_epoch(params, net, x, y, epoch_key, m, step):
     mini-batch of ``m`` in order, with the dropout key ``sgd_epoch`` gives that step."""
     step_key = jax.random.split(epoch_key)[1]
     for i in range(len(y) // m):
-        xb, yb = x[i * m:(i + 1) * m], y[i * m:(i + 1) * m]
-        params = step(params, jax.grad(network3.loss)(params, net, xb, yb, SHAPE,
-                                                      jax.random.fold_in(step_key, i)))
+        xb, yb = x[i * m : (i + 1) * m], y[i * m : (i + 1) * m]
+        params = step(
+            params,
+            jax.grad(network3.loss)(params, net, xb, yb, SHAPE, jax.random.fold_in(step_key, i)),
+        )
     return params
 
 
@@ -36,21 +38,53 @@ def test_epoch_is_network3s_sgd_with_l2_over_the_number_of_batches():
     w → w − η (∇C_mean + (λ / steps) w), biases undecayed."""
     net, params, x, y = tiny(n=30)
     eta, lmbda, m = 0.5, 0.3, 10
-    out, _ = train3.sgd_epoch(params, train3.init_state(params), x, y, jax.random.key(7), eta,
-                              lmbda, layers=net, input_shape=SHAPE, mini_batch_size=m,
-                              shuffle=False)
-    expected = book_epoch(params, net, x, y, jax.random.key(7), m, lambda ps, g: [
-        {"w": p["w"] - eta * (gp["w"] + lmbda / 3 * p["w"]), "b": p["b"] - eta * gp["b"]}
-        for p, gp in zip(ps, g)])
+    out, _ = train3.sgd_epoch(
+        params,
+        train3.init_state(params),
+        x,
+        y,
+        jax.random.key(7),
+        eta,
+        lmbda,
+        layers=net,
+        input_shape=SHAPE,
+        mini_batch_size=m,
+        shuffle=False,
+    )
+    expected = book_epoch(
+        params,
+        net,
+        x,
+        y,
+        jax.random.key(7),
+        m,
+        lambda ps, g: [
+            {"w": p["w"] - eta * (gp["w"] + lmbda / 3 * p["w"]), "b": p["b"] - eta * gp["b"]}
+            for p, gp in zip(ps, g)
+        ],
+    )
     for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(expected)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_epoch_is_reproducible_and_the_key_matters():
     net, params, x, y = tiny(spec="fc:8,softmax:4", p_dropout=0.5)
-    run = lambda key, **kw: train3.sgd_epoch(params, train3.init_state(params), x, y, key, 0.1,
-                                             0.0, layers=net, input_shape=SHAPE,
-                                             mini_batch_size=10, **kw)[0]
+
+    def run(key, **kw):
+        return train3.sgd_epoch(
+            params,
+            train3.init_state(params),
+            x,
+            y,
+            key,
+            0.1,
+            0.0,
+            layers=net,
+            input_shape=SHAPE,
+            mini_batch_size=10,
+            **kw,
+        )[0]
+
     a, b, c = run(jax.random.key(1)), run(jax.random.key(1)), run(jax.random.key(2))
     assert all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
     assert not np.allclose(a[0]["w"], c[0]["w"])
@@ -62,10 +96,22 @@ def test_unrolled_epoch_takes_the_same_steps():
     """unroll=4 over 7 mini-batches (one full unrolled block of 4, then 3): the same
     shuffle, dropout masks and updates as one step per loop iteration."""
     net, params, x, y = tiny(n=70, p_dropout=0.3)
-    run = lambda unroll: train3.sgd_epoch(params, train3.init_state(params), x, y,
-                                          jax.random.key(3), 0.1, 0.2, layers=net,
-                                          input_shape=SHAPE, mini_batch_size=10,
-                                          unroll=unroll)[0]
+
+    def run(unroll):
+        return train3.sgd_epoch(
+            params,
+            train3.init_state(params),
+            x,
+            y,
+            jax.random.key(3),
+            0.1,
+            0.2,
+            layers=net,
+            input_shape=SHAPE,
+            mini_batch_size=10,
+            unroll=unroll,
+        )[0]
+
     one, four = run(1), run(4)
     assert not np.allclose(one[0]["w"], params[0]["w"])
     for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(four)):
@@ -88,9 +134,20 @@ def test_momentum_epoch_is_the_books_rule_and_carries_velocity_into_the_next():
 
     expected = params
     for epoch_key in (jax.random.key(7), jax.random.key(8)):
-        out, state = train3.sgd_epoch(out, state, x, y, epoch_key, eta, 0.0, layers=net,
-                                      input_shape=SHAPE, mini_batch_size=m, momentum=mu,
-                                      shuffle=False)
+        out, state = train3.sgd_epoch(
+            out,
+            state,
+            x,
+            y,
+            epoch_key,
+            eta,
+            0.0,
+            layers=net,
+            input_shape=SHAPE,
+            mini_batch_size=m,
+            momentum=mu,
+            shuffle=False,
+        )
         expected = book_epoch(expected, net, x, y, epoch_key, m, step)
         for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(expected), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -104,7 +161,7 @@ def test_record_keeps_the_last_best_validation_epoch():
     for epoch, (correct, params) in enumerate([(90, "p1"), (95, "p2"), (93, "p3"), (95, "p4")]):
         net.params = params
         net.record(EpochResult(epoch, correct, 100, 0.0, 0.1))
-    assert net.best.epoch == 3 and net.best_params == "p4"   # network3's >=
+    assert net.best.epoch == 3 and net.best_params == "p4"  # network3's >=
 
 
 def test_train_scores_test_data_only_when_validation_is_at_its_best():
@@ -112,17 +169,27 @@ def test_train_scores_test_data_only_when_validation_is_at_its_best():
     # and down, so some epochs are not at their best.
     net, params, x, y = tiny(spec="fc:8,softmax:4", n=200)
     val, test = (x[100:150], y[100:150]), (x[150:], y[150:])
-    networks, _ = train3.train([train3.Network(params, train3.init_state(params))], net, SHAPE,
-                               (x[:100], y[:100]), val, test_data=test, epochs=8,
-                               mini_batch_size=10, eta=1.0, keys=[jax.random.key(0)])
+    networks, _ = train3.train(
+        [train3.Network(params, train3.init_state(params))],
+        net,
+        SHAPE,
+        (x[:100], y[:100]),
+        val,
+        test_data=test,
+        epochs=8,
+        mini_batch_size=10,
+        eta=1.0,
+        keys=[jax.random.key(0)],
+    )
     epochs = networks[0].epochs
     best = -1
     for r in epochs:
         assert (r.test_correct is not None) == (r.correct >= best)
         best = max(best, r.correct)
     assert any(r.test_correct is None for r in epochs)
-    assert networks[0].best.test_correct == network3.evaluate(networks[0].best_params, net,
-                                                              *test, SHAPE)
+    assert networks[0].best.test_correct == network3.evaluate(
+        networks[0].best_params, net, *test, SHAPE
+    )
     assert networks[0].best.correct == max(r.correct for r in epochs)
     assert networks[0].best.epoch == max(r.epoch for r in epochs if r.correct == best)
 
@@ -134,9 +201,19 @@ def test_vmap_and_loop_train_the_same_networks():
     results = {}
     for strategy in ("loop", "vmap"):
         networks = [train3.Network(p, train3.init_state(p)) for p in inits]
-        networks, _ = train3.train(networks, net, SHAPE, (x, y), (x, y), epochs=2,
-                                   mini_batch_size=10, eta=0.5, lmbda=0.1, keys=keys,
-                                   strategy=strategy)
+        networks, _ = train3.train(
+            networks,
+            net,
+            SHAPE,
+            (x, y),
+            (x, y),
+            epochs=2,
+            mini_batch_size=10,
+            eta=0.5,
+            lmbda=0.1,
+            keys=keys,
+            strategy=strategy,
+        )
         results[strategy] = networks
     for a, b in zip(results["loop"], results["vmap"]):
         for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):

@@ -12,13 +12,24 @@ import pytest
 from tests.helpers import assert_failed_with_one_error
 from tests.test_conv_cli import ROOT, run_conv
 
-COMMON = ["--layers=fc:30,softmax", "--activation=relu", "--eta=0.1", "--dropout=0.2",
-          "--train_size=1000", "--epochs=1"]
+COMMON = [
+    "--layers=fc:30,softmax",
+    "--activation=relu",
+    "--eta=0.1",
+    "--dropout=0.2",
+    "--train_size=1000",
+    "--epochs=1",
+]
 
 
 def run_vote(*args):
-    return subprocess.run([sys.executable, "-m", "experiments.vote", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.vote", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_separate_runs_vote_like_one_ensemble_run(tmp_path):
@@ -28,21 +39,21 @@ def test_separate_runs_vote_like_one_ensemble_run(tmp_path):
         alone = run_conv(*COMMON, f"--seed={seed}", f"--save={tmp_path / f's{seed}.npz'}")
         assert alone.returncode == 0, alone.stderr
     from nnjax import checkpoint
+
     nets, _ = checkpoint.load_layers(tmp_path / "all.npz")
     for i, seed in enumerate((3, 4, 5)):
         (alone,), _ = checkpoint.load_layers(tmp_path / f"s{seed}.npz")
         assert jax.tree.structure(nets[i]) == jax.tree.structure(alone)
-        for a, b in zip(jax.tree.leaves(nets[i]), jax.tree.leaves(alone)):   # w and b
+        for a, b in zip(jax.tree.leaves(nets[i]), jax.tree.leaves(alone)):  # w and b
             np.testing.assert_array_equal(a, b)
 
     png = tmp_path / "wrong.png"
-    out = run_vote(*(str(tmp_path / f"s{s}.npz") for s in (3, 4, 5)),
-                   f"--misclassified_png={png}")
+    out = run_vote(*(str(tmp_path / f"s{s}.npz") for s in (3, 4, 5)), f"--misclassified_png={png}")
     assert out.returncode == 0, out.stderr
-    ensemble_vote = re.search(r"Their plurality vote: ([\d.]+)% \((\d+) test digits wrong\)",
-                              together.stdout)
-    vote = re.search(r"Their plurality vote: ([\d.]+)% \((\d+) test digits wrong\)",
-                     out.stdout)
+    ensemble_vote = re.search(
+        r"Their plurality vote: ([\d.]+)% \((\d+) test digits wrong\)", together.stdout
+    )
+    vote = re.search(r"Their plurality vote: ([\d.]+)% \((\d+) test digits wrong\)", out.stdout)
     assert ensemble_vote and vote, (together.stdout, out.stdout)
     assert vote.groups() == ensemble_vote.groups()
     assert len(re.findall(r"s\d\.npz: test accuracy", out.stdout)) == 3
@@ -52,8 +63,9 @@ def test_separate_runs_vote_like_one_ensemble_run(tmp_path):
     same = run_vote(str(tmp_path / "all.npz"))
     assert same.returncode == 0, same.stderr
     assert "all.npz[2]: test accuracy" in same.stdout
-    assert re.search(r"Their plurality vote: ([\d.]+)% \((\d+)", same.stdout).groups() == \
-        vote.groups()
+    assert (
+        re.search(r"Their plurality vote: ([\d.]+)% \((\d+)", same.stdout).groups() == vote.groups()
+    )
 
 
 VOTE = r"Their plurality vote: ([\d.]+)% \((\d+) test digits wrong\)"
@@ -64,12 +76,16 @@ def test_predictions_files_vote_like_the_networks(tmp_path):
     classes the saved networks give, and voting with those files (alone or beside the
     networks) gives the networks' vote."""
     from nnjax import predictions
-    trained = run_conv(*COMMON, "--networks=3", f"--save={tmp_path / 'all.npz'}",
-                       f"--predictions_out={tmp_path / 'conv.json'}")
+
+    trained = run_conv(
+        *COMMON,
+        "--networks=3",
+        f"--save={tmp_path / 'all.npz'}",
+        f"--predictions_out={tmp_path / 'conv.json'}",
+    )
     assert trained.returncode == 0, trained.stderr
     assert f"Wrote the test predictions to {tmp_path / 'conv.json'}" in trained.stdout
-    by_networks = run_vote(str(tmp_path / "all.npz"),
-                           f"--predictions_out={tmp_path / 'vote.json'}")
+    by_networks = run_vote(str(tmp_path / "all.npz"), f"--predictions_out={tmp_path / 'vote.json'}")
     assert by_networks.returncode == 0, by_networks.stderr
     conv, vote = (predictions.load(tmp_path / f) for f in ("conv.json", "vote.json"))
     np.testing.assert_array_equal(conv.predictions, vote.predictions)
@@ -81,8 +97,10 @@ def test_predictions_files_vote_like_the_networks(tmp_path):
     assert by_files.returncode == 0, by_files.stderr
     assert re.search(VOTE, by_files.stdout).groups() == expected
     accuracies = re.findall(r"all\.npz\[\d\]: test accuracy ([\d.]+)%", by_networks.stdout)
-    assert re.findall(r"conv\.json\[\d\]: test accuracy ([\d.]+)%", by_files.stdout) == \
-        accuracies and len(accuracies) == 3
+    assert (
+        re.findall(r"conv\.json\[\d\]: test accuracy ([\d.]+)%", by_files.stdout) == accuracies
+        and len(accuracies) == 3
+    )
     # each network voting twice, as a file and as itself, changes no vote and no tie-break
     both = run_vote(str(tmp_path / "conv.json"), str(tmp_path / "all.npz"))
     assert both.returncode == 0, both.stderr
@@ -95,12 +113,14 @@ def test_vote_on_the_validation_split(tmp_path):
     out = run_vote(str(tmp_path / "a.npz"), "--split=validation")
     assert out.returncode == 0, out.stderr
     assert re.search(r"a\.npz: validation accuracy [\d.]+%", out.stdout), out.stdout
-    assert re.search(r"1 network, validation accuracy [\d.]+% \(\d+ validation digits wrong\)",
-                     out.stdout), out.stdout
+    assert re.search(
+        r"1 network, validation accuracy [\d.]+% \(\d+ validation digits wrong\)", out.stdout
+    ), out.stdout
 
 
 def test_one_network_is_reported_without_a_vote(tmp_path):
     from nnjax import data, predictions
+
     labels = data.load("mnist", progress=None).test.y
     guesses = labels.copy()
     guesses[:7] = (guesses[:7] + 1) % 10
@@ -113,6 +133,7 @@ def test_one_network_is_reported_without_a_vote(tmp_path):
 
 def _mixed_datasets(tmp_path):
     from nnjax import checkpoint
+
     nets, settings = checkpoint.load_layers(tmp_path / "a.npz")
     checkpoint.save_layers(tmp_path / "b.npz", nets, {**settings, "dataset": "tfds:kmnist"})
     return [str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]
@@ -120,6 +141,7 @@ def _mixed_datasets(tmp_path):
 
 def _no_dataset(tmp_path):
     from nnjax import checkpoint
+
     nets, settings = checkpoint.load_layers(tmp_path / "a.npz")
     del settings["dataset"]
     checkpoint.save_layers(tmp_path / "c.npz", nets, settings)
@@ -128,31 +150,46 @@ def _no_dataset(tmp_path):
 
 def _assert_one_line_error(tmp_path, args, names):
     from nnjax import checkpoint
-    checkpoint.save_layers(tmp_path / "a.npz", [[{"w": np.zeros((784, 10), np.float32),
-                                                  "b": np.zeros(10, np.float32)}]],
-                           {"layers": "softmax", "activation": "sigmoid", "dropout": 0.0,
-                            "dropout_kind": "book", "init": "book", "dataset": "mnist"})
+
+    checkpoint.save_layers(
+        tmp_path / "a.npz",
+        [[{"w": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}]],
+        {
+            "layers": "softmax",
+            "activation": "sigmoid",
+            "dropout": 0.0,
+            "dropout_kind": "book",
+            "init": "book",
+            "dataset": "mnist",
+        },
+    )
     (tmp_path / "a.npz.txt").write_text("not networks")
     out = run_vote(*args(tmp_path))
     assert_failed_with_one_error(out, names)
 
 
-@pytest.mark.parametrize("args, names", [
-    (lambda tmp: [], "a.npz"),
-    (lambda tmp: [str(tmp / "missing.npz")], "missing.npz"),
-    (lambda tmp: [str(tmp / "a.npz"), str(tmp / "a.npz") + ".txt"], "a.npz.txt is not an .npz"),
-    (lambda tmp: [str(tmp / "a.npz"), "--misclassified_png=/nonexistent/dir/w.png"],
-     "--misclassified_png"),
-    (lambda tmp: [str(tmp / "a.npz"), "--split=train"], "--split"),
-    (_mixed_datasets, "different datasets"),
-    (_no_dataset, "c.npz: not networks saved by experiments.conv"),
-])
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (lambda tmp: [], "a.npz"),
+        (lambda tmp: [str(tmp / "missing.npz")], "missing.npz"),
+        (lambda tmp: [str(tmp / "a.npz"), str(tmp / "a.npz") + ".txt"], "a.npz.txt is not an .npz"),
+        (
+            lambda tmp: [str(tmp / "a.npz"), "--misclassified_png=/nonexistent/dir/w.png"],
+            "--misclassified_png",
+        ),
+        (lambda tmp: [str(tmp / "a.npz"), "--split=train"], "--split"),
+        (_mixed_datasets, "different datasets"),
+        (_no_dataset, "c.npz: not networks saved by experiments.conv"),
+    ],
+)
 def test_bad_input_is_a_one_line_error(tmp_path, args, names):
     _assert_one_line_error(tmp_path, args, names)
 
 
 def _validation_predictions(tmp_path):
     from nnjax import predictions
+
     labels = np.zeros(10000, np.int64)
     predictions.save(tmp_path / "v.json", labels[None], labels, "mnist", "validation")
     return [str(tmp_path / "a.npz"), str(tmp_path / "v.json")]
@@ -160,6 +197,7 @@ def _validation_predictions(tmp_path):
 
 def _other_labels(tmp_path):
     from nnjax import predictions
+
     labels = np.zeros(10000, np.int64)
     predictions.save(tmp_path / "t.json", labels[None], labels, "mnist", "test")
     return [str(tmp_path / "t.json")]
@@ -167,6 +205,7 @@ def _other_labels(tmp_path):
 
 def _class_out_of_range(tmp_path):
     from nnjax import data, predictions
+
     labels = data.load("mnist").test.y
     predictions.save(tmp_path / "r.json", np.full((1, len(labels)), 10), labels, "mnist", "test")
     return [str(tmp_path / "r.json")]
@@ -177,25 +216,39 @@ def _not_predictions(tmp_path):
     return [str(tmp_path / "a.npz"), str(tmp_path / "n.json")]
 
 
-@pytest.mark.parametrize("args, names", [
-    (_validation_predictions, "v.json: predictions of mnist's validation images, not of"),
-    (_other_labels, "t.json: predictions of 10000 test images whose labels differ"),
-    (_not_predictions, "n.json: not a predictions file"),
-    (_class_out_of_range, "r.json: a class 10, but mnist has 10 classes"),
-    (lambda tmp: [str(tmp / "a.npz"), "--predictions_out=/nonexistent/dir/p.json"],
-     "--predictions_out"),
-    (lambda tmp: [str(tmp / "a.npz"), f"--predictions_out={tmp / 'p.npz'}"],
-     "--predictions_out=" + "{tmp}/p.npz: a predictions file's name must end in .json"),
-    (lambda tmp: [str(tmp / "a.npz"), str(tmp / "a.json"), f"--predictions_out={tmp / 'a.json'}"],
-     "a.json is one of the files to vote"),
-])
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (_validation_predictions, "v.json: predictions of mnist's validation images, not of"),
+        (_other_labels, "t.json: predictions of 10000 test images whose labels differ"),
+        (_not_predictions, "n.json: not a predictions file"),
+        (_class_out_of_range, "r.json: a class 10, but mnist has 10 classes"),
+        (
+            lambda tmp: [str(tmp / "a.npz"), "--predictions_out=/nonexistent/dir/p.json"],
+            "--predictions_out",
+        ),
+        (
+            lambda tmp: [str(tmp / "a.npz"), f"--predictions_out={tmp / 'p.npz'}"],
+            "--predictions_out=" + "{tmp}/p.npz: a predictions file's name must end in .json",
+        ),
+        (
+            lambda tmp: [
+                str(tmp / "a.npz"),
+                str(tmp / "a.json"),
+                f"--predictions_out={tmp / 'a.json'}",
+            ],
+            "a.json is one of the files to vote",
+        ),
+    ],
+)
 def test_bad_predictions_are_a_one_line_error(tmp_path, args, names):
     from nnjax import data, predictions
+
     labels = data.load("mnist").test.y
     predictions.save(tmp_path / "a.json", labels[None], labels, "mnist", "test")
     before = (tmp_path / "a.json").read_bytes()
     _assert_one_line_error(tmp_path, args, names.format(tmp=tmp_path))
-    assert (tmp_path / "a.json").read_bytes() == before          # nothing overwritten
+    assert (tmp_path / "a.json").read_bytes() == before  # nothing overwritten
 
 
 def test_each_network_is_reported_as_soon_as_it_is_classified():
@@ -203,25 +256,43 @@ def test_each_network_is_reported_as_soon_as_it_is_classified():
     one, so a long vote shows its progress and a bad file late in the list still leaves
     the accuracies of those before it on the screen."""
     import types
+
     from experiments import cli, voters
     from nnjax import predictions
+
     labels = np.array([0, 1, 2, 1])
     split = types.SimpleNamespace(x=np.zeros((4, 2, 2, 1), np.float32), y=labels)
     dataset = types.SimpleNamespace(test=split, num_classes=3, image_shape=(2, 2, 1))
 
     def record(rows, digest_of=labels):
-        return predictions.Record("mnist", "test", predictions.labels_digest(digest_of),
-                                  np.asarray(rows, np.int32), tuple(map(str, range(len(rows)))))
+        return predictions.Record(
+            "mnist",
+            "test",
+            predictions.labels_digest(digest_of),
+            np.asarray(rows, np.int32),
+            tuple(map(str, range(len(rows)))),
+        )
+
     good = record([[0, 1, 2, 0], [2, 1, 2, 1]])
     members = [voters.Voter(f"g[{i}]", str(i), record=good, index=i) for i in range(2)]
     reported = []
-    classes = voters.classify(members, dataset, "mnist", "test",
-                              report=lambda v, p: reported.append((v.label, p.tolist())))
+    classes = voters.classify(
+        members,
+        dataset,
+        "mnist",
+        "test",
+        report=lambda v, p: reported.append((v.label, p.tolist())),
+    )
     assert reported == [("g[0]", [0, 1, 2, 0]), ("g[1]", [2, 1, 2, 1])]
     np.testing.assert_array_equal(classes, good.predictions)
     bad = voters.Voter("bad", "bad", record=record([[0, 0, 0, 0]], digest_of=labels[::-1]))
     reported.clear()
     with pytest.raises(cli.UsageError, match="bad: "):
-        voters.classify([members[1], bad], dataset, "mnist", "test",
-                        report=lambda v, p: reported.append(v.label))
+        voters.classify(
+            [members[1], bad],
+            dataset,
+            "mnist",
+            "test",
+            report=lambda v, p: reported.append(v.label),
+        )
     assert reported == ["g[1]"]

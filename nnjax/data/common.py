@@ -40,6 +40,7 @@ class Split:
 class Dataset:
     """A loaded dataset: its three splits (x float32 (N, H·W·C) in [0, 1], y int32 (N,)),
     the shape of one image and the number of classes."""
+
     name: str
     train: Split
     validation: Split

@@ -30,11 +30,15 @@ def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"cannot read IDX file {path} ({_one_line(e)}); re-download or replace it") from e
+        raise DataError(
+            f"cannot read IDX file {path} ({_one_line(e)}); re-download or replace it"
+        ) from e
     expected_magic = (_IDX_UBYTE << 8) | ndim
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes); re-download or replace it")
+        raise DataError(
+            f"{path} is too short to be an IDX file ({len(raw)} bytes); re-download or replace it"
+        )
     (magic,) = struct.unpack(">I", raw[:4])
     if magic != expected_magic:
         raise DataError(
@@ -61,7 +65,8 @@ def _find_idx(directory: pathlib.Path, prefix: str, kind: str, ndim: int) -> pat
             return directory / c
     raise DataError(
         f"IDX file {directory / candidates[0]}(.gz) not found; idx:DIR needs "
-        "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (optionally .gz)"
+        "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+        "t10k-labels-idx1-ubyte (optionally .gz)"
     )
 
 
@@ -84,7 +89,9 @@ def load_idx_dir(directory: pathlib.Path, validation_size: int) -> Dataset:
     held out for validation. Raises DataError naming the directory or file."""
     label = f"idx:{directory}"
     if not directory.is_dir():
-        raise DataError(f"{label}: {directory} is not a directory; pass idx:DIR with the IDX files in DIR")
+        raise DataError(
+            f"{label}: {directory} is not a directory; pass idx:DIR with the IDX files in DIR"
+        )
     x_train, y_train, train_path = _read_idx_pair(directory, "train")
     x_test, y_test, test_path = _read_idx_pair(directory, "t10k")
     if x_train.shape[1:] != x_test.shape[1:]:
@@ -94,6 +101,8 @@ def load_idx_dir(directory: pathlib.Path, validation_size: int) -> Dataset:
         )
     image_shape = (*x_train.shape[1:], 1)
     num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
-    train, validation = _split_train(label, _to_unit_float(x_train), y_train.astype(np.int32), validation_size)
+    train, validation = _split_train(
+        label, _to_unit_float(x_train), y_train.astype(np.int32), validation_size
+    )
     test = Split(_to_unit_float(x_test), y_test.astype(np.int32))
     return Dataset(label, train, validation, test, image_shape=image_shape, num_classes=num_classes)

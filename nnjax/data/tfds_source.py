@@ -17,7 +17,15 @@ import urllib.parse
 
 import numpy as np
 
-from nnjax.data.common import DataError, Dataset, Progress, Split, _one_line, _split_train, _to_unit_float
+from nnjax.data.common import (
+    DataError,
+    Dataset,
+    Progress,
+    Split,
+    _one_line,
+    _split_train,
+    _to_unit_float,
+)
 
 _PROBE_HOST = ("storage.googleapis.com", 443)
 _PROBE_TIMEOUT_S = 3.0
@@ -35,13 +43,20 @@ def _import_tfds():
         missing = e.name or ""
         if missing == "importlib_resources":
             raise DataError(
-                "tensorflow_datasets needs the module importlib_resources: pip install importlib_resources"
+                "tensorflow_datasets needs the module importlib_resources: "
+                "pip install importlib_resources"
             ) from e
         if missing.split(".")[0] == "tensorflow_datasets":
-            raise DataError("tfds: datasets need tensorflow-datasets: pip install tensorflow-datasets") from e
-        raise DataError(f"importing tensorflow_datasets failed: no module named {missing!r}; pip install it") from e
+            raise DataError(
+                "tfds: datasets need tensorflow-datasets: pip install tensorflow-datasets"
+            ) from e
+        raise DataError(
+            f"importing tensorflow_datasets failed: no module named {missing!r}; pip install it"
+        ) from e
     except ImportError as e:
-        raise DataError(f"importing tensorflow_datasets failed ({_one_line(e)}); reinstall tensorflow-datasets") from e
+        raise DataError(
+            f"importing tensorflow_datasets failed ({_one_line(e)}); reinstall tensorflow-datasets"
+        ) from e
 
 
 def _network_available() -> bool:
@@ -107,7 +122,9 @@ def _read_source(src, image_key: str, label_key: str, image_shape, n: int):
     return images, labels
 
 
-def load_tfds(name: str, tfds_dir: pathlib.Path, progress: Progress, validation_size: int) -> Dataset:
+def load_tfds(
+    name: str, tfds_dir: pathlib.Path, progress: Progress, validation_size: int
+) -> Dataset:
     """The TFDS dataset ``name`` from ``tfds_dir`` (downloaded and prepared there first
     where the network and TensorFlow allow) as a ``Dataset``: x float32 (N, H·W·C) in
     [0, 1], y int32 (N,), the last ``validation_size`` training images held out for
@@ -141,13 +158,15 @@ def load_tfds(name: str, tfds_dir: pathlib.Path, progress: Progress, validation_
         build_cmd = f"tfds build {name} --file_format=array_record --data_dir={tfds_dir}"
         if not _network_available():
             raise DataError(
-                f"{label} is not downloaded in {tfds_dir} and the network is unreachable; download it on a "
-                f"machine with internet ({build_cmd}) and copy it, or use --dataset=idx:DIR / --dataset=mnist"
+                f"{label} is not downloaded in {tfds_dir} and the network is unreachable; "
+                f"download it on a machine with internet ({build_cmd}) and copy it, "
+                "or use --dataset=idx:DIR / --dataset=mnist"
             )
         if not _tensorflow_available():
             raise DataError(
-                f"{label} is not prepared in {tfds_dir}, and preparing it needs TensorFlow (not installed); "
-                f"run `{build_cmd}` where TensorFlow is installed and copy it, or use --dataset=idx:DIR / --dataset=mnist"
+                f"{label} is not prepared in {tfds_dir}, and preparing it needs TensorFlow "
+                f"(not installed); run `{build_cmd}` where TensorFlow is installed and copy it, "
+                "or use --dataset=idx:DIR / --dataset=mnist"
             )
         progress(f"Downloading and preparing {label} into {tfds_dir} …")
         try:
@@ -162,13 +181,19 @@ def load_tfds(name: str, tfds_dir: pathlib.Path, progress: Progress, validation_
         with _quiet_tfds():
             train_src = builder.as_data_source(split="train")
             test_src = builder.as_data_source(split="test")
-            x_train, y_train = _read_source(train_src, image_key, label_key, image_shape, len(train_src))
-            x_test, y_test = _read_source(test_src, image_key, label_key, image_shape, len(test_src))
+            x_train, y_train = _read_source(
+                train_src, image_key, label_key, image_shape, len(train_src)
+            )
+            x_test, y_test = _read_source(
+                test_src, image_key, label_key, image_shape, len(test_src)
+            )
     except DataError:
         raise
     except ImportError as e:
         # Decoding images without TensorFlow needs Pillow (or OpenCV).
-        raise DataError(f"{label}: reading images failed ({_one_line(e)}); pip install pillow") from e
+        raise DataError(
+            f"{label}: reading images failed ({_one_line(e)}); pip install pillow"
+        ) from e
     except Exception as e:
         raise DataError(
             f"{label}: reading the train/test splits from {tfds_dir} failed ({_one_line(e)}); "
