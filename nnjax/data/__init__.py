@@ -22,8 +22,9 @@ import os
 import pathlib
 
 from nnjax.data import book, idx, tfds_source
-from nnjax.data.book import fetch_book_mnist, verify_file
+from nnjax.data.book import fetch_book_mnist
 from nnjax.data.common import DataError, Dataset, Progress, Split, default_data_dir
+from nnjax.data.fetch import verify_file
 from nnjax.data.idx import read_idx
 
 __all__ = [
@@ -60,13 +61,19 @@ def load(
     if name.lower() == "mnist":
         return book.load_book_mnist(data_dir, progress)
     if name.startswith("tfds:"):
-        tfds_name = name[len("tfds:"):].strip()
+        tfds_name = name[len("tfds:") :].strip()
         if not tfds_name:
-            raise DataError("dataset 'tfds:' names no TFDS dataset: use mnist, tfds:NAME (e.g. tfds:fashion_mnist) or idx:DIR")
+            raise DataError(
+                "dataset 'tfds:' names no TFDS dataset: use mnist, tfds:NAME "
+                "(e.g. tfds:fashion_mnist) or idx:DIR"
+            )
         return tfds_source.load_tfds(tfds_name, data_dir / "tfds", progress, validation_size)
     if name.startswith("idx:"):
-        idx_dir = name[len("idx:"):].strip()
+        idx_dir = name[len("idx:") :].strip()
         if not idx_dir:
-            raise DataError("dataset 'idx:' names no directory: use mnist, tfds:NAME or idx:DIR (DIR holding train-/t10k- IDX files)")
+            raise DataError(
+                "dataset 'idx:' names no directory: use mnist, tfds:NAME or idx:DIR "
+                "(DIR holding train-/t10k- IDX files)"
+            )
         return idx.load_idx_dir(pathlib.Path(idx_dir).expanduser(), validation_size)
     raise DataError(f"unknown dataset {name!r}: use mnist, tfds:NAME or idx:DIR")
