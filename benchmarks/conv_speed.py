@@ -19,7 +19,8 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import UsageError, run_guarded
+from experiments.checks import UsageError
+from experiments.cli import run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer(

@@ -18,7 +18,8 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP, parse_positive_ints, run_guarded
+from experiments.checks import parse_positive_ints
+from experiments.cli import DATA_DIR_HELP, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("mini_batch_sizes", "10,40,400", "Mini-batch sizes m, comma separated.")

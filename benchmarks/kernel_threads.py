@@ -21,7 +21,8 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP, UsageError, run_guarded
+from experiments.checks import UsageError
+from experiments.cli import DATA_DIR_HELP, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("epochs", 5, "Timed epochs of each variant in each condition.", lower_bound=1)

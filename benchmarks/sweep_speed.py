@@ -24,7 +24,8 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP, UsageError, parse_positive_ints, run_guarded
+from experiments.checks import UsageError, parse_positive_ints
+from experiments.cli import DATA_DIR_HELP, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(

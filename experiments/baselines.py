@@ -56,6 +56,16 @@ def main(argv):
     except ImportError:
         sys.exit("error: --svm needs scikit-learn: pip install scikit-learn")
     n = FLAGS.svm_train_size or len(train.y)
+    if n > len(train.y):
+        sys.exit(
+            f"error: --svm_train_size={n} exceeds the {len(train.y)} training images of "
+            f"{dataset.name}"
+        )
+    if len(set(train.y[:n].tolist())) < 2:
+        sys.exit(
+            f"error: --svm_train_size={n}: the first {n} training images are all of one "
+            "class, and an SVM needs two; take more"
+        )
     print(f"Training SVC() on {n} images...", flush=True)
     start = time.perf_counter()
     classifier = svm.SVC(**({"gamma": "auto"} if FLAGS.svm_2015_defaults else {}))

@@ -31,15 +31,8 @@ import threading
 
 from absl import app, flags
 
-from experiments.cli import (
-    MAX_SEED,
-    UsageError,
-    command,
-    core_groups,
-    reason,
-    run_at_once,
-    run_guarded,
-)
+from experiments.checks import UsageError
+from experiments.cli import MAX_SEED, command, core_groups, reason, run_at_once, run_guarded
 from nnjax import presets
 
 FLAGS = flags.FLAGS
@@ -432,6 +425,8 @@ def run() -> None:
     if FLAGS.jobs > usable:
         raise UsageError(f"--jobs={FLAGS.jobs}: this process may use {usable} CPU cores")
     directory = pathlib.Path(FLAGS.dir)
+    if FLAGS.table_only and not directory.is_dir():
+        raise UsageError(f"--dir={FLAGS.dir}: no such directory, so no runs to tabulate")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -1,9 +1,8 @@
-"""What the runners share: the error for a bad flag, checks made before any work, and
-running other runners (pinned to cores, several at once)."""
+"""What the runners share: ``run_guarded`` (a runner's main, with its one-line errors), the
+flags several runners define, devices, and running other runners (pinned to cores, several
+at once). The checks of flags made before any work are in ``experiments.checks``."""
 
-import json
 import logging
-import os
 import re
 import sys
 import threading
@@ -11,10 +10,12 @@ from concurrent import futures
 
 from absl import flags
 
-
-class UsageError(Exception):
-    """A bad flag value; its message names the flag."""
-
+from experiments.checks import (
+    UsageError,
+    check_distinct_outputs,
+    check_finite_floats,
+    name_flag,
+)
 
 # PRNG seeds are 0 … 2^31 − 1, as in nnjax.sweep: jax.random.key keeps only a seed's low 32
 # bits (2^32 trains the network of seed 0) and cannot take one past 2^63.
@@ -22,84 +23,16 @@ MAX_SEED = 2**31 - 1
 SEED_BOUNDS = dict(lower_bound=0, upper_bound=MAX_SEED)
 
 
-def check_writable(flag: str, path: str) -> None:
-    """Raises UsageError unless ``path`` can be written, without creating or changing it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise UsageError(f"--{flag}={path} is a directory")
-    if not os.path.isdir(directory):
-        raise UsageError(f"--{flag}={path}: directory {directory} does not exist")
-    if not os.access(path if os.path.exists(path) else directory, os.W_OK):
-        raise UsageError(f"--{flag}={path} is not writable")
-
-
-def check_predictions_out(flag: str, path: str, inputs=()) -> None:
-    """UsageError naming --``flag`` unless ``path`` can be written as a predictions file
-    (its name ends in .json, so that experiments.vote reads it as one) that is none of
-    ``inputs``."""
-    from nnjax import predictions
-
-    if not path.endswith(predictions.SUFFIX):
-        raise UsageError(
-            f"--{flag}={path}: a predictions file's name must end in {predictions.SUFFIX}"
-        )
-    if any(
-        os.path.exists(p) and os.path.exists(path) and os.path.samefile(p, path) for p in inputs
-    ):
-        raise UsageError(f"--{flag}={path} is one of the files to vote")
-    check_writable(flag, path)
-
-
-def open_metrics(path, rows):
-    """``--metrics_out``'s file opened for writing (None if ``path`` is None), holding
-    ``rows`` (dicts, one JSON object a line: the epochs a resumed run already has), written
-    through to disk at once: killed before its next epoch, a resumed run still leaves them.
-    Raises UsageError naming --metrics_out if the file cannot be written."""
-    if not path:
-        return None
-    try:
-        metrics = open(path, "w")
-    except OSError as e:
-        raise UsageError(f"--metrics_out={path}: {e.strerror}") from None
-    metrics.writelines(json.dumps(row) + "\n" for row in rows)
-    metrics.flush()
-    return metrics
-
-
-def parse_hidden(text: str) -> list[int]:
-    """``"30,30"`` → ``[30, 30]`` (``""``: none); raises UsageError naming --hidden if it
-    is not that."""
-    return parse_positive_ints("hidden", text, allow_none=True)
-
-
-def parse_positive_ints(flag: str, text, allow_none: bool = False) -> list[int]:
-    """``"10,40"`` (or absl's list ``["10", "40"]``) → ``[10, 40]``; raises UsageError
-    naming --``flag`` unless every value is a positive integer and, unless ``allow_none``,
-    there is at least one."""
-    text = text if isinstance(text, str) else ",".join(text)
-    parts = text.split(",")
-    values = []
-    for part in filter(None, (p.strip() for p in parts)):
-        try:
-            values.append(int(part))
-        except ValueError:
-            raise UsageError(f"--{flag} must be comma-separated integers, got {text!r}") from None
-    if any(n <= 0 for n in values):
-        raise UsageError(f"--{flag} values must be positive, got {text!r}")
-    if not values and not allow_none:
-        raise UsageError(f"--{flag} needs at least one value")
-    return values
-
-
 def run_guarded(run, argv) -> None:
-    """A runner's ``main``: rejects stray arguments, then calls ``run()``, turning a bad flag,
-    a data problem, an unreadable checkpoint or a file that cannot be written (a full disk,
-    a read-only directory: the message names the file) into one ``error: ...`` line and a
+    """A runner's ``main``: rejects stray arguments, non-finite float flags and output flags
+    naming one file, then calls ``run()``, turning a bad flag, a data problem, an unreadable
+    checkpoint, a network that diverged or a file that cannot be written (a full disk, a
+    read-only directory: the message names the file) into one ``error: ...`` line and a
     non-zero exit, and Ctrl-C into ``interrupted``. JAX's INFO logs are not shown unless
     --verbosity is given."""
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
-    from nnjax import checkpoint, data
+    from nnjax import checkpoint, data, stopping
 
     if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
         # absl shows INFO, and JAX logs its search for a TPU there on every CPU machine. Set
@@ -107,11 +40,18 @@ def run_guarded(run, argv) -> None:
         # adds a handler of its own, and its warnings would print twice.
         logging.getLogger("jax").setLevel(logging.WARNING)
     try:
+        check_finite_floats()
+        check_distinct_outputs()
         run()
     except (UsageError, data.DataError, checkpoint.CheckpointError) as e:
         sys.exit(f"error: {e}")
+    except stopping.Diverged as e:  # nothing of the diverged network has been written
+        eta = f" (--eta={flags.FLAGS.eta})" if "eta" in flags.FLAGS else ""
+        sys.exit(f"error: {e}{eta}")
     except OSError as e:
-        sys.exit(f"error: {e.strerror or e}: {e.filename}" if e.filename else f"error: {e}")
+        sys.exit(
+            f"error: {name_flag(e.filename)}: {e.strerror or e}" if e.filename else f"error: {e}"
+        )
     except KeyboardInterrupt:
         sys.exit("interrupted")
 

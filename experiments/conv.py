@@ -12,21 +12,16 @@ validation epoch) and the final test accuracy. A preset sets the book's flags fo
 flags given on the command line override it.
 """
 
-import json
-
 from absl import app, flags
 
+from experiments.checks import UsageError, check_predictions_out, check_writable, open_metrics
 from experiments.cli import (
     MAX_SEED,
     PRECISIONS,
     SEED_BOUNDS,
-    UsageError,
-    check_predictions_out,
-    check_writable,
     define_data_flags,
     device_mesh,
     matmul_precision,
-    open_metrics,
     parse_devices,
     run_guarded,
 )
@@ -358,8 +353,7 @@ def run() -> None:
                 flush=True,
             )
         if metrics:
-            metrics.write(json.dumps({"network": i, **r.as_dict(), "device": device}) + "\n")
-            metrics.flush()
+            metrics.write({"network": i, **r.as_dict(), "device": device})
 
     try:
         with jax.default_matmul_precision(precision):

@@ -12,20 +12,15 @@ writes files.
 Prints the book's ``Epoch k: <correct> / <total>`` after every epoch, then a summary.
 """
 
-import json
-
 from absl import app, flags
 
+from experiments.checks import UsageError, check_writable, open_metrics, parse_hidden
 from experiments.cli import (
     SEED_BOUNDS,
-    UsageError,
-    check_writable,
     define_data_flags,
     define_network_flags,
     device_mesh,
-    open_metrics,
     parse_devices,
-    parse_hidden,
     run_guarded,
 )
 
@@ -347,8 +342,7 @@ def run() -> None:
                 flush=True,
             )
         if metrics:
-            metrics.write(json.dumps(r.as_dict()) + "\n")
-            metrics.flush()
+            metrics.write(r.as_dict())
 
     try:
         params, _, history = train.train(

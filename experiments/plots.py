@@ -63,11 +63,28 @@ def read_runs(entries):
             raise PlotError(f"--run={entry!r} is not LABEL=PATH")
         try:
             with open(path) as f:
-                epochs = [json.loads(line) for line in f if line.strip()]
+                lines = f.readlines()
         except OSError as e:
             raise PlotError(f"cannot read {path}: {e.strerror}") from None
-        except ValueError as e:  # not JSON, or not text at all
+        except ValueError as e:  # not text at all
             raise PlotError(f"{path} is not a --metrics_out file: {e}") from None
+        epochs = []
+        for number, line in enumerate(lines, 1):
+            try:
+                if line.strip():
+                    epochs.append(json.loads(line))
+            except ValueError as e:
+                if number == len(lines) and not line.endswith("\n") and epochs:
+                    # A run killed, or a disk filled, mid-line: the complete lines stand.
+                    print(
+                        f"warning: {path}: line {number}, the last, is cut off; "
+                        f"drawing the {len(epochs)} complete lines before it",
+                        file=sys.stderr,
+                    )
+                    break
+                raise PlotError(
+                    f"{path} is not a --metrics_out file: line {number} is not JSON ({e})"
+                ) from None
         if not epochs:
             raise PlotError(f"{path} has no epochs")
         if not all(isinstance(e, dict) and "epoch" in e for e in epochs):

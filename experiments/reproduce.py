@@ -17,7 +17,8 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP, UsageError, check_writable, run_guarded
+from experiments.checks import UsageError, check_writable
+from experiments.cli import DATA_DIR_HELP, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("rows", None, "Rows to run (default: all; --list shows them).")

@@ -22,14 +22,8 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import (
-    UsageError,
-    check_writable,
-    define_data_flags,
-    define_network_flags,
-    parse_hidden,
-    run_guarded,
-)
+from experiments.checks import UsageError, check_writable, parse_hidden
+from experiments.cli import define_data_flags, define_network_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(

@@ -19,13 +19,8 @@ repository. Prints every network's accuracy, then the vote's.
 
 from absl import app, flags
 
-from experiments.cli import (
-    DATA_DIR_HELP,
-    UsageError,
-    check_predictions_out,
-    check_writable,
-    run_guarded,
-)
+from experiments.checks import UsageError, check_predictions_out, check_writable
+from experiments.cli import DATA_DIR_HELP, run_guarded
 from experiments.voters import classify, load
 
 FLAGS = flags.FLAGS

@@ -4,7 +4,7 @@ split's images. No flags here, so tests and other runners can import it."""
 
 import typing
 
-from experiments.cli import UsageError
+from experiments.checks import UsageError
 
 
 class Voter(typing.NamedTuple):

@@ -20,11 +20,13 @@ import os
 import pathlib
 import tempfile
 import zipfile
+import zlib
 
 import jax
 import numpy as np
 
 from nnjax import activations, costs, layers, network
+from nnjax.data.fetch import clean_stale
 
 BOOK_COST_NAMES = {"quadratic": "QuadraticCost", "cross_entropy": "CrossEntropyCost"}
 
@@ -33,22 +35,38 @@ class CheckpointError(Exception):
     """A file that cannot be read as a network or checkpoint; the message names it."""
 
 
+# What reading a damaged file raises: a truncated one, flipped bytes (a bad CRC, a corrupt
+# deflate stream), or one that is no zip at all.
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def _unreadable(what: str, path, e: Exception) -> CheckpointError:
+    """The one-line error for an unreadable checkpoint ``path``, saying how to start over."""
+    detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    advice = "" if isinstance(e, FileNotFoundError) else "; delete it to start over"
+    return CheckpointError(f"cannot read {what} {path} ({detail}){advice}")
+
+
 def write_atomically(path, write) -> None:
     """Calls ``write(f)`` on a new binary file that then replaces ``path`` whole: a reader
     finds the old file or the new one, never half of one."""
     path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    clean_stale(path.parent, path.name)  # what a process killed mid-write left
     mask = os.umask(0)
     os.umask(mask)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 would make every file private
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # name the file being written, not its temporary name
+        raise OSError(e.errno, e.strerror or str(e), os.fspath(path)) from e
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 
@@ -88,7 +106,7 @@ def load(path, dtype=np.float32):
         book_names = {v: k for k, v in BOOK_COST_NAMES.items()}
         cost = costs.get(ours.get("cost") or book_names.get(document.get("cost"), "quadratic"))
         activation = activations.get(ours.get("activation", "sigmoid"))
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (*_UNREADABLE, TypeError) as e:
         raise CheckpointError(f"cannot read a network from {path}: {e}") from None
     shapes = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
     if [w.shape for w in weights] != shapes or [b.shape for b in biases] != [s[:1] for s in shapes]:
@@ -129,8 +147,8 @@ def read_checkpoint(path):
             }
             state = [archive[f"s{i}"] for i in range(sum(k.startswith("s") for k in archive.files))]
         return params, state, meta["epochs"], meta["settings"]
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from None
+    except _UNREADABLE as e:
+        raise _unreadable("the checkpoint", path, e) from None
 
 
 def prepare_directory(directory) -> pathlib.Path:
@@ -209,7 +227,8 @@ def load_layers(path):
     """``(networks, settings)`` from ``save_layers``'s file, or CheckpointError naming it."""
     if os.path.isfile(path) and not zipfile.is_zipfile(path):
         raise CheckpointError(
-            f"{path} is not an .npz file of networks (experiments.conv --save writes them)"
+            f"{path} is not an .npz file of networks (damaged, or not written by "
+            "experiments.conv --save); delete it to start over"
         )
     try:
         with np.load(path) as archive:
@@ -222,8 +241,8 @@ def load_layers(path):
                 for i in range(meta["networks"])
             ]
         return networks, meta["settings"]
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"cannot read the networks in {path}: {e}") from None
+    except _UNREADABLE as e:
+        raise _unreadable("the networks in", path, e) from None
 
 
 def load_networks(path):
@@ -269,8 +288,8 @@ def read_meta(path) -> dict:
     try:
         with open_npz(path) as archive:
             return json.loads(str(archive["meta"]))
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from None
+    except _UNREADABLE as e:
+        raise _unreadable("the checkpoint", path, e) from None
 
 
 def read_tree(path, like):
@@ -285,6 +304,6 @@ def read_tree(path, like):
             if count != structure.num_leaves:
                 raise ValueError(f"it holds {count} arrays, not {structure.num_leaves}")
             leaves = [jax.numpy.asarray(archive[f"a{i}"]) for i in range(count)]
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from None
+    except _UNREADABLE as e:
+        raise _unreadable("the checkpoint", path, e) from None
     return jax.tree.unflatten(structure, leaves), meta

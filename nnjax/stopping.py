@@ -1,10 +1,29 @@
-"""When to stop, and when to lower η: chapter 3's "no improvement in n epochs" rules.
+"""When to stop, and when to lower η: chapter 3's "no improvement in n epochs" rules, and
+the stop that is an error: a network that diverged.
 
 Both are pure functions of the evaluation accuracies so far (one number per epoch), so a
 resumed run makes the same decisions as an uninterrupted one.
 """
 
 from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+
+class Diverged(ArithmeticError):
+    """Training made a network's parameters non-finite; the message names the epoch."""
+
+
+def check_finite(params, epoch: int, which: str = "the network") -> None:
+    """Raises Diverged unless every array of the pytree ``params`` is finite after ``epoch``
+    (η too large, or λ, sends the weights to inf and then NaN, at chance accuracy)."""
+    finite = jax.tree.map(lambda a: jnp.isfinite(a).all(), params)
+    if not all(bool(ok) for ok in jax.tree.leaves(finite)):
+        raise Diverged(
+            f"training diverged in epoch {epoch}: {which}'s parameters are inf or NaN; "
+            "try a smaller η (or λ)"
+        )
 
 
 def epochs_without_improvement(accuracies: Sequence[float]) -> int:

@@ -250,6 +250,7 @@ def train(
             seconds = time.perf_counter() - start
             trained = (out, None) if opt_state is None else out
             params, opt_state = off_mesh(trained)
+            stopping.check_finite(params, k)  # before the epoch is reported or checkpointed
             total = 0 if y_eval is None else int(y_eval.shape[0])
             extra = {}
             if monitor:

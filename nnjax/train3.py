@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import expand, network3, sgd
+from nnjax import expand, network3, sgd, stopping
 from nnjax.train import EpochResult
 
 
@@ -284,6 +284,8 @@ def train(
                     epoch_fn(net.params, net.opt_state, x, y, key, eta, lmbda)
                 )
         seconds = (time.perf_counter() - start) / k
+        for i, net in enumerate(networks):  # before the epoch is reported or checkpointed
+            stopping.check_finite(net.params, epoch, f"network {i}" if k > 1 else "the network")
         if strategy == "vmap":
             val = correct(predict_many(stack([n.params for n in networks]), x_val), y_val)
         else:

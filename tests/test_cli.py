@@ -91,7 +91,7 @@ def test_a_failed_start_leaves_an_existing_metrics_file_untouched(tmp_path, bad,
 
 
 def test_resumed_epochs_reach_the_metrics_file_before_the_next_epoch(tmp_path):
-    from experiments.cli import UsageError, open_metrics
+    from experiments.checks import UsageError, open_metrics
 
     path = tmp_path / "m.jsonl"
     path.write_text("an earlier run's lines\n")

@@ -111,3 +111,22 @@ def test_a_run_without_accuracy_is_not_sent_to_monitor(tmp_path):
     result = plots(f"--run=a={tmp_path / 'bare.jsonl'}", f"--out={tmp_path / 'x.png'}")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == "error: run 'a' has no accuracy"
+
+
+def test_a_metrics_file_cut_off_mid_line_draws_its_complete_lines(tmp_path):
+    """A disk that filled (or a run killed) mid-line leaves a partial last line: the complete
+    epochs are drawn and the cut line is reported as such; a bad line elsewhere is an error
+    naming its number."""
+    path = tmp_path / "cut.jsonl"
+    metrics_file(path, 3, monitored=False)
+    with open(path, "a") as f:
+        f.write('{"epoch": 3, "accur')
+    result = plots(f"--run=a={path}", f"--out={tmp_path / 'x.png'}")
+    assert result.returncode == 0, result.stderr
+    assert "line 4, the last, is cut off; drawing the 3 complete lines before it" in result.stderr
+    assert (tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], '{"epoch": 1, "accur', *lines[2:3]]) + "\n")
+    result = plots(f"--run=a={path}", f"--out={tmp_path / 'y.png'}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "line 2 is not JSON" in result.stderr.strip().splitlines()[-1]

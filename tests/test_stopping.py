@@ -160,3 +160,14 @@ def test_monitored_cost_under_l1_is_the_l1_cost():
     assert seen[-1].as_dict()["evaluation_cost"] == pytest.approx(
         plain + (2.0 / 20) * absolute, rel=1e-5
     )
+
+
+def test_check_finite_names_the_epoch_and_the_network():
+    jnp = jax.numpy
+    params = {"weights": [jnp.ones((2, 3))], "biases": [jnp.zeros(2)]}
+    stopping.check_finite(params, 0)
+    for bad in (jnp.inf, -jnp.inf, jnp.nan):
+        broken = {"weights": [jnp.ones((2, 3)).at[1, 2].set(bad)], "biases": [jnp.zeros(2)]}
+        with pytest.raises(stopping.Diverged) as e:
+            stopping.check_finite(broken, 7, "network 2")
+        assert str(e.value).startswith("training diverged in epoch 7: network 2's parameters")

@@ -1,0 +1,146 @@
+"""The checks every runner makes of its flags before any work: the error for a bad flag,
+the lists runners parse, files that must be writable, float flags that must be finite,
+output flags that must name distinct files; and --metrics_out's file."""
+
+import json
+import math
+import os
+
+from absl import flags
+
+
+class UsageError(Exception):
+    """A bad flag value; its message names the flag."""
+
+
+def check_writable(flag: str, path: str) -> None:
+    """Raises UsageError unless ``path`` can be written, without creating or changing it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"--{flag}={path} is a directory")
+    if not os.path.isdir(directory):
+        raise UsageError(f"--{flag}={path}: directory {directory} does not exist")
+    if not os.access(path if os.path.exists(path) else directory, os.W_OK):
+        raise UsageError(f"--{flag}={path} is not writable")
+
+
+def check_predictions_out(flag: str, path: str, inputs=()) -> None:
+    """UsageError naming --``flag`` unless ``path`` can be written as a predictions file
+    (its name ends in .json, so that experiments.vote reads it as one) that is none of
+    ``inputs``."""
+    from nnjax import predictions
+
+    if not path.endswith(predictions.SUFFIX):
+        raise UsageError(
+            f"--{flag}={path}: a predictions file's name must end in {predictions.SUFFIX}"
+        )
+    if any(
+        os.path.exists(p) and os.path.exists(path) and os.path.samefile(p, path) for p in inputs
+    ):
+        raise UsageError(f"--{flag}={path} is one of the files to vote")
+    check_writable(flag, path)
+
+
+class MetricsFile:
+    """``--metrics_out``'s file, one JSON object a line, each row written through to disk at
+    once (killed before its next epoch, a resumed run still has the rows). A failed write
+    (a full disk) raises OSError naming the file."""
+
+    def __init__(self, path, rows):
+        self.path = path
+        try:
+            self.file = open(path, "w")
+        except OSError as e:
+            raise UsageError(f"--metrics_out={path}: {e.strerror}") from None
+        for row in rows:
+            self.write(row)
+
+    def write(self, row: dict) -> None:
+        try:
+            self.file.write(json.dumps(row) + "\n")
+            self.file.flush()
+        except OSError as e:
+            raise OSError(e.errno, e.strerror or str(e), self.path) from e
+
+    def close(self) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            pass  # the write that failed has said so
+
+
+def open_metrics(path, rows):
+    """``--metrics_out``'s ``MetricsFile`` holding ``rows`` (dicts: the epochs a resumed run
+    already has), or None if ``path`` is None. Raises UsageError naming --metrics_out if the
+    file cannot be written."""
+    return MetricsFile(path, rows) if path else None
+
+
+def parse_hidden(text: str) -> list[int]:
+    """``"30,30"`` → ``[30, 30]`` (``""``: none); raises UsageError naming --hidden if it
+    is not that."""
+    return parse_positive_ints("hidden", text, allow_none=True)
+
+
+def parse_positive_ints(flag: str, text, allow_none: bool = False) -> list[int]:
+    """``"10,40"`` (or absl's list ``["10", "40"]``) → ``[10, 40]``; raises UsageError
+    naming --``flag`` unless every value is a positive integer and, unless ``allow_none``,
+    there is at least one."""
+    text = text if isinstance(text, str) else ",".join(text)
+    parts = [p.strip() for p in text.split(",")] if text.strip() else []
+    if not all(parts):
+        raise UsageError(f"--{flag}={text!r} has an empty item")
+    values = []
+    for part in parts:
+        try:
+            values.append(int(part))
+        except ValueError:
+            raise UsageError(f"--{flag} must be comma-separated integers, got {text!r}") from None
+    if any(n <= 0 for n in values):
+        raise UsageError(f"--{flag} values must be positive, got {text!r}")
+    if not values and not allow_none:
+        raise UsageError(f"--{flag} needs at least one value")
+    return values
+
+
+def check_finite_floats() -> None:
+    """Raises UsageError naming the first float flag given a non-finite value (absl's float
+    flags accept ``inf`` and ``nan``; a network trained with them is NaN)."""
+    for name in flags.FLAGS:
+        flag = flags.FLAGS[name]
+        if isinstance(flag.parser, flags.FloatParser) and flag.value is not None:
+            if not math.isfinite(flag.value):
+                raise UsageError(f"--{name} must be a finite number, got {flag.value}")
+
+
+# The flags through which runners write files; --checkpoint_dir=D writes D/checkpoint.npz.
+OUTPUT_FLAGS = (
+    *("save", "metrics_out", "predictions_out", "misclassified_png", "filters_png"),
+    *("png", "jsonl", "out", "checkpoint_dir"),
+)
+
+
+def check_distinct_outputs() -> None:
+    """Raises UsageError if two of the runner's output flags name the same file (one run's
+    output would overwrite the other's)."""
+    seen = {}
+    for name in OUTPUT_FLAGS:
+        value = flags.FLAGS[name].value if name in flags.FLAGS else None
+        if not value:
+            continue
+        path = os.path.join(value, "checkpoint.npz") if name == "checkpoint_dir" else value
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UsageError(f"--{seen[key]} and --{name}={value} name the same file {path}")
+        seen[key] = f"{name}={flags.FLAGS[name].value}"
+
+
+def name_flag(path) -> str:
+    """``--flag=value`` of the output flag that writes ``path``, or ``path`` itself."""
+    for name in OUTPUT_FLAGS:
+        value = flags.FLAGS[name].value if name in flags.FLAGS else None
+        if value:
+            target = os.path.join(value, "checkpoint.npz") if name == "checkpoint_dir" else value
+            if os.path.realpath(target) == os.path.realpath(path):
+                return f"--{name}={value}" + (f" ({path})" if target != value else "")
+    return str(path)

@@ -1,0 +1,119 @@
+"""Damaged checkpoints and failed writes: one line naming the file and how to start over,
+the target (not a temporary name) in a write error, and no temporary files left behind."""
+
+import errno
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from nnjax import checkpoint
+from nnjax.data import fetch
+from tests.helpers import assert_failed_with_one_error, assert_one_line
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PARAMS = {
+    "weights": [np.arange(12, dtype=np.float32).reshape(3, 4)],
+    "biases": [np.ones(3, np.float32)],
+}
+
+
+def flip_bytes(path: pathlib.Path) -> None:
+    """Inverts 64 bytes in the middle of the file, as bit rot or a bad copy would."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: pathlib.Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+WRITERS = {
+    "checkpoint": (
+        lambda p: checkpoint.write_checkpoint(p, PARAMS, [{"epoch": 0}], {"eta": 3.0}),
+        checkpoint.read_checkpoint,
+    ),
+    "layers": (
+        lambda p: checkpoint.save_layers(p, [[{"w": PARAMS["weights"][0]}]], {"layers": "x"}),
+        checkpoint.load_layers,
+    ),
+    "tree": (
+        lambda p: checkpoint.write_tree(p, PARAMS, {"epochs": []}),
+        lambda p: checkpoint.read_tree(p, PARAMS),
+    ),
+    "meta": (
+        lambda p: checkpoint.write_tree(p, PARAMS, {"epochs": []}),
+        checkpoint.read_meta,
+    ),
+}
+
+
+# read_meta reads the metadata alone: bytes flipped in an array it does not read go unseen.
+DAMAGES = [
+    (kind, damage)
+    for kind in sorted(WRITERS)
+    for damage in (flip_bytes, truncate)
+    if (kind, damage) != ("meta", flip_bytes)
+]
+
+
+@pytest.mark.parametrize("kind, damage", DAMAGES, ids=[f"{k}-{d.__name__}" for k, d in DAMAGES])
+def test_a_damaged_file_is_one_line_naming_it(tmp_path, kind, damage):
+    write, read = WRITERS[kind]
+    path = tmp_path / "run.npz"
+    write(path)
+    read(path)  # intact, it reads
+    damage(path)
+    with pytest.raises(checkpoint.CheckpointError) as e:
+        read(path)
+    msg = assert_one_line(e)
+    assert str(path) in msg and "delete it to start over" in msg
+
+
+def test_a_damaged_checkpoint_stops_the_runner_with_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    path = run / "checkpoint.npz"
+    checkpoint.write_checkpoint(path, PARAMS, [], {})
+    flip_bytes(path)
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.mnist", f"--checkpoint_dir={run}", "--epochs=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_failed_with_one_error(result, str(path))
+    assert "delete it to start over" in result.stderr
+
+
+def test_a_failed_write_names_the_target_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "net.npz"
+    target.write_bytes(b"the earlier network")
+
+    def disk_full(f):
+        f.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as e:
+        checkpoint.write_atomically(target, disk_full)
+    assert e.value.filename == str(target) and e.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == ["net.npz"]
+    assert target.read_bytes() == b"the earlier network"
+
+
+def test_temporary_files_a_killed_write_left_are_removed_at_the_next_write(tmp_path):
+    old = time.time() - fetch.STALE_SECONDS - 60
+    stale = tmp_path / ".checkpoint.npz.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    os.utime(stale, (old, old))
+    live = tmp_path / ".checkpoint.npz.writing.tmp"  # another process, writing now
+    live.write_bytes(b"")
+    checkpoint.write_checkpoint(tmp_path / "checkpoint.npz", PARAMS, [], {})
+    assert sorted(os.listdir(tmp_path)) == [".checkpoint.npz.writing.tmp", "checkpoint.npz"]
