@@ -1,6 +1,7 @@
 """The checks every runner makes of its flags before any work: the error for a bad flag,
 the lists runners parse, files that must be writable, float flags that must be finite,
-output flags that must name distinct files; and --metrics_out's file."""
+output flags that must name distinct files, networks that must fit in memory; and
+--metrics_out's file."""
 
 import json
 import math
@@ -144,3 +145,46 @@ def name_flag(path) -> str:
             if os.path.realpath(target) == os.path.realpath(path):
                 return f"--{name}={value}" + (f" ({path})" if target != value else "")
     return str(path)
+
+
+def available_memory() -> tuple[int, str]:
+    """``(bytes, what)``: the memory free for arrays on JAX's default device (its
+    ``bytes_limit`` on a GPU or TPU) or, on the CPU, the host's available memory."""
+    import jax
+
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), str(device)
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024, "this machine's free memory"
+    except (OSError, KeyError, ValueError):
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return pages, "this machine's memory"
+
+
+def check_fits(flag: str, value, params, copies: int, data_bytes: int, networks: int = 1) -> None:
+    """Raises UsageError naming --``flag``=``value`` if ``copies`` of the network ``params``
+    (a pytree of arrays or of ``jax.ShapeDtypeStruct``, e.g. from ``jax.eval_shape`` of its
+    init, so that nothing is allocated) and ``data_bytes`` of data cannot fit in the memory
+    free on the device. ``copies``: the parameters, their gradients, the optimiser's state,
+    the best epoch's, each network of a sweep. An estimate from below: refused runs would
+    fail for sure, a run that passes may still run short."""
+    import jax
+
+    per_copy = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(params))
+    need = networks * copies * per_copy + data_bytes
+    have, where = available_memory()
+    if need > have:
+        each = f" for each of {networks:,} networks" if networks > 1 else ""
+        raise UsageError(
+            f"--{flag}={value}: training needs at least {_gb(need)} ({copies} × "
+            f"{_gb(per_copy)} of parameters, gradients and updates{each}, and "
+            f"{_gb(data_bytes)} of data); {where} is {_gb(have)}"
+        )
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"

@@ -14,7 +14,13 @@ flags given on the command line override it.
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_predictions_out, check_writable, open_metrics
+from experiments.checks import (
+    UsageError,
+    check_fits,
+    check_predictions_out,
+    check_writable,
+    open_metrics,
+)
 from experiments.cli import (
     MAX_SEED,
     PRECISIONS,
@@ -302,6 +308,9 @@ def run() -> None:
     k = FLAGS.networks
     seeds = [jax.random.split(jax.random.key(FLAGS.seed + i)) for i in range(k)]
     try:
+        shapes = jax.eval_shape(lambda: network3.init(seeds[0][0], net_layers, shape))
+        data_bytes = train_x.nbytes + dataset.validation.x.nbytes + dataset.test.x.nbytes
+        check_fits("layers", FLAGS.layers, shapes, 3, data_bytes, networks=k)
         params = [network3.init(init_key, net_layers, shape) for init_key, _ in seeds]
     except layers.LayerError as e:
         raise UsageError(f"--layers={FLAGS.layers}: {e}") from None

@@ -14,7 +14,13 @@ Prints the book's ``Epoch k: <correct> / <total>`` after every epoch, then a sum
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_writable, open_metrics, parse_hidden
+from experiments.checks import (
+    UsageError,
+    check_fits,
+    check_writable,
+    open_metrics,
+    parse_hidden,
+)
 from experiments.cli import (
     SEED_BOUNDS,
     define_data_flags,
@@ -245,6 +251,8 @@ def run() -> None:
         )
     sizes = [dataset.train.x.shape[1], *hidden, dataset.num_classes]
     init_key, shuffle_key = jax.random.split(jax.random.key(FLAGS.seed))
+    shapes = jax.eval_shape(lambda: network.init(init_key, sizes, init=FLAGS.init))
+    check_fits("hidden", FLAGS.hidden, shapes, 3, train_x.nbytes + dataset.test.x.nbytes)
     params = network.init(init_key, sizes, init=FLAGS.init)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
     regularised = (

@@ -22,7 +22,7 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_writable, parse_hidden
+from experiments.checks import UsageError, check_fits, check_writable, parse_hidden
 from experiments.cli import define_data_flags, define_network_flags, run_guarded
 
 FLAGS = flags.FLAGS
@@ -212,7 +212,7 @@ def run() -> None:
     parsed = check_flags()
     import jax
 
-    from nnjax import activations, costs, data, sweep
+    from nnjax import activations, costs, data, network, sweep
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     eval_split = getattr(dataset, FLAGS.eval_split)
@@ -231,6 +231,10 @@ def run() -> None:
     strategy = sweep.pick_strategy(
         FLAGS.strategy, sizes, FLAGS.mini_batch_size, cost, activation, FLAGS.kernel
     )
+    shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), sizes))
+    data_bytes = dataset.train.x.nbytes + dataset.test.x.nbytes
+    copies = 3 if strategy == "vmap" else 1  # vmap steps every network at once
+    check_fits("hidden", FLAGS.hidden, shapes, copies, data_bytes, networks=len(settings))
     title = (
         f"{sizes} {activation.name}, {cost.name} cost, {FLAGS.init} init, mini-batch "
         f"{FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "

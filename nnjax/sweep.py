@@ -36,6 +36,7 @@ per size; masking steps instead would spend the largest size's steps on every ne
 could not reproduce a single run's shuffle.
 """
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -63,11 +64,15 @@ class Setting(NamedTuple):
     train_size: int
 
 
+# The most seeds one sweep takes: far more networks than fit in any device's memory.
+MAX_NETWORKS = 2**20
+
+
 def parse_seeds(text: str) -> list[int]:
     """Seeds from comma-separated integers and ranges ``A:B`` (A, A+1, ..., B−1):
     ``"0:4,10"`` → [0, 1, 2, 3, 10]. Raises ValueError (one line) on anything else, on an
     empty range, on seeds outside [0, 2^31) and on repeats."""
-    seeds = []
+    seeds, count = [], 0
     for part in _items(text):
         try:
             bounds = [int(v) for v in part.split(":")]
@@ -77,10 +82,13 @@ def parse_seeds(text: str) -> list[int]:
             raise ValueError(f"{part!r} is neither an integer nor a range A:B")
         if len(bounds) == 2 and bounds[1] <= bounds[0]:
             raise ValueError(f"the range {part} is empty (A:B means A, ..., B−1)")
+        for seed in (bounds[0], bounds[-1] - (len(bounds) == 2)):  # checked before expanding
+            if not 0 <= seed < 2**31:
+                raise ValueError(f"seed {seed} is outside 0 ... 2^31 − 1")
+        count += bounds[1] - bounds[0] if len(bounds) == 2 else 1
+        if count > MAX_NETWORKS:
+            raise ValueError(f"more than {MAX_NETWORKS:,} seeds (a sweep trains each at once)")
         seeds.extend(range(*bounds) if len(bounds) == 2 else bounds)
-    for seed in seeds:
-        if not 0 <= seed < 2**31:
-            raise ValueError(f"seed {seed} is outside 0 ... 2^31 − 1")
     return _distinct(seeds)
 
 
@@ -112,7 +120,7 @@ def _items(text: str) -> list[str]:
 
 
 def _distinct(values: list) -> list:
-    repeated = sorted({v for v in values if values.count(v) > 1})
+    repeated = sorted(v for v, n in collections.Counter(values).items() if n > 1)
     if repeated:
         raise ValueError(f"repeats {', '.join(f'{v:g}' for v in repeated)}")
     return values

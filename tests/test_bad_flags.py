@@ -124,3 +124,31 @@ def test_input_a_library_would_fail_on_is_refused_first(tmp_path, runner, flags,
 def test_a_full_disk_names_the_flag_and_the_file():
     result = run("experiments.mnist", "--train_size=1000", "--epochs=1", "--metrics_out=/dev/full")
     assert_failed_with_one_error(result, "--metrics_out=/dev/full: No space left on device")
+
+
+TOO_LARGE = [
+    ("experiments.mnist", ["--hidden=100000000"], "--hidden=100000000: training needs at least"),
+    (
+        "experiments.conv",
+        ["--layers=fc:100000000,softmax", "--epochs=1"],
+        "--layers=fc:100000000,softmax: training needs at least",
+    ),
+    (
+        "experiments.sweep",
+        ["--hidden=1000", "--seeds=0:1000000", "--epochs=1"],
+        "for each of 1,000,000 networks",
+    ),
+    ("experiments.sweep", ["--seeds=0:2000000000"], "more than 1,048,576 seeds"),
+    ("experiments.sweep", ["--seeds=5:3000000000"], "seed 2999999999 is outside"),
+]
+
+
+@pytest.mark.parametrize("runner, flags, message", TOO_LARGE)
+def test_what_cannot_fit_is_refused_with_what_it_needs(runner, flags, message):
+    """Refused before anything is allocated (the OS killed --hidden=100000000; XLA gave a
+    24-line out-of-memory traceback for fc:100000000), naming what it needs and what there
+    is."""
+    result = run(runner, *flags)
+    assert_failed_with_one_error(result, message)
+    if "needs" in message:
+        assert "GB" in result.stderr and "memory is" in result.stderr

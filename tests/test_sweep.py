@@ -39,10 +39,15 @@ def test_parse_seeds_ranges_and_lists():
     assert sweep.parse_seeds("0:4") == [0, 1, 2, 3]
     assert sweep.parse_seeds("0:3, 10,7") == [0, 1, 2, 10, 7]
     assert sweep.parse_seeds("5") == [5]
+    # the largest sweep in linear time (the quadratic repeat check hung on such ranges), and its
+    # bounds checked before a range is expanded
+    assert len(sweep.parse_seeds(f"0:{sweep.MAX_NETWORKS}")) == sweep.MAX_NETWORKS
+    assert sweep.parse_seeds(f"{2**31 - 1}") == [2**31 - 1]
 
 
 @pytest.mark.parametrize(
-    "text", ["5:2", "3:3", "a", "1:2:3", "1.5", "0:3,2", "-1", "", "1,,2", str(2**31)]
+    "text",
+    ["5:2", "3:3", "a", "1:2:3", "1.5", "0:3,2", "-1", "", "1,,2", str(2**31), "0:2000000000"],
 )
 def test_parse_seeds_rejects_in_one_line(text):
     with pytest.raises(ValueError) as e:
