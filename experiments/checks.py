@@ -42,17 +42,18 @@ def check_predictions_out(flag: str, path: str, inputs=()) -> None:
     check_writable(flag, path)
 
 
-class MetricsFile:
-    """``--metrics_out``'s file, one JSON object a line, each row written through to disk at
-    once (killed before its next epoch, a resumed run still has the rows). A failed write
-    (a full disk) raises OSError naming the file."""
+class JsonLines:
+    """An output flag's file of JSON lines (``--metrics_out``, ``--jsonl``, ``--out``), each
+    row written through to disk at once (killed before its next row, a run still leaves the
+    rows before). Raises UsageError naming --``flag`` if it cannot be opened; a failed write
+    (a full disk) raises OSError naming the file, which ``run_guarded`` names by its flag."""
 
-    def __init__(self, path, rows):
+    def __init__(self, path, rows=(), flag: str = "metrics_out"):
         self.path = path
         try:
             self.file = open(path, "w")
         except OSError as e:
-            raise UsageError(f"--metrics_out={path}: {e.strerror}") from None
+            raise UsageError(f"--{flag}={path}: {e.strerror}") from None
         for row in rows:
             self.write(row)
 
@@ -71,10 +72,9 @@ class MetricsFile:
 
 
 def open_metrics(path, rows):
-    """``--metrics_out``'s ``MetricsFile`` holding ``rows`` (dicts: the epochs a resumed run
-    already has), or None if ``path`` is None. Raises UsageError naming --metrics_out if the
-    file cannot be written."""
-    return MetricsFile(path, rows) if path else None
+    """``--metrics_out``'s ``JsonLines`` holding ``rows`` (dicts: the epochs a resumed run
+    already has), or None if ``path`` is None."""
+    return JsonLines(path, rows) if path else None
 
 
 def parse_hidden(text: str) -> list[int]:

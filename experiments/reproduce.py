@@ -11,13 +11,12 @@ epoch; where the book reports something else, the row says so). ``--out`` writes
 object per run.
 """
 
-import json
 import statistics
 import time
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_writable
+from experiments.checks import JsonLines, UsageError, check_writable
 from experiments.cli import DATA_DIR_HELP, run_guarded
 
 FLAGS = flags.FLAGS
@@ -164,10 +163,8 @@ def run() -> None:
     if FLAGS.out:
         check_writable("out", FLAGS.out)
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
-    try:  # only now: a run that cannot start leaves an earlier --out file as it was
-        out = open(FLAGS.out, "w") if FLAGS.out else None
-    except OSError as e:
-        raise UsageError(f"--out={FLAGS.out}: {e.strerror}") from None
+    # only now: a run that cannot start leaves an earlier --out file as it was
+    out = JsonLines(FLAGS.out, flag="out") if FLAGS.out else None
     table = ["| book | command | nnjax mean ± sd | best | book |", "|---|---|---|---|---|"]
     for name in FLAGS.rows or ROWS:
         what, book, settings = ROWS[name]
@@ -175,8 +172,7 @@ def run() -> None:
         for seed in range(FLAGS.seeds):
             results.append(run_row(dataset, settings, seed))
             if out:
-                out.write(json.dumps({"row": name, "seed": seed, "accuracy": results[-1]}) + "\n")
-                out.flush()
+                out.write({"row": name, "seed": seed, "accuracy": results[-1]})
         sd = statistics.stdev(results) if len(results) > 1 else 0.0
         print(
             f"{name}: {statistics.mean(results):.2f} ± {sd:.2f} (best {max(results):.2f}; "

@@ -17,12 +17,11 @@ network, ``--png`` a figure: accuracy after each epoch, and best and final accur
 the swept value, with ±1 sd error bars.
 """
 
-import json
 import time
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_fits, check_writable, parse_hidden
+from experiments.checks import JsonLines, UsageError, check_fits, check_writable, parse_hidden
 from experiments.cli import define_data_flags, define_network_flags, run_guarded
 
 FLAGS = flags.FLAGS
@@ -250,10 +249,7 @@ def run() -> None:
         flush=True,
     )
 
-    try:
-        jsonl = open(FLAGS.jsonl, "w") if FLAGS.jsonl else None
-    except OSError as e:
-        raise UsageError(f"--jsonl={FLAGS.jsonl}: {e.strerror}") from None
+    jsonl = JsonLines(FLAGS.jsonl, flag="jsonl") if FLAGS.jsonl else None
     common = dict(
         hidden=parsed["hidden"],
         cost=cost.name,
@@ -267,8 +263,7 @@ def run() -> None:
 
     def on_result(r):
         if jsonl:
-            jsonl.write(json.dumps({**r.as_dict(), **common}) + "\n")
-            jsonl.flush()
+            jsonl.write({**r.as_dict(), **common})
 
     start = time.perf_counter()
     try:

@@ -121,9 +121,13 @@ def test_input_a_library_would_fail_on_is_refused_first(tmp_path, runner, flags,
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
-def test_a_full_disk_names_the_flag_and_the_file():
-    result = run("experiments.mnist", "--train_size=1000", "--epochs=1", "--metrics_out=/dev/full")
-    assert_failed_with_one_error(result, "--metrics_out=/dev/full: No space left on device")
+@pytest.mark.parametrize(
+    "runner, flag",
+    [("experiments.mnist", "metrics_out"), ("experiments.sweep", "jsonl")],
+)
+def test_a_full_disk_names_the_flag_and_the_file(runner, flag):
+    result = run(runner, "--train_size=1000", "--epochs=1", f"--{flag}=/dev/full")
+    assert_failed_with_one_error(result, f"--{flag}=/dev/full: No space left on device")
 
 
 TOO_LARGE = [
