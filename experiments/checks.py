@@ -45,20 +45,21 @@ def check_predictions_out(flag: str, path: str, inputs=()) -> None:
 class JsonLines:
     """An output flag's file of JSON lines (``--metrics_out``, ``--jsonl``, ``--out``), each
     row written through to disk at once (killed before its next row, a run still leaves the
-    rows before). Raises UsageError naming --``flag`` if it cannot be opened; a failed write
-    (a full disk) raises OSError naming the file, which ``run_guarded`` names by its flag."""
+    rows before). The file is replaced only at the first row, so a run that fails before any
+    (a network that diverges in its first epoch) leaves an earlier file as it was. Raises
+    UsageError naming --``flag`` if it cannot be written; a failed write (a full disk) raises
+    OSError naming the file, which ``run_guarded`` names by its flag."""
 
     def __init__(self, path, rows=(), flag: str = "metrics_out"):
-        self.path = path
-        try:
-            self.file = open(path, "w")
-        except OSError as e:
-            raise UsageError(f"--{flag}={path}: {e.strerror}") from None
+        check_writable(flag, path)
+        self.path, self.file = path, None
         for row in rows:
             self.write(row)
 
     def write(self, row: dict) -> None:
         try:
+            if self.file is None:
+                self.file = open(self.path, "w")
             self.file.write(json.dumps(row) + "\n")
             self.file.flush()
         except OSError as e:
@@ -66,7 +67,8 @@ class JsonLines:
 
     def close(self) -> None:
         try:
-            self.file.close()
+            if self.file is not None:
+                self.file.close()
         except OSError:
             pass  # the write that failed has said so
 

@@ -49,7 +49,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations, costs, cpu_kernel, network, sgd
+from nnjax import activations, costs, cpu_kernel, network, sgd, stopping
 from nnjax.activations import Activation
 
 STRATEGIES = ("auto", "vmap", "loop")
@@ -427,6 +427,7 @@ def _train_vmap(
             params = sweep_epoch(
                 params, x, y, epoch_keys, eta, lmbda, n, mini_batch_size, cost, activation
             )
+            _check_finite(params, chosen, k)
             correct.append(jax.device_get(evaluate_all(params, eval_x, eval_y, activation, batch)))
             if progress:
                 acc = correct[-1][: len(chosen)] / eval_y.shape[0]
@@ -445,6 +446,27 @@ def _train_vmap(
             if on_result:
                 on_result(results[-1])
     return results
+
+
+def _check_finite(params, chosen, epoch: int) -> None:
+    """Raises stopping.Diverged naming the settings of ``chosen`` whose networks (stacked
+    ``params``, one per row; rows past ``chosen`` are padding) are not finite after
+    ``epoch``: one line, as a single run's."""
+    finite = jnp.stack(
+        [jnp.isfinite(a).reshape(a.shape[0], -1).all(axis=1) for a in jax.tree.leaves(params)]
+    ).all(axis=0)
+    bad = [s for s, ok in zip(chosen, jax.device_get(finite)) if not ok]
+    if bad:
+        first = f"seed {bad[0].seed}, η = {bad[0].eta:g}, λ = {bad[0].lmbda:g}"
+        who = (
+            f"the network of {first} has"
+            if len(bad) == 1
+            else f"{len(bad)} networks (the first: {first}) have"
+        )
+        raise stopping.Diverged(
+            f"training diverged in epoch {epoch}: {who} inf or NaN parameters; "
+            "try a smaller η (or λ)"
+        )
 
 
 def _train_loop(
@@ -488,6 +510,7 @@ def _train_loop(
                 kernel,
                 lmbda,
             )
+            _check_finite(jax.tree.map(lambda a: a[None], params), [s], k)
             correct.append(int(network.evaluate(params, eval_x, eval_y, activation)))
         results.append(
             NetworkResult(s, tuple(correct), int(eval_y.shape[0]), params if keep_params else None)

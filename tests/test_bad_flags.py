@@ -70,25 +70,31 @@ def test_two_outputs_naming_one_file_are_refused(tmp_path, runner, name, flags, 
 
 
 DIVERGING = [
-    ("experiments.mnist", "net.json", ["--l2=1e30", "--train_size=1000"]),
+    ("experiments.mnist", ["net.json", "m.jsonl"], ["--l2=1e30", "--train_size=1000"]),
     (
         "experiments.conv",
-        "net.npz",
+        ["net.npz", "m.jsonl"],
         ["--eta=1e30", "--train_size=300", "--expand=none", "--layers=conv:4:5x5,fc:20,softmax"],
     ),
+    ("experiments.sweep", [None, "s.jsonl"], ["--train_size=1000", "--seeds=0:2", "--l2=1e30"]),
 ]
 
 
-@pytest.mark.parametrize("runner, name, flags", DIVERGING, ids=["mnist", "conv"])
-def test_a_diverged_network_stops_with_one_line_and_writes_nothing(tmp_path, runner, name, flags):
-    saved = tmp_path / name
-    saved.write_bytes(b"an earlier run's network")
-    checkpoints = tmp_path / "run"
-    result = run(runner, *flags, f"--save={saved}", f"--checkpoint_dir={checkpoints}", "--epochs=2")
+@pytest.mark.parametrize("runner, names, flags", DIVERGING, ids=["mnist", "conv", "sweep"])
+def test_a_diverged_network_stops_with_one_line_and_writes_nothing(tmp_path, runner, names, flags):
+    save, lines = names
+    flag = "jsonl" if runner == "experiments.sweep" else "metrics_out"
+    outputs = [f"--{flag}={tmp_path / lines}"]
+    if save:
+        outputs += [f"--save={tmp_path / save}", f"--checkpoint_dir={tmp_path / 'run'}"]
+    for name in filter(None, names):
+        (tmp_path / name).write_bytes(b"an earlier run's output")
+    result = run(runner, *flags, *outputs, "--epochs=2")
     assert_failed_with_one_error(result, "training diverged in epoch 0:")
     assert "try a smaller η (or λ) (--eta=" in result.stderr
-    assert saved.read_bytes() == b"an earlier run's network"
-    assert not (checkpoints / "checkpoint.npz").exists()  # the NaN network is not kept
+    for name in filter(None, names):
+        assert (tmp_path / name).read_bytes() == b"an earlier run's output"
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()  # the NaN network is not kept
 
 
 LIBRARY_ERRORS = [
