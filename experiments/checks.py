@@ -123,29 +123,31 @@ OUTPUT_FLAGS = (
 )
 
 
+def _outputs():
+    """``(flag, value, path)`` of each output flag the runner was given: the file it writes."""
+    for name in OUTPUT_FLAGS:
+        value = flags.FLAGS[name].value if name in flags.FLAGS else None
+        if value:
+            path = os.path.join(value, "checkpoint.npz") if name == "checkpoint_dir" else value
+            yield name, value, path
+
+
 def check_distinct_outputs() -> None:
     """Raises UsageError if two of the runner's output flags name the same file (one run's
     output would overwrite the other's)."""
     seen = {}
-    for name in OUTPUT_FLAGS:
-        value = flags.FLAGS[name].value if name in flags.FLAGS else None
-        if not value:
-            continue
-        path = os.path.join(value, "checkpoint.npz") if name == "checkpoint_dir" else value
+    for name, value, path in _outputs():
         key = os.path.realpath(path)
         if key in seen:
             raise UsageError(f"--{seen[key]} and --{name}={value} name the same file {path}")
-        seen[key] = f"{name}={flags.FLAGS[name].value}"
+        seen[key] = f"{name}={value}"
 
 
 def name_flag(path) -> str:
     """``--flag=value`` of the output flag that writes ``path``, or ``path`` itself."""
-    for name in OUTPUT_FLAGS:
-        value = flags.FLAGS[name].value if name in flags.FLAGS else None
-        if value:
-            target = os.path.join(value, "checkpoint.npz") if name == "checkpoint_dir" else value
-            if os.path.realpath(target) == os.path.realpath(path):
-                return f"--{name}={value}" + (f" ({path})" if target != value else "")
+    for name, value, target in _outputs():
+        if os.path.realpath(target) == os.path.realpath(path):
+            return f"--{name}={value}" + (f" ({path})" if target != value else "")
     return str(path)
 
 
@@ -171,9 +173,9 @@ def check_fits(flag: str, value, params, copies: int, data_bytes: int, networks:
     """Raises UsageError naming --``flag``=``value`` if ``copies`` of the network ``params``
     (a pytree of arrays or of ``jax.ShapeDtypeStruct``, e.g. from ``jax.eval_shape`` of its
     init, so that nothing is allocated) and ``data_bytes`` of data cannot fit in the memory
-    free on the device. ``copies``: the parameters, their gradients, the optimiser's state,
-    the best epoch's, each network of a sweep. An estimate from below: refused runs would
-    fail for sure, a run that passes may still run short."""
+    free on the device, for each of ``networks``. ``copies``: how many copies of each
+    network training holds at once (parameters, gradients, updates). An estimate from below:
+    a refused run would fail for sure, a run that passes may still run short."""
     import jax
 
     per_copy = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(params))

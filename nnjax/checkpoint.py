@@ -51,7 +51,6 @@ def write_atomically(path, write) -> None:
     """Calls ``write(f)`` on a new binary file that then replaces ``path`` whole: a reader
     finds the old file or the new one, never half of one."""
     path = pathlib.Path(path)
-    clean_stale(path.parent, path.name)  # what a process killed mid-write left
     mask = os.umask(0)
     os.umask(mask)
     tmp = None
@@ -84,6 +83,7 @@ def save(
         "cost": BOOK_COST_NAMES.get(cost.name, cost.name),
         "nnjax": {"cost": cost.name, "activation": activation.name},
     }
+    clean_stale(pathlib.Path(path).parent, pathlib.Path(path).name)  # a killed write's .tmp
     write_atomically(path, lambda f: f.write(json.dumps(document).encode()))
 
 
@@ -154,13 +154,15 @@ def read_checkpoint(path):
 def prepare_directory(directory) -> pathlib.Path:
     """Creates the checkpoint directory ``directory`` if need be and returns it as a path,
     having written (and removed) a file there: a directory that exists but cannot take the
-    checkpoint is refused now, not after the first epoch. Raises CheckpointError naming it."""
+    checkpoint is refused now, not after the first epoch. Temporary files a killed run's
+    checkpoint left are removed. Raises CheckpointError naming it."""
     path = pathlib.Path(directory)
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".probe.", suffix=".tmp")
         os.close(fd)
         os.remove(probe)
+        clean_stale(path, "checkpoint.npz")  # what a run killed mid-checkpoint left
     except OSError as e:
         raise CheckpointError(
             f"cannot use the checkpoint directory {directory}: {e.strerror}"
@@ -220,6 +222,7 @@ def save_layers(path, networks: list, settings: dict) -> None:
             "layers": [sorted(layer) for layer in networks[0]],
         }
     )
+    clean_stale(pathlib.Path(path).parent, pathlib.Path(path).name)  # a killed write's .tmp
     write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
 
 

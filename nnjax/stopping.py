@@ -1,7 +1,7 @@
 """When to stop, and when to lower η: chapter 3's "no improvement in n epochs" rules, and
 the stop that is an error: a network that diverged.
 
-Both are pure functions of the evaluation accuracies so far (one number per epoch), so a
+The two rules are pure functions of the evaluation accuracies so far (one number per epoch), so a
 resumed run makes the same decisions as an uninterrupted one.
 """
 
@@ -9,17 +9,24 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class Diverged(ArithmeticError):
     """Training made a network's parameters non-finite; the message names the epoch."""
 
 
+def finite_networks(stacked) -> np.ndarray:
+    """Whether each network of ``stacked`` (a pytree of arrays whose axis 0 counts networks)
+    has only finite parameters: bool (K,), fetched from the device in one transfer."""
+    rows = [jnp.isfinite(a).reshape(a.shape[0], -1).all(axis=1) for a in jax.tree.leaves(stacked)]
+    return np.asarray(jax.device_get(jnp.stack(rows).all(axis=0)))
+
+
 def check_finite(params, epoch: int, which: str = "the network") -> None:
     """Raises Diverged unless every array of the pytree ``params`` is finite after ``epoch``
     (η too large, or λ, sends the weights to inf and then NaN, at chance accuracy)."""
-    finite = jax.tree.map(lambda a: jnp.isfinite(a).all(), params)
-    if not all(bool(ok) for ok in jax.tree.leaves(finite)):
+    if not finite_networks(jax.tree.map(lambda a: a[None], params))[0]:
         raise Diverged(
             f"training diverged in epoch {epoch}: {which}'s parameters are inf or NaN; "
             "try a smaller η (or λ)"

@@ -452,10 +452,7 @@ def _check_finite(params, chosen, epoch: int) -> None:
     """Raises stopping.Diverged naming the settings of ``chosen`` whose networks (stacked
     ``params``, one per row; rows past ``chosen`` are padding) are not finite after
     ``epoch``: one line, as a single run's."""
-    finite = jnp.stack(
-        [jnp.isfinite(a).reshape(a.shape[0], -1).all(axis=1) for a in jax.tree.leaves(params)]
-    ).all(axis=0)
-    bad = [s for s, ok in zip(chosen, jax.device_get(finite)) if not ok]
+    bad = [s for s, ok in zip(chosen, stopping.finite_networks(params)) if not ok]
     if bad:
         first = f"seed {bad[0].seed}, η = {bad[0].eta:g}, λ = {bad[0].lmbda:g}"
         who = (

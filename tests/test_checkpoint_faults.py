@@ -108,12 +108,12 @@ def test_a_failed_write_names_the_target_and_leaves_no_temporary_file(tmp_path):
     assert target.read_bytes() == b"the earlier network"
 
 
-def test_temporary_files_a_killed_write_left_are_removed_at_the_next_write(tmp_path):
+def test_temporary_files_a_killed_checkpoint_left_are_removed_at_the_next_start(tmp_path):
     old = time.time() - fetch.STALE_SECONDS - 60
     stale = tmp_path / ".checkpoint.npz.k1ll3d.tmp"
     stale.write_bytes(b"half a checkpoint")
     os.utime(stale, (old, old))
     live = tmp_path / ".checkpoint.npz.writing.tmp"  # another process, writing now
     live.write_bytes(b"")
-    checkpoint.write_checkpoint(tmp_path / "checkpoint.npz", PARAMS, [], {})
+    checkpoint.Run(tmp_path, {}).save(PARAMS, None, [])
     assert sorted(os.listdir(tmp_path)) == [".checkpoint.npz.writing.tmp", "checkpoint.npz"]
