@@ -7,10 +7,11 @@ and --networks with vmap), in one process.
     python -m benchmarks.conv_speed --nets=dropout --convolution=xla,im2col --networks=1,5 \
         --matmul_precision=highest,default             # on a GPU: what the ensemble costs
 
-Each epoch is ``nnjax.train3.sgd_epoch`` over ``--images`` training images, scaled to
-50,000; compile excluded; the median of ``--repeats`` epochs. With ``--networks=K`` the
-epoch trains K networks at once (``vmap``, as ``experiments.conv --strategy=vmap``), and the
-time printed is the whole epoch's, for all K.
+Each epoch is ``nnjax.epoch.epoch`` of ``network3.model(...)`` (``drop_last=True``, the book's
+SGD, η = 0.03) over ``--images`` training images, scaled to 50,000; compile excluded; the
+median of ``--repeats`` epochs. With ``--networks=K`` the epoch trains K networks at once
+(``stacked=True``, as ``experiments.conv --strategy=vmap``), and the time printed is the
+whole epoch's, for all K.
 """
 
 import itertools
@@ -45,7 +46,7 @@ flags.DEFINE_list(
 flags.DEFINE_list(
     "unroll",
     ["1"],
-    "Steps per iteration of the epoch's loop (train3.sgd_epoch's unroll); each value is timed.",
+    "Steps per iteration of the epoch's loop (epoch.epoch's unroll); each value is timed.",
 )
 flags.DEFINE_list("networks", ["1"], "Networks trained at once (vmap); each value is timed.")
 flags.DEFINE_list(
@@ -86,8 +87,10 @@ def main(argv):
 def run():
     check_flags()
     import jax
+    import jax.numpy as jnp
 
-    from nnjax import data, layers, network3, train3
+    from nnjax import data, layers, network3, optimizers
+    from nnjax.epoch import epoch
     from nnjax.presets import CHAPTER6 as PRESETS
 
     ds = data.load("mnist", progress=None)
@@ -96,6 +99,11 @@ def run():
         f"{jax.default_backend()}, {jax.device_count()} device(s); {FLAGS.images} images "
         "per timed epoch, scaled to 50,000; mini-batch 10"
     )
+    tx = optimizers.make("sgd")
+
+    def stack(trees):
+        return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+
     for name in FLAGS.nets:
         settings = PRESETS[name][2]
         for variant, unroll, k, precision in itertools.product(
@@ -113,37 +121,31 @@ def run():
                 )
             )
             params = [network3.init(jax.random.key(i), net, (28, 28, 1)) for i in range(k)]
-            args = [params[0], train3.init_state(params[0])]
-
-            def epoch(p, s, key, net=net, unroll=unroll):
-                return train3.sgd_epoch(
-                    p,
-                    s,
-                    x,
-                    y,
-                    key,
-                    0.03,
-                    0.1,
-                    layers=net,
-                    input_shape=(28, 28, 1),
-                    mini_batch_size=10,
-                    unroll=unroll,
-                )
+            # λ = 1.0 as experiments.conv's --l2 (network3's 0.1): weight decay λ / n
+            states = [
+                optimizers.init(tx, p, eta=0.03, weight_decay=1 / FLAGS.images) for p in params
+            ]
+            args = [stack(params), stack(states)] if k > 1 else [params[0], states[0]]
+            static = dict(
+                model=network3.model(net, (28, 28, 1)),
+                tx=tx,
+                mini_batch_size=10,
+                drop_last=True,
+                unroll=unroll,
+                stacked=k > 1,
+            )
 
             def keys(r, k=k):
                 return jax.random.split(jax.random.key(r), k) if k > 1 else jax.random.key(r)
 
-            if k > 1:
-                args = [train3.stack(params), train3.stack([train3.init_state(p) for p in params])]
-                epoch = jax.vmap(epoch)
             with jax.default_matmul_precision(precision):
                 start = time.perf_counter()
-                compiled = jax.jit(epoch).lower(*args, keys(0)).compile()
+                compiled = epoch.lower(*args, x, y, keys(0), **static).compile()
             compile_s = time.perf_counter() - start
             times = []
             for r in range(FLAGS.repeats):
                 start = time.perf_counter()
-                jax.block_until_ready(compiled(*args, keys(r)))
+                jax.block_until_ready(compiled(*args, x, y, keys(r)))
                 times.append(time.perf_counter() - start)
             per_epoch = statistics.median(times) * 50000 / FLAGS.images
             label = ", ".join(

@@ -3,9 +3,9 @@ r"""Data-parallel throughput: training examples per second on 1, 2, 4, … devic
     python -m benchmarks.data_parallel                       # [784, 30, 10], m = 10, 40, 400
     python -m benchmarks.data_parallel --mini_batch_sizes=100 --hidden=100 --epochs=5
 
-Trains the book's network on the 50,000 training images with ``nnjax.parallel``'s epoch for
-every device count that divides the mini-batch size, plus the single-device pure-JAX epoch
-(``sgd_epoch(kernel="xla")``, no mesh) as the baseline. Prints the median seconds per epoch
+Trains the book's network on the 50,000 training images with ``nnjax.epoch.epoch(...,
+mesh=parallel.make_mesh(n))`` for every device count n that divides the mini-batch size,
+plus the single-device epoch (no mesh) as the baseline. Prints the median seconds per epoch
 (compile excluded), examples per second and the speed relative to that baseline, and the test
 accuracy reached, which should agree across a row.
 
@@ -34,18 +34,18 @@ flags.DEFINE_integer("cpu_devices", 8, "On the CPU, this many virtual devices.",
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 
-def time_epochs(epoch, params, key):
-    """Median seconds of FLAGS.epochs calls of ``epoch(params, key_k)`` after one untimed
-    call (the compile), and the params they end with."""
+def time_epochs(epoch, state, key):
+    """Median seconds of FLAGS.epochs calls of ``epoch(state, key_k)`` after one untimed
+    call (the compile), and the state (params, opt_state) they end with."""
     import jax
 
-    jax.block_until_ready(epoch(params, key))  # compiles
+    jax.block_until_ready(epoch(state, key))  # compiles
     times = []
     for k in range(FLAGS.epochs):
         start = time.perf_counter()
-        params = jax.block_until_ready(epoch(params, jax.random.fold_in(key, k)))
+        state = jax.block_until_ready(epoch(state, jax.random.fold_in(key, k)))
         times.append(time.perf_counter() - start)
-    return statistics.median(times), params
+    return statistics.median(times), state
 
 
 def main(argv):
@@ -58,7 +58,8 @@ def run():
     import jax
 
     jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)  # only the CPU client reads it
-    from nnjax import data, network, parallel, sgd
+    from nnjax import data, network, optimizers, parallel
+    from nnjax.epoch import epoch
 
     counts = [n for n in counts if n <= jax.device_count()]
     mnist = data.load("mnist", FLAGS.data_dir)
@@ -68,6 +69,8 @@ def run():
     init_key, key = jax.random.split(jax.random.key(0))
     params0 = network.init(init_key, [784, FLAGS.hidden, 10])
     eta = 3.0
+    model, tx = network.model(), optimizers.make("sgd")
+    state0 = (params0, optimizers.init(tx, params0, eta=eta))
     backend = jax.default_backend()
     print(
         f"[784, {FLAGS.hidden}, 10], {n} training images, η={eta:g}, median of "
@@ -84,8 +87,10 @@ def run():
     print("-" * len(header))
     with jax.default_matmul_precision("highest"):
         for m in sizes_m:
-            base_s, params = time_epochs(
-                lambda p, k, m=m: sgd.sgd_epoch(p, x, y, k, eta, m, kernel="xla"), params0, key
+            base_s, (params, _) = time_epochs(
+                lambda s, k, m=m: epoch(*s, x, y, k, model=model, tx=tx, mini_batch_size=m),
+                state0,
+                key,
             )
             correct = int(network.evaluate(params, *test))
             print(
@@ -99,11 +104,11 @@ def run():
                     continue
                 mesh = parallel.make_mesh(count)
                 xm, ym = parallel.replicate((mnist.train.x, mnist.train.y), mesh)
-                seconds, params = time_epochs(
-                    lambda p, k, xm=xm, ym=ym, m=m, mesh=mesh: parallel.data_parallel_epoch(
-                        p, xm, ym, k, eta, m, mesh
+                seconds, (params, _) = time_epochs(
+                    lambda s, k, xm=xm, ym=ym, m=m, mesh=mesh: epoch(
+                        *s, xm, ym, k, model=model, tx=tx, mini_batch_size=m, mesh=mesh
                     ),
-                    parallel.replicate(params0, mesh),
+                    parallel.replicate(state0, mesh),
                     key,
                 )
                 correct = int(network.evaluate(parallel.local_copy(params), *test))

@@ -1,14 +1,14 @@
-r"""Seconds per chapter 1 epoch: the book's original code, a plain JAX scan, and nnjax.
+r"""Seconds per chapter 1 epoch: the book's original code, a plain JAX scan, nnjax's default
+(JAX) epoch at several ``lax.scan`` unrolls, and its opt-in C++ CPU epoch.
 
-    python -m benchmarks.epoch_speed                 # all three, on the default backend
+    python -m benchmarks.epoch_speed                 # all of them, on the default backend
     python -m benchmarks.epoch_speed --numpy_epochs=0  # skip the (slow) original
 
-All three train [784, 30, 10] with the quadratic cost, mini-batch 10, η = 3.0 on the book's
+All train [784, 30, 10] with the quadratic cost, mini-batch 10, η = 3.0 on the book's
 50,000 training images, in one process, so their ratios are fair. Prints min / median / max
 seconds per epoch (compile excluded and reported separately) and the test accuracy reached.
 """
 
-import functools
 import statistics
 import time
 
@@ -27,8 +27,9 @@ flags.DEFINE_enum(
     "matmul_precision",
     "highest",
     ["highest", "default"],
-    "Precision of float32 products for both JAX versions (default: TF32 on GPUs).",
+    "Precision of float32 products for the JAX versions (default: TF32 on GPUs).",
 )
+flags.DEFINE_list("unroll", ["1", "2", "5"], "lax.scan unrolls of nnjax's epoch to time.")
 
 
 def plain_scan_epoch():
@@ -43,33 +44,35 @@ def plain_scan_epoch():
             a = jax.nn.sigmoid(a @ w.T + b)
         return 0.5 * jnp.mean(jnp.sum((a - y) ** 2, axis=-1))
 
-    @functools.partial(jax.jit, static_argnames="m")
-    def epoch(params, x, y, key, eta, m):
-        idx = jax.random.permutation(key, x.shape[0]).reshape(-1, m)
+    @jax.jit
+    def epoch(params, x, y, key):
+        idx = jax.random.permutation(key, x.shape[0]).reshape(-1, 10)
 
         def step(p, i):
             g = jax.grad(cost)(p, x[i], jax.nn.one_hot(y[i], 10, dtype=x.dtype))
-            return jax.tree.map(lambda a, b: a - eta * b, p, g), None
+            return jax.tree.map(lambda a, b: a - 3.0 * b, p, g), None
 
-        return jax.lax.scan(step, params, idx)[0]
+        return (jax.lax.scan(step, params, idx)[0],)
 
     return epoch
 
 
-def time_jax(name, epoch_fn, params, x, y, key, eta, test, **static):
+def time_jax(name, epoch_fn, carry, x, y, key, test, **static):
+    """Times ``epoch_fn(*carry, x, y, key, **static)``, which returns the new carry (its
+    first item the params)."""
     import jax
 
     from nnjax import network
 
     start = time.perf_counter()
-    compiled = epoch_fn.lower(params, x, y, key, eta, 10, **static).compile()
+    compiled = epoch_fn.lower(*carry, x, y, key, **static).compile()
     compile_s = time.perf_counter() - start
     times = []
     for k in range(FLAGS.epochs):
         start = time.perf_counter()
-        params = jax.block_until_ready(compiled(params, x, y, jax.random.fold_in(key, k), eta))
+        carry = jax.block_until_ready(compiled(*carry, x, y, jax.random.fold_in(key, k)))
         times.append(time.perf_counter() - start)
-    correct = int(network.evaluate(params, *test))
+    correct = int(network.evaluate(carry[0], *test))
     report(name, times, f"compile {compile_s:.2f} s; {correct} / 10000 after {FLAGS.epochs} epochs")
     return statistics.median(times)
 
@@ -113,34 +116,55 @@ def run():
 def timings():
     import jax
 
-    from nnjax import costs, cpu_kernel, data, network, sgd
+    from nnjax import cpu_kernel, data, network, optimizers
+    from nnjax.epoch import epoch
 
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
     x, y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
     test = (jax.device_put(dataset.test.x), jax.device_put(dataset.test.y))
     init_key, key = jax.random.split(jax.random.key(FLAGS.seed))
     params = network.init(init_key, [784, 30, 10])
-    eta = jax.numpy.float32(3.0)
+    model, tx = network.model(), optimizers.make("sgd")
+    carry = (params, optimizers.init(tx, params, eta=3.0))
     print(
         f"backend {jax.default_backend()}: {jax.devices()[0].device_kind}; "
         f"[784, 30, 10], mini-batch 10, η = 3.0, 50,000 images"
     )
-    start = time.perf_counter()
-    kernel = cpu_kernel.supports(params, x, 10, costs.quadratic)  # builds it if need be
-    if kernel:
+    print(f"{'seconds per epoch':28s} {'min':>7s} {'median':>7s} {'max':>7s}")
+    plain = time_jax("plain jit + lax.scan", plain_scan_epoch(), (params,), x, y, key, test)
+    static = dict(model=model, tx=tx, mini_batch_size=10)
+    ours = {
+        unroll: time_jax(
+            f"nnjax (JAX), unroll {unroll}",
+            epoch,
+            carry,
+            x,
+            y,
+            key,
+            test,
+            unroll=int(unroll),
+            **static,
+        )
+        for unroll in FLAGS.unroll
+    }
+    default = ours.get("1", min(ours.values()))
+    for unroll, seconds in ours.items():
+        print(f"nnjax (JAX), unroll {unroll} vs plain scan: {plain / seconds:.2f}x")
+    try:
+        start = time.perf_counter()
+        cpu_kernel.check(model, tx, params, x, 10)  # builds it if need be
+    except ValueError as e:
+        print(f"--kernel=cpp: {e}")
+    else:
         print(
-            f"CPU kernel ready in {time.perf_counter() - start:.1f} s, "
+            f"C++ CPU epoch ready in {time.perf_counter() - start:.1f} s, "
             f"{cpu_kernel.describe_threads()}"
         )
-    print(f"{'seconds per epoch':28s} {'min':>7s} {'median':>7s} {'max':>7s}")
-    plain = time_jax("plain jit + lax.scan", plain_scan_epoch(), params, x, y, key, eta, test)
-    ours = time_jax("nnjax", sgd.sgd_epoch, params, x, y, key, eta, test)
-    if kernel:
-        time_jax("nnjax --kernel=xla", sgd.sgd_epoch, params, x, y, key, eta, test, kernel="xla")
-    print(f"nnjax vs plain scan: {plain / ours:.2f}x")
+        cpp = time_jax("nnjax --kernel=cpp", epoch, carry, x, y, key, test, kernel="cpp", **static)
+        print(f"nnjax --kernel=cpp vs plain scan: {plain / cpp:.2f}x")
     if FLAGS.numpy_epochs > 0:
         book = time_numpy(dataset)
-        print(f"nnjax vs the book's code: {book / ours:.1f}x")
+        print(f"nnjax (JAX) vs the book's code: {book / default:.1f}x")
 
 
 if __name__ == "__main__":

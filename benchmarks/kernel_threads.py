@@ -76,7 +76,8 @@ def main(argv):
 def run():
     import jax
 
-    from nnjax import costs, cpu_kernel, data, network, sgd
+    from nnjax import cpu_kernel, data, network, optimizers
+    from nnjax.epoch import mini_batches
 
     if jax.default_backend() != "cpu":
         raise UsageError("the C++ kernel is the CPU's: run with JAX_PLATFORMS=cpu")
@@ -85,9 +86,11 @@ def run():
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
     x, y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
     params = network.init(jax.random.key(0), [784, 30, 10])
-    if not cpu_kernel.supports(params, x, 10, costs.quadratic):
-        raise UsageError("the C++ kernel is unavailable here (no compiler?)")
-    batches, _ = sgd.mini_batches(jax.random.key(1), len(y), 10)
+    try:
+        cpu_kernel.check(network.model(), optimizers.make("sgd"), params, x, 10)  # builds it
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    batches, _ = mini_batches(jax.random.key(1), len(y), 10)
     threads = cpu_kernel.default_threads()
     epoch = jax.jit(cpu_kernel.sgd_epoch_and_threads, static_argnames="threads")
     variants = {

@@ -2,17 +2,16 @@ r"""Network-epochs per second of a sweep: K networks [784, 30, 10], mini-batch 1
 
     python -m benchmarks.sweep_speed                  # default K for this backend
     python -m benchmarks.sweep_speed --k=1,64,1024,4096 --strategies=vmap
-    python -m benchmarks.sweep_speed --hidden=30,30    # a network the C++ kernel does not train
+    python -m benchmarks.sweep_speed --hidden=30,30    # two hidden layers
 
 For each K, each strategy of ``nnjax.sweep`` trains K networks (seeds 0..K−1, η = 3.0,
-quadratic cost) on the book's 50,000 training images and is timed over ``--epochs`` epochs,
-compile excluded (reported separately), evaluation excluded; the strategies take turns
-epoch by epoch and the best epoch (least disturbed by other processes) and the median are
-reported:
+quadratic cost, ``optimizers.make("sgd")``) on the book's 50,000 training images and is
+timed over ``--epochs`` epochs, compile excluded (reported separately), evaluation excluded;
+the strategies take turns epoch by epoch and the best epoch (least disturbed by other
+processes) and the median are reported:
 
-* ``vmap``: ``sweep.sweep_epoch``, all K networks in one compiled epoch;
-* ``loop``: ``sgd.sgd_epoch`` network after network (on the CPU, nnjax's C++ kernel);
-* ``loop-xla`` (CPU only): the same loop with ``kernel="xla"``, the pure-JAX epoch.
+* ``vmap``: ``nnjax.epoch.epoch(..., stacked=True)``, all K networks in one compiled epoch;
+* ``loop``: one network's compiled ``epoch``, run network after network.
 
 A loop's rate does not depend on K, so it is timed only for K ≤ ``--loop_max_k``.
 Prints one row per (K, strategy): network-epochs per second (best epoch, median epoch) and
@@ -31,9 +30,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list(
     "k", None, "Numbers of networks (default: 1,4,16 on the CPU; 1,64,256,1024,4096 elsewhere)."
 )
-flags.DEFINE_list(
-    "strategies", ["vmap", "loop"], "vmap and/or loop (loop-xla is added on the CPU with loop)."
-)
+flags.DEFINE_list("strategies", ["vmap", "loop"], "vmap and/or loop.")
 flags.DEFINE_integer(
     "epochs",
     3,
@@ -65,54 +62,41 @@ def sizes():
 ETA = 3.0
 
 
-def vmap_epochs(k, x, y):
-    """Compiles the vmapped epoch of K networks; returns (one_epoch(e), compile seconds)."""
+def strategy_epochs(strategy, k, x, y):
+    """Compiles the epoch of K networks for ``strategy`` (vmap: one stacked epoch of all K;
+    loop: one network's epoch, run K times); returns (one_epoch(e), compile seconds)."""
     import jax
-    import jax.numpy as jnp
 
-    from nnjax import costs, sweep
+    from nnjax import network, optimizers, sweep
+    from nnjax.epoch import epoch
 
     params, keys = sweep.init_networks(range(k), sizes())
-    eta = jnp.full((k,), ETA, jnp.float32)
-    lmbda = jnp.zeros((k,), jnp.float32)
-    fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+    tx = optimizers.make("sgd")
+    opt_state = jax.vmap(lambda p: optimizers.init(tx, p, eta=ETA))(params)
+    stacked = strategy == "vmap"
+    if stacked:
+        nets = [((params, opt_state), keys)]
+        fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+    else:
+        nets = [(jax.tree.map(lambda a, i=i: a[i], (params, opt_state)), keys[i]) for i in range(k)]
+        fold = jax.random.fold_in
+    jax.block_until_ready(nets)
     start = time.perf_counter()
-    epoch = sweep.sweep_epoch.lower(
-        params, x, y, fold(keys, 0), eta, lmbda, FLAGS.train_size, M, costs.quadratic
-    ).compile()
-    compile_s = time.perf_counter() - start
-    state = [jax.block_until_ready(params)]
-
-    def one_epoch(e):
-        state[0] = jax.block_until_ready(epoch(state[0], x, y, fold(keys, e), eta, lmbda))
-
-    return one_epoch, compile_s
-
-
-def loop_epochs(k, x, y, kernel):
-    """Compiles sgd.sgd_epoch; returns (one_epoch(e) of all K networks in turn, compile s)."""
-    import jax
-    import jax.numpy as jnp
-
-    from nnjax import costs, network, sgd
-
-    x, y = x[: FLAGS.train_size], y[: FLAGS.train_size]
-    eta, lmbda = jnp.float32(ETA), jnp.float32(0.0)
-    nets = []
-    for seed in range(k):
-        init_key, key = jax.random.split(jax.random.key(seed))
-        nets.append([network.init(init_key, sizes()), key])
-    start = time.perf_counter()
-    epoch = sgd.sgd_epoch.lower(
-        nets[0][0], x, y, nets[0][1], eta, M, costs.quadratic, kernel=kernel, lmbda=lmbda
+    compiled = epoch.lower(
+        *nets[0][0],
+        x,
+        y,
+        fold(nets[0][1], 0),
+        model=network.model(),
+        tx=tx,
+        mini_batch_size=M,
+        stacked=stacked,
     ).compile()
     compile_s = time.perf_counter() - start
 
     def one_epoch(e):
-        for net in nets:
-            net[0] = jax.block_until_ready(
-                epoch(net[0], x, y, jax.random.fold_in(net[1], e), eta, lmbda=lmbda)
-            )
+        for i, (state, key) in enumerate(nets):
+            nets[i] = (jax.block_until_ready(compiled(*state, x, y, fold(key, e))), key)
 
     return one_epoch, compile_s
 
@@ -129,32 +113,15 @@ def run():
         raise UsageError(f"--strategies must be vmap and/or loop, got {FLAGS.strategies}")
     import jax
 
-    from nnjax import cpu_kernel, data
+    from nnjax import data, sweep
 
-    cpu = jax.default_backend() == "cpu"
-    ks = ks or ([1, 4, 16] if cpu else [1, 64, 256, 1024, 4096])
-    if cpu and "loop" in strategies:
-        strategies.append("loop-xla")
+    ks = ks or ([1, 4, 16] if jax.default_backend() == "cpu" else [1, 64, 256, 1024, 4096])
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
-    x, y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
-    device = jax.devices()[0]
-    kernel_note = ""
-    if cpu:
-        from nnjax import costs, network
-
-        probe = network.init(jax.random.key(0), sizes())
-        kernel_note = (
-            f"; loop uses the C++ kernel, {cpu_kernel.describe_threads()}"
-            if cpu_kernel.supports(probe, x, M, costs.quadratic)
-            else "; no C++ kernel"
-        )
-    from nnjax import costs, sweep
-
-    auto = sweep.pick_strategy("auto", sizes(), M, costs.quadratic)
+    x, y = (jax.device_put(a[: FLAGS.train_size]) for a in (dataset.train.x, dataset.train.y))
     print(
-        f"backend {jax.default_backend()}: {device.device_kind}; {sizes()}, mini-batch {M}, "
-        f"η = {ETA}, {FLAGS.train_size} images, {FLAGS.epochs} timed epochs{kernel_note}; "
-        f"--strategy=auto picks {auto}",
+        f"backend {jax.default_backend()}: {jax.devices()[0].device_kind}; {sizes()}, "
+        f"mini-batch {M}, η = {ETA}, {FLAGS.train_size} images, {FLAGS.epochs} timed epochs; "
+        f"--strategy=auto picks {sweep.pick_strategy('auto')}",
         flush=True,
     )
     print(
@@ -166,14 +133,9 @@ def run():
         for k in ks:
             runs = {}
             for strategy in strategies:
-                if strategy.startswith("loop") and k > FLAGS.loop_max_k:
+                if strategy == "loop" and k > FLAGS.loop_max_k:
                     continue
-                if strategy == "vmap":
-                    runs[strategy] = vmap_epochs(k, x, y)
-                else:
-                    runs[strategy] = loop_epochs(
-                        k, x, y, "xla" if strategy == "loop-xla" else "auto"
-                    )
+                runs[strategy] = strategy_epochs(strategy, k, x, y)
             # The strategies take turns, epoch by epoch, so that a busy machine slows each
             # about equally; the best epoch is the least disturbed.
             times = {strategy: [] for strategy in runs}

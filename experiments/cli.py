@@ -32,7 +32,7 @@ def run_guarded(run, argv) -> None:
     --verbosity is given."""
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
-    from nnjax import checkpoint, data, stopping
+    from nnjax import checkpoint, data, history
 
     if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
         # absl shows INFO, and JAX logs its search for a TPU there on every CPU machine. Set
@@ -45,7 +45,7 @@ def run_guarded(run, argv) -> None:
         run()
     except (UsageError, data.DataError, checkpoint.CheckpointError) as e:
         sys.exit(f"error: {e}")
-    except stopping.Diverged as e:  # nothing of the diverged network has been written
+    except history.Diverged as e:  # nothing of the diverged network has been written
         eta = f" (--eta={flags.FLAGS.eta})" if "eta" in flags.FLAGS else ""
         sys.exit(f"error: {e}{eta}")
     except OSError as e:
@@ -65,7 +65,7 @@ def reason(lines: list) -> str:
     return (why or lines or [""])[-1]
 
 
-PRECISIONS = ("auto", "highest", "default")  # --matmul_precision's values
+PRECISIONS = ("highest", "auto", "default")  # --matmul_precision's values, default first
 
 
 def matmul_precision(name: str, backend: str) -> str:
@@ -134,19 +134,22 @@ def define_data_flags(requirement: str = "") -> None:
 
 
 def define_network_flags() -> None:
-    """Defines ``--cost``, ``--activation`` and ``--init`` of chapters 1–3's networks."""
+    """Defines ``--cost``, ``--activation`` and ``--init`` of chapters 1–3's networks, from
+    the registries ``nnjax.costs.COSTS`` and ``nnjax.activations.HIDDEN``."""
+    from nnjax import activations, costs
+
     runner = _caller()
     flags.DEFINE_enum(
         "cost",
         "quadratic",
-        ["quadratic", "cross_entropy", "log_likelihood"],
+        list(costs.COSTS),
         "Cost function; log_likelihood gives the network a softmax output layer.",
         module_name=runner,
     )
     flags.DEFINE_enum(
         "activation",
         "sigmoid",
-        ["sigmoid", "tanh", "relu"],
+        list(activations.HIDDEN),
         "Activation of the hidden layers.",
         module_name=runner,
     )
@@ -157,6 +160,51 @@ def define_network_flags() -> None:
         "Weights from N(0, 1) (chapter 1) or N(0, 1/n_in) (chapter 3).",
         module_name=runner,
     )
+
+
+def define_training_flags(momentum: bool = True) -> None:
+    """Defines ``--optimizer`` (from the registry ``nnjax.optimizers.STEPS``), ``--momentum``
+    and ``--matmul_precision``: the same names, choices and defaults in every runner."""
+    from nnjax import optimizers
+
+    runner = _caller()
+    flags.DEFINE_enum(
+        "optimizer",
+        "sgd",
+        list(optimizers.STEPS),
+        "The update rule, after the L2 weight decay: "
+        + "; ".join(f"{name}: {what}" for name, (_, what, _) in optimizers.STEPS.items())
+        + ".",
+        module_name=runner,
+    )
+    if momentum:
+        flags.DEFINE_float(
+            "momentum",
+            0.0,
+            "Momentum coefficient μ (sgd: the book's v → μv − η∇C, w → w + v; 0: plain SGD).",
+            module_name=runner,
+        )
+    flags.DEFINE_enum(
+        "matmul_precision",
+        PRECISIONS[0],
+        list(PRECISIONS),
+        "highest: float32 products, as the book computes (in float64); auto: TF32 products "
+        "on GPUs (20-25% faster for chapter 6 on an H200), float32 elsewhere; default: XLA's "
+        "choice (TF32 on recent GPUs, one bfloat16 pass on TPUs).",
+        module_name=runner,
+    )
+
+
+def optimizer_from_flags(regularization: str = "l2"):
+    """``nnjax.optimizers.make`` of --optimizer and --momentum; UsageError naming them if
+    they do not go together."""
+    from nnjax import optimizers
+
+    momentum = flags.FLAGS.momentum if "momentum" in flags.FLAGS else 0.0
+    try:
+        return optimizers.make(flags.FLAGS.optimizer, momentum, regularization)
+    except ValueError as e:
+        raise UsageError(f"--optimizer={flags.FLAGS.optimizer}: {e}") from None
 
 
 def _caller() -> str:

@@ -23,14 +23,16 @@ from experiments.checks import (
 )
 from experiments.cli import (
     MAX_SEED,
-    PRECISIONS,
     SEED_BOUNDS,
     define_data_flags,
+    define_training_flags,
     device_mesh,
     matmul_precision,
+    optimizer_from_flags,
     parse_devices,
     run_guarded,
 )
+from experiments.progress import Progress
 from nnjax import presets
 
 FLAGS = flags.FLAGS
@@ -76,13 +78,10 @@ flags.DEFINE_float("eta", 0.1, "Learning rate η.")
 flags.DEFINE_float(
     "l2",
     0.0,
-    "L2 λ in network3's convention: the cost adds "
-    "½ λ Σ‖w‖² / (number of mini-batches), so λ = 0.1 here is network2's λ = 1.0 "
-    "at m = 10.",
+    "L2 regularisation λ, as in experiments.mnist (network2.py's: weight decay 1 − ηλ/n "
+    "each step, n the training-set size); network3's λ = 0.1 at m = 10 is λ = 1.0 here.",
 )
-flags.DEFINE_float(
-    "momentum", 0.0, "Momentum μ (the book's v → μv − η∇C); 0 for plain SGD as in network3."
-)
+define_training_flags()
 flags.DEFINE_enum(
     "expand",
     "none",
@@ -158,15 +157,6 @@ flags.DEFINE_string(
     None,
     "Draw the test digits the network (or the ensemble's vote) gets wrong to this PNG.",
 )
-flags.DEFINE_enum(
-    "matmul_precision",
-    "auto",
-    list(PRECISIONS),
-    "auto: TF32 products on GPUs (20-25% faster on an H200; README), float32 "
-    "elsewhere; highest: float32 products; default: XLA's choice (TF32 on "
-    "recent GPUs, one bfloat16 pass on TPUs).",
-)
-
 PRESETS = presets.CHAPTER6
 
 # The flags that decide a run (saved with the networks; a checkpoint resumes only a run with
@@ -181,6 +171,7 @@ SETTINGS = (
     "mini_batch_size",
     "eta",
     "l2",
+    "optimizer",
     "momentum",
     "expand",
     "shuffle",
@@ -258,6 +249,14 @@ def check_flags():
     return net
 
 
+def pick_strategy(strategy: str, networks: int, backend: str) -> str:
+    """``"loop"`` or ``"vmap"`` for ``--strategy``: ``auto`` loops on the CPU, where XLA's
+    batched products of these shapes are slower than unbatched ones, and vmaps elsewhere."""
+    if strategy == "auto":
+        return "loop" if networks == 1 or backend == "cpu" else "vmap"
+    return strategy
+
+
 def image_shape(n_in: int, dataset: str) -> tuple:
     """(side, side, 1) for square one-channel images of ``n_in`` pixels."""
     side = int(round(n_in**0.5))
@@ -273,7 +272,11 @@ def run() -> None:
     import jax
     import numpy as np
 
-    from nnjax import checkpoint, data, ensemble, expand, layers, network3, train3
+    from nnjax import checkpoint, data, ensemble, expand, layers, network3, optimizers
+    from nnjax.fit import fit
+    from nnjax.history import History
+
+    tx = optimizer_from_flags()
 
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
 
@@ -321,17 +324,22 @@ def run() -> None:
             f"but {dataset.name} has {dataset.num_classes} classes (write "
             f"softmax for as many outputs as classes)"
         )
-    networks = [train3.Network(p, train3.init_state(p, FLAGS.momentum)) for p in params]
-    strategy = train3.pick_strategy(FLAGS.strategy, k)
+    n_train = len(train_y)
+    networks = [
+        History(p, optimizers.init(tx, p, FLAGS.eta, FLAGS.l2 / n_train), best_rule="last")
+        for p in params
+    ]
+    strategy = pick_strategy(FLAGS.strategy, k, jax.default_backend())
     precision = matmul_precision(FLAGS.matmul_precision, jax.default_backend())
     gpu = jax.default_backend() == "gpu"
     print(
-        f"nnjax: {layers.describe(net_layers)}; η={FLAGS.eta:g}, λ={FLAGS.l2:g} (network3), "
-        f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
+        f"nnjax: {layers.describe(net_layers)}; {FLAGS.optimizer} η={FLAGS.eta:g}, "
+        f"λ={FLAGS.l2:g}, mini-batch {FLAGS.mini_batch_size}, "
+        f"{FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
         f"{k} network{'s' * (k > 1)} ({strategy}) on {jax.default_backend()}"
         f"{' (TF32 products where the GPU has them)' * (precision == 'default' and gpu)}"
         f"{f' ({mesh.size} devices, data parallel)' if mesh else ''}; "
-        f"{dataset.name}: {len(train_y)} training images"
+        f"{dataset.name}: {n_train} training images"
         f"{' (expanded)' if FLAGS.expand == 'book' else ''}"
         f"{', random shifts' if FLAGS.expand == 'random' else ''}",
         flush=True,
@@ -350,10 +358,12 @@ def run() -> None:
             for i, n in enumerate(networks)
         ),
     )
+    clock = Progress(FLAGS.epochs, len(networks[0].epochs))
 
     def report(i, r) -> None:
         # r.seconds is each network's share of the epoch; the time shown is the whole epoch's
-        took = f"  ({r.seconds * k:.1f} s{f' for the {k} networks' * (k > 1)})" if i == 0 else ""
+        took = f"  ({r.seconds * k:.1f} s{f' for the {k} networks' * (k > 1)}" if i == 0 else ""
+        took += f"; epoch {clock.tick(r.epoch)})" if i == 0 else ""
         who = f"Network {i}, e" if k > 1 else "E"
         print(f"{who}poch {r.epoch}: validation accuracy {100 * r.accuracy:.2f}%{took}", flush=True)
         if r.test_correct is not None:
@@ -365,31 +375,30 @@ def run() -> None:
             metrics.write({"network": i, **r.as_dict(), "device": device})
 
     try:
-        with jax.default_matmul_precision(precision):
-            networks, compile_seconds = train3.train(
-                networks,
-                net_layers,
-                shape,
-                (train_x, train_y),
-                (dataset.validation.x, dataset.validation.y),
-                test_data=(dataset.test.x, dataset.test.y),
-                epochs=FLAGS.epochs,
-                mini_batch_size=FLAGS.mini_batch_size,
-                eta=FLAGS.eta,
-                lmbda=FLAGS.l2,
-                keys=[shuffle_key for _, shuffle_key in seeds],
-                momentum=FLAGS.momentum,
-                shuffle=FLAGS.shuffle,
-                random_shifts=FLAGS.expand == "random",
-                strategy=strategy,
-                on_epoch=report,
-                after_epoch=after_epoch,
-                mesh=mesh,
-                unroll=FLAGS.unroll,
-            )
+        fit(
+            network3.model(tuple(net_layers), shape, FLAGS.expand == "random"),
+            tx,
+            networks,
+            (train_x, train_y),
+            eval_data=(dataset.validation.x, dataset.validation.y),
+            test_data=(dataset.test.x, dataset.test.y),
+            epochs=FLAGS.epochs,
+            mini_batch_size=FLAGS.mini_batch_size,
+            keys=[shuffle_key for _, shuffle_key in seeds],
+            shuffle=FLAGS.shuffle,
+            drop_last=True,
+            strategy=strategy,
+            mesh=mesh,
+            unroll=FLAGS.unroll,
+            matmul_precision=precision,
+            keep_best=True,
+            on_epoch=report,
+            after_epoch=after_epoch,
+        )
     finally:
         if metrics:
             metrics.close()
+    compile_seconds = networks[0].compile_seconds
 
     test_x, test_y = dataset.test.x, dataset.test.y
 
@@ -459,7 +468,8 @@ def resume(networks, device: str):
     Returns the function that checkpoints them after every epoch, and the device kind that
     trained each restored epoch (``device``, this run's, for a checkpoint from before they
     were recorded)."""
-    from nnjax import checkpoint, train
+    from nnjax import checkpoint
+    from nnjax.history import EpochResult
 
     settings = {name: FLAGS[name].value for name in SETTINGS if name != "epochs"}
     try:
@@ -468,7 +478,10 @@ def resume(networks, device: str):
         raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e}") from None
 
     def state():
-        return [(n.params, n.opt_state, n.best_params or n.params) for n in networks]
+        return [
+            (n.params, n.opt_state, n.params if n.best_params is None else n.best_params)
+            for n in networks
+        ]
 
     if path.exists():
         meta = checkpoint.read_meta(path)  # checked before the arrays are read
@@ -487,12 +500,9 @@ def resume(networks, device: str):
             )
         devices = meta.get("devices", [device] * done)
         tree, meta = checkpoint.read_tree(path, state())
-        for net, (params, opt_state, best_params), epochs, best in zip(
-            networks, tree, meta["epochs"], meta["best"]
-        ):
+        for net, (params, opt_state, best_params), epochs in zip(networks, tree, meta["epochs"]):
             net.params, net.opt_state, net.best_params = params, opt_state, best_params
-            net.epochs = [train.EpochResult.from_dict(e) for e in epochs]
-            net.best = net.epochs[best]
+            net.epochs = [EpochResult.from_dict(e) for e in epochs]
         print(
             f"Resuming from {path} after {len(networks[0].epochs)} "
             f"epoch{'s' * (len(networks[0].epochs) != 1)}.",
@@ -508,7 +518,6 @@ def resume(networks, device: str):
             state(),
             {
                 "settings": settings,
-                "best": [n.epochs.index(n.best) for n in networks],
                 "epochs": [[r.as_dict() for r in n.epochs] for n in networks],
                 "devices": devices + [device] * (trained - len(devices)),
             },

@@ -25,10 +25,14 @@ from experiments.cli import (
     SEED_BOUNDS,
     define_data_flags,
     define_network_flags,
+    define_training_flags,
     device_mesh,
+    matmul_precision,
+    optimizer_from_flags,
     parse_devices,
     run_guarded,
 )
+from experiments.progress import Progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -42,6 +46,7 @@ flags.DEFINE_integer(
 )
 define_data_flags()
 define_network_flags()
+define_training_flags()
 flags.DEFINE_float(
     "l2",
     0.0,
@@ -49,9 +54,6 @@ flags.DEFINE_float(
     "set size, as in the book's network2.py).",
 )
 flags.DEFINE_float("l1", 0.0, "L1 regularisation λ (w → w − (ηλ/n) sgn(w) − ...).")
-flags.DEFINE_float(
-    "momentum", 0.0, "Momentum coefficient μ (the book's v → μv − η∇C, w → w + v); 0 for plain SGD."
-)
 flags.DEFINE_integer(
     "train_size",
     None,
@@ -98,18 +100,12 @@ flags.DEFINE_string(
     "rerunning with the same flags resumes from the last finished epoch.",
 )
 flags.DEFINE_enum(
-    "matmul_precision",
-    "highest",
-    ["highest", "default"],
-    "highest: float32 products, as the book computes (in float64); default: "
-    "XLA's choice, TF32 on recent GPUs (about 15% faster there).",
-)
-flags.DEFINE_enum(
     "kernel",
-    "auto",
-    ["auto", "xla"],
-    "auto: on the CPU, chapter 1's network "
-    "trains in nnjax's compiled C++ epoch; xla: always the pure-JAX lax.scan epoch.",
+    "jax",
+    ["jax", "cpp"],
+    "jax: the JAX epoch, jax.grad of the Python loss; cpp: on the CPU, chapter 1's "
+    "one-hidden-layer sigmoid network with plain SGD in nnjax's hand-fused C++ copy of the "
+    "same step (faster; see README).",
 )
 flags.DEFINE_string(
     "devices",
@@ -216,6 +212,7 @@ TRAINING_FLAGS = (
     "init",
     "l2",
     "l1",
+    "optimizer",
     "momentum",
     "train_size",
     "early_stopping",
@@ -229,9 +226,15 @@ def run() -> None:
     import jax
 
     start_processes(jax)
-    from nnjax import activations, backprop, checkpoint, costs, data, network, sgd, train
+    from nnjax import activations, backprop, checkpoint, costs, data, network, optimizers
+    from nnjax.fit import fit
+    from nnjax.history import EpochResult, History
 
+    regularization = "l1" if FLAGS.l1 > 0 else "l2"
+    tx = optimizer_from_flags(regularization)
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
+    if mesh is not None and FLAGS.kernel == "cpp":
+        raise UsageError("--kernel=cpp trains on one device: leave out --devices")
     primary = jax.process_index() == 0  # the one process that prints and writes files
     say = print if primary else (lambda *args, **kwargs: None)
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
@@ -255,25 +258,22 @@ def run() -> None:
     check_fits("hidden", FLAGS.hidden, shapes, 3, train_x.nbytes + dataset.test.x.nbytes)
     params = network.init(init_key, sizes, init=FLAGS.init)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
+    lmbda = FLAGS.l2 or FLAGS.l1
+    model = network.model(cost, activation, lmbda, regularization)
+    if FLAGS.kernel == "cpp":
+        from nnjax import cpu_kernel
+
+        try:
+            cpu_kernel.check(model, tx, params, train_x, FLAGS.mini_batch_size)
+        except ValueError as e:
+            raise UsageError(f"--kernel=cpp: {e}") from None
     regularised = (
         (f", L2 λ={FLAGS.l2:g}" if FLAGS.l2 else "")
         + (f", L1 λ={FLAGS.l1:g}" if FLAGS.l1 else "")
         + (f", momentum {FLAGS.momentum:g}" if FLAGS.momentum else "")
     )
-    regularization = "l1" if FLAGS.l1 > 0 else "l2"
-    # Which epoch program runs (the CPU kernel's and XLA's numbers differ by float rounding)
-    kernel = mesh is None and sgd.uses_cpu_kernel(
-        params,
-        train_x,
-        FLAGS.mini_batch_size,
-        cost,
-        activation,
-        FLAGS.kernel,
-        regularization,
-        FLAGS.momentum,
-    )
     where = (
-        jax.default_backend() + " (nnjax's CPU kernel)" * kernel
+        jax.default_backend() + " (nnjax's C++ CPU epoch)" * (FLAGS.kernel == "cpp")
         if mesh is None
         else (
             f"{mesh.size} {jax.default_backend()} devices"
@@ -282,61 +282,71 @@ def run() -> None:
     )
     say(
         f"nnjax: {sizes} {activation.name} network, {cost.name} cost, {FLAGS.init} "
-        f"initialisation{regularised}, η={FLAGS.eta:g}, "
+        f"initialisation{regularised}, {FLAGS.optimizer} η={FLAGS.eta:g}, "
         f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)} on "
         f"{where}; {dataset.name}: {n_train} training, "
         f"{len(eval_split.y)} {FLAGS.eval_split} images",
         flush=True,
     )
 
+    gradient_norms = None
     if FLAGS.gradient_norms:
         n = FLAGS.gradient_norms
-        initial = backprop.hidden_layer_speeds(
-            params, train_x[:n], costs.one_hot(train_y[:n], sizes[-1]), cost, activation
+        x_norms, y_norms = train_x[:n], costs.one_hot(train_y[:n], sizes[-1])
+        speeds = jax.jit(
+            lambda p: backprop.hidden_layer_speeds(p, x_norms, y_norms, cost, activation)
         )
         say(
             "Before training, ‖∂C/∂b‖ of the hidden layers: "
-            + " ".join(f"{float(v):.4g}" for v in initial),
+            + " ".join(f"{float(v):.4g}" for v in speeds(params)),
             flush=True,
         )
 
-    done, after_epoch = [], None
-    opt_state = sgd.init_state(params, FLAGS.momentum) if FLAGS.momentum else None
+        def gradient_norms(p):
+            return {"gradient_norms": [float(v) for v in speeds(p)]}
+
+    run = History(params, optimizers.init(tx, params, eta=FLAGS.eta, weight_decay=lmbda / n_train))
+    after_epoch = None
     if FLAGS.checkpoint_dir:
         try:
-            run = checkpoint.Run(FLAGS.checkpoint_dir, {k: FLAGS[k].value for k in TRAINING_FLAGS})
-            params, opt_state, epochs = run.resume(params, opt_state)
+            saved = checkpoint.Run(
+                FLAGS.checkpoint_dir, {k: FLAGS[k].value for k in TRAINING_FLAGS}
+            )
+            run.params, run.opt_state, epochs = saved.resume(run.params, run.opt_state)
         except checkpoint.CheckpointError as e:
             raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e}") from None
-        done = [train.EpochResult.from_dict(e) for e in epochs]
+        run.epochs = [EpochResult.from_dict(e) for e in epochs]
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 
-            found = multihost_utils.process_allgather(len(done))
+            found = multihost_utils.process_allgather(len(run.epochs))
             if len(set(found.tolist())) > 1:
                 raise UsageError(
                     f"--checkpoint_dir={FLAGS.checkpoint_dir} must be the same "
                     f"directory for every process (they found {found.tolist()} "
                     "finished epochs)"
                 )
-        if done:
-            say(
-                f"Resuming from {run.path} after {len(done)} epoch{'s' * (len(done) != 1)}.",
-                flush=True,
-            )
+        if run.epochs:
+            done = len(run.epochs)
+            say(f"Resuming from {saved.path} after {done} epoch{'s' * (done != 1)}.", flush=True)
 
-        def save_checkpoint(params, opt_state, results):
+        def after_epoch(runs):
             if primary:
-                run.save(params, opt_state, [r.as_dict() for r in results])
-
-        after_epoch = save_checkpoint
+                saved.save(runs[0].params, runs[0].opt_state, [r.as_dict() for r in runs[0].epochs])
 
     # the metrics file describes the whole run, resumed or not
-    metrics = open_metrics(FLAGS.metrics_out if primary else None, (r.as_dict() for r in done))
+    metrics = open_metrics(
+        FLAGS.metrics_out if primary else None, (r.as_dict() for r in run.epochs)
+    )
+    clock = Progress(FLAGS.epochs, len(run.epochs))
 
-    def report(r: train.EpochResult) -> None:
+    def report(i, r: EpochResult) -> None:
         eta = f", η={r.eta:g}" if FLAGS.halve_eta_after else ""
-        say(f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s{eta})", flush=True)
+        say(
+            f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s{eta}; "
+            f"epoch {clock.tick(r.epoch)})",
+            flush=True,
+        )
         if FLAGS.monitor:
             say(
                 f"  cost on training data: {r.training_cost:.4f}; accuracy on training data: "
@@ -353,46 +363,40 @@ def run() -> None:
             metrics.write(r.as_dict())
 
     try:
-        params, _, history = train.train(
-            params,
+        fit(
+            model,
+            tx,
+            run,
             (train_x, train_y),
             epochs=FLAGS.epochs,
             mini_batch_size=FLAGS.mini_batch_size,
-            eta=FLAGS.eta,
             key=shuffle_key,
-            cost=cost,
-            activation=activation,
-            lmbda=FLAGS.l2 or FLAGS.l1,
-            regularization=regularization,
-            momentum=FLAGS.momentum,
-            opt_state=opt_state,
             eval_data=(eval_split.x, eval_split.y),
             kernel=FLAGS.kernel,
-            matmul_precision=FLAGS.matmul_precision,
+            matmul_precision=matmul_precision(FLAGS.matmul_precision, jax.default_backend()),
             monitor=FLAGS.monitor,
-            gradient_norms=FLAGS.gradient_norms,
+            metrics=gradient_norms,
             early_stopping=FLAGS.early_stopping,
             halve_eta_after=FLAGS.halve_eta_after,
             on_epoch=report,
             after_epoch=after_epoch,
-            done=done,
             mesh=mesh,
         )
     finally:
         if metrics:
             metrics.close()
     if FLAGS.save and primary:
-        checkpoint.save(FLAGS.save, params, cost, activation)
+        checkpoint.save(FLAGS.save, run.params, cost, activation)
         say(f"Saved the network to {FLAGS.save}.")
-    if history.stopped:
-        say(f"Stopped: {history.stopped}.")
-    best, last = history.best, history.epochs[-1]
+    if run.stopped:
+        say(f"Stopped: {run.stopped}.")
+    best, last = run.best, run.epochs[-1]
     say(
         f"Best: epoch {best.epoch}, {best.correct} / {best.total} ({100 * best.accuracy:.2f}%)."
         f" Final: {last.correct} / {last.total} ({100 * last.accuracy:.2f}%)."
-        f" {len(history.epochs)} epoch{'s' * (len(history.epochs) != 1)}"
-        f" in {history.train_seconds:.1f} s"
-        f" (+{history.compile_seconds:.1f} s compile)."
+        f" {len(run.epochs)} epoch{'s' * (len(run.epochs) != 1)}"
+        f" in {run.train_seconds:.1f} s"
+        f" (+{run.compile_seconds:.1f} s compile)."
     )
 
 

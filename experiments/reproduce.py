@@ -123,7 +123,9 @@ def run_row(dataset, settings: dict, seed: int) -> float:
     """One run; returns the accuracy (%) the row reports."""
     import jax
 
-    from nnjax import activations, costs, network, train
+    from nnjax import costs, network, optimizers
+    from nnjax.fit import fit
+    from nnjax.history import History
 
     s = {**DEFAULTS, **settings}
     x, y = dataset.train.x, dataset.train.y
@@ -132,17 +134,16 @@ def run_row(dataset, settings: dict, seed: int) -> float:
     evaluation = getattr(dataset, s["eval_split"])
     init_key, shuffle_key = jax.random.split(jax.random.key(seed))
     params = network.init(init_key, [x.shape[1], *s["hidden"], 10], init=s["init"])
-    _, _, history = train.train(
-        params,
+    tx = optimizers.make("sgd")
+    history = fit(
+        network.model(costs.get(s["cost"])),
+        tx,
+        History(params, optimizers.init(tx, params, s["eta"], s["l2"] / len(y))),
         (x, y),
         epochs=s["epochs"],
         mini_batch_size=s["mini_batch_size"],
-        eta=s["eta"],
         key=shuffle_key,
         eval_data=(evaluation.x, evaluation.y),
-        cost=costs.get(s["cost"]),
-        activation=activations.sigmoid,
-        lmbda=s["l2"],
     )
     result = history.epochs[0] if s["report"] == "first" else history.best
     return 100 * result.accuracy

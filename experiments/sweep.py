@@ -22,7 +22,14 @@ import time
 from absl import app, flags
 
 from experiments.checks import JsonLines, UsageError, check_fits, check_writable, parse_hidden
-from experiments.cli import define_data_flags, define_network_flags, run_guarded
+from experiments.cli import (
+    define_data_flags,
+    define_network_flags,
+    define_training_flags,
+    matmul_precision,
+    optimizer_from_flags,
+    run_guarded,
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -34,7 +41,12 @@ flags.DEFINE_string(
     "seeds", "0", "Seeds: a range A:B (A, A+1, ..., B−1), a list 0,3,7, or both (0:4,10)."
 )
 flags.DEFINE_string("eta", "3.0", "Learning rates η, comma separated.")
-flags.DEFINE_string("l2", "0", "L2 regularisation strengths λ, comma separated.")
+flags.DEFINE_string(
+    "l2",
+    "0",
+    "L2 regularisation strengths λ, comma separated (as experiments.mnist's --l2: weight "
+    "decay 1 − ηλ/n each step, n the training-set size).",
+)
 flags.DEFINE_string(
     "train_size",
     "",
@@ -42,6 +54,7 @@ flags.DEFINE_string(
 )
 define_data_flags()
 define_network_flags()
+define_training_flags()
 flags.DEFINE_enum(
     "eval_split", "test", ["test", "validation"], "Which split is scored after each epoch."
 )
@@ -49,28 +62,13 @@ flags.DEFINE_enum(
     "strategy",
     "auto",
     ["auto", "vmap", "loop"],
-    "vmap: all networks in one "
-    "compiled epoch; loop: one network after another; auto: vmap on GPUs and "
-    "TPUs, and on the CPU loop where nnjax's C++ kernel applies, else vmap.",
+    "vmap: all networks in one compiled epoch; loop: one network after another; auto: vmap.",
 )
 flags.DEFINE_integer(
     "chunk",
     None,
     "At most this many networks per compiled program (vmap; "
     "default: as many as fit in memory, and at most 16 on the CPU).",
-)
-flags.DEFINE_enum(
-    "kernel",
-    "auto",
-    ["auto", "xla"],
-    "For the loop: auto uses nnjax's C++ "
-    "epoch on the CPU where it applies; xla the pure-JAX epoch.",
-)
-flags.DEFINE_enum(
-    "matmul_precision",
-    "highest",
-    ["highest", "default"],
-    "highest: float32 products; default: XLA's choice (TF32 on recent GPUs).",
 )
 flags.DEFINE_string("jsonl", None, "Write one JSON object per network to this file.")
 flags.DEFINE_string("png", None, "Draw the sweep's figure into this PNG file.")
@@ -86,15 +84,15 @@ def parse_flag(name: str, parse, *args):
 
 def check_flags() -> dict:
     """Validates every flag before any work starts; returns the parsed lists."""
-    from nnjax import sweep
+    from nnjax import grid
 
     parsed = dict(
         hidden=parse_hidden(FLAGS.hidden),
-        seeds=parse_flag("seeds", sweep.parse_seeds),
-        etas=parse_flag("eta", sweep.parse_values, float, True),
-        lmbdas=parse_flag("l2", sweep.parse_values, float, False),
+        seeds=parse_flag("seeds", grid.parse_seeds),
+        etas=parse_flag("eta", grid.parse_values, float, True),
+        lmbdas=parse_flag("l2", grid.parse_values, float, False),
         train_sizes=(
-            parse_flag("train_size", sweep.parse_values, int, True)
+            parse_flag("train_size", grid.parse_values, int, True)
             if FLAGS.train_size.strip()
             else []
         ),
@@ -109,6 +107,7 @@ def check_flags() -> dict:
     for name in ("jsonl", "png"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
+    optimizer_from_flags()
     return parsed
 
 
@@ -211,7 +210,7 @@ def run() -> None:
     parsed = check_flags()
     import jax
 
-    from nnjax import activations, costs, data, network, sweep
+    from nnjax import activations, costs, data, grid, network, sweep
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     eval_split = getattr(dataset, FLAGS.eval_split)
@@ -225,18 +224,18 @@ def run() -> None:
         if FLAGS.mini_batch_size > n:
             raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} exceeds --train_size={n}")
     sizes = [dataset.train.x.shape[1], *parsed["hidden"], dataset.num_classes]
-    settings = sweep.grid(parsed["seeds"], parsed["etas"], parsed["lmbdas"], train_sizes)
+    settings = grid.grid(parsed["seeds"], parsed["etas"], parsed["lmbdas"], train_sizes)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
-    strategy = sweep.pick_strategy(
-        FLAGS.strategy, sizes, FLAGS.mini_batch_size, cost, activation, FLAGS.kernel
-    )
+    strategy = sweep.pick_strategy(FLAGS.strategy)
     shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), sizes))
     data_bytes = dataset.train.x.nbytes + dataset.test.x.nbytes
     copies = 3 if strategy == "vmap" else 1  # vmap steps every network at once
     check_fits("hidden", FLAGS.hidden, shapes, copies, data_bytes, networks=len(settings))
     title = (
         f"{sizes} {activation.name}, {cost.name} cost, {FLAGS.init} init, mini-batch "
-        f"{FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
+        f"{FLAGS.mini_batch_size}, {FLAGS.optimizer}"
+        + (f" μ = {FLAGS.momentum:g}" if FLAGS.momentum else "")
+        + f", {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
         f"{len(parsed['seeds'])} seeds"
         + (f", η = {parsed['etas'][0]:g}" if len(parsed["etas"]) == 1 else "")
         + (f", λ = {parsed['lmbdas'][0]:g}" if len(parsed["lmbdas"]) == 1 else "")
@@ -255,15 +254,17 @@ def run() -> None:
         cost=cost.name,
         activation=activation.name,
         init=FLAGS.init,
+        optimizer=FLAGS.optimizer,
+        momentum=FLAGS.momentum,
         mini_batch_size=FLAGS.mini_batch_size,
         epochs=FLAGS.epochs,
         dataset=dataset.name,
         eval_split=FLAGS.eval_split,
     )
 
-    def on_result(r):
+    def on_result(setting, run):
         if jsonl:
-            jsonl.write({**r.as_dict(), **common})
+            jsonl.write({**grid.record(setting, run), **common})
 
     start = time.perf_counter()
     try:
@@ -277,10 +278,11 @@ def run() -> None:
             cost=cost,
             activation=activation,
             init=FLAGS.init,
+            optimizer=FLAGS.optimizer,
+            momentum=FLAGS.momentum,
             strategy=strategy,
             chunk=FLAGS.chunk,
-            kernel=FLAGS.kernel,
-            matmul_precision=FLAGS.matmul_precision,
+            matmul_precision=matmul_precision(FLAGS.matmul_precision, jax.default_backend()),
             progress=lambda m: print(m, flush=True),
             on_result=on_result,
         )
@@ -290,13 +292,12 @@ def run() -> None:
     seconds = time.perf_counter() - start
 
     print(f"\n{'seed':>6s} {'η':>8s} {'λ':>8s} {'n':>6s} {'best':>8s} {'epoch':>6s} {'final':>8s}")
-    for r in results:
-        s = r.setting
+    for s, r in results:
         print(
             f"{s.seed:6d} {s.eta:8g} {s.lmbda:8g} {s.train_size:6d} "
-            f"{100 * r.best_accuracy:7.2f}% {r.best_epoch:6d} {100 * r.final_accuracy:7.2f}%"
+            f"{100 * r.best.accuracy:7.2f}% {r.best.epoch:6d} {100 * r.epochs[-1].accuracy:7.2f}%"
         )
-    summaries = sweep.summarise(results)
+    summaries = grid.summarise(results)
     print(
         f"\n{'η':>8s} {'λ':>8s} {'n':>6s} {'seeds':>5s} {'best (mean ± sd)':>18s} "
         f"{'final (mean ± sd)':>18s}"

@@ -16,24 +16,11 @@ from nnjax import activations, costs, network
 from nnjax.activations import Activation
 
 
-def loss(
-    params, x, y, cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid
-):
-    """The cost of the network on inputs ``x`` (N, n_in) with desired outputs ``y`` (N, n_out).
-
-    A scalar: summed over output neurons, averaged over the N examples (for one example of
-    shape (n_in,), its own cost). Hidden layers use ``activation``, the output layer the
-    cost's own (sigmoid, or softmax for the log-likelihood).
-    """
-    z = network.logits(params, x, activation)
-    return cost.fn(z, cost.output.fn(z), y)
-
-
 def grad(
     params, x, y, cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid
 ):
     """∇C by autodiff: a pytree shaped like ``params``, for the mean cost over the batch."""
-    return jax.grad(loss)(params, x, y, cost, activation)
+    return jax.grad(network.loss)(params, x, y, cost, activation)
 
 
 def per_example_grads(
@@ -43,7 +30,7 @@ def per_example_grads(
 
     Their mean over that axis is ``grad(params, x, y)``.
     """
-    return jax.vmap(jax.grad(loss), in_axes=(None, 0, 0, None, None))(
+    return jax.vmap(jax.grad(network.loss), in_axes=(None, 0, 0, None, None))(
         params, x, y, cost, activation
     )
 

@@ -1,20 +1,22 @@
 """A compiled C++ epoch for the book's one-hidden-layer networks on the CPU, called from
 inside ``jit``.
 
-XLA runs the book's [784, 30, 10] network at mini-batch 10 far from the CPU's peak: each
-step is a handful of tiny matrix products, each a separate library call and a separate
-pass over w1. ``kernels/sgd_epoch_cpu.cc`` does a whole epoch of the same updates in one
-XLA FFI call (see the comments there); ``nnjax.sgd.sgd_epoch`` uses it when
-``supports(...)`` is true and falls back to its pure-JAX ``lax.scan`` otherwise. The two
-compute the same SGD steps over the same mini-batches and differ only in the order of
-float additions and the kernel's own e^x (within about 1 ulp; the tests compare them).
+This is a hand-fused copy of chapter 1's SGD step, and it is opt-in: the code that trains by
+default is the JAX epoch (``nnjax.epoch``), ``jax.grad`` of the Python loss. XLA runs the
+book's [784, 30, 10] network at mini-batch 10 far from the CPU's peak: each step is a handful
+of tiny matrix products, each a separate library call and a separate pass over w1.
+``kernels/sgd_epoch_cpu.cc`` does a whole epoch of the same updates in one XLA FFI call (see
+the comments there); ``nnjax.epoch.epoch(kernel="cpp")`` (``--kernel=cpp``) runs it where
+``check`` allows. The two compute the same SGD steps over the same mini-batches and differ
+only in the order of float additions and the kernel's own e^x (within about 1 ulp; the tests
+compare them). An edit to the Python model or cost does not reach the kernel.
 
-The source is compiled on first use with the system's C++ compiler (``$CXX``, else
-``c++``/``g++``/``clang++``), for this machine's CPU, into the cache directory
+The source is compiled when first asked for (``check``), with the system's C++ compiler
+(``$CXX``, else ``c++``/``g++``/``clang++``), for this machine's CPU, into the cache directory
 (``kernels/`` in the data directory: ``$NNJAX_DATA_DIR``, else ``$XDG_CACHE_HOME/nnjax``,
 else ``~/.cache/nnjax``), and reused after that. With no compiler, or if the build fails,
-nnjax says so once and uses the pure-JAX epoch. ``NNJAX_CPU_KERNEL=0`` turns the kernel off;
-it is read once, at the kernel's first use in a process.
+``check`` says so. ``NNJAX_CPU_KERNEL=0`` turns the kernel off; it is read once, at the
+kernel's first use in a process.
 """
 
 import ctypes
@@ -119,42 +121,61 @@ def build(compiler=None, cache_dir=None) -> pathlib.Path:
 
 
 @functools.cache
-def _registered() -> bool:
-    """Builds and registers the FFI target once per process; False if that is impossible."""
+def _unavailable() -> str:
+    """Builds and registers the FFI target once per process: "" when done, else why not."""
     if os.environ.get("NNJAX_CPU_KERNEL", "1") == "0":
-        return False
+        return "NNJAX_CPU_KERNEL=0 turns it off"
     try:
         library = ctypes.cdll.LoadLibrary(str(build()))
         jax.ffi.register_ffi_target(
             TARGET, jax.ffi.pycapsule(library.NnjaxSgdEpoch), platform="cpu"
         )
-        return True
+        return ""
     except (RuntimeError, OSError, subprocess.SubprocessError, AttributeError) as e:
-        logging.warning("nnjax: the CPU kernel is unavailable, using the pure-JAX epoch (%s)", e)
-        return False
+        return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def supports(
-    params,
-    x,
-    mini_batch_size: int,
-    cost: costs.Cost,
-    activation: activations.Activation = activations.sigmoid,
-) -> bool:
-    """Whether the kernel can run this epoch: CPU backend, float32, one hidden layer,
-    sigmoid units with the quadratic or cross-entropy cost, 1 ≤ m ≤ 32; and the kernel
-    builds."""
-    weights = params["weights"]
-    return (
-        jax.default_backend() == "cpu"
-        and len(weights) == 2
-        and cost in (costs.quadratic, costs.cross_entropy)
-        and activation is activations.sigmoid
-        and 1 <= mini_batch_size <= MAX_MINI_BATCH
-        and x.dtype == jnp.float32
-        and all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
-        and _registered()
-    )
+def check(model, tx, params, x, mini_batch_size: int) -> None:
+    """Raises ValueError (one line saying why) unless the kernel can run this epoch: CPU
+    backend; chapter 1-5's network (``model.book_network``) with one hidden layer, sigmoid
+    units and the quadratic or cross-entropy cost; the book's plain SGD with L2 weight decay
+    (``optimizers.make("sgd")``); float32; 1 ≤ m ≤ 32 and at least one full mini-batch.
+    Only then is the kernel built (once per machine) and registered."""
+    from nnjax import optimizers
+
+    why = ""
+    if jax.default_backend() != "cpu":
+        why = f"it runs on the CPU only, not on {jax.default_backend()}"
+    elif model.book_network is None:
+        why = f"it trains chapter 1-5 networks only, not {model.name or 'this model'}"
+    elif len(params["weights"]) != 2:
+        why = "it trains networks of one hidden layer only"
+    elif model.book_network[0] not in (costs.quadratic, costs.cross_entropy):
+        why = f"it knows the quadratic and cross-entropy costs, not {model.book_network[0].name}"
+    elif model.book_network[1] is not activations.sigmoid:
+        why = f"it knows sigmoid neurons only, not {model.book_network[1].name}"
+    elif tx is not optimizers.make("sgd"):
+        why = "it runs the book's plain SGD with L2 regularisation only"
+    elif not 1 <= mini_batch_size <= MAX_MINI_BATCH:
+        why = f"it takes mini-batches of 1 to {MAX_MINI_BATCH}, not {mini_batch_size}"
+    elif x.shape[0] < mini_batch_size:
+        why = "it needs at least one full mini-batch"
+    elif x.dtype != jnp.float32 or any(p.dtype != jnp.float32 for p in jax.tree.leaves(params)):
+        why = "it computes in float32 only"
+    elif _unavailable():
+        why = f"it is unavailable ({_unavailable()})"
+    if why:
+        raise ValueError(f"the C++ CPU epoch cannot train this network: {why}")
+
+
+def book_epoch(params, opt_state, x, y, batches, model):
+    """The epoch's full mini-batches ``batches`` (steps, m) by the kernel: the same updates
+    as the JAX epoch with ``optimizers.make("sgd")``'s state ``opt_state`` (its η and L2
+    weight decay). Returns ``(params, opt_state)``. Call inside ``jit``, after ``check``."""
+    eta = opt_state.hyperparams["learning_rate"]
+    decay = 1 - eta * opt_state.hyperparams["weight_decay"]
+    params = sgd_epoch(params, x, y, batches, eta, cost=model.book_network[0], decay=decay)
+    return params, opt_state._replace(count=opt_state.count + batches.shape[0])
 
 
 def _threads_from_environment() -> int | None:

@@ -16,8 +16,9 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations
+from nnjax import activations, costs
 from nnjax.activations import Activation
+from nnjax.epoch import Model
 
 Params = dict  # {"weights": [array (n_out, n_in), ...], "biases": [array (n_out,), ...]}
 
@@ -101,3 +102,63 @@ def evaluate(params: Params, x, y, activation: Activation = activations.sigmoid)
     ``Epoch k: <correct> / 10000``).
     """
     return jnp.sum(predict(params, x, activation) == y, dtype=jnp.int32)
+
+
+def loss(
+    params, x, y, cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid
+):
+    """The cost of the network on inputs ``x`` (N, n_in) with desired outputs ``y`` (N, n_out).
+
+    A scalar: summed over output neurons, averaged over the N examples (for one example of
+    shape (n_in,), its own cost). Hidden layers use ``activation``, the output layer the
+    cost's own (sigmoid, or softmax for the log-likelihood).
+    """
+    z = logits(params, x, activation)
+    return cost.fn(z, cost.output.fn(z), y)
+
+
+def total_cost(
+    params,
+    x,
+    y,
+    cost: costs.Cost = costs.quadratic,
+    activation: Activation = activations.sigmoid,
+    lmbda=0.0,
+    regularization: str = "l2",
+):
+    """The cost on ``x`` (N, n_in), integer labels ``y`` (N,), as the book's ``total_cost``
+    reports it: a scalar, the mean cost plus ½ (λ/N) Σ‖w‖² (``regularization="l2"``) or
+    (λ/N) Σ|w| (``"l1"``, chapter 3's L1 cost), N being the size of *this* set (the book's
+    quirk; training itself uses the training-set size)."""
+    z = logits(params, x, activation)
+    y1 = costs.one_hot(y, z.shape[-1], z.dtype)
+    if regularization == "l1":
+        penalty = sum(jnp.sum(jnp.abs(w)) for w in params["weights"])
+    else:
+        penalty = 0.5 * sum(jnp.sum(w**2) for w in params["weights"])
+    return cost.fn(z, cost.output.fn(z), y1) + (lmbda / x.shape[0]) * penalty
+
+
+@functools.cache
+def model(
+    cost: costs.Cost = costs.quadratic,
+    activation: Activation = activations.sigmoid,
+    lmbda: float = 0.0,
+    regularization: str = "l2",
+) -> Model:
+    """Chapters 1-5's network as an ``epoch.Model``: the loss is ``loss`` on one-hot desired
+    outputs (no randomness), the prediction ``predict``, the monitored cost ``total_cost``
+    with ``lmbda`` and ``regularization`` (training's own decay is the optimizer's)."""
+
+    def train_loss(params, x, y, key=None):
+        return loss(
+            params, x, costs.one_hot(y, params["biases"][-1].shape[-1], x.dtype), cost, activation
+        )
+
+    return Model(
+        loss=train_loss,
+        predict=lambda params, x: predict(params, x, activation),
+        cost=lambda params, x, y: total_cost(params, x, y, cost, activation, lmbda, regularization),
+        name=f"{activation.name} network, {cost.name} cost",
+        book_network=(cost, activation),
+    )

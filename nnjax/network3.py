@@ -14,7 +14,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from nnjax import costs, expand
 from nnjax import layers as layers_lib
+from nnjax.epoch import Model
 
 Params = list  # [{"w": array, "b": array}, ...], one dict per layer
 
@@ -47,19 +49,36 @@ def apply(params: Params, layers, x, input_shape, key=None, training: bool = Fal
     return a
 
 
-def weight_squares(params: Params):
-    """Σ‖w‖² over every layer's weights (not the biases): a scalar."""
-    return sum(jnp.sum(p["w"] ** 2) for p in params)
-
-
-def loss(params: Params, layers, x, y, input_shape, key, l2_per_batch=0.0):
-    """network3's training cost on the mini-batch ``x`` (m, n_in), labels ``y`` (m,): the mean
-    negative log-likelihood of the softmax output (with dropout, key ``key``) plus
-    ½ ``l2_per_batch`` Σ‖w‖², where network3 passes λ / (number of mini-batches per epoch).
-    Returns a scalar."""
+def loss(params: Params, layers, x, y, input_shape, key, cost: costs.Cost = costs.log_likelihood):
+    """The training cost on the mini-batch ``x`` (m, n_in), labels ``y`` (m,), dropout drawn
+    with ``key``: a scalar, ``cost`` of the last layer's weighted input z (network3's is the
+    log-likelihood of softmax(z); any ``nnjax.costs`` cost applies its own output activation
+    to z). network3's L2 term ½ (λ / number of mini-batches) Σ‖w‖² is the optimizer's weight
+    decay (``nnjax.optimizers``)."""
     z = apply(params, layers, x, input_shape, key, training=True)
-    nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), y[:, None], axis=1))
-    return nll + 0.5 * l2_per_batch * weight_squares(params)
+    return cost.fn(z, cost.output.fn(z), costs.one_hot(y, z.shape[-1], z.dtype))
+
+
+@functools.cache
+def model(
+    layers, input_shape, random_shifts: bool = False, cost: costs.Cost = costs.log_likelihood
+) -> Model:
+    """The network of ``layers`` (a tuple) for examples of shape ``input_shape`` (a tuple),
+    trained on ``cost`` (``loss``), as an ``epoch.Model``. With ``random_shifts`` each image
+    of each mini-batch is first replaced by itself or one of its four one-pixel shifts,
+    drawn afresh (``expand.random_shifts``)."""
+
+    def train_loss(params, x, y, key):
+        if random_shifts:
+            key, shift_key = jax.random.split(key)
+            x = expand.random_shifts(shift_key, x)
+        return loss(params, layers, x, y, input_shape, key, cost)
+
+    return Model(
+        loss=train_loss,
+        predict=lambda params, x: predict_all(params, x, layers=layers, input_shape=input_shape),
+        name=layers_lib.describe(layers),
+    )
 
 
 def predict(params: Params, layers, x, input_shape):

@@ -1,44 +1,30 @@
-"""Data-parallel SGD: every mini-batch split over a 1-D mesh of devices, on one or many hosts.
+"""Data parallel training: a 1-D mesh of devices, on one or many hosts, and the global
+arrays the epoch reads.
 
-The epoch is ``sgd.sgd_epoch``'s, with each mini-batch's gradient computed by N devices
-together: the same shuffle (``sgd.mini_batches``), so the same global mini-batches of m
-examples as a single-device run; device d takes rows d·m/N … (d+1)·m/N − 1 of every
-mini-batch, computes the mean gradient over them, and ``lax.pmean`` over the mesh axis
-``"data"`` gives every device the mean over all m (the book's (1/m) Σ_x ∇C_x, summed in another
-order). Every device then applies the same optax update to its own replica of the
-parameters, which therefore stay identical without ever being sent.
-
-Why ``jax.shard_map`` rather than ``jit`` with a sharded batch: the per-device program is
-written out (gather m/N rows, gradient, one all-reduce per step), so the communication is
-exactly one ``psum`` of the gradient pytree per mini-batch and nothing is left to the
-partitioner's guesses about the gather from the shuffled indices.
+With a ``mesh``, ``nnjax.epoch.epoch`` splits every mini-batch along its batch axis over the
+mesh's devices (a sharding constraint) and XLA partitions the step (GSPMD): each device
+computes its rows' share of the gradient and the shares are summed across devices, so every
+device ends the step with the same parameters. The shuffle, dropout masks and shifts are the
+single-device ones (JAX's random bits do not depend on how an array is split), so the result
+is the single-device epoch's up to the order of float additions. A last partial mini-batch
+(n mod m examples, its size not divisible by the devices) is computed whole on every device.
 
 The training data are replicated: every device holds the whole training set, so any device
 can gather any example the shuffle puts in its share of a mini-batch. MNIST is 157 MB; a
 data set too large for that would need the batches gathered on the host instead.
 
-The last, smaller mini-batch of an epoch (n mod m examples, when m does not divide n) is
-computed whole by every device, without splitting: it is at most m − 1 examples once per
-epoch, its size need not be divisible by N, and its update is exactly the single-device one.
-
 Across hosts (``jax.distributed.initialize`` first), the mesh takes the same number of devices
 from every process; each process passes the same data and parameters (same files, same seed)
-and ``replicate`` assembles them into global arrays without copying between hosts. The CPU
-C++ kernel of ``nnjax.cpu_kernel`` is single-device: the data-parallel epoch never uses it.
+and ``replicate`` assembles them into global arrays without copying between hosts. The C++
+CPU epoch (``kernel="cpp"``) is single-device.
 """
 
-import functools
 from typing import Union
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-
-from nnjax import activations, backprop, costs, sgd
-from nnjax.activations import Activation
 
 AXIS = "data"
 
@@ -87,7 +73,7 @@ def make_mesh(devices: Union[int, str] = "all") -> jax.sharding.Mesh:
             :per_process
         ]
     ]
-    return jax.make_mesh((n,), (AXIS,), (jax.sharding.AxisType.Explicit,), devices=chosen)
+    return jax.make_mesh((n,), (AXIS,), (jax.sharding.AxisType.Auto,), devices=chosen)
 
 
 def replicate(tree, mesh: jax.sharding.Mesh):
@@ -107,68 +93,3 @@ def local_copy(tree):
     """A replicated global ``tree`` (as ``data_parallel_epoch`` returns it) as arrays on this
     process's first device of the mesh: for scoring, saving and printing without the mesh."""
     return jax.tree.map(lambda a: a.addressable_data(0), tree)
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("mini_batch_size", "mesh", "cost", "activation", "regularization", "momentum"),
-)
-def data_parallel_epoch(
-    params,
-    x,
-    y,
-    key,
-    eta,
-    mini_batch_size: int,
-    mesh: jax.sharding.Mesh,
-    cost: costs.Cost = costs.quadratic,
-    activation: Activation = activations.sigmoid,
-    lmbda=0.0,
-    regularization: str = "l2",
-    momentum: float = 0.0,
-    opt_state=None,
-):
-    """One epoch of SGD on ``mesh``'s devices, with ``sgd.sgd_epoch``'s arguments and
-    results (its ``kernel="xla"`` path; ``mesh`` from ``make_mesh``).
-
-    ``params``, ``x`` (n, n_in), ``y`` (n,) and ``opt_state`` should be replicated on the
-    mesh (``replicate``); ``mini_batch_size`` must be divisible by the number of devices.
-    Returns the updated params, replicated, or ``(params, opt_state)`` when ``opt_state`` is
-    given.
-    """
-    n_devices = mesh.shape[AXIS]
-    check_mini_batch(mini_batch_size, n_devices)
-    if momentum and opt_state is None:
-        raise ValueError("momentum needs the optimiser state: pass opt_state=init_state(...)")
-    state = sgd.init_state(params, momentum) if opt_state is None else opt_state
-    n, n_out = x.shape[0], params["biases"][-1].shape[0]
-    full, rest = sgd.mini_batches(key, n, mini_batch_size)
-    # Column block d of every mini-batch goes to device d.
-    shares = jax.sharding.reshard(full, NamedSharding(mesh, P(None, AXIS)))
-
-    def epoch(params, state, x, y, eta, lmbda, shares, rest):
-        tx = sgd.optimizer(eta, momentum, lmbda, n, regularization)
-
-        def step(carry, idx):
-            params, state = carry
-            y1 = costs.one_hot(y[idx], n_out, x.dtype)
-            # pcast: this device's own gradient (left to itself, autodiff would psum the
-            # gradient of the replicated params at once); pmean: the mean over all m rows.
-            local = jax.lax.pcast(params, AXIS, to="varying")
-            nabla = jax.lax.pmean(backprop.grad(local, x[idx], y1, cost, activation), AXIS)
-            updates, state = tx.update(nabla, state, params)
-            return (optax.apply_updates(params, updates), state), None
-
-        (params, state), _ = jax.lax.scan(step, (params, state), shares)
-        if rest.shape[0]:
-            y1 = costs.one_hot(y[rest], n_out, x.dtype)
-            params, state = sgd.sgd_step(params, state, x[rest], y1, tx, cost, activation)
-        return params, state
-
-    params, state = jax.shard_map(
-        epoch,
-        mesh=mesh,
-        out_specs=(P(), P()),
-        in_specs=(P(), P(), P(), P(), P(), P(), P(None, AXIS), P()),
-    )(params, state, x, y, jnp.asarray(eta, x.dtype), jnp.asarray(lmbda, x.dtype), shares, rest)
-    return params if opt_state is None else (params, state)

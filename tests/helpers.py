@@ -16,3 +16,101 @@ def assert_failed_with_one_error(result, names: str) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and names in errors[0], result.stderr
+
+
+def sgd_epoch(
+    params,
+    x,
+    y,
+    key,
+    eta,
+    mini_batch_size,
+    cost=None,
+    activation=None,
+    kernel="jax",
+    lmbda=0.0,
+    regularization="l2",
+    momentum=0.0,
+    opt_state=None,
+    mesh=None,
+):
+    """One chapter 1-5 epoch through the public API (``nnjax.epoch.epoch`` of
+    ``network.model`` with the book's SGD, λ over the training set's size), in the argument
+    order of the tests' reference loops. Returns the params, or ``(params, opt_state)`` when
+    an ``opt_state`` (``optimizers.init``) is given."""
+    from nnjax import activations, costs, network, optimizers, parallel
+    from nnjax.epoch import epoch
+
+    tx = optimizers.make("sgd", momentum, regularization)
+    state = opt_state
+    if state is None:
+        state = optimizers.init(tx, params, eta, lmbda / x.shape[0])
+    model = network.model(cost or costs.quadratic, activation or activations.sigmoid)
+    args = (params, state, x, y)
+    if mesh is not None:
+        args = parallel.replicate(args, mesh)
+    new = epoch(
+        *args, key, model=model, tx=tx, mini_batch_size=mini_batch_size, kernel=kernel, mesh=mesh
+    )
+    if mesh is not None:
+        new = parallel.local_copy(new)
+    return new if opt_state is not None else new[0]
+
+
+def mini_batches(key, n, mini_batch_size):
+    """The mini-batches ``nnjax.epoch.epoch`` draws with ``key``: ``(full, rest)``."""
+    import jax
+
+    from nnjax import epoch
+
+    return epoch.mini_batches(jax.random.split(key)[0], n, mini_batch_size)
+
+
+def train(
+    params,
+    train_data,
+    *,
+    eta,
+    lmbda=0.0,
+    regularization="l2",
+    momentum=0.0,
+    cost=None,
+    activation=None,
+    opt_state=None,
+    done=(),
+    optimizer="sgd",
+    **kwargs,
+):
+    """A chapter 1-5 run through ``nnjax.fit.fit`` (the book's SGD unless ``optimizer``);
+    returns ``(params, opt_state, History)``."""
+    from nnjax import activations, costs, network, optimizers
+    from nnjax.fit import fit
+    from nnjax.history import History
+
+    tx = optimizers.make(optimizer, momentum, regularization)
+    if opt_state is None:
+        opt_state = optimizers.init(tx, params, eta, lmbda / len(train_data[1]))
+    cost, activation = cost or costs.quadratic, activation or activations.sigmoid
+    model = network.model(cost, activation, lmbda, regularization)
+    run = History(params, opt_state, list(done))
+    if kwargs.get("gradient_norms"):
+        from nnjax import backprop
+
+        n = kwargs.pop("gradient_norms")
+        x, y = train_data[0][:n], costs.one_hot(train_data[1][:n], params["biases"][-1].shape[0])
+        kwargs["metrics"] = lambda p: {
+            "gradient_norms": [
+                float(v) for v in backprop.hidden_layer_speeds(p, x, y, cost, activation)
+            ]
+        }
+    kwargs.pop("gradient_norms", None)
+    if "on_epoch" in kwargs and kwargs["on_epoch"] is not None:
+        report = kwargs["on_epoch"]
+        kwargs["on_epoch"] = lambda i, r: report(r)
+    if "after_epoch" in kwargs and kwargs["after_epoch"] is not None:
+        after = kwargs["after_epoch"]
+        kwargs["after_epoch"] = lambda runs: after(
+            runs[0].params, runs[0].opt_state, runs[0].epochs
+        )
+    fit(model, tx, run, train_data, **kwargs)
+    return run.params, run.opt_state, run

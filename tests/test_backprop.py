@@ -61,7 +61,7 @@ def test_gradient_matches_central_differences(sizes):
         flat, unravel = ravel_pytree(params)
 
         def cost(v):
-            return float(backprop.loss(unravel(v), x, y))
+            return float(network.loss(unravel(v), x, y))
 
         h = 1e-6
         numeric = np.array(

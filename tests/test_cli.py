@@ -123,15 +123,9 @@ def test_book_chapter1_run_reaches_94_5_percent(tmp_path):
         assert f"Epoch {l['epoch']}: {l['correct']} / 10000" in result.stdout
     assert max(l["correct"] for l in lines) >= 9450, [l["correct"] for l in lines]
     assert "Best: epoch" in result.stdout
-    # The header says whether nnjax's CPU kernel trains (where it builds, it does here).
-    import jax
-
-    from nnjax import network, sgd
-
-    tiny = network.init(jax.random.key(0), [4, 3, 2])
-    kernel = sgd.uses_cpu_kernel(tiny, jax.numpy.zeros((10, 4)), 10)
+    # The default epoch is the JAX one: the header names no C++ kernel.
     header = next(line for line in result.stdout.splitlines() if line.startswith("nnjax:"))
-    assert ("30 epochs on cpu (nnjax's CPU kernel);" in header) == kernel, header
+    assert "30 epochs on cpu;" in header, header
     # JAX's INFO log (on a CPU machine, its failed search for a TPU) is not shown
     assert "xla_bridge.py" not in result.stderr, result.stderr
 

@@ -176,9 +176,10 @@ def test_matmul_precision_auto_is_tf32_on_gpus_only():
 
 
 def test_short_real_run_learns_and_writes_its_outputs(tmp_path):
-    """The relu preset's settings (η = 0.03, λ = 0.1) on a small conv net, 4,000 images, 2
-    epochs: clearly learning, with the protocol's numbers, metrics, networks and figures.
-    It convolves by XLA's convolution, TPUs' path (auto is im2col on CPUs and CUDA GPUs)."""
+    """The relu preset's settings (η = 0.03, --l2=1.0: network3's λ = 0.1) on a small conv
+    net, 4,000 images, 2 epochs: clearly learning, with the protocol's numbers, metrics,
+    networks and figures. It convolves by XLA's convolution, TPUs' path (auto is im2col on
+    CPUs and CUDA GPUs)."""
     files = {name: tmp_path / name for name in ("m.jsonl", "nets.npz", "f.png", "w.png")}
     out = run_conv(
         "--preset=relu",
@@ -192,7 +193,7 @@ def test_short_real_run_learns_and_writes_its_outputs(tmp_path):
         f"--misclassified_png={files['w.png']}",
     )
     assert out.returncode == 0, out.stderr
-    assert "η=0.03, λ=0.1" in out.stdout  # from the preset
+    assert "η=0.03, λ=1," in out.stdout  # from the preset (network3's λ = 0.1)
     best = re.search(
         r"the corresponding test accuracy is ([\d.]+)%\. Final test accuracy "
         r"([\d.]+)%",
@@ -209,7 +210,7 @@ def test_short_real_run_learns_and_writes_its_outputs(tmp_path):
     from nnjax import checkpoint
 
     networks, settings = checkpoint.load_layers(files["nets.npz"])
-    assert settings["layers"] == "conv:20:5x5,fc:100,softmax" and settings["l2"] == 0.1
+    assert settings["layers"] == "conv:20:5x5,fc:100,softmax" and settings["l2"] == 1.0
     assert networks[0][0]["w"].shape == (5, 5, 1, 20)
 
 
@@ -231,7 +232,7 @@ def test_ensemble_vote_is_recomputed_from_the_saved_networks(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert (
-        len(re.findall(r"Network 0, epoch \d: .*\(\d+\.\d s for the 3 networks\)", out.stdout)) == 2
+        len(re.findall(r"Network 0, epoch \d: .*\(\d+\.\d s for the 3 networks;", out.stdout)) == 2
     ), out.stdout  # each epoch's time, once
     vote = re.search(r"Their plurality vote: ([\d.]+)%", out.stdout)
     assert vote, out.stdout

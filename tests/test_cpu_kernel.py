@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import activations, costs, cpu_kernel, network, sgd
+from nnjax import activations, costs, cpu_kernel, layers, network, network3, optimizers
+from tests import helpers
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU kernel")
 
@@ -28,21 +29,60 @@ def max_difference(a, b):
     )
 
 
-def test_uses_cpu_kernel_says_which_epoch_runs():
-    """What the runner's header reports: the kernel for chapter 1's run, XLA for what the
-    kernel does not do."""
+def check(params, x, m, cost=costs.quadratic, activation=activations.sigmoid, **optimizer):
+    """``cpu_kernel.check`` for chapter 1-5's network with these choices: "" where the kernel
+    can run, else the one-line reason."""
+    tx = optimizers.make("sgd", **optimizer)
+    try:
+        cpu_kernel.check(network.model(cost, activation), tx, params, x, m)
+        return ""
+    except ValueError as e:
+        assert "\n" not in str(e) and str(e).startswith("the C++ CPU epoch cannot train")
+        return str(e)
+
+
+def test_check_says_what_the_kernel_cannot_train():
+    """Chapter 1's and 3's one-hidden-layer sigmoid networks with plain SGD and L2; nothing
+    else, each with its reason."""
     params, x, _ = problem(40, [12, 6, 4])
-    assert sgd.uses_cpu_kernel(params, x, 10)
-    assert sgd.uses_cpu_kernel(params, x, 10, costs.cross_entropy)
-    assert not sgd.uses_cpu_kernel(params, x, 10, kernel="xla")
-    assert not sgd.uses_cpu_kernel(params, x, 10, regularization="l1")
-    assert not sgd.uses_cpu_kernel(params, x, 10, momentum=0.5)
-    assert not sgd.uses_cpu_kernel(params, x, 10, costs.log_likelihood)
-    assert not sgd.uses_cpu_kernel(params, x, 10, activation=activations.relu)
-    assert not sgd.uses_cpu_kernel(params, x, 41)  # no full mini-batch
-    assert not sgd.uses_cpu_kernel(params, x, 33)  # more than the kernel takes
+    assert check(params, x, 10) == ""
+    assert check(params, x, 10, costs.cross_entropy) == ""
+    assert "plain SGD" in check(params, x, 10, regularization="l1")
+    assert "plain SGD" in check(params, x, 10, momentum=0.5)
+    assert "log_likelihood" in check(params, x, 10, costs.log_likelihood)
+    assert "relu" in check(params, x, 10, activation=activations.relu)
+    assert "full mini-batch" in check(params, x[:20], 30)
+    assert "1 to 32" in check(params, x, 33)
+    assert "float32" in check(params, x.astype(jnp.bfloat16), 10)
     deep, _, _ = problem(40, [12, 6, 5, 4])
-    assert not sgd.uses_cpu_kernel(deep, x, 10)
+    assert "one hidden layer" in check(deep, x, 10)
+    conv = network3.model((layers.softmax(4),), (12,))
+    with pytest.raises(ValueError, match="chapter 1-5 networks only"):
+        cpu_kernel.check(conv, optimizers.make("sgd"), [{}], x, 10)
+    with pytest.raises(ValueError, match="plain SGD"):
+        cpu_kernel.check(network.model(), optimizers.make("adam"), params, x, 10)
+
+
+def test_nothing_builds_the_kernel_unless_asked(tmp_path):
+    """The default run (the JAX epoch) compiles no C++: a fresh data directory has no
+    kernels/ folder after a training run; --kernel=cpp builds it there."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NNJAX_DATA_DIR": str(tmp_path), "JAX_PLATFORMS": "cpu"}
+    code = (
+        "import jax; from nnjax import network, fit, optimizers, history\n"
+        "p = network.init(jax.random.key(0), [8, 4, 2]); tx = optimizers.make('sgd')\n"
+        "x = jax.numpy.ones((20, 8)); y = jax.numpy.zeros(20, 'int32')\n"
+        "kernel = __import__('sys').argv[1]\n"
+        "fit.fit(network.model(), tx, history.History(p, optimizers.init(tx, p, 1.0)), (x, y),"
+        " epochs=1, mini_batch_size=10, key=jax.random.key(1), kernel=kernel)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, "jax"], env=env, check=True)
+    assert not (tmp_path / "kernels").exists()
+    subprocess.run([sys.executable, "-c", code, "cpp"], env=env, check=True)
+    assert any((tmp_path / "kernels").glob("*.so"))
 
 
 @pytest.mark.parametrize(
@@ -57,10 +97,10 @@ def test_uses_cpu_kernel_says_which_epoch_runs():
 )
 def test_kernel_epoch_matches_xla_epoch(sizes, n, m, cost):
     params, x, y = problem(n, sizes)
-    assert cpu_kernel.supports(params, x, m, cost)
+    assert check(params, x, m, cost) == ""
     key = jax.random.key(1)
-    fast = sgd.sgd_epoch(params, x, y, key, 0.5, m, cost)
-    plain = sgd.sgd_epoch(params, x, y, key, 0.5, m, cost, kernel="xla")
+    fast = helpers.sgd_epoch(params, x, y, key, 0.5, m, cost, kernel="cpp")
+    plain = helpers.sgd_epoch(params, x, y, key, 0.5, m, cost, kernel="jax")
     assert max_difference(fast, plain) < 1e-5
     assert max_difference(fast, params) > 1e-3  # it did train
 
@@ -69,29 +109,14 @@ def test_kernel_applies_eta_and_every_step():
     """Zero η leaves the parameters unchanged; one step with η = 1 is ``sgd_step``'s."""
     params, x, y = problem(100, [16, 6, 10])
     key = jax.random.key(2)
-    assert cpu_kernel.supports(params, x, 10, costs.quadratic)  # builds and registers it
-    batches, _ = sgd.mini_batches(key, 100, 10)
+    assert check(params, x, 10) == ""  # builds and registers it
+    batches, _ = helpers.mini_batches(key, 100, 10)
     same = jax.jit(cpu_kernel.sgd_epoch)(params, x, y, batches, 0.0)
     assert max_difference(same, params) == 0.0
     one_step = jax.jit(cpu_kernel.sgd_epoch)(params, x, y, batches[:1], 1.0)
-    want, _ = sgd.sgd_step(
-        params,
-        sgd.init_state(params),
-        x[batches[0]],
-        costs.one_hot(y[batches[0]], 10),
-        sgd.optimizer(1.0),
-    )
+    g = jax.grad(network.loss)(params, x[batches[0]], costs.one_hot(y[batches[0]], 10))
+    want = jax.tree.map(lambda p, d: p - 1.0 * d, params, g)
     assert max_difference(one_step, want) < 1e-6
-
-
-def test_not_used_where_it_does_not_apply():
-    params, x, y = problem(20, [8, 4, 3, 2])
-    assert not cpu_kernel.supports(params, x, 10, costs.quadratic)  # two hidden layers
-    params, x, y = problem(20, [8, 4, 2])
-    assert not cpu_kernel.supports(params, x, 33, costs.quadratic)  # mini-batch too big
-    assert not cpu_kernel.supports(params, x.astype(jnp.bfloat16), 10, costs.quadratic)
-    assert not cpu_kernel.supports(params, x, 10, costs.log_likelihood)  # softmax output
-    assert not cpu_kernel.supports(params, x, 10, costs.quadratic, activations.relu)
 
 
 def test_failed_build_reports_the_compiler_error(tmp_path, monkeypatch):
@@ -113,7 +138,7 @@ def test_build_is_cached(tmp_path):
 
 def test_thread_count_does_not_change_the_result():
     params, x, y = problem(300, [100, 21, 10])
-    batches, _ = sgd.mini_batches(jax.random.key(8), 300, 10)
+    batches, _ = helpers.mini_batches(jax.random.key(8), 300, 10)
     runs = [
         jax.jit(cpu_kernel.sgd_epoch, static_argnames="threads")(
             params, x, y, batches, 1.0, threads=t
@@ -125,19 +150,14 @@ def test_thread_count_does_not_change_the_result():
             np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
 
 
-def test_kernel_l2_matches_xla_and_l1_falls_back():
+def test_kernel_l2_matches_the_jax_epoch():
     params, x, y = problem(150, [50, 12, 10])
     key = jax.random.key(9)
     args = (params, x, y, key, 0.5, 10, costs.cross_entropy)
-    fast = sgd.sgd_epoch(*args, lmbda=5.0)
-    plain = sgd.sgd_epoch(*args, kernel="xla", lmbda=5.0)
+    fast = helpers.sgd_epoch(*args, kernel="cpp", lmbda=5.0)
+    plain = helpers.sgd_epoch(*args, kernel="jax", lmbda=5.0)
     assert max_difference(fast, plain) < 1e-5
-    assert max_difference(fast, sgd.sgd_epoch(*args)) > 1e-3  # λ made a difference
-    l1 = sgd.sgd_epoch(*args, lmbda=5.0, regularization="l1")
-    assert (
-        max_difference(l1, sgd.sgd_epoch(*args, kernel="xla", lmbda=5.0, regularization="l1"))
-        == 0.0
-    )
+    assert max_difference(fast, helpers.sgd_epoch(*args, kernel="cpp")) > 1e-3  # λ showed
 
 
 def test_going_on_on_one_thread_mid_epoch_does_not_change_the_result():
@@ -145,7 +165,7 @@ def test_going_on_on_one_thread_mid_epoch_does_not_change_the_result():
     one; ``stop_after`` takes that path at a chosen step. Every split gives the same bits as
     one thread throughout, and the kernel reports the threads it ended on."""
     params, x, y = problem(300, [100, 21, 10])
-    batches, _ = sgd.mini_batches(jax.random.key(8), 300, 10)
+    batches, _ = helpers.mini_batches(jax.random.key(8), 300, 10)
     epoch = jax.jit(
         cpu_kernel.sgd_epoch_and_threads, static_argnames=("threads", "stop_after", "cost")
     )

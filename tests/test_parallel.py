@@ -34,13 +34,14 @@ def run_python(code: str, devices: int = 8, timeout: int = 300):
 
 
 def test_data_parallel_epoch_matches_single_device_epoch():
-    """N = 1, 2, 4, 8 devices against ``sgd_epoch(kernel="xla")``: 203 examples in
+    """N = 1, 2, 4, 8 devices against ``sgd_epoch(kernel="jax")``: 203 examples in
     mini-batches of 8 (the last of 3, not divisible by N); then, on 4 devices, L2 + momentum
     and L1 + cross-entropy + ReLU; then ``train`` with and without a mesh."""
     result = run_python("""
         import json
         import jax, jax.numpy as jnp, numpy as np
-        from nnjax import activations, costs, network, parallel, sgd, train
+        from nnjax import activations, costs, network, optimizers, parallel
+        from tests import helpers
 
         k_params, k_x, k_y = jax.random.split(jax.random.key(0), 3)
         params = network.init(k_params, [12, 6, 4])
@@ -52,20 +53,17 @@ def test_data_parallel_epoch_matches_single_device_epoch():
                       activation=activations.relu)]
         out = {"devices": len(jax.devices()), "epoch": []}
         for case in cases:
-            state = sgd.init_state(params, case["momentum"]) if case.get("momentum") else None
-            want = sgd.sgd_epoch(params, x, y, key, 2.0, 8, kernel="xla", opt_state=state, **case)
+            want = helpers.sgd_epoch(params, x, y, key, 2.0, 8, **case)
             for n in ((1, 2, 4, 8) if not case else (4,)):
-                mesh = parallel.make_mesh(n)
-                got = parallel.data_parallel_epoch(
-                    parallel.replicate(params, mesh), *parallel.replicate((x, y), mesh), key,
-                    2.0, 8, mesh, opt_state=parallel.replicate(state, mesh), **case)
+                got = helpers.sgd_epoch(
+                    params, x, y, key, 2.0, 8, mesh=parallel.make_mesh(n), **case)
                 out["epoch"].append([n, len(jax.tree.leaves(got)), max(
                     float(jnp.max(jnp.abs(np.asarray(g) - np.asarray(w))))
                     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)))])
         runs = {}
         for name, mesh in (("single", None), ("mesh", parallel.make_mesh(4))):
-            p, _, history = train.train(params, (x, y), epochs=3, mini_batch_size=8, eta=2.0,
-                                        key=key, eval_data=(x, y), kernel="xla", mesh=mesh)
+            p, _, history = helpers.train(params, (x, y), epochs=3, mini_batch_size=8, eta=2.0,
+                                        key=key, eval_data=(x, y), kernel="jax", mesh=mesh)
             runs[name] = ([r.correct for r in history.epochs],
                           [np.asarray(a).tolist() for a in jax.tree.leaves(p)])
         out["train"] = runs
@@ -114,7 +112,7 @@ def single_device_run(tmp_path_factory):
     """The reference: the small run on one device, pure-JAX epoch."""
     out = tmp_path_factory.mktemp("single")
     result = run_mnist(
-        *SMALL_RUN, "--kernel=xla", f"--save={out}/net.json", f"--metrics_out={out}/m.jsonl"
+        *SMALL_RUN, "--kernel=jax", f"--save={out}/net.json", f"--metrics_out={out}/m.jsonl"
     )
     assert result.returncode == 0, result.stderr
     return out
@@ -247,13 +245,16 @@ def test_two_processes_train_together_and_only_process_0_reports(tmp_path, singl
 
 
 def test_chapter6_networks_train_data_parallel_like_one_device():
-    """train3 on a mesh of 1, 2, 4 devices (dropout and random shifts on, two networks by
+    """fit on a mesh of 1, 2, 4 devices (dropout and random shifts on, two networks by
     loop and by vmap) against one device: the same networks up to float rounding, and each
     device really gets m/N rows of every mini-batch."""
     result = run_python("""
         import json
         import jax, jax.numpy as jnp
-        from nnjax import layers, network3, parallel, train3
+        from nnjax import layers, network3, optimizers, parallel
+        from nnjax.epoch import epoch
+        from nnjax.fit import fit
+        from nnjax.history import History
 
         net = tuple(layers.parse("conv:4:3x3,fc:16,softmax:4", activation="relu",
                                  p_dropout=0.3))
@@ -261,13 +262,14 @@ def test_chapter6_networks_train_data_parallel_like_one_device():
         x = jax.random.uniform(jax.random.key(1), (96, 64))
         y = jax.random.randint(jax.random.key(2), (96,), 0, 4)
 
+        model, tx = network3.model(net, shape, random_shifts=True), optimizers.make("sgd")
+
         def trained(mesh, strategy):
-            nets = [train3.Network(p, train3.init_state(p)) for p in
+            nets = [History(p, optimizers.init(tx, p, 0.1, 1.0 / 96)) for p in
                     (network3.init(jax.random.key(s), net, shape) for s in (0, 1))]
-            nets, _ = train3.train(nets, net, shape, (x, y), (x, y), epochs=2,
-                                   mini_batch_size=8, eta=0.1, lmbda=0.1,
-                                   keys=[jax.random.key(5), jax.random.key(6)],
-                                   random_shifts=True, strategy=strategy, mesh=mesh)
+            fit(model, tx, nets, (x, y), eval_data=(x, y), epochs=2, mini_batch_size=8,
+                keys=[jax.random.key(5), jax.random.key(6)], drop_last=True,
+                strategy=strategy, mesh=mesh)
             return [n.params for n in nets]
 
         reference = trained(None, "loop")
@@ -278,9 +280,9 @@ def test_chapter6_networks_train_data_parallel_like_one_device():
                                          zip(jax.tree.leaves(params), jax.tree.leaves(reference)))
         mesh = parallel.make_mesh(4)
         p = network3.init(jax.random.key(0), net, shape)
-        hlo = train3.sgd_epoch.lower(p, train3.init_state(p), x, y, jax.random.key(3), 0.1,
-                                     0.0, layers=net, input_shape=shape, mini_batch_size=8,
-                                     mesh=mesh).compile().as_text()
+        hlo = epoch.lower(*parallel.replicate((p, optimizers.init(tx, p, 0.1), x, y), mesh),
+                          jax.random.key(3), model=model, tx=tx, mini_batch_size=8,
+                          drop_last=True, mesh=mesh).compile().as_text()
         out["split"] = "f32[2,8,8,1]" in hlo and "all-reduce" in hlo
         print(json.dumps(out))
     """)

@@ -4,20 +4,20 @@ import jax
 import numpy as np
 import pytest
 
-from nnjax import shuffle
+from nnjax import epoch as epoch_lib
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 255, 256, 257, 1000, 50000])
 def test_is_a_permutation(n):
-    perm = np.asarray(shuffle.permutation(jax.random.key(n), n))
+    perm = np.asarray(epoch_lib.permutation(jax.random.key(n), n))
     assert perm.dtype == np.int32 and perm.shape == (n,)
     np.testing.assert_array_equal(np.sort(perm), np.arange(n))
 
 
 def test_same_key_same_order_other_key_other_order():
-    a = np.asarray(shuffle.permutation(jax.random.key(0), 1000))
-    b = np.asarray(shuffle.permutation(jax.random.key(0), 1000))
-    c = np.asarray(shuffle.permutation(jax.random.key(1), 1000))
+    a = np.asarray(epoch_lib.permutation(jax.random.key(0), 1000))
+    b = np.asarray(epoch_lib.permutation(jax.random.key(0), 1000))
+    c = np.asarray(epoch_lib.permutation(jax.random.key(1), 1000))
     np.testing.assert_array_equal(a, b)
     assert (a != c).mean() > 0.9
     assert (a != np.arange(1000)).mean() > 0.9
@@ -25,7 +25,7 @@ def test_same_key_same_order_other_key_other_order():
 
 def test_positions_are_uniform():
     """Over 3,000 keys, each of 10 items lands in each of 10 places ~300 times."""
-    perms = jax.jit(jax.vmap(lambda k: shuffle.permutation(k, 10)))(
+    perms = jax.jit(jax.vmap(lambda k: epoch_lib.permutation(k, 10)))(
         jax.random.split(jax.random.key(7), 3000)
     )
     counts = np.zeros((10, 10))

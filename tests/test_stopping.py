@@ -4,13 +4,15 @@ import jax
 import numpy as np
 import pytest
 
-from nnjax import backprop, costs, network, stopping, train
+from nnjax import backprop, costs, network
+from nnjax import history as rules
+from tests import helpers
 
 
 def test_epochs_without_improvement_counts_from_the_first_best():
-    assert stopping.epochs_without_improvement([]) == 0
-    assert stopping.epochs_without_improvement([1, 2, 3]) == 0
-    assert stopping.epochs_without_improvement([1, 3, 2, 3, 1]) == 3  # a tie is no improvement
+    assert rules.epochs_without_improvement([]) == 0
+    assert rules.epochs_without_improvement([1, 2, 3]) == 0
+    assert rules.epochs_without_improvement([1, 3, 2, 3, 1]) == 3  # a tie is no improvement
 
 
 @pytest.mark.parametrize(
@@ -24,22 +26,22 @@ def test_epochs_without_improvement_counts_from_the_first_best():
     ],
 )
 def test_early_stop(accuracies, patience, stop):
-    assert stopping.early_stop(accuracies, patience) == stop
+    assert rules.early_stop(accuracies, patience) == stop
 
 
 def test_halving_schedule_halves_after_each_plateau_and_stops_at_one_128th():
     eta = 0.5
-    assert stopping.halving_schedule([90, 91, 92], eta, 2) == (0.5, False)
-    assert stopping.halving_schedule([90, 91, 91, 91], eta, 2) == (0.25, False)
+    assert rules.halving_schedule([90, 91, 92], eta, 2) == (0.5, False)
+    assert rules.halving_schedule([90, 91, 91, 91], eta, 2) == (0.25, False)
     # The count restarts after a halving: two more flat epochs halve again.
-    assert stopping.halving_schedule([90, 91, 91, 91, 90, 91], eta, 2) == (0.125, False)
+    assert rules.halving_schedule([90, 91, 91, 91, 90, 91], eta, 2) == (0.125, False)
     # A new best resets the count.
-    assert stopping.halving_schedule([90, 91, 91, 92, 91], eta, 2) == (0.5, False)
+    assert rules.halving_schedule([90, 91, 91, 92, 91], eta, 2) == (0.5, False)
     # Seven halvings reach η/128: stop.
     flat = [90] + [89] * 14
-    assert stopping.halving_schedule(flat, eta, 2) == (eta / 128, True)
-    assert stopping.halving_schedule(flat[:-1], eta, 2) == (eta / 64, False)
-    assert stopping.halving_schedule(flat, eta, 0) == (eta, False)
+    assert rules.halving_schedule(flat, eta, 2) == (eta / 128, True)
+    assert rules.halving_schedule(flat[:-1], eta, 2) == (eta / 64, False)
+    assert rules.halving_schedule(flat, eta, 0) == (eta, False)
 
 
 def _numpy_cross_entropy(params, x, y):
@@ -62,7 +64,7 @@ def _problem():
 
 def test_training_stops_early_and_records_eta():
     params, x, y = _problem()
-    _, _, history = train.train(
+    _, _, history = helpers.train(
         params,
         (x, y),
         epochs=200,
@@ -77,9 +79,9 @@ def test_training_stops_early_and_records_eta():
     accuracies = [r.correct for r in history.epochs]
 
     def rule(acc):  # which of the two stops (if any) holds after the epochs ``acc``
-        if stopping.halving_schedule(acc, 0.1, 2)[1]:
+        if rules.halving_schedule(acc, 0.1, 2)[1]:
             return "η fell to 1/128"
-        return "no improvement in 3 epochs" if stopping.early_stop(acc, 3) else None
+        return "no improvement in 3 epochs" if rules.early_stop(acc, 3) else None
 
     # It stops at the first epoch where a rule holds, not later, and says which.
     assert [rule(accuracies[:k]) for k in range(1, len(accuracies))] == [None] * (
@@ -87,9 +89,9 @@ def test_training_stops_early_and_records_eta():
     )
     assert rule(accuracies) and history.stopped.startswith(rule(accuracies))
     for k, r in enumerate(history.epochs):
-        assert r.eta == pytest.approx(stopping.halving_schedule(accuracies[:k], 0.1, 2)[0])
+        assert r.eta == pytest.approx(rules.halving_schedule(accuracies[:k], 0.1, 2)[0])
     with pytest.raises(ValueError, match="evaluation data"):
-        train.train(
+        helpers.train(
             params,
             (x, y),
             epochs=1,
@@ -103,7 +105,7 @@ def test_training_stops_early_and_records_eta():
 def test_monitoring_reports_the_books_four_lists():
     params, x, y = _problem()
     seen = []
-    trained, _, history = train.train(
+    trained, _, history = helpers.train(
         params,
         (x, y),
         epochs=2,
@@ -141,7 +143,7 @@ def test_monitored_cost_under_l1_is_the_l1_cost():
     """Chapter 3's L1 cost, C₀ + (λ/N) Σ|w|, not the L2 term, when training with L1."""
     params, x, y = _problem()
     seen = []
-    trained, _, _ = train.train(
+    trained, _, _ = helpers.train(
         params,
         (x, y),
         epochs=1,
@@ -162,12 +164,13 @@ def test_monitored_cost_under_l1_is_the_l1_cost():
     )
 
 
-def test_check_finite_names_the_epoch_and_the_network():
+def test_diverged_names_the_epoch_and_the_networks():
     jnp = jax.numpy
-    params = {"weights": [jnp.ones((2, 3))], "biases": [jnp.zeros(2)]}
-    stopping.check_finite(params, 0)
+    ok = {"weights": [jnp.ones((3, 2, 3))], "biases": [jnp.zeros((3, 2))]}
+    assert rules.finite_networks(ok).tolist() == [True, True, True]
     for bad in (jnp.inf, -jnp.inf, jnp.nan):
-        broken = {"weights": [jnp.ones((2, 3)).at[1, 2].set(bad)], "biases": [jnp.zeros(2)]}
-        with pytest.raises(stopping.Diverged) as e:
-            stopping.check_finite(broken, 7, "network 2")
-        assert str(e.value).startswith("training diverged in epoch 7: network 2's parameters")
+        broken = {"weights": [jnp.ones((3, 2, 3)).at[1, 1, 2].set(bad)], "biases": ok["biases"]}
+        assert rules.finite_networks(broken).tolist() == [True, False, True]
+    assert str(rules.Diverged(7)).startswith("training diverged in epoch 7: the network's")
+    assert str(rules.Diverged(7, [2], 5)).startswith("training diverged in epoch 7: network 2's")
+    assert "2 networks' (the first: 1)" in str(rules.Diverged(0, [1, 3], 5))

@@ -13,7 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import activations, costs, cpu_kernel, network, sgd, sweep
+from nnjax import costs, grid, network, optimizers, sweep
+from nnjax.epoch import epoch
+from nnjax.history import EpochResult, History
+from tests import helpers
 from tests.helpers import assert_failed_with_one_error, assert_one_line
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -36,13 +39,13 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
 
 
 def test_parse_seeds_ranges_and_lists():
-    assert sweep.parse_seeds("0:4") == [0, 1, 2, 3]
-    assert sweep.parse_seeds("0:3, 10,7") == [0, 1, 2, 10, 7]
-    assert sweep.parse_seeds("5") == [5]
+    assert grid.parse_seeds("0:4") == [0, 1, 2, 3]
+    assert grid.parse_seeds("0:3, 10,7") == [0, 1, 2, 10, 7]
+    assert grid.parse_seeds("5") == [5]
     # the largest sweep in linear time (the quadratic repeat check hung on such ranges), and its
     # bounds checked before a range is expanded
-    assert len(sweep.parse_seeds(f"0:{sweep.MAX_NETWORKS}")) == sweep.MAX_NETWORKS
-    assert sweep.parse_seeds(f"{2**31 - 1}") == [2**31 - 1]
+    assert len(grid.parse_seeds(f"0:{grid.MAX_NETWORKS}")) == grid.MAX_NETWORKS
+    assert grid.parse_seeds(f"{2**31 - 1}") == [2**31 - 1]
 
 
 @pytest.mark.parametrize(
@@ -51,14 +54,14 @@ def test_parse_seeds_ranges_and_lists():
 )
 def test_parse_seeds_rejects_in_one_line(text):
     with pytest.raises(ValueError) as e:
-        sweep.parse_seeds(text)
+        grid.parse_seeds(text)
     assert_one_line(e)
 
 
 def test_parse_values():
-    assert sweep.parse_values("0.1,0.5,3") == [0.1, 0.5, 3.0]
-    assert sweep.parse_values("0, 5", float, positive=False) == [0.0, 5.0]
-    assert sweep.parse_values("1000,3000", int) == [1000, 3000]
+    assert grid.parse_values("0.1,0.5,3") == [0.1, 0.5, 3.0]
+    assert grid.parse_values("0, 5", float, positive=False) == [0.0, 5.0]
+    assert grid.parse_values("1000,3000", int) == [1000, 3000]
 
 
 @pytest.mark.parametrize(
@@ -78,39 +81,25 @@ def test_parse_values():
 )
 def test_parse_values_rejects_in_one_line(text, kind, positive):
     with pytest.raises(ValueError) as e:
-        sweep.parse_values(text, kind, positive)
+        grid.parse_values(text, kind, positive)
     assert_one_line(e)
 
 
 def test_grid_is_the_product_with_seeds_adjacent():
-    settings = sweep.grid([0, 1, 2], [0.1, 3.0], [0.0, 5.0], [100, 200])
+    settings = grid.grid([0, 1, 2], [0.1, 3.0], [0.0, 5.0], [100, 200])
     assert len(settings) == len(set(settings)) == 3 * 2 * 2 * 2
     assert {(s.eta, s.lmbda, s.train_size) for s in settings} == {
         (e, l, n) for e in (0.1, 3.0) for l in (0.0, 5.0) for n in (100, 200)
     }
     assert [s.seed for s in settings[:6]] == [0, 1, 2, 0, 1, 2]
-    assert settings[0] == sweep.Setting(0, 0.1, 0.0, 100)
+    assert settings[0] == grid.Setting(0, 0.1, 0.0, 100)
 
 
 def test_pick_strategy():
-    chapter1 = ([784, 30, 10], 10, costs.quadratic)
-    assert sweep.pick_strategy("auto", *chapter1, backend="gpu") == "vmap"
-    assert sweep.pick_strategy("auto", *chapter1, backend="tpu") == "vmap"
-    # On the CPU: the loop where the C++ kernel trains the network, else vmap.
-    kernel = cpu_kernel.supports(
-        network.init(jax.random.key(0), [784, 30, 10]), jnp.zeros((10, 784)), 10, costs.quadratic
-    )
-    assert sweep.pick_strategy("auto", *chapter1, backend="cpu") == ("loop" if kernel else "vmap")
-    assert sweep.pick_strategy("auto", *chapter1, kernel="xla", backend="cpu") == "vmap"
-    assert sweep.pick_strategy("auto", [784, 30, 30, 10], 10, backend="cpu") == "vmap"
-    assert (
-        sweep.pick_strategy("auto", [784, 30, 10], 10, activation=activations.relu, backend="cpu")
-        == "vmap"
-    )
-    assert sweep.pick_strategy("vmap", *chapter1, backend="cpu") == "vmap"
-    assert sweep.pick_strategy("loop", *chapter1, backend="gpu") == "loop"
+    assert sweep.pick_strategy("auto") == "vmap"
+    assert sweep.pick_strategy("loop") == "loop"
     with pytest.raises(ValueError):
-        sweep.pick_strategy("threads", *chapter1)
+        sweep.pick_strategy("threads")
 
 
 # --- training ----------------------------------------------------------------------------
@@ -121,16 +110,8 @@ def single_run(seed, x, y, eta, lmbda, epochs, m, cost, init="normal"):
     init_key, shuffle_key = jax.random.split(jax.random.key(seed))
     params = network.init(init_key, SIZES, init=init)
     for k in range(epochs):
-        params = sgd.sgd_epoch(
-            params,
-            x,
-            y,
-            jax.random.fold_in(shuffle_key, k),
-            jnp.float32(eta),
-            m,
-            cost,
-            kernel="xla",
-            lmbda=jnp.float32(lmbda),
+        params = helpers.sgd_epoch(
+            params, x, y, jax.random.fold_in(shuffle_key, k), eta, m, cost, lmbda=lmbda
         )
     return params
 
@@ -143,33 +124,28 @@ def test_vmapped_epoch_equals_single_runs():
     x = x.at[53:].set(jnp.nan)
     seeds, etas, lmbdas = [0, 7, 3], [0.5, 3.0, 1.0], [0.0, 5.0, 0.5]
     params, keys = sweep.init_networks(seeds, SIZES, "scaled")
+    tx = optimizers.make("sgd")
+    state = jax.vmap(tx.init)(params)
+    state = optimizers.set_hyperparams(
+        state, learning_rate=jnp.asarray(etas), weight_decay=jnp.asarray(lmbdas) / 53
+    )
+    model = network.model(costs.cross_entropy)
     for k in range(2):
         epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, k)
-        params = sweep.sweep_epoch(
+        params, state = epoch(
             params,
-            x,
-            y,
+            state,
+            x[:53],
+            y[:53],
             epoch_keys,
-            jnp.asarray(etas),
-            jnp.asarray(lmbdas),
-            53,
-            5,
-            costs.cross_entropy,
+            model=model,
+            tx=tx,
+            mini_batch_size=5,
+            stacked=True,
         )
     for i, (seed, eta, lmbda) in enumerate(zip(seeds, etas, lmbdas)):
         want = single_run(seed, x[:53], y[:53], eta, lmbda, 2, 5, costs.cross_entropy, "scaled")
         assert_trees_close(jax.tree.map(lambda a, i=i: a[i], params), want)
-
-
-def test_evaluate_all_equals_evaluate_per_network():
-    x, y = problem(50)
-    params, _ = sweep.init_networks([0, 1, 2, 3, 4], SIZES)
-    for batch in (None, 2):
-        got = sweep.evaluate_all(params, x, y, batch_size=batch)
-        want = [
-            int(network.evaluate(jax.tree.map(lambda a, i=i: a[i], params), x, y)) for i in range(5)
-        ]
-        assert got.tolist() == want
 
 
 @functools.cache
@@ -184,24 +160,25 @@ def run(settings, strategy, **kwargs):
         mini_batch_size=10,
         cost=costs.cross_entropy,
         strategy=strategy,
-        kernel="xla",
         keep_params=True,
         **kwargs,
     )
 
 
-SETTINGS = tuple(sweep.grid([0, 1], [0.5, 2.0], [0.0, 1.0], [90, 47]))
+SETTINGS = tuple(grid.grid([0, 1], [0.5, 2.0], [0.0, 1.0], [90, 47]))
 
 
 def test_loop_equals_vmap_in_the_order_of_the_settings():
     loop, vmapped = run(SETTINGS, "loop"), run(SETTINGS, "vmap")
-    assert [r.setting for r in loop] == [r.setting for r in vmapped] == list(SETTINGS)
-    for a, b in zip(loop, vmapped):
-        assert a.total == b.total == 40 and len(a.correct) == len(b.correct) == 2
-        assert np.abs(np.subtract(a.correct, b.correct)).max() <= 1
+    assert [s for s, _ in loop] == [s for s, _ in vmapped] == list(SETTINGS)
+    for (_, a), (_, b) in zip(loop, vmapped):
+        a_correct, b_correct = [r.correct for r in a.epochs], [r.correct for r in b.epochs]
+        assert a.epochs[0].total == b.epochs[0].total == 40 and len(a_correct) == 2
+        assert np.abs(np.subtract(a_correct, b_correct)).max() <= 1
         assert_trees_close(a.params, b.params)
     # Networks really differ: η, λ, seed and n each change the result.
-    assert len({tuple(np.asarray(r.params["biases"][0]).round(5)) for r in loop}) == len(SETTINGS)
+    distinct = {tuple(np.asarray(r.params["biases"][0]).round(5)) for _, r in loop}
+    assert len(distinct) == len(SETTINGS)
 
 
 def test_chunked_equals_unchunked():
@@ -220,9 +197,9 @@ def test_chunked_equals_unchunked():
         keep_params=True,
         progress=progress.append,
     )
-    assert [r.setting for r in chunked] == list(SETTINGS[:8])
-    for a, b in zip(whole, chunked):
-        assert a.correct == b.correct
+    assert [s for s, _ in chunked] == list(SETTINGS[:8])
+    for (_, a), (_, b) in zip(whole, chunked):
+        assert [r.correct for r in a.epochs] == [r.correct for r in b.epochs]
         assert_trees_close(a.params, b.params)
     assert any("chunk 3/3" in line for line in progress), progress
 
@@ -251,8 +228,17 @@ def test_no_per_network_copy_of_the_data():
     k, n, sizes = 32, 4000, [784, 30, 10]
     x, y = jnp.zeros((n, 784)), jnp.zeros((n,), jnp.int32)
     params, keys = sweep.init_networks(range(k), sizes)
-    compiled = sweep.sweep_epoch.lower(
-        params, x, y, keys, jnp.ones(k), jnp.zeros(k), n, 10
+    tx = optimizers.make("sgd")
+    compiled = epoch.lower(
+        params,
+        jax.vmap(tx.init)(params),
+        x,
+        y,
+        keys,
+        model=network.model(),
+        tx=tx,
+        mini_batch_size=10,
+        stacked=True,
     ).compile()
     memory = compiled.memory_analysis()
     if memory is None:
@@ -262,20 +248,24 @@ def test_no_per_network_copy_of_the_data():
 
 
 def test_summarise_and_best_epoch():
-    s = [sweep.Setting(seed, 0.5, 0.0, 100) for seed in range(3)] + [
-        sweep.Setting(0, 3.0, 0.0, 100)
-    ]
+    s = [grid.Setting(seed, 0.5, 0.0, 100) for seed in range(3)] + [grid.Setting(0, 3.0, 0.0, 100)]
+
+    def run_of(correct):
+        return History(
+            None, epochs=[EpochResult(e, c, 10, 0.0, 0.5) for e, c in enumerate(correct)]
+        )
+
     results = [
-        sweep.NetworkResult(s[0], (5, 8, 8, 7), 10),
-        sweep.NetworkResult(s[1], (6, 6, 9, 9), 10),
-        sweep.NetworkResult(s[2], (7, 7, 7, 7), 10),
-        sweep.NetworkResult(s[3], (1, 2, 3, 4), 10),
+        (s[0], run_of((5, 8, 8, 7))),
+        (s[1], run_of((6, 6, 9, 9))),
+        (s[2], run_of((7, 7, 7, 7))),
+        (s[3], run_of((1, 2, 3, 4))),
     ]
-    assert [r.best_epoch for r in results] == [1, 2, 0, 3]
-    d = results[0].as_dict()
+    assert [r.best.epoch for _, r in results] == [1, 2, 0, 3]
+    d = grid.record(*results[0])
     assert (d["best_accuracy"], d["best_epoch"], d["final_accuracy"]) == (0.8, 1, 0.7)
     assert d["accuracies"] == [0.5, 0.8, 0.8, 0.7] and d["eta"] == 0.5
-    first, second = sweep.summarise(results)
+    first, second = grid.summarise(results)
     assert (first.eta, first.seeds, second.eta, second.seeds) == (0.5, 3, 3.0, 1)
     assert first.best_mean == pytest.approx(0.8) and first.best_sd == pytest.approx(0.1)
     assert first.final_mean == pytest.approx(np.mean([0.7, 0.9, 0.7]))
@@ -342,7 +332,7 @@ def test_sweep_learns_and_each_network_is_its_single_run(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "chunk 2/2" in result.stdout and "± " in result.stdout
 
-    single = run_module("experiments.mnist", *flags, "--eta=0.5", "--seed=1", "--kernel=xla")
+    single = run_module("experiments.mnist", *flags, "--eta=0.5", "--seed=1", "--kernel=jax")
     assert single.returncode == 0, single.stderr
     correct = [int(l.split()[2]) for l in single.stdout.splitlines() if l.startswith("Epoch ")]
     swept = next(r for r in rows if (r["eta"], r["seed"]) == (0.5, 1))

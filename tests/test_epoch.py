@@ -3,9 +3,19 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from nnjax import activations, backprop, costs, network, sgd, train
+from nnjax import activations, backprop, costs, network, optimizers
+from nnjax.history import EpochResult, History
+from tests import helpers
+
+
+def step(params, state, x, y1, tx, cost=costs.quadratic):
+    """One update of ``tx`` by jax.grad of the book's loss on (x, y1 one-hot)."""
+    g = jax.grad(network.loss)(params, x, y1, cost)
+    updates, state = tx.update(g, state, params)
+    return optax.apply_updates(params, updates), state
 
 
 def small_problem(n, sizes=(12, 6, 4), seed=0, dtype=jnp.float32):
@@ -63,9 +73,9 @@ def test_scanned_epoch_decays_weights_by_the_training_set_size(regularization):
     with jax.enable_x64(True):
         params, x, y = small_problem(25, dtype=jnp.float64)
         key = jax.random.key(5)
-        full, rest = sgd.mini_batches(key, 25, 10)
+        full, rest = helpers.mini_batches(key, 25, 10)
         perm = np.concatenate([np.asarray(full).ravel(), np.asarray(rest)])
-        got = sgd.sgd_epoch(
+        got = helpers.sgd_epoch(
             params,
             x,
             y,
@@ -75,7 +85,7 @@ def test_scanned_epoch_decays_weights_by_the_training_set_size(regularization):
             costs.cross_entropy,
             lmbda=5.0,
             regularization=regularization,
-            kernel="xla",
+            kernel="jax",
         )
         want = book_epoch(
             params,
@@ -100,10 +110,10 @@ def test_scanned_epoch_equals_book_loop(n, m):
     with jax.enable_x64(True):
         params, x, y = small_problem(n, dtype=jnp.float64)
         key = jax.random.key(3)
-        full, rest = sgd.mini_batches(key, n, m)
+        full, rest = helpers.mini_batches(key, n, m)
         perm = np.concatenate([np.asarray(full).ravel(), np.asarray(rest)])
         assert sorted(perm) == list(range(n))
-        got = sgd.sgd_epoch(params, x, y, key, 0.7, m)
+        got = helpers.sgd_epoch(params, x, y, key, 0.7, m)
         want = book_epoch(params, np.asarray(x), np.asarray(y), perm, 0.7, m)
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
@@ -121,9 +131,9 @@ def test_scanned_epoch_equals_book_loop_for_chapter3_networks(cost, activation):
     with jax.enable_x64(True):
         params, x, y = small_problem(25, dtype=jnp.float64)
         key = jax.random.key(4)
-        full, rest = sgd.mini_batches(key, 25, 10)
+        full, rest = helpers.mini_batches(key, 25, 10)
         perm = np.concatenate([np.asarray(full).ravel(), np.asarray(rest)])
-        got = sgd.sgd_epoch(params, x, y, key, 0.3, 10, cost, activation)
+        got = helpers.sgd_epoch(params, x, y, key, 0.3, 10, cost, activation)
         want = book_epoch(params, np.asarray(x), np.asarray(y), perm, 0.3, 10, cost, activation)
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
@@ -131,16 +141,16 @@ def test_scanned_epoch_equals_book_loop_for_chapter3_networks(cost, activation):
 
 def test_epoch_changes_parameters_and_lowers_cost():
     params, x, y = small_problem(200)
-    new = sgd.sgd_epoch(params, x, y, jax.random.key(1), 3.0, 10)
+    new = helpers.sgd_epoch(params, x, y, jax.random.key(1), 3.0, 10)
     y1 = costs.one_hot(y, 4)
-    assert float(backprop.loss(new, x, y1)) < float(backprop.loss(params, x, y1))
+    assert float(network.loss(new, x, y1)) < float(network.loss(params, x, y1))
 
 
 def test_same_seed_same_parameters_and_different_seed_differs():
     params, x, y = small_problem(100)
 
     def run(seed):
-        return train.train(
+        return helpers.train(
             params,
             (x, y),
             epochs=2,
@@ -160,7 +170,7 @@ def test_same_seed_same_parameters_and_different_seed_differs():
 def test_train_reports_every_epoch():
     params, x, y = small_problem(50)
     seen = []
-    _, _, history = train.train(
+    _, _, history = helpers.train(
         params,
         (x, y),
         epochs=3,
@@ -178,17 +188,14 @@ def test_train_reports_every_epoch():
 
 
 def test_history_best_is_the_first_of_tied_epochs():
-    """network.py's "Best: epoch N" is the first epoch with the highest count (chapter 6's
-    protocol, in train3, keeps the last)."""
-    history = train.History(
-        [
-            train.EpochResult(k, correct, 100, 1.0, 0.1)
-            for k, correct in enumerate([90, 95, 93, 95])
-        ],
-        0.0,
-    )
-    assert history.best.epoch == 1
-    assert train.History([], 0.0).best is None
+    """network.py's "Best: epoch N" is the first epoch with the highest count; chapter 6's
+    protocol (best_rule="last", network3's >=) keeps the last."""
+    epochs = [EpochResult(k, correct, 100, 1.0, 0.1) for k, correct in enumerate([90, 95, 93, 95])]
+    assert History(None, epochs=epochs).best.epoch == 1
+    assert History(None, epochs=epochs, best_rule="last").best.epoch == 3
+    with pytest.raises(ValueError, match="best_rule"):
+        History(None, best_rule="best")
+    assert History([], 0.0).best is None
 
 
 def test_evaluate_counts_correct_predictions():
@@ -205,8 +212,9 @@ def test_regularised_step_is_the_books_update(regularization):
         params, x, y = small_problem(10, dtype=jnp.float64)
         y1 = costs.one_hot(y, 4, jnp.float64)
         eta, lmbda, n = 0.5, 5.0, 1000
-        tx = sgd.optimizer(eta, lmbda=lmbda, n=n, regularization=regularization)
-        got, _ = sgd.sgd_step(params, tx.init(params), x, y1, tx, costs.cross_entropy)
+        tx = optimizers.make("sgd", regularization=regularization)
+        state = optimizers.init(tx, params, eta, lmbda / n)
+        got, _ = step(params, state, x, y1, tx, costs.cross_entropy)
         sums = jax.tree.map(np.zeros_like, jax.tree.map(np.asarray, params))
         for i in range(10):
             g = backprop.backprop(params, x[i], y1[i], costs.cross_entropy)
@@ -228,7 +236,8 @@ def test_plain_sgd_through_optax_is_the_books_update_bit_for_bit():
     with jax.enable_x64(True):
         params, x, y = small_problem(10, dtype=jnp.float64)
         y1 = costs.one_hot(y, 4, jnp.float64)
-        got, _ = sgd.sgd_step(params, sgd.init_state(params), x, y1, sgd.optimizer(0.7))
+        tx = optimizers.make("sgd")
+        got, _ = step(params, optimizers.init(tx, params, 0.7), x, y1, tx)
         nabla = backprop.grad(params, x, y1)
         for p, g, new in zip(jax.tree.leaves(params), jax.tree.leaves(nabla), jax.tree.leaves(got)):
             np.testing.assert_array_equal(np.asarray(new), np.asarray(p - 0.7 * g))
@@ -239,11 +248,13 @@ def test_momentum_is_the_books_rule():
     with jax.enable_x64(True):
         params, x, y = small_problem(20, dtype=jnp.float64)
         y1 = costs.one_hot(y, 4, jnp.float64)
-        mu, state = 0.9, sgd.init_state(params, 0.9)
+        mu, tx = 0.9, optimizers.make("sgd", 0.9)
+        state = optimizers.init(tx, params, 0.5)
         want, velocity = jax.tree.map(np.asarray, params), jax.tree.map(np.zeros_like, params)
         got = params
         for eta, rows in ((0.5, slice(0, 10)), (0.25, slice(10, 20))):
-            got, state = sgd.sgd_step(got, state, x[rows], y1[rows], sgd.optimizer(eta, mu))
+            state = optimizers.set_hyperparams(state, learning_rate=eta)
+            got, state = step(got, state, x[rows], y1[rows], tx)
             g = backprop.grad(want, x[rows], y1[rows])
             velocity = jax.tree.map(
                 lambda v, gi, eta=eta: mu * v - eta * np.asarray(gi), velocity, g
@@ -253,11 +264,9 @@ def test_momentum_is_the_books_rule():
             np.testing.assert_allclose(np.asarray(u), v, rtol=1e-12, atol=1e-14)
 
 
-def test_momentum_epoch_needs_and_returns_the_state():
+def test_momentum_epoch_returns_the_state():
     params, x, y = small_problem(60)
-    with pytest.raises(ValueError, match="optimiser state"):
-        sgd.sgd_epoch(params, x, y, jax.random.key(0), 0.5, 10, momentum=0.5)
-    new, state = sgd.sgd_epoch(
+    new, state = helpers.sgd_epoch(
         params,
         x,
         y,
@@ -265,10 +274,10 @@ def test_momentum_epoch_needs_and_returns_the_state():
         0.5,
         10,
         momentum=0.5,
-        opt_state=sgd.init_state(params, 0.5),
+        opt_state=optimizers.init(optimizers.make("sgd", 0.5), params, 1.0),
     )
     assert any(float(jnp.abs(v).max()) > 0 for v in jax.tree.leaves(state))
-    plain = sgd.sgd_epoch(params, x, y, jax.random.key(0), 0.5, 10)
+    plain = helpers.sgd_epoch(params, x, y, jax.random.key(0), 0.5, 10)
     assert any(
         not np.array_equal(u, v) for u, v in zip(jax.tree.leaves(new), jax.tree.leaves(plain))
     )

@@ -1,13 +1,14 @@
-"""network3's training: its update and L2 convention, the best-validation protocol, and
-ensembles trained by loop or vmap."""
+"""Chapter 6's training through the one epoch and host loop: network3's update and L2
+convention, its best-validation protocol, and ensembles trained by loop or vmap."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
-from nnjax import layers, network3, train3
-from nnjax.train import EpochResult
+from nnjax import layers, network3, optimizers
+from nnjax.epoch import epoch
+from nnjax.fit import fit
+from nnjax.history import EpochResult, History
 
 SHAPE = (8, 8, 1)
 
@@ -18,6 +19,47 @@ def tiny(seed=0, n=60, spec="conv:3:3x3,fc:8,softmax:4", **options):
     x = jax.random.uniform(jax.random.key(seed + 100), (n, 64))
     y = jax.random.randint(jax.random.key(seed + 200), (n,), 0, 4)
     return net, params, x, y
+
+
+def init_state(params, momentum=0.0):
+    return optimizers.init(optimizers.make("sgd", momentum), params)
+
+
+def sgd_epoch(
+    params,
+    opt_state,
+    x,
+    y,
+    key,
+    eta,
+    lmbda,
+    *,
+    layers,
+    input_shape,
+    mini_batch_size,
+    momentum=0.0,
+    shuffle=True,
+    random_shifts=False,
+    unroll=1,
+):
+    """One chapter 6 epoch: network3's λ (per mini-batch, over the number of mini-batches)
+    is the optimizer's weight decay λ / (n // m)."""
+    tx = optimizers.make("sgd", momentum)
+    steps = x.shape[0] // mini_batch_size
+    opt_state = optimizers.set_hyperparams(opt_state, learning_rate=eta, weight_decay=lmbda / steps)
+    return epoch(
+        params,
+        opt_state,
+        x,
+        y,
+        key,
+        model=network3.model(layers, input_shape, random_shifts),
+        tx=tx,
+        mini_batch_size=mini_batch_size,
+        shuffle=shuffle,
+        drop_last=True,
+        unroll=unroll,
+    )
 
 
 def book_epoch(params, net, x, y, epoch_key, m, step):
@@ -38,9 +80,9 @@ def test_epoch_is_network3s_sgd_with_l2_over_the_number_of_batches():
     w → w − η (∇C_mean + (λ / steps) w), biases undecayed."""
     net, params, x, y = tiny(n=30)
     eta, lmbda, m = 0.5, 0.3, 10
-    out, _ = train3.sgd_epoch(
+    out, _ = sgd_epoch(
         params,
-        train3.init_state(params),
+        init_state(params),
         x,
         y,
         jax.random.key(7),
@@ -71,9 +113,9 @@ def test_epoch_is_reproducible_and_the_key_matters():
     net, params, x, y = tiny(spec="fc:8,softmax:4", p_dropout=0.5)
 
     def run(key, **kw):
-        return train3.sgd_epoch(
+        return sgd_epoch(
             params,
-            train3.init_state(params),
+            init_state(params),
             x,
             y,
             key,
@@ -98,9 +140,9 @@ def test_unrolled_epoch_takes_the_same_steps():
     net, params, x, y = tiny(n=70, p_dropout=0.3)
 
     def run(unroll):
-        return train3.sgd_epoch(
+        return sgd_epoch(
             params,
-            train3.init_state(params),
+            init_state(params),
             x,
             y,
             jax.random.key(3),
@@ -123,7 +165,7 @@ def test_momentum_epoch_is_the_books_rule_and_carries_velocity_into_the_next():
     returns is where the next epoch starts from."""
     net, params, x, y = tiny(n=30)
     eta, mu, m = 0.5, 0.9, 10
-    state = train3.init_state(params, mu)
+    state = init_state(params, mu)
     out = params
     velocity = jax.tree.map(jnp.zeros_like, params)
 
@@ -134,7 +176,7 @@ def test_momentum_epoch_is_the_books_rule_and_carries_velocity_into_the_next():
 
     expected = params
     for epoch_key in (jax.random.key(7), jax.random.key(8)):
-        out, state = train3.sgd_epoch(
+        out, state = sgd_epoch(
             out,
             state,
             x,
@@ -151,17 +193,18 @@ def test_momentum_epoch_is_the_books_rule_and_carries_velocity_into_the_next():
         expected = book_epoch(expected, net, x, y, epoch_key, m, step)
         for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(expected), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-        for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(velocity), strict=True):
+        for got, want in zip(
+            jax.tree.leaves(state.inner_state[1]), jax.tree.leaves(velocity), strict=True
+        ):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert any(float(jnp.abs(v).max()) > 0 for v in jax.tree.leaves(velocity))
 
 
-def test_record_keeps_the_last_best_validation_epoch():
-    net = train3.Network(params="p0", opt_state=None)
-    for epoch, (correct, params) in enumerate([(90, "p1"), (95, "p2"), (93, "p3"), (95, "p4")]):
-        net.params = params
-        net.record(EpochResult(epoch, correct, 100, 0.0, 0.1))
-    assert net.best.epoch == 3 and net.best_params == "p4"  # network3's >=
+def test_the_last_best_validation_epoch_is_best():
+    net = History(params="p0", best_rule="last")
+    for e, correct in enumerate([90, 95, 93, 95]):
+        net.epochs.append(EpochResult(e, correct, 100, 0.0, 0.1))
+    assert net.best.epoch == 3  # network3's >=
 
 
 def test_train_scores_test_data_only_when_validation_is_at_its_best():
@@ -169,17 +212,19 @@ def test_train_scores_test_data_only_when_validation_is_at_its_best():
     # and down, so some epochs are not at their best.
     net, params, x, y = tiny(spec="fc:8,softmax:4", n=200)
     val, test = (x[100:150], y[100:150]), (x[150:], y[150:])
-    networks, _ = train3.train(
-        [train3.Network(params, train3.init_state(params))],
-        net,
-        SHAPE,
+    tx = optimizers.make("sgd")
+    networks = fit(
+        network3.model(net, SHAPE),
+        tx,
+        [History(params, optimizers.init(tx, params, 1.0), best_rule="last")],
         (x[:100], y[:100]),
-        val,
+        eval_data=val,
         test_data=test,
         epochs=8,
         mini_batch_size=10,
-        eta=1.0,
         keys=[jax.random.key(0)],
+        drop_last=True,
+        keep_best=True,
     )
     epochs = networks[0].epochs
     best = -1
@@ -200,19 +245,19 @@ def test_vmap_and_loop_train_the_same_networks():
     keys = [jax.random.key(10 + s) for s in (1, 2, 3)]
     results = {}
     for strategy in ("loop", "vmap"):
-        networks = [train3.Network(p, train3.init_state(p)) for p in inits]
-        networks, _ = train3.train(
+        tx = optimizers.make("sgd")
+        networks = [History(p, optimizers.init(tx, p, 0.5, 0.1 / 4)) for p in inits]
+        fit(
+            network3.model(net, SHAPE),
+            tx,
             networks,
-            net,
-            SHAPE,
             (x, y),
-            (x, y),
+            eval_data=(x, y),
             epochs=2,
             mini_batch_size=10,
-            eta=0.5,
-            lmbda=0.1,
             keys=keys,
             strategy=strategy,
+            drop_last=True,
         )
         results[strategy] = networks
     for a, b in zip(results["loop"], results["vmap"]):
@@ -221,16 +266,3 @@ def test_vmap_and_loop_train_the_same_networks():
         assert [r.correct for r in a.epochs] == [r.correct for r in b.epochs]
     # three different networks, not one trained three times
     assert not np.allclose(results["loop"][0].params[0]["w"], results["loop"][1].params[0]["w"])
-
-
-def test_pick_strategy(monkeypatch):
-    assert train3.pick_strategy("vmap", 4) == "vmap"
-    assert train3.pick_strategy("loop", 4) == "loop"
-    assert train3.pick_strategy("auto", 1) == "loop"
-    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    assert train3.pick_strategy("auto", 4) == "loop"
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert train3.pick_strategy("auto", 4) == "vmap"
-    assert train3.pick_strategy("auto", 1) == "loop"
-    with pytest.raises(ValueError):
-        train3.pick_strategy("pmap", 2)

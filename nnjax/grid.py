@@ -1,0 +1,161 @@
+"""A sweep's grid: the settings of its networks, parsed from lists, and its results
+summarised over seeds.
+
+A researcher's "what if" (which η, how much data, how much seed-to-seed noise) is a grid of
+``Setting``s, each a seed, an η, a λ (L2) and a training-set size; ``nnjax.sweep.run``
+trains one network per setting and returns ``(Setting, History)`` pairs, which ``record``
+and ``summarise`` turn into rows and means ± sds.
+"""
+
+import collections
+import dataclasses
+import itertools
+import math
+import statistics
+from typing import NamedTuple, Sequence
+
+from nnjax.history import History
+
+
+class Setting(NamedTuple):
+    """One network of a sweep: its seed, learning rate η, L2 λ and training-set size n."""
+
+    seed: int
+    eta: float
+    lmbda: float
+    train_size: int
+
+
+# The most seeds one sweep takes: far more networks than fit in any device's memory.
+MAX_NETWORKS = 2**20
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds from comma-separated integers and ranges ``A:B`` (A, A+1, ..., B−1):
+    ``"0:4,10"`` → [0, 1, 2, 3, 10]. Raises ValueError (one line) on anything else, on an
+    empty range, on seeds outside [0, 2^31) and on repeats."""
+    seeds, count = [], 0
+    for part in _items(text):
+        try:
+            bounds = [int(v) for v in part.split(":")]
+        except ValueError:
+            raise ValueError(f"{part!r} is neither an integer nor a range A:B") from None
+        if len(bounds) > 2:
+            raise ValueError(f"{part!r} is neither an integer nor a range A:B")
+        if len(bounds) == 2 and bounds[1] <= bounds[0]:
+            raise ValueError(f"the range {part} is empty (A:B means A, ..., B−1)")
+        for seed in (bounds[0], bounds[-1] - (len(bounds) == 2)):  # checked before expanding
+            if not 0 <= seed < 2**31:
+                raise ValueError(f"seed {seed} is outside 0 ... 2^31 − 1")
+        count += bounds[1] - bounds[0] if len(bounds) == 2 else 1
+        if count > MAX_NETWORKS:
+            raise ValueError(f"more than {MAX_NETWORKS:,} seeds (a sweep trains each at once)")
+        seeds.extend(range(*bounds) if len(bounds) == 2 else bounds)
+    return _distinct(seeds)
+
+
+def parse_values(text: str, kind=float, positive: bool = True) -> list:
+    """Comma-separated numbers of type ``kind`` (float or int), each finite and > 0
+    (``positive``) or ≥ 0: ``"0.1,0.5,3"`` → [0.1, 0.5, 3.0]. Raises ValueError (one line)
+    on anything else and on repeats."""
+    values = []
+    for part in _items(text):
+        try:
+            v = kind(part)
+        except ValueError:
+            raise ValueError(
+                f"{part!r} is not {'a number' if kind is float else 'an integer'}"
+            ) from None
+        if not math.isfinite(v) or v < 0 or (positive and v == 0):
+            raise ValueError(f"{part} is not {'positive' if positive else 'zero or positive'}")
+        values.append(v)
+    return _distinct(values)
+
+
+def _items(text: str) -> list[str]:
+    items = [p.strip() for p in text.split(",")]
+    if not any(items):
+        raise ValueError("no values given")
+    if not all(items):
+        raise ValueError(f"{text!r} has an empty item")
+    return items
+
+
+def _distinct(values: list) -> list:
+    repeated = sorted(v for v, n in collections.Counter(values).items() if n > 1)
+    if repeated:
+        raise ValueError(f"repeats {', '.join(f'{v:g}' for v in repeated)}")
+    return values
+
+
+def grid(
+    seeds: Sequence[int], etas: Sequence[float], lmbdas: Sequence[float], train_sizes: Sequence[int]
+) -> list[Setting]:
+    """Every combination of the values given, as a list of ``Setting``s ordered by training-
+    set size, then η, then λ, then seed (so each setting's seeds are adjacent)."""
+    return [
+        Setting(int(seed), float(eta), float(lmbda), int(n))
+        for n, eta, lmbda, seed in itertools.product(train_sizes, etas, lmbdas, seeds)
+    ]
+
+
+def record(setting: Setting, run: History) -> dict:
+    """One network of a sweep as one JSON-able object: the setting, best and final accuracy,
+    epoch of best and the accuracy after every epoch."""
+    best = run.best
+    return {
+        **setting._asdict(),
+        "best_accuracy": best.accuracy,
+        "best_epoch": best.epoch,
+        "final_accuracy": run.epochs[-1].accuracy,
+        "total": best.total,
+        "accuracies": run.accuracies(),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """The networks of one (η, λ, n) over their seeds: means and sample sds (0 for one seed)."""
+
+    eta: float
+    lmbda: float
+    train_size: int
+    seeds: int
+    best_mean: float
+    best_sd: float
+    final_mean: float
+    final_sd: float
+    epoch_means: tuple  # mean accuracy after each epoch
+    epoch_sds: tuple
+
+
+def _mean_sd(values):
+    values = list(values)
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(results: Sequence[tuple]) -> list[Summary]:
+    """Aggregates ``results``, pairs ``(Setting, History)``, over seeds: one ``Summary`` per
+    (η, λ, n), in first-seen order."""
+    groups = {}
+    for setting, run in results:
+        groups.setdefault((setting.eta, setting.lmbda, setting.train_size), []).append(run)
+    summaries = []
+    for (eta, lmbda, n), runs in groups.items():
+        per_epoch = [
+            _mean_sd(r.epochs[k].accuracy for r in runs)
+            for k in range(min(len(r.epochs) for r in runs))
+        ]
+        summaries.append(
+            Summary(
+                eta,
+                lmbda,
+                n,
+                len(runs),
+                *_mean_sd(r.best.accuracy for r in runs),
+                *_mean_sd(r.epochs[-1].accuracy for r in runs),
+                tuple(m for m, _ in per_epoch),
+                tuple(s for _, s in per_epoch),
+            )
+        )
+    return summaries

@@ -1,0 +1,111 @@
+"""Extending nnjax from outside the package, with no edit to nnjax/: a new cost, a new
+layer whose parameters are not {"w", "b"}, and an optax optimizer, each trained through the
+public API (``nnjax.fit.fit``) on a small problem a network can learn."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from nnjax import layers, network, network3, optimizers
+from nnjax.epoch import Model
+from nnjax.fit import fit
+from nnjax.history import History
+
+
+def separable(n=400, seed=0):
+    """Two classes of 8-pixel inputs, told apart by the sign of a fixed direction."""
+    x = jax.random.normal(jax.random.key(seed), (n, 8))
+    y = (x @ jnp.arange(1.0, 9.0) > 0).astype(jnp.int32)
+    return x, y
+
+
+def gated(n_out: int) -> layers.Layer:
+    """A fully connected layer with a per-unit gain: params {"w", "gain"}, no bias."""
+
+    def init(key, in_shape):
+        n_in = int(np.prod(in_shape))
+        w = jax.random.normal(key, (n_in, n_out)) / np.sqrt(n_in)
+        return {"w": w, "gain": jnp.ones(n_out)}, (n_out,)
+
+    def apply(params, x, key=None, training=False):
+        return jnp.tanh(x.reshape(x.shape[0], -1) @ params["w"] * params["gain"])
+
+    return layers.Layer(f"gated {n_out}", init, apply)
+
+
+def test_a_new_layer_trains_and_weight_decay_masks_by_name():
+    x, y = separable()
+    net = (gated(6), layers.softmax(2))
+    params = network3.init(jax.random.key(1), net, (8,))
+    assert optimizers.weight_mask(params) == [{"w": True, "gain": False}, {"w": True, "b": False}]
+    tx = optimizers.make("sgd")
+    run = History(params, optimizers.init(tx, params, eta=0.5, weight_decay=1e-3))
+    fit(
+        network3.model(net, (8,)),
+        tx,
+        run,
+        (x, y),
+        epochs=5,
+        mini_batch_size=10,
+        key=jax.random.key(2),
+        eval_data=(x, y),
+    )
+    assert run.best.accuracy > 0.9, run.accuracies()
+    assert not np.allclose(run.params[0]["gain"], 1.0)  # the gain trained too
+
+
+def test_a_new_cost_trains_through_fit():
+    """A margin (hinge) cost on chapter 1's network: the model is two pure functions."""
+    x, y = separable(seed=3)
+
+    def hinge(params, xb, yb, key=None):
+        z = network.logits(params, xb)
+        margin = (2 * yb - 1) * (z[:, 1] - z[:, 0])
+        return jnp.mean(jnp.maximum(0.0, 1.0 - margin))
+
+    model = Model(loss=hinge, predict=lambda params, xb: network.predict(params, xb))
+    params = network.init(jax.random.key(4), [8, 5, 2], init="scaled")
+    tx = optimizers.make("sgd")
+    run = fit(
+        model,
+        tx,
+        History(params, optimizers.init(tx, params, eta=0.3)),
+        (x, y),
+        epochs=5,
+        mini_batch_size=10,
+        key=jax.random.key(5),
+        eval_data=(x, y),
+    )
+    assert run.best.accuracy > 0.9, run.accuracies()
+
+
+def test_any_optax_optimizer_trains_and_resumes_exactly():
+    """optax.adam as it is (no nnjax hyperparameters): it trains, each epoch reports no η,
+    and two epochs then one more from the saved History equal three at once."""
+    x, y = separable(seed=6)
+    params = network.init(jax.random.key(7), [8, 5, 2], init="scaled")
+    tx = optax.adam(1e-2)
+    model = network.model()
+
+    def trained(epochs, run):
+        return fit(
+            model,
+            tx,
+            run,
+            (x, y),
+            epochs=epochs,
+            mini_batch_size=10,
+            key=jax.random.key(8),
+            eval_data=(x, y),
+        )
+
+    whole = trained(3, History(params, tx.init(params)))
+    assert whole.best.accuracy > 0.9 and whole.epochs[0].eta is None
+    part = trained(2, History(params, tx.init(params)))
+    part = trained(3, History(part.params, part.opt_state, part.epochs))
+    for a, b in zip(
+        jax.tree.leaves((whole.params, whole.opt_state)),
+        jax.tree.leaves((part.params, part.opt_state)),
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
