@@ -60,8 +60,8 @@ flags.DEFINE_list(
 
 def check_flags() -> None:
     """Raises UsageError naming the flag whose value cannot be timed."""
+    from experiments.presets import CHAPTER6
     from nnjax.conv import CONVOLUTIONS
-    from nnjax.presets import CHAPTER6
 
     for name in FLAGS.nets:
         if name not in CHAPTER6:
@@ -89,9 +89,9 @@ def run():
     import jax
     import jax.numpy as jnp
 
+    from experiments.presets import CHAPTER6 as PRESETS
     from nnjax import data, layers, network3, optimizers
     from nnjax.epoch import epoch
-    from nnjax.presets import CHAPTER6 as PRESETS
 
     ds = data.load("mnist", progress=None)
     x, y = jax.device_put(ds.train.x[: FLAGS.images]), jax.device_put(ds.train.y[: FLAGS.images])

@@ -31,9 +31,9 @@ import threading
 
 from absl import app, flags
 
+from experiments import presets
 from experiments.checks import UsageError
 from experiments.cli import MAX_SEED, command, core_groups, reason, run_at_once, run_guarded
-from nnjax import presets
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -213,12 +213,17 @@ def say(line: str) -> None:
         sys.stdout.flush()
 
 
-def train(row: str, seed: int, base: pathlib.Path, extra: list, cores=None, live=None) -> None:
+def train(
+    row: str, seed: int, base: pathlib.Path, extra: list, cores=None, live=None, label=""
+) -> None:
     """Runs (or resumes) one run unless it has finished, on the CPU cores ``cores`` where
     given, echoing its epochs; its process is in the set ``live`` (if given) while it runs.
-    UsageError if it fails, or if it finished with other flags."""
+    ``label`` (e.g. "run 2/5") is said first. UsageError if it fails, or if it finished with
+    other flags."""
     if finished_as_asked(row, seed, base.parent, extra):
         return
+    if label:
+        say(f"{label[0].upper()}{label[1:]}: {row} seed {seed}")
     base.with_suffix(".flags").write_text(asked(row, seed, extra) + "\n")
     where = f" (cores {','.join(map(str, cores))})" if cores is not None else ""
     say(
@@ -470,16 +475,17 @@ def train_all(runs: list, directory: pathlib.Path, extra: list, jobs: int, cores
     the runs under way finish, then the first failure is raised. Ctrl-C stops them all
     (each resumes from its last epoch)."""
     jobs = min(jobs, len(runs))
+    labels = {run: f"run {i + 1}/{len(runs)}" for i, run in enumerate(runs)}
     if jobs <= 1:
         for row, seed in runs:
-            train(row, seed, directory / f"{row}_s{seed}", extra)
+            train(row, seed, directory / f"{row}_s{seed}", extra, label=labels[row, seed])
         return
     live = set()
 
     def work(run, group):
         row, seed = run
         try:
-            train(row, seed, directory / f"{row}_s{seed}", extra, group, live)
+            train(row, seed, directory / f"{row}_s{seed}", extra, group, live, labels[run])
         except OSError as e:
             raise UsageError(f"{row} seed {seed}: {e}") from None
 

@@ -14,6 +14,7 @@ flags given on the command line override it.
 
 from absl import app, flags
 
+from experiments import presets
 from experiments.checks import (
     UsageError,
     check_fits,
@@ -33,7 +34,6 @@ from experiments.cli import (
     run_guarded,
 )
 from experiments.progress import Progress
-from nnjax import presets
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(

@@ -26,8 +26,10 @@ from experiments.cli import (
     define_data_flags,
     define_network_flags,
     define_training_flags,
+    device_mesh,
     matmul_precision,
     optimizer_from_flags,
+    parse_devices,
     run_guarded,
 )
 
@@ -70,6 +72,12 @@ flags.DEFINE_integer(
     "At most this many networks per compiled program (vmap; "
     "default: as many as fit in memory, and at most 16 on the CPU).",
 )
+flags.DEFINE_string(
+    "devices",
+    "1",
+    "Split every mini-batch over this many devices (or all), data parallel, as "
+    "experiments.mnist's; must divide --mini_batch_size.",
+)
 flags.DEFINE_string("jsonl", None, "Write one JSON object per network to this file.")
 flags.DEFINE_string("png", None, "Draw the sweep's figure into this PNG file.")
 
@@ -108,6 +116,11 @@ def check_flags() -> dict:
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
     optimizer_from_flags()
+    devices = parse_devices(FLAGS.devices)
+    if devices != "all" and FLAGS.mini_batch_size % devices:
+        raise UsageError(
+            f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by --devices={devices}"
+        )
     return parsed
 
 
@@ -212,6 +225,7 @@ def run() -> None:
 
     from nnjax import activations, costs, data, grid, network, sweep
 
+    mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     eval_split = getattr(dataset, FLAGS.eval_split)
     n_data = len(dataset.train.y)
@@ -244,7 +258,7 @@ def run() -> None:
     print(
         f"nnjax sweep: {len(settings)} networks ({title}); {dataset.name} "
         f"{FLAGS.eval_split} ({len(eval_split.y)} images); strategy {strategy} on "
-        f"{jax.default_backend()}",
+        f"{jax.default_backend()}{f' ({mesh.size} devices, data parallel)' if mesh else ''}",
         flush=True,
     )
 
@@ -283,6 +297,7 @@ def run() -> None:
             strategy=strategy,
             chunk=FLAGS.chunk,
             matmul_precision=matmul_precision(FLAGS.matmul_precision, jax.default_backend()),
+            mesh=mesh,
             progress=lambda m: print(m, flush=True),
             on_result=on_result,
         )

@@ -130,15 +130,15 @@ def _one_epoch(
     mesh,
     unroll,
     kernel,
+    gather_first,
 ):
     shuffle_key, step_key = jax.random.split(key)
     full, rest = mini_batches(shuffle_key, x.shape[0], mini_batch_size, shuffle)
     grad = jax.grad(model.loss)
 
-    def update(carry, i, idx):
+    def update(carry, i, xb, yb):
         params, opt_state = carry
-        xb, yb = x[idx], y[idx]
-        if mesh is not None and idx.shape[0] == mini_batch_size:
+        if mesh is not None and xb.shape[0] == mini_batch_size:
             xb, yb = _split_over(mesh, xb), _split_over(mesh, yb)
         g = grad(params, xb, yb, jax.random.fold_in(step_key, i))
         updates, opt_state = tx.update(g, opt_state, params)
@@ -151,14 +151,24 @@ def _one_epoch(
         cpu_kernel.check(model, tx, params, x, mini_batch_size)  # one-line ValueError
         params, opt_state = cpu_kernel.book_epoch(params, opt_state, x, y, full, model)
     else:
+        # One network: the epoch's mini-batches are gathered in one pass before the loop
+        # (contiguous reads; 1.2x on the CPU). K vmapped networks gather theirs step by
+        # step instead, which never makes K copies of the data.
+        batches = (x[full], y[full]) if gather_first else (full,)
+
+        def body(carry, inputs):
+            i, *batch = inputs
+            xb, yb = batch if gather_first else (x[batch[0]], y[batch[0]])
+            return update(carry, i, xb, yb), None
+
         (params, opt_state), _ = jax.lax.scan(
-            lambda c, inputs: (update(c, *inputs), None),
+            body,
             (params, opt_state),
-            (jnp.arange(steps), full),
+            (jnp.arange(steps), *batches),
             unroll=unroll,
         )
     if rest.shape[0] and not drop_last:
-        params, opt_state = update((params, opt_state), steps, rest)
+        params, opt_state = update((params, opt_state), steps, x[rest], y[rest])
     return params, opt_state
 
 
@@ -211,6 +221,7 @@ def epoch(
         mesh=mesh,
         unroll=unroll,
         kernel=kernel,
+        gather_first=not stacked,
     )
     if stacked:
         return jax.vmap(one, in_axes=(0, 0, None, None, 0))(params, opt_state, x, y, key)

@@ -28,22 +28,12 @@ from nnjax.history import EpochResult, History
 STRATEGIES = ("loop", "vmap")
 
 
-def _decide(run: History, early_stopping: int, halve_eta_after: int, eta0):
-    """(η for the next epoch, why to stop or "") from the run's accuracies so far."""
-    correct = [r.correct for r in run.epochs]
-    eta, floor = history.halving_schedule(correct, eta0, halve_eta_after)
-    if floor:
-        return eta, f"η fell to 1/128 of {eta0:g} after epoch {len(correct) - 1}"
-    if history.early_stop(correct, early_stopping):
-        return eta, f"no improvement in {early_stopping} epochs after epoch {len(correct) - 1}"
-    return eta, ""
-
-
 def _stack(trees):
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
-def _unstack(tree, k: int) -> list:
+def unstack(tree, k: int) -> list:
+    """The K pytrees of a stacked ``tree`` (leading axis K), as a list."""
     return [jax.tree.map(lambda a, i=i: a[i], tree) for i in range(k)]
 
 
@@ -138,8 +128,8 @@ class _Networks:
     def sync(self, runs, keep_best: bool) -> None:
         """Every ``History``'s params, opt_state (and best_params) as trained so far."""
         if self.vmap:
-            states = _unstack(self.local(self.state), self.k)
-            best = _unstack(self.best, self.k) if keep_best else [None] * self.k
+            states = unstack(self.local(self.state), self.k)
+            best = unstack(self.best, self.k) if keep_best else [None] * self.k
         else:
             states = [self.local(s) for s in self.state]
             best = self.best
@@ -244,8 +234,8 @@ def fit(
         ).compile()
         for r in runs:
             r.compile_seconds = time.perf_counter() - start
-        etas0 = [_initial_eta(r) for r in runs]
-        plans = [_decide(r, early_stopping, halve_eta_after, e) for r, e in zip(runs, etas0)]
+        etas0 = [history.initial_eta(r) for r in runs]
+        plans = [history.decide(r, early_stopping, halve_eta_after, e) for r, e in zip(runs, etas0)]
         for r, (_, why) in zip(runs, plans):
             r.stopped = r.stopped or why
         for e in range(min(len(r.epochs) for r in runs), epochs):
@@ -278,7 +268,7 @@ def fit(
                 total = 0 if evaluation is None else int(evaluation[1].shape[0])
                 result = EpochResult(e, int(correct[i]), total, seconds, eta, **extra)
                 run.epochs.append(result)
-                plans[i] = _decide(run, early_stopping, halve_eta_after, etas0[i])
+                plans[i] = history.decide(run, early_stopping, halve_eta_after, etas0[i])
                 run.stopped = plans[i][1]
                 if on_epoch is not None:
                     on_epoch(i, result)
@@ -289,12 +279,6 @@ def fit(
                 after_epoch(runs)
         nets.sync(runs, keep_best)
     return runs[0] if single else runs
-
-
-def _initial_eta(run: History) -> Optional[float]:
-    """The η a run started with: its first epoch's, else its optimizer state's (or None)."""
-    eta = run.epochs[0].eta if run.epochs else optimizers.hyperparam(run.opt_state, "learning_rate")
-    return None if eta is None else float(eta)
 
 
 def _monitor(model, params, train_data, evaluation) -> dict:

@@ -165,3 +165,24 @@ def halving_schedule(
             if waited >= patience:
                 current, waited = current / 2, 0
     return current, current <= eta * floor
+
+
+def initial_eta(run: History) -> Optional[float]:
+    """The η a run started with: its first epoch's, else its optimizer state's ``learning_rate``
+    hyperparameter (None if it has none)."""
+    eta = run.epochs[0].eta if run.epochs else None
+    if eta is None and not run.epochs:
+        eta = (getattr(run.opt_state, "hyperparams", None) or {}).get("learning_rate")
+    return None if eta is None else float(eta)
+
+
+def decide(run: History, early_stopping: int, halve_eta_after: int, eta0):
+    """``(η for the next epoch, why to stop or "")`` from the run's accuracies so far, by
+    ``early_stop`` and ``halving_schedule`` (0 turns either off)."""
+    correct = [r.correct for r in run.epochs]
+    eta, floor = halving_schedule(correct, eta0, halve_eta_after)
+    if floor:
+        return eta, f"η fell to 1/128 of {eta0:g} after epoch {len(correct) - 1}"
+    if early_stop(correct, early_stopping):
+        return eta, f"no improvement in {early_stopping} epochs after epoch {len(correct) - 1}"
+    return eta, ""

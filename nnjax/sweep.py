@@ -1,14 +1,10 @@
 """Sweeps: many networks of one architecture trained at once, one per setting of a grid.
 
-A researcher's "what if" (which η, how much data, how much seed-to-seed noise) is a grid of
-``Setting``s, each a seed, an η, a λ (L2) and a training-set size. ``run`` trains one
-network per setting and scores it on the evaluation data after every epoch. Network i is
-the single run ``python -m experiments.mnist`` makes with the same flags (exactly, with the
-loop; up to the order of float additions, with vmap):
-
-    init_key, shuffle_key = jax.random.split(jax.random.key(seed))
-    params = network.init(init_key, sizes, init=init)
-    epoch k shuffles with jax.random.fold_in(shuffle_key, k)   (sgd.mini_batches)
+``run`` trains one network per ``nnjax.grid.Setting`` (a seed, η, λ and training-set size)
+and scores it after every epoch. Network i is the single run ``python -m experiments.mnist``
+makes with the same flags (exactly, with the loop; up to the order of float additions, with
+vmap): ``init_key, shuffle_key = jax.random.split(jax.random.key(seed))``, its params
+``network.init(init_key, sizes, init=init)``, epoch k drawn with ``fold_in(shuffle_key, k)``.
 
 ``nnjax.fit.fit`` trains them, by one of its two strategies:
 
@@ -154,6 +150,7 @@ def _train_group(
     progress,
     on_result,
     matmul_precision,
+    mesh,
 ):
     """The networks of one training-set size, chunk by chunk; returns (Setting, History)s."""
     n = settings[0].train_size
@@ -174,7 +171,7 @@ def _train_group(
         stacked, keys = init_networks([s.seed for s in padded], sizes, init, x.dtype)
         runs = [
             History(p, optimizers.init(tx, p, eta=s.eta, weight_decay=s.lmbda / n))
-            for p, s in zip(_rows(stacked, width), padded)
+            for p, s in zip(fit.unstack(stacked, width), padded)
         ]
         start = [time.perf_counter()]
 
@@ -203,6 +200,7 @@ def _train_group(
                 strategy=strategy,
                 eval_batch=batch,
                 matmul_precision=matmul_precision,
+                mesh=mesh,
                 on_epoch=report,
             )
         except history.Diverged as e:
@@ -214,10 +212,6 @@ def _train_group(
             if on_result:
                 on_result(s, run)
     return results
-
-
-def _rows(stacked, k: int) -> list:
-    return [jax.tree.map(lambda a, i=i: a[i], stacked) for i in range(k)]
 
 
 def _diverged(e: history.Diverged, settings) -> history.Diverged:
@@ -251,6 +245,7 @@ def run(
     strategy: str = "auto",
     chunk: Optional[int] = None,
     matmul_precision: str = "highest",
+    mesh=None,
     keep_params: bool = False,
     progress: Optional[Callable[[str], None]] = None,
     on_result: Optional[Callable] = None,
@@ -264,7 +259,8 @@ def run(
     setting with training-set size n trains on the first n rows. ``strategy`` is ``"vmap"``,
     ``"loop"`` or ``"auto"`` (``pick_strategy``); ``chunk`` caps how many networks one
     program trains (default: as many as fit, ``chunk_size``, and on the CPU at most
-    ``CPU_MAX_CHUNK``). ``progress(message)`` is called after every epoch of every chunk,
+    ``CPU_MAX_CHUNK``); a ``mesh`` (``parallel.make_mesh``) splits every mini-batch over its
+    devices (``fit``). ``progress(message)`` is called after every epoch of every chunk,
     ``on_result(setting, history)`` for each network as soon as it is done.
 
     Returns one pair ``(Setting, History)`` per setting, in the order of ``settings``; with
@@ -289,6 +285,7 @@ def run(
         progress=progress,
         on_result=on_result,
         matmul_precision=matmul_precision,
+        mesh=mesh,
     )
     x, y = (jax.device_put(a) for a in train_data)
     evaluation = tuple(jax.device_put(a) for a in eval_data)

@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from nnjax import baselines, data
+from experiments import baselines
+from nnjax import data
 from tests.helpers import assert_failed_with_one_error
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

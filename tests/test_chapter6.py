@@ -279,6 +279,10 @@ def test_rows_run_and_tabulate(runs):
         ):
             assert (where / (name + suffix)).exists(), name + suffix
     assert "[dropout seed 4] Epoch 1: validation accuracy" in stdout
+    # each run is announced with its place among them, in the order they start
+    started = re.findall(r"^Run (\d+)/(\d+): (\w+) seed (\d)$", stdout, re.M)
+    assert sorted(int(i) for i, _, _, _ in started) == list(range(1, len(started) + 1))
+    assert {n for _, n, _, _ in started} == {str(len(started))} and len(started) == 6
     cells = row(stdout, "python -m experiments.conv --preset=relu")
     assert cells[3] == "0" and cells[6] == "99.23%"
     log = (where / "relu_s0.log").read_text()

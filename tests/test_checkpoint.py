@@ -191,17 +191,23 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, flags=
     )
 
 
-def test_killed_momentum_run_resumes_exactly(tmp_path):
-    """With momentum the velocities are part of the state, and are checkpointed too."""
+@pytest.mark.parametrize(
+    "optimizer",
+    [["--momentum=0.5"], ["--optimizer=nesterov", "--momentum=0.5"], ["--optimizer=adam"]],
+)
+def test_killed_run_of_every_optimizer_resumes_exactly(tmp_path, optimizer):
+    """The optimizer's whole state (velocities, Adam's moments and step count, η) is
+    checkpointed, so a killed run of any optimizer resumes to the same bits."""
+    eta = "--eta=0.001" if "--optimizer=adam" in optimizer else "--eta=0.1"
     test_killed_run_resumes_to_exactly_the_uninterrupted_result(
         tmp_path,
         [
             "--hidden=20",
-            "--epochs=30",
+            "--epochs=16",
             "--cost=cross_entropy",
-            "--eta=0.1",
-            "--momentum=0.5",
+            eta,
             "--train_size=20000",
+            *optimizer,
         ],
     )
 

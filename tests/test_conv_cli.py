@@ -30,7 +30,7 @@ def run_conv(*flags, timeout=600):
 
 
 def test_list_names_every_book_row():
-    from nnjax import presets
+    from experiments import presets
 
     out = run_conv("--list")
     assert out.returncode == 0, out.stderr

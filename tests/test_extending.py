@@ -109,3 +109,79 @@ def test_any_optax_optimizer_trains_and_resumes_exactly():
         jax.tree.leaves((part.params, part.opt_state)),
     ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+RUNNER = """
+import runpy, sys
+import jax, jax.numpy as jnp, numpy as np, optax
+from nnjax import activations, costs, layers, optimizers
+
+def brier(z, a, y):  # a cost: the Brier score of softmax outputs, sum_j (a_j - y_j)^2
+    return jnp.mean(jnp.sum((a - y) ** 2, axis=-1))
+
+def gated(args, spec, **options):  # a layer kind for --layers: gated:SIZE
+    n_out = int(args[0])
+    def init(key, in_shape):
+        n_in = int(np.prod(in_shape))
+        return {"w": jax.random.normal(key, (n_in, n_out)) / np.sqrt(n_in),
+                "gain": jnp.ones(n_out)}, (n_out,)
+    def apply(params, x, key=None, training=False):
+        return jnp.tanh(x.reshape(x.shape[0], -1) @ params["w"] * params["gain"])
+    return layers.Layer(f"gated {n_out}", init, apply)
+
+costs.COSTS["brier"] = costs.Cost("brier", brier, None, activations.softmax)
+layers.KINDS["gated"] = gated
+optimizers.STEPS["rmsprop"] = (lambda lr, mu: optax.rmsprop(lr), "optax.rmsprop", False)
+module = sys.argv.pop(1)
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def run_extended(module, *flags):
+    import pathlib
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", RUNNER, module, *flags],
+        cwd=pathlib.Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_registered_cost_and_optimizer_train_through_the_mnist_runner():
+    """Registered from outside (one entry each in costs.COSTS and optimizers.STEPS), a cost
+    and an optimizer become --cost and --optimizer choices of experiments.mnist."""
+    out = run_extended(
+        "experiments.mnist",
+        "--cost=brier",
+        "--optimizer=rmsprop",
+        "--eta=0.003",
+        "--init=scaled",
+        "--epochs=2",
+        "--train_size=5000",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "brier cost" in out.stdout and "rmsprop η=0.003" in out.stdout, out.stdout
+    best = float(out.stdout.split("Best: epoch ")[1].split("(")[1].split("%")[0])
+    assert best > 80, out.stdout
+
+
+def test_a_registered_layer_trains_through_the_conv_runner():
+    """A layer kind registered in layers.KINDS, with parameters {"w", "gain"}, is a --layers
+    name of experiments.conv, trained with Adam."""
+    out = run_extended(
+        "experiments.conv",
+        "--layers=gated:30,softmax",
+        "--optimizer=adam",
+        "--eta=0.001",
+        "--epochs=2",
+        "--train_size=2000",
+        "--l2=1",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "gated 30 → softmax 10; adam" in out.stdout, out.stdout
+    final = float(out.stdout.split("Final test accuracy ")[1].split("%")[0])
+    assert final > 80, out.stdout

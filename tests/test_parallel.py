@@ -321,3 +321,40 @@ def test_conv_runner_devices_flag():
     for bad, names in ((outs[2], "--devices=3"), (outs[3], "--devices=8")):
         errors = [line for line in bad.stderr.splitlines() if "error" in line.lower()]
         assert bad.returncode != 0 and errors and names in errors[0], bad.stderr
+
+
+def test_sweep_runner_devices_flag():
+    """experiments.sweep --devices=4 (vmap of 3 networks, each mini-batch split over 4
+    devices) scores every network as on one device; a --devices that does not divide the
+    mini-batch is one line naming both."""
+    common = [
+        "-m",
+        "experiments.sweep",
+        "--seeds=0:3",
+        "--train_size=1000",
+        "--mini_batch_size=20",
+        "--epochs=2",
+        "--strategy=vmap",
+    ]
+    outs = [
+        subprocess.run(
+            [sys.executable, *common, *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env_with(4),
+        )
+        for extra in (["--devices=4"], ["--devices=1"], ["--devices=3"])
+    ]
+    assert outs[0].returncode == 0 and outs[1].returncode == 0, outs[0].stderr + outs[1].stderr
+    assert "(4 devices, data parallel)" in outs[0].stdout
+
+    def rows(out):
+        return [
+            line for line in out.stdout.splitlines() if line.strip().startswith(("0 ", "1 ", "2 "))
+        ]
+
+    assert len(rows(outs[0])) == 3 and rows(outs[0]) == rows(outs[1])
+    errors = [line for line in outs[2].stderr.splitlines() if "error" in line.lower()]
+    assert outs[2].returncode != 0 and "--devices=3" in errors[0], outs[2].stderr
