@@ -113,7 +113,7 @@ def run():
         raise UsageError(f"--strategies must be vmap and/or loop, got {FLAGS.strategies}")
     import jax
 
-    from nnjax import data, sweep
+    from nnjax import data, fit
 
     ks = ks or ([1, 4, 16] if jax.default_backend() == "cpu" else [1, 64, 256, 1024, 4096])
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
@@ -121,7 +121,7 @@ def run():
     print(
         f"backend {jax.default_backend()}: {jax.devices()[0].device_kind}; {sizes()}, "
         f"mini-batch {M}, η = {ETA}, {FLAGS.train_size} images, {FLAGS.epochs} timed epochs; "
-        f"--strategy=auto picks {sweep.pick_strategy('auto')}",
+        f"--strategy=auto picks {fit.pick_strategy('auto', 16)} for K > 1",
         flush=True,
     )
     print(

@@ -11,7 +11,6 @@ The SVM needs scikit-learn (``pip install scikit-learn``), an optional extra; on
 import sys
 import time
 
-import numpy as np
 from absl import app, flags
 
 from experiments.cli import DATA_DIR_HELP
@@ -29,24 +28,6 @@ flags.DEFINE_string("dataset", "mnist", "mnist, tfds:NAME or idx:DIR (as experim
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 
-def darkness_fit(x, y, num_classes: int = 10):
-    """The average total darkness (sum of pixels) of the training images of each digit.
-
-    ``x`` (N, n_in), ``y`` (N,) → float64 array (num_classes,), computed in float64 as the
-    book's Python code does.
-    """
-    darkness = np.asarray(x, np.float64).sum(axis=1)
-    y = np.asarray(y)
-    return np.array([darkness[y == d].mean() for d in range(num_classes)])
-
-
-def darkness_predict(means, x):
-    """For each image in ``x`` (N, n_in), the digit whose average darkness is nearest to
-    its own: int array (N,). Ties go to the smaller digit."""
-    darkness = np.asarray(x, np.float64).sum(axis=1)
-    return np.argmin(np.abs(darkness[:, None] - np.asarray(means)[None, :]), axis=1)
-
-
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]}")
@@ -55,15 +36,15 @@ def main(argv):
     for name in ("svm_train_size", "svm_2015_defaults"):
         if FLAGS[name].value not in (None, False) and not FLAGS.svm:
             sys.exit(f"error: --{name} is for the SVM: add --svm")
-    from nnjax import data
+    from nnjax import baselines, data
 
     try:
         dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     except data.DataError as e:
         sys.exit(f"error: {e}")
     test, train = dataset.test, dataset.train
-    means = darkness_fit(train.x, train.y, dataset.num_classes)
-    correct = int((darkness_predict(means, test.x) == test.y).sum())
+    means = baselines.darkness_fit(train.x, train.y, dataset.num_classes)
+    correct = int((baselines.darkness_predict(means, test.x) == test.y).sum())
     print(
         f"Nearest mean darkness: {correct} of {len(test.y)} test images correct "
         f"({100 * correct / len(test.y):.2f}%; the book: 22.25%)"

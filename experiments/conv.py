@@ -249,14 +249,6 @@ def check_flags():
     return net
 
 
-def pick_strategy(strategy: str, networks: int, backend: str) -> str:
-    """``"loop"`` or ``"vmap"`` for ``--strategy``: ``auto`` loops on the CPU, where XLA's
-    batched products of these shapes are slower than unbatched ones, and vmaps elsewhere."""
-    if strategy == "auto":
-        return "loop" if networks == 1 or backend == "cpu" else "vmap"
-    return strategy
-
-
 def image_shape(n_in: int, dataset: str) -> tuple:
     """(side, side, 1) for square one-channel images of ``n_in`` pixels."""
     side = int(round(n_in**0.5))
@@ -273,7 +265,7 @@ def run() -> None:
     import numpy as np
 
     from nnjax import checkpoint, data, ensemble, expand, layers, network3, optimizers
-    from nnjax.fit import fit
+    from nnjax import fit as fit_lib
     from nnjax.history import History
 
     tx = optimizer_from_flags()
@@ -329,7 +321,7 @@ def run() -> None:
         History(p, optimizers.init(tx, p, FLAGS.eta, FLAGS.l2 / n_train), best_rule="last")
         for p in params
     ]
-    strategy = pick_strategy(FLAGS.strategy, k, jax.default_backend())
+    strategy = fit_lib.pick_strategy(FLAGS.strategy, k)
     precision = matmul_precision(FLAGS.matmul_precision, jax.default_backend())
     gpu = jax.default_backend() == "gpu"
     print(
@@ -375,7 +367,7 @@ def run() -> None:
             metrics.write({"network": i, **r.as_dict(), "device": device})
 
     try:
-        fit(
+        fit_lib.fit(
             network3.model(tuple(net_layers), shape, FLAGS.expand == "random"),
             tx,
             networks,

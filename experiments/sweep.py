@@ -64,7 +64,8 @@ flags.DEFINE_enum(
     "strategy",
     "auto",
     ["auto", "vmap", "loop"],
-    "vmap: all networks in one compiled epoch; loop: one network after another; auto: vmap.",
+    "vmap: all networks in one compiled epoch; loop: one network after another; auto: loop "
+    "on the CPU, vmap elsewhere.",
 )
 flags.DEFINE_integer(
     "chunk",
@@ -223,7 +224,7 @@ def run() -> None:
     parsed = check_flags()
     import jax
 
-    from nnjax import activations, costs, data, grid, network, sweep
+    from nnjax import activations, costs, data, fit, grid, network, sweep
 
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
@@ -240,7 +241,7 @@ def run() -> None:
     sizes = [dataset.train.x.shape[1], *parsed["hidden"], dataset.num_classes]
     settings = grid.grid(parsed["seeds"], parsed["etas"], parsed["lmbdas"], train_sizes)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
-    strategy = sweep.pick_strategy(FLAGS.strategy)
+    strategy = fit.pick_strategy(FLAGS.strategy, len(settings))
     shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), sizes))
     data_bytes = dataset.train.x.nbytes + dataset.test.x.nbytes
     copies = 3 if strategy == "vmap" else 1  # vmap steps every network at once

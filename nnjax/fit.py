@@ -28,6 +28,18 @@ from nnjax.history import EpochResult, History
 STRATEGIES = ("loop", "vmap")
 
 
+def pick_strategy(strategy: str, networks: int, backend: Optional[str] = None) -> str:
+    """``"loop"`` or ``"vmap"`` for ``strategy`` (one of those, or ``"auto"``). ``auto``
+    loops on the CPU, where XLA computes a batched product of small matrices as that many
+    small products and one network's epoch gathers its mini-batches first (1.5x vmap's
+    network-epochs at K = 16, ``benchmarks.sweep_speed``), and vmaps elsewhere."""
+    if strategy not in (*STRATEGIES, "auto"):
+        raise ValueError(f"strategy must be one of auto, {', '.join(STRATEGIES)}, got {strategy!r}")
+    if strategy != "auto":
+        return strategy
+    return "loop" if networks == 1 or (backend or jax.default_backend()) == "cpu" else "vmap"
+
+
 def _stack(trees):
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 

@@ -90,6 +90,6 @@ def replicate(tree, mesh: jax.sharding.Mesh):
 
 
 def local_copy(tree):
-    """A replicated global ``tree`` (as ``data_parallel_epoch`` returns it) as arrays on this
+    """A replicated global ``tree`` (as the epoch on a mesh returns it) as arrays on this
     process's first device of the mesh: for scoring, saving and printing without the mesh."""
     return jax.tree.map(lambda a: a.addressable_data(0), tree)

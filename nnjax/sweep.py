@@ -39,15 +39,6 @@ from nnjax.activations import Activation
 from nnjax.grid import Setting
 from nnjax.history import History
 
-STRATEGIES = ("auto", "vmap", "loop")
-
-
-def pick_strategy(strategy: str) -> str:
-    """``"vmap"`` or ``"loop"``: ``strategy`` itself, ``"auto"`` meaning ``"vmap"``."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    return "vmap" if strategy == "auto" else strategy
-
 
 def init_networks(
     seeds: Sequence[int], sizes: Sequence[int], init: str = "normal", dtype=jnp.float32
@@ -79,7 +70,7 @@ CPU_MAX_CHUNK = 16  # networks per vmapped program on the CPU (see the top)
 def bytes_per_network(
     sizes: Sequence[int], mini_batch_size: int, train_size: int, itemsize: int = 4
 ) -> int:
-    """An upper estimate of the device memory one network of ``sweep_epoch`` needs: its
+    """An upper estimate of the device memory one network of a vmapped epoch needs: its
     parameters four times over (current, gradient, update, the scan's output buffer), a
     mini-batch step's gathered rows and activations, and the epoch's shuffle (the
     permutation, the Feistel network's temporaries and the (n // m, m) indices)."""
@@ -90,7 +81,7 @@ def bytes_per_network(
 
 
 def eval_batch(sizes: Sequence[int], n_eval: int, itemsize: int = 4) -> int:
-    """How many networks ``evaluate_all`` scores at once: as many as fit in
+    """How many networks ``fit`` scores at once (its ``eval_batch``): as many as fit in
     ``EVAL_BATCH_BYTES`` of activations (z, a and a temporary for every unit and all N
     examples)."""
     per_network = 3 * n_eval * sum(sizes[1:]) * itemsize
@@ -118,7 +109,7 @@ def chunk_size(
     train_size: int,
     budget: Optional[int] = None,
 ) -> int:
-    """How many networks of ``sweep_epoch`` to train at once: all ``n_networks`` if they fit
+    """How many networks of a vmapped epoch to train at once: all ``n_networks`` if they fit
     in ``budget`` bytes (default ``available_bytes()``) after the evaluation's activations,
     else as many as do (at least 1)."""
     budget = available_bytes() if budget is None else budget
@@ -257,7 +248,7 @@ def run(
 
     ``train_data`` and ``eval_data`` are pairs ``(x (N, n_in) float, y (N,) int)``; a
     setting with training-set size n trains on the first n rows. ``strategy`` is ``"vmap"``,
-    ``"loop"`` or ``"auto"`` (``pick_strategy``); ``chunk`` caps how many networks one
+    ``"loop"`` or ``"auto"`` (``fit.pick_strategy``); ``chunk`` caps how many networks one
     program trains (default: as many as fit, ``chunk_size``, and on the CPU at most
     ``CPU_MAX_CHUNK``); a ``mesh`` (``parallel.make_mesh``) splits every mini-batch over its
     devices (``fit``). ``progress(message)`` is called after every epoch of every chunk,
@@ -279,7 +270,7 @@ def run(
         model=network.model(cost, activation),
         tx=tx,
         init=init,
-        strategy=pick_strategy(strategy),
+        strategy=fit.pick_strategy(strategy, len(settings)),
         chunk=chunk,
         keep_params=keep_params,
         progress=progress,

@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import baselines
-from nnjax import data
+from nnjax import baselines, data
 from tests.helpers import assert_failed_with_one_error
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

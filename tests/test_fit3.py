@@ -64,7 +64,7 @@ def sgd_epoch(
 
 def book_epoch(params, net, x, y, epoch_key, m, step):
     """An unshuffled epoch written out: ``step(params, grads)`` → params for each
-    mini-batch of ``m`` in order, with the dropout key ``sgd_epoch`` gives that step."""
+    mini-batch of ``m`` in order, with the dropout key the epoch gives that step."""
     step_key = jax.random.split(epoch_key)[1]
     for i in range(len(y) // m):
         xb, yb = x[i * m : (i + 1) * m], y[i * m : (i + 1) * m]

@@ -34,9 +34,10 @@ def run_python(code: str, devices: int = 8, timeout: int = 300):
 
 
 def test_data_parallel_epoch_matches_single_device_epoch():
-    """N = 1, 2, 4, 8 devices against ``sgd_epoch(kernel="jax")``: 203 examples in
-    mini-batches of 8 (the last of 3, not divisible by N); then, on 4 devices, L2 + momentum
-    and L1 + cross-entropy + ReLU; then ``train`` with and without a mesh."""
+    """N = 1, 2, 4, 8 devices against one (``nnjax.epoch.epoch`` with and without a mesh):
+    203 examples in mini-batches of 8 (the last of 3, not divisible by N); then, on 4
+    devices, L2 + momentum and L1 + cross-entropy + ReLU; then ``fit`` with and without a
+    mesh."""
     result = run_python("""
         import json
         import jax, jax.numpy as jnp, numpy as np

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import costs, grid, network, optimizers, sweep
+from nnjax import costs, fit, grid, network, optimizers, sweep
 from nnjax.epoch import epoch
 from nnjax.history import EpochResult, History
 from tests import helpers
@@ -96,10 +96,13 @@ def test_grid_is_the_product_with_seeds_adjacent():
 
 
 def test_pick_strategy():
-    assert sweep.pick_strategy("auto") == "vmap"
-    assert sweep.pick_strategy("loop") == "loop"
+    assert fit.pick_strategy("auto", 16, "cpu") == "loop"
+    assert fit.pick_strategy("auto", 16, "gpu") == fit.pick_strategy("auto", 4, "tpu") == "vmap"
+    assert fit.pick_strategy("auto", 1, "gpu") == "loop"
+    assert fit.pick_strategy("vmap", 16, "cpu") == "vmap"
+    assert fit.pick_strategy("loop", 16, "gpu") == "loop"
     with pytest.raises(ValueError):
-        sweep.pick_strategy("threads")
+        fit.pick_strategy("threads", 2)
 
 
 # --- training ----------------------------------------------------------------------------
