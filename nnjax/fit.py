@@ -29,10 +29,9 @@ STRATEGIES = ("loop", "vmap")
 
 
 def pick_strategy(strategy: str, networks: int, backend: Optional[str] = None) -> str:
-    """``"loop"`` or ``"vmap"`` for ``strategy`` (one of those, or ``"auto"``). ``auto``
-    loops on the CPU, where XLA computes a batched product of small matrices as that many
-    small products and one network's epoch gathers its mini-batches first (1.5x vmap's
-    network-epochs at K = 16, ``benchmarks.sweep_speed``), and vmaps elsewhere."""
+    """``"loop"`` or ``"vmap"`` for ``strategy`` (either, or ``"auto"``): ``auto`` loops on
+    the CPU, where XLA runs a batched product of small matrices as so many small products
+    (``benchmarks.sweep_speed`` compares them), and vmaps elsewhere."""
     if strategy not in (*STRATEGIES, "auto"):
         raise ValueError(f"strategy must be one of auto, {', '.join(STRATEGIES)}, got {strategy!r}")
     if strategy != "auto":
@@ -40,7 +39,7 @@ def pick_strategy(strategy: str, networks: int, backend: Optional[str] = None) -
     return "loop" if networks == 1 or (backend or jax.default_backend()) == "cpu" else "vmap"
 
 
-def _stack(trees):
+def _stack(trees):  # K pytrees as one with a leading axis K
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
@@ -190,9 +189,9 @@ def fit(
     Epoch k of network i draws its shuffle and dropout with ``fold_in(keys[i], k)`` (``key``
     for a single run), so a given key gives the same run every time. ``shuffle``,
     ``drop_last``, ``mesh``, ``unroll`` and ``kernel`` are ``epoch.epoch``'s.
-    ``strategy="vmap"`` trains the K networks in one compiled program, ``"loop"`` one after
-    another: the same results up to float rounding. ``matmul_precision="highest"`` keeps
-    float32 products in float32 (``"default"``: XLA's choice, TF32 on recent GPUs).
+    ``strategy`` (``pick_strategy``) ``"vmap"`` trains the K networks in one program,
+    ``"loop"`` one after another, with the same results up to float rounding.
+    ``matmul_precision="highest"``: float32 products (``"default"``: XLA's, TF32 on GPUs).
 
     After every epoch each network scores ``eval_data`` and, where that is at least its best
     so far, ``test_data`` (network3's protocol); ``monitor`` adds ``model.cost`` on both
@@ -213,14 +212,13 @@ def fit(
     keys = [key] if keys is None else list(keys)
     if len(keys) != len(runs):
         raise ValueError(f"{len(runs)} networks need as many keys, got {len(keys)}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     if (early_stopping or halve_eta_after) and eval_data is None:
         raise ValueError("early stopping and the η schedule need evaluation data")
     if halve_eta_after and optimizers.hyperparam(runs[0].opt_state, "learning_rate") is None:
         raise ValueError("the η schedule needs an optimizer with a learning_rate hyperparameter")
     k = len(runs)
-    if kernel == "cpp" and (mesh is not None or (strategy == "vmap" and k > 1)):
+    vmap = pick_strategy(strategy, k) == "vmap" and k > 1
+    if kernel == "cpp" and (mesh is not None or vmap):
         raise ValueError("the C++ CPU epoch trains one network on one device at a time")
     if mesh is None:
         put, local = jax.device_put, (lambda tree: tree)
@@ -230,7 +228,7 @@ def fit(
         x, y = put(tuple(train_data))
         evaluation = tuple(jax.device_put(a) for a in eval_data) if eval_data else None
         test = tuple(jax.device_put(a) for a in test_data) if test_data else None
-        nets = _Networks(runs, strategy == "vmap" and k > 1, put, local)
+        nets = _Networks(runs, vmap, put, local)
         start = time.perf_counter()
         compiled = epoch_lib.epoch.lower(
             *nets.example(x, y, keys[0]),

@@ -132,7 +132,7 @@ def set_hyperparams(opt_state, **values):
     """``opt_state`` with the given hyperparameters (``learning_rate``, ``weight_decay``)
     replaced; each value keeps the dtype and shape of the one it replaces (a stacked state
     takes a scalar for every network, or an array (K,))."""
-    hyper = dict(opt_state.hyperparams)
+    hyper = dict(getattr(opt_state, "hyperparams", None) or {})
     for name, value in values.items():
         if name not in hyper:
             raise ValueError(f"this optimizer has no hyperparameter {name!r}")
@@ -152,4 +152,5 @@ def init(tx, params, eta=None, weight_decay=None):
     (they need ``make``'s hyperparameters)."""
     state = tx.init(params)
     values = {"learning_rate": eta, "weight_decay": weight_decay}
-    return set_hyperparams(state, **{k: v for k, v in values.items() if v is not None})
+    values = {k: v for k, v in values.items() if v is not None}
+    return set_hyperparams(state, **values) if values else state

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from nnjax import layers, network, network3, optimizers
 from nnjax.epoch import Model
@@ -100,7 +101,9 @@ def test_any_optax_optimizer_trains_and_resumes_exactly():
             eval_data=(x, y),
         )
 
-    whole = trained(3, History(params, tx.init(params)))
+    whole = trained(3, History(params, optimizers.init(tx, params)))  # tx.init's state
+    with pytest.raises(ValueError, match="no hyperparameter 'learning_rate'"):
+        optimizers.init(tx, params, eta=0.1)  # η is optax.adam's own argument
     assert whole.best.accuracy > 0.9 and whole.epochs[0].eta is None
     part = trained(2, History(params, tx.init(params)))
     part = trained(3, History(part.params, part.opt_state, part.epochs))

@@ -294,68 +294,55 @@ def test_chapter6_networks_train_data_parallel_like_one_device():
         assert difference < 1e-5, (case, difference)
 
 
+def run_with_devices(module, flags, devices_flags, devices=4):
+    """``python -m module *flags --devices=D`` for each D of ``devices_flags``, on
+    ``devices`` virtual CPU devices: the finished processes."""
+    return [
+        subprocess.run(
+            [sys.executable, "-m", module, *flags, f"--devices={d}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env_with(devices),
+        )
+        for d in devices_flags
+    ]
+
+
+def assert_bad_devices(out, names):
+    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
+    assert out.returncode != 0 and errors and names in errors[0], out.stderr
+
+
 def test_conv_runner_devices_flag():
-    common = [
-        "-m",
-        "experiments.conv",
+    flags = [
         "--layers=fc:20,softmax",
         "--train_size=496",
         "--mini_batch_size=8",
         "--epochs=1",
         "--activation=relu",
     ]
-    outs = [
-        subprocess.run(
-            [sys.executable, *common, *extra],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env_with(4),
-        )
-        for extra in (["--devices=4"], ["--devices=1"], ["--devices=3"], ["--devices=8"])
-    ]
+    outs = run_with_devices("experiments.conv", flags, (4, 1, 3, 8))
     assert outs[0].returncode == 0 and outs[1].returncode == 0, outs[0].stderr + outs[1].stderr
     assert "4 devices" in outs[0].stdout
     final = [o.stdout.split("Final test accuracy")[1].split("%")[0] for o in outs[:2]]
     assert final[0] == final[1]
-    for bad, names in ((outs[2], "--devices=3"), (outs[3], "--devices=8")):
-        errors = [line for line in bad.stderr.splitlines() if "error" in line.lower()]
-        assert bad.returncode != 0 and errors and names in errors[0], bad.stderr
+    assert_bad_devices(outs[2], "--devices=3")
+    assert_bad_devices(outs[3], "--devices=8")
 
 
 def test_sweep_runner_devices_flag():
     """experiments.sweep --devices=4 (vmap of 3 networks, each mini-batch split over 4
     devices) scores every network as on one device; a --devices that does not divide the
     mini-batch is one line naming both."""
-    common = [
-        "-m",
-        "experiments.sweep",
-        "--seeds=0:3",
-        "--train_size=1000",
-        "--mini_batch_size=20",
-        "--epochs=2",
-        "--strategy=vmap",
-    ]
-    outs = [
-        subprocess.run(
-            [sys.executable, *common, *extra],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env_with(4),
-        )
-        for extra in (["--devices=4"], ["--devices=1"], ["--devices=3"])
-    ]
+    flags = ["--seeds=0:3", "--train_size=1000", "--mini_batch_size=20", "--epochs=2"]
+    outs = run_with_devices("experiments.sweep", [*flags, "--strategy=vmap"], (4, 1, 3))
     assert outs[0].returncode == 0 and outs[1].returncode == 0, outs[0].stderr + outs[1].stderr
     assert "(4 devices, data parallel)" in outs[0].stdout
 
     def rows(out):
-        return [
-            line for line in out.stdout.splitlines() if line.strip().startswith(("0 ", "1 ", "2 "))
-        ]
+        return [line for line in out.stdout.splitlines() if line[:6].strip() in ("0", "1", "2")]
 
     assert len(rows(outs[0])) == 3 and rows(outs[0]) == rows(outs[1])
-    errors = [line for line in outs[2].stderr.splitlines() if "error" in line.lower()]
-    assert outs[2].returncode != 0 and "--devices=3" in errors[0], outs[2].stderr
+    assert_bad_devices(outs[2], "--devices=3")
