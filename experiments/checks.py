@@ -156,7 +156,7 @@ def available_memory() -> tuple[int, str]:
     ``bytes_limit`` on a GPU or TPU) or, on the CPU, the host's available memory."""
     import jax
 
-    device = jax.devices()[0]
+    device = jax.local_devices()[0]
     stats = device.memory_stats() if device.platform != "cpu" else None
     if stats and stats.get("bytes_limit"):
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), str(device)

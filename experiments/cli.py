@@ -79,39 +79,6 @@ def matmul_precision(name: str, backend: str) -> str:
     return name
 
 
-def parse_devices(text: str):
-    """``"all"`` or a positive int; raises UsageError naming --devices otherwise."""
-    if text == "all":
-        return text
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise UsageError(f"--devices must be a positive integer or all, got {text!r}")
-    return n
-
-
-def device_mesh(devices, mini_batch_size: int):
-    """The mesh that ``--devices`` (``"all"`` or a positive int) asks for, or None for one
-    device on one process. Raises UsageError naming --devices or --mini_batch_size."""
-    import jax
-
-    from nnjax import parallel
-
-    try:
-        n = parallel.device_count(devices)
-    except ValueError as e:
-        hint = " (use --devices=all)" if "processes" in str(e) else ""
-        raise UsageError(f"--{e}{hint}") from None
-    if mini_batch_size % n:
-        raise UsageError(
-            f"--mini_batch_size={mini_batch_size} is not divisible by "
-            f"--devices={devices} ({n} devices)"
-        )
-    return None if n == 1 and jax.process_count() == 1 else parallel.make_mesh(n)
-
-
 # --data_dir's help, for every runner and benchmark (nnjax.data.default_data_dir's order).
 DATA_DIR_HELP = (
     "Where datasets are cached (default $NNJAX_DATA_DIR, else "
@@ -122,7 +89,7 @@ DATA_DIR_HELP = (
 def define_data_flags(requirement: str = "") -> None:
     """Defines ``--dataset`` and ``--data_dir`` (what ``nnjax.data.load`` takes); the
     runner's ``requirement`` on the images, if any, is added to the help."""
-    runner = _caller()
+    runner = runner_module()
     flags.DEFINE_string(
         "dataset",
         "mnist",
@@ -138,7 +105,7 @@ def define_network_flags() -> None:
     the registries ``nnjax.costs.COSTS`` and ``nnjax.activations.HIDDEN``."""
     from nnjax import activations, costs
 
-    runner = _caller()
+    runner = runner_module()
     flags.DEFINE_enum(
         "cost",
         "quadratic",
@@ -167,7 +134,7 @@ def define_training_flags(momentum: bool = True) -> None:
     and ``--matmul_precision``: the same names, choices and defaults in every runner."""
     from nnjax import optimizers
 
-    runner = _caller()
+    runner = runner_module()
     flags.DEFINE_enum(
         "optimizer",
         "sgd",
@@ -207,7 +174,7 @@ def optimizer_from_flags(regularization: str = "l2"):
         raise UsageError(f"--optimizer={flags.FLAGS.optimizer}: {e}") from None
 
 
-def _caller() -> str:
+def runner_module() -> str:
     """absl's module name of the runner that called our caller, so that its --helpshort
     lists the flags defined here (for the main module absl uses its path)."""
     name = sys._getframe(2).f_globals["__name__"]

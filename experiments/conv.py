@@ -5,6 +5,7 @@ r"""Chapter 6: the book's convolutional networks (``network3.py``) on MNIST.
     python -m experiments.conv --preset=ensemble       # 5 of those, plurality vote: 99.67%
     python -m experiments.conv --layers=conv:20,fc:100,softmax --activation=relu --eta=0.03
     python -m experiments.conv --list                  # the presets
+    python -m experiments.conv --preset=conv2 --devices=all   # data parallel (also multi-host)
 
 Prints, like network3, every epoch's validation accuracy and, when it is at least the best
 so far, the test accuracy; then the chapter 6 number (the test accuracy at the best
@@ -27,11 +28,16 @@ from experiments.cli import (
     SEED_BOUNDS,
     define_data_flags,
     define_training_flags,
-    device_mesh,
     matmul_precision,
     optimizer_from_flags,
-    parse_devices,
     run_guarded,
+)
+from experiments.devices import (
+    check_process_flags,
+    define_process_flags,
+    device_mesh,
+    parse_devices,
+    start_processes,
 )
 from experiments.progress import Progress
 
@@ -110,6 +116,7 @@ flags.DEFINE_string(
     "Split every mini-batch over this many devices (or all), "
     "data parallel; must divide --mini_batch_size.",
 )
+define_process_flags()
 flags.DEFINE_integer(
     "unroll",
     1,
@@ -239,6 +246,7 @@ def check_flags():
         )
     except layers.LayerError as e:
         raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
+    check_process_flags()
     devices = parse_devices(FLAGS.devices)
     if devices != "all" and FLAGS.mini_batch_size % devices:
         raise UsageError(
@@ -264,6 +272,9 @@ def run() -> None:
     import jax
     import numpy as np
 
+    say = start_processes()  # print on process 0, which alone writes the files
+    primary = jax.process_index() == 0
+
     from nnjax import checkpoint, data, ensemble, expand, layers, network3, optimizers
     from nnjax import fit as fit_lib
     from nnjax.history import History
@@ -272,7 +283,7 @@ def run() -> None:
 
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
 
-    dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
+    dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
     shape = image_shape(dataset.train.x.shape[1], FLAGS.dataset)
     if dataset.num_classes != 10 and "softmax:" not in FLAGS.layers:
         net_layers = layers.parse(
@@ -324,7 +335,7 @@ def run() -> None:
     strategy = fit_lib.pick_strategy(FLAGS.strategy, k)
     precision = matmul_precision(FLAGS.matmul_precision, jax.default_backend())
     gpu = jax.default_backend() == "gpu"
-    print(
+    say(
         f"nnjax: {layers.describe(net_layers)}; {FLAGS.optimizer} η={FLAGS.eta:g}, "
         f"λ={FLAGS.l2:g}, mini-batch {FLAGS.mini_batch_size}, "
         f"{FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
@@ -337,13 +348,13 @@ def run() -> None:
         flush=True,
     )
 
-    device = jax.devices()[0].device_kind  # e.g. "cpu", "NVIDIA H200"
+    device = jax.local_devices()[0].device_kind  # e.g. "cpu", "NVIDIA H200"
     after_epoch, devices = None, []
     if FLAGS.checkpoint_dir:
-        after_epoch, devices = resume(networks, device)
+        after_epoch, devices = resume(networks, device, say, primary)
     # the metrics file describes the whole run, resumed or not, each epoch by its device
     metrics = open_metrics(
-        FLAGS.metrics_out,
+        FLAGS.metrics_out if primary else None,
         (
             {"network": i, **n.epochs[e].as_dict(), "device": devices[e]}
             for e in range(len(networks[0].epochs))
@@ -357,9 +368,9 @@ def run() -> None:
         took = f"  ({r.seconds * k:.1f} s{f' for the {k} networks' * (k > 1)}" if i == 0 else ""
         took += f"; epoch {clock.tick(r.epoch)})" if i == 0 else ""
         who = f"Network {i}, e" if k > 1 else "E"
-        print(f"{who}poch {r.epoch}: validation accuracy {100 * r.accuracy:.2f}%{took}", flush=True)
+        say(f"{who}poch {r.epoch}: validation accuracy {100 * r.accuracy:.2f}%{took}", flush=True)
         if r.test_correct is not None:
-            print(
+            say(
                 f"  the corresponding test accuracy is {100 * r.test_correct / r.test_total:.2f}%",
                 flush=True,
             )
@@ -404,7 +415,7 @@ def run() -> None:
     for i, net in enumerate(networks):
         best = net.best
         final = int(np.sum(predict(net.params) == test_y))
-        print(
+        say(
             f"{f'Network {i}: b' if k > 1 else 'B'}est validation accuracy "
             f"{100 * best.accuracy:.2f}% at epoch {best.epoch}; the corresponding test "
             f"accuracy is {100 * best.test_correct / best.test_total:.2f}%. Final test "
@@ -414,28 +425,28 @@ def run() -> None:
     if k > 1:
         votes = np.asarray(ensemble.plurality_vote(classes, dataset.num_classes))
         tests = [n.best.test_correct / n.best.test_total for n in networks]
-        print(
+        say(
             f"Test accuracy at the best validation epoch: mean {100 * np.mean(tests):.2f}% "
             f"± {100 * np.std(tests, ddof=1):.2f}% over {k} networks. Their plurality vote: "
             f"{100 * ensemble.vote_accuracy(votes, test_y):.2f}% "
             f"({len(ensemble.misclassified(votes, test_y))} test digits wrong)."
         )
     votes = votes.reshape(-1)
-    if FLAGS.predictions_out:  # before "Trained in", which marks a run finished
+    if FLAGS.predictions_out and primary:  # before "Trained in", which marks a run finished
         from nnjax import predictions
 
         names = [f"{FLAGS.preset or 'conv'} seed {FLAGS.seed + i}" for i in range(k)]
         predictions.save(FLAGS.predictions_out, classes, test_y, FLAGS.dataset, "test", names)
-        print(f"Wrote the test predictions to {FLAGS.predictions_out}.")
-    print(f"Trained in {seconds:.1f} s (+{compile_seconds:.1f} s compile).")
-    if FLAGS.save:
+        say(f"Wrote the test predictions to {FLAGS.predictions_out}.")
+    say(f"Trained in {seconds:.1f} s (+{compile_seconds:.1f} s compile).")
+    if FLAGS.save and primary:
         checkpoint.save_layers(
             FLAGS.save,
             [n.best_params for n in networks],
             {name: FLAGS[name].value for name in SETTINGS},
         )
-        print(f"Saved the networks (at their best validation epochs) to {FLAGS.save}.")
-    if FLAGS.filters_png:
+        say(f"Saved the networks (at their best validation epochs) to {FLAGS.save}.")
+    if FLAGS.filters_png and primary:
         from experiments import conv_figures
 
         w = np.asarray(networks[0].best_params[0]["w"])  # (kh, kw, C, F)
@@ -444,22 +455,22 @@ def run() -> None:
             FLAGS.filters_png,
             title="first conv-pool layer's filters",
         )
-        print(f"Drew the filters to {FLAGS.filters_png}.")
-    if FLAGS.misclassified_png:
+        say(f"Drew the filters to {FLAGS.filters_png}.")
+    if FLAGS.misclassified_png and primary:
         from experiments import conv_figures
 
-        print(
+        say(
             conv_figures.draw_mistakes(
                 test_x, test_y, votes, FLAGS.misclassified_png, side=shape[0]
             )
         )
 
 
-def resume(networks, device: str):
+def resume(networks, device: str, say=print, primary: bool = True):
     """Restores ``networks`` (in place) from --checkpoint_dir's checkpoint if there is one.
-    Returns the function that checkpoints them after every epoch, and the device kind that
-    trained each restored epoch (``device``, this run's, for a checkpoint from before they
-    were recorded)."""
+    Returns the function that checkpoints them after every epoch (on the ``primary``
+    process only), and the device kind that trained each restored epoch (``device``, this
+    run's, for a checkpoint from before they were recorded)."""
     from nnjax import checkpoint
     from nnjax.history import EpochResult
 
@@ -495,7 +506,7 @@ def resume(networks, device: str):
         for net, (params, opt_state, best_params), epochs in zip(networks, tree, meta["epochs"]):
             net.params, net.opt_state, net.best_params = params, opt_state, best_params
             net.epochs = [EpochResult.from_dict(e) for e in epochs]
-        print(
+        say(
             f"Resuming from {path} after {len(networks[0].epochs)} "
             f"epoch{'s' * (len(networks[0].epochs) != 1)}.",
             flush=True,
@@ -504,6 +515,8 @@ def resume(networks, device: str):
         devices = []
 
     def save(networks):
+        if not primary:
+            return
         trained = len(networks[0].epochs)
         checkpoint.write_tree(
             path,

@@ -26,11 +26,16 @@ from experiments.cli import (
     define_data_flags,
     define_network_flags,
     define_training_flags,
-    device_mesh,
     matmul_precision,
     optimizer_from_flags,
-    parse_devices,
     run_guarded,
+)
+from experiments.devices import (
+    check_process_flags,
+    define_process_flags,
+    device_mesh,
+    parse_devices,
+    start_processes,
 )
 from experiments.progress import Progress
 
@@ -114,19 +119,7 @@ flags.DEFINE_string(
     "or all: every device of every process), data parallel; it must divide "
     "--mini_batch_size. 1: one device, as before.",
 )
-flags.DEFINE_string(
-    "coordinator_address",
-    None,
-    "Multi-host: HOST:PORT of process 0, for "
-    "jax.distributed.initialize (with --num_processes and --process_id).",
-)
-flags.DEFINE_integer("num_processes", None, "Multi-host: the number of processes.")
-flags.DEFINE_integer(
-    "process_id",
-    None,
-    "Multi-host: this process's index, 0 … "
-    "--num_processes − 1; process 0 prints and writes the files.",
-)
+define_process_flags()
 
 
 def check_flags() -> list[int]:
@@ -157,46 +150,8 @@ def check_flags() -> list[int]:
         raise UsageError(
             f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by --devices={devices}"
         )
-    check_distributed_flags()
+    check_process_flags()
     return hidden
-
-
-def check_distributed_flags() -> None:
-    """The multi-host flags come together: all three or none."""
-    names = ("coordinator_address", "num_processes", "process_id")
-    given = [name for name in names if FLAGS[name].value is not None]
-    if given and len(given) < 3:
-        missing = [f"--{name}" for name in names if name not in given]
-        raise UsageError(f"--{given[0]} needs {' and '.join(missing)} too")
-    if given:
-        if FLAGS.num_processes <= 0:
-            raise UsageError(f"--num_processes must be positive, got {FLAGS.num_processes}")
-        if not 0 <= FLAGS.process_id < FLAGS.num_processes:
-            raise UsageError(
-                f"--process_id must be in 0 … {FLAGS.num_processes - 1}, got {FLAGS.process_id}"
-            )
-
-
-def start_processes(jax) -> None:
-    """Joins the other processes (``jax.distributed.initialize``) when the multi-host flags
-    are given; must come before any JAX computation."""
-    if FLAGS.coordinator_address is None:
-        return
-    if jax.config.jax_cpu_collectives_implementation is None:
-        # CPU processes exchange gradients over TCP with gloo (JAX's default since 0.5).
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    try:
-        jax.distributed.initialize(
-            coordinator_address=FLAGS.coordinator_address,
-            num_processes=FLAGS.num_processes,
-            process_id=FLAGS.process_id,
-        )
-    except Exception as e:  # the runtime's errors are long and of many types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(
-            f"--coordinator_address={FLAGS.coordinator_address}: cannot start "
-            f"process {FLAGS.process_id} of {FLAGS.num_processes}: {first}"
-        ) from None
 
 
 # The flags that decide a run's trajectory: a checkpoint resumes only a run with the same.
@@ -225,7 +180,8 @@ def run() -> None:
     # Imported here so that `--help` and flag errors answer at once.
     import jax
 
-    start_processes(jax)
+    say = start_processes()
+    primary = jax.process_index() == 0  # the one process that prints and writes files
     from nnjax import activations, backprop, checkpoint, costs, data, network, optimizers
     from nnjax.fit import fit
     from nnjax.history import EpochResult, History
@@ -235,8 +191,6 @@ def run() -> None:
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
     if mesh is not None and FLAGS.kernel == "cpp":
         raise UsageError("--kernel=cpp trains on one device: leave out --devices")
-    primary = jax.process_index() == 0  # the one process that prints and writes files
-    say = print if primary else (lambda *args, **kwargs: None)
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
     eval_split = getattr(dataset, FLAGS.eval_split)
     train_x, train_y = dataset.train.x, dataset.train.y

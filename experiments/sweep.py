@@ -26,11 +26,16 @@ from experiments.cli import (
     define_data_flags,
     define_network_flags,
     define_training_flags,
-    device_mesh,
     matmul_precision,
     optimizer_from_flags,
-    parse_devices,
     run_guarded,
+)
+from experiments.devices import (
+    check_process_flags,
+    define_process_flags,
+    device_mesh,
+    parse_devices,
+    start_processes,
 )
 
 FLAGS = flags.FLAGS
@@ -79,6 +84,7 @@ flags.DEFINE_string(
     "Split every mini-batch over this many devices (or all), data parallel, as "
     "experiments.mnist's; must divide --mini_batch_size.",
 )
+define_process_flags()
 flags.DEFINE_string("jsonl", None, "Write one JSON object per network to this file.")
 flags.DEFINE_string("png", None, "Draw the sweep's figure into this PNG file.")
 
@@ -117,6 +123,7 @@ def check_flags() -> dict:
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
     optimizer_from_flags()
+    check_process_flags()
     devices = parse_devices(FLAGS.devices)
     if devices != "all" and FLAGS.mini_batch_size % devices:
         raise UsageError(
@@ -224,10 +231,12 @@ def run() -> None:
     parsed = check_flags()
     import jax
 
+    say = start_processes()  # print on process 0, which alone writes the files
+    primary = jax.process_index() == 0
     from nnjax import activations, costs, data, fit, grid, network, sweep
 
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
-    dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
+    dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
     eval_split = getattr(dataset, FLAGS.eval_split)
     n_data = len(dataset.train.y)
     train_sizes = parsed["train_sizes"] or [n_data]
@@ -256,14 +265,14 @@ def run() -> None:
         + (f", λ = {parsed['lmbdas'][0]:g}" if len(parsed["lmbdas"]) == 1 else "")
         + (f", n = {train_sizes[0]}" if len(train_sizes) == 1 else "")
     )
-    print(
+    say(
         f"nnjax sweep: {len(settings)} networks ({title}); {dataset.name} "
         f"{FLAGS.eval_split} ({len(eval_split.y)} images); strategy {strategy} on "
         f"{jax.default_backend()}{f' ({mesh.size} devices, data parallel)' if mesh else ''}",
         flush=True,
     )
 
-    jsonl = JsonLines(FLAGS.jsonl, flag="jsonl") if FLAGS.jsonl else None
+    jsonl = JsonLines(FLAGS.jsonl, flag="jsonl") if FLAGS.jsonl and primary else None
     common = dict(
         hidden=parsed["hidden"],
         cost=cost.name,
@@ -299,7 +308,7 @@ def run() -> None:
             chunk=FLAGS.chunk,
             matmul_precision=matmul_precision(FLAGS.matmul_precision, jax.default_backend()),
             mesh=mesh,
-            progress=lambda m: print(m, flush=True),
+            progress=lambda m: say(m, flush=True),
             on_result=on_result,
         )
     finally:
@@ -307,36 +316,36 @@ def run() -> None:
             jsonl.close()
     seconds = time.perf_counter() - start
 
-    print(f"\n{'seed':>6s} {'η':>8s} {'λ':>8s} {'n':>6s} {'best':>8s} {'epoch':>6s} {'final':>8s}")
+    say(f"\n{'seed':>6s} {'η':>8s} {'λ':>8s} {'n':>6s} {'best':>8s} {'epoch':>6s} {'final':>8s}")
     for s, r in results:
-        print(
+        say(
             f"{s.seed:6d} {s.eta:8g} {s.lmbda:8g} {s.train_size:6d} "
             f"{100 * r.best.accuracy:7.2f}% {r.best.epoch:6d} {100 * r.epochs[-1].accuracy:7.2f}%"
         )
     summaries = grid.summarise(results)
-    print(
+    say(
         f"\n{'η':>8s} {'λ':>8s} {'n':>6s} {'seeds':>5s} {'best (mean ± sd)':>18s} "
         f"{'final (mean ± sd)':>18s}"
     )
     for s in summaries:
-        print(
+        say(
             f"{s.eta:8g} {s.lmbda:8g} {s.train_size:6d} {s.seeds:5d} "
             f"{100 * s.best_mean:9.2f} ± {100 * s.best_sd:4.2f}% "
             f"{100 * s.final_mean:9.2f} ± {100 * s.final_sd:4.2f}%"
         )
     network_epochs = len(results) * FLAGS.epochs
-    print(
+    say(
         f"\n{len(results)} networks × {FLAGS.epochs} epochs in {seconds:.1f} s, "
         f"compile and evaluation included ({network_epochs / seconds:.1f} network-epochs/s)."
     )
-    if FLAGS.jsonl:
-        print(f"Wrote {FLAGS.jsonl}")
-    if FLAGS.png:
+    if jsonl:
+        say(f"Wrote {FLAGS.jsonl}")
+    if FLAGS.png and primary:
         try:
             draw(summaries, FLAGS.png, title)
         except OSError as e:
             raise UsageError(f"--png={FLAGS.png}: {e.strerror}") from None
-        print(f"Wrote {FLAGS.png}")
+        say(f"Wrote {FLAGS.png}")
 
 
 def main(argv):

@@ -92,7 +92,7 @@ def available_bytes(device=None) -> int:
     """Memory a sweep may use on ``device`` (default: the first): 70% of what its
     ``memory_stats`` says is free; on backends without them (the CPU), a quarter of the
     physical memory, or 4 GiB if that is unknown."""
-    device = device or jax.devices()[0]
+    device = device or jax.local_devices()[0]
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and "bytes_limit" in stats:
         return int(0.7 * (stats["bytes_limit"] - stats.get("bytes_in_use", 0)))

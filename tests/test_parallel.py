@@ -200,9 +200,11 @@ def free_port() -> int:
 
 
 @pytest.mark.skipif(bool(gloo_missing()), reason=gloo_missing() or "gloo present")
-def test_two_processes_train_together_and_only_process_0_reports(tmp_path, single_device_run):
-    """Two processes of 2 CPU devices each on localhost, as two hosts would run it: one
-    mesh of 4 devices. Each is given its own output paths, to see which writes."""
+def run_two_processes(module, flags, outputs, tmp_path):
+    """``python -m module`` as two processes of 2 CPU devices each on localhost, as two hosts
+    would run it (one mesh of 4 devices); each is given its own output paths
+    (``outputs(directory)``, a list of flags) to see which writes. Returns each one's
+    stdout, after checking that both succeeded."""
     address = f"localhost:{free_port()}"
     procs = []
     for pid in (0, 1):
@@ -213,14 +215,13 @@ def test_two_processes_train_together_and_only_process_0_reports(tmp_path, singl
                 [
                     sys.executable,
                     "-m",
-                    "experiments.mnist",
-                    *SMALL_RUN,
+                    module,
+                    *flags,
                     "--devices=all",
                     f"--coordinator_address={address}",
                     "--num_processes=2",
                     f"--process_id={pid}",
-                    f"--save={out}/net.json",
-                    f"--metrics_out={out}/m.jsonl",
+                    *outputs(out),
                 ],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
@@ -230,19 +231,61 @@ def test_two_processes_train_together_and_only_process_0_reports(tmp_path, singl
             )
         )
     try:
-        outputs = [p.communicate(timeout=240) for p in procs]
+        results = [p.communicate(timeout=240) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    for p, (_stdout, stderr) in zip(procs, outputs):
+    for p, (_stdout, stderr) in zip(procs, results):
         assert p.returncode == 0, stderr
-    (out0, _), (out1, _) = outputs
+    assert list((tmp_path / "p1").iterdir()) == []  # only process 0 writes
+    return [stdout for stdout, _ in results]
+
+
+def test_two_processes_train_together_and_only_process_0_reports(tmp_path, single_device_run):
+    out0, out1 = run_two_processes(
+        "experiments.mnist",
+        SMALL_RUN,
+        lambda out: [f"--save={out}/net.json", f"--metrics_out={out}/m.jsonl"],
+        tmp_path,
+    )
     assert "on 4 cpu devices of 2 processes" in out0
     assert "Epoch 0:" in out0 and "Epoch 1:" in out0 and "Best:" in out0
     assert "Epoch" not in out1 and "nnjax:" not in out1
-    assert list((tmp_path / "p1").iterdir()) == []
     assert_same_run(tmp_path / "p0", single_device_run)
+
+
+def test_conv_and_sweep_run_on_two_processes_like_one(tmp_path):
+    """experiments.conv and experiments.sweep take the same multi-host flags: two processes
+    of 2 devices each train what one process does, and only process 0 prints and writes."""
+    conv = ["--layers=fc:20,softmax", "--train_size=496", "--mini_batch_size=8", "--epochs=1"]
+    one = subprocess.run(
+        [sys.executable, "-m", "experiments.conv", *conv, "--activation=relu"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env_with(1),
+    )
+    assert one.returncode == 0, one.stderr
+    for name in ("conv", "sweep"):
+        (tmp_path / name).mkdir()
+    out0, out1 = run_two_processes(
+        "experiments.conv",
+        [*conv, "--activation=relu"],
+        lambda out: [f"--save={out}/nets.npz", f"--metrics_out={out}/m.jsonl"],
+        tmp_path / "conv",
+    )
+    assert "(4 devices, data parallel)" in out0 and "nnjax:" not in out1 and "Epoch" not in out1
+    final = [o.split("Final test accuracy")[1].split("%")[0] for o in (one.stdout, out0)]
+    assert final[0] == final[1]
+    assert (tmp_path / "conv" / "p0" / "nets.npz").exists()
+    sweep = ["--seeds=0:2", "--train_size=1000", "--mini_batch_size=20", "--epochs=1"]
+    out0, out1 = run_two_processes(
+        "experiments.sweep", sweep, lambda out: [f"--jsonl={out}/s.jsonl"], tmp_path / "sweep"
+    )
+    assert "(4 devices, data parallel)" in out0 and "nnjax" not in out1 and "seed" not in out1
+    assert len((tmp_path / "sweep" / "p0" / "s.jsonl").read_text().splitlines()) == 2
 
 
 def test_chapter6_networks_train_data_parallel_like_one_device():

@@ -1,0 +1,104 @@
+"""The devices a runner trains on: ``--devices`` (data parallel on one host) and the
+multi-host flags, the same in every runner that takes them."""
+
+from absl import flags
+
+from experiments.checks import UsageError
+from experiments.cli import runner_module
+
+
+def parse_devices(text: str):
+    """``"all"`` or a positive int; raises UsageError naming --devices otherwise."""
+    if text == "all":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise UsageError(f"--devices must be a positive integer or all, got {text!r}")
+    return n
+
+
+def device_mesh(devices, mini_batch_size: int):
+    """The mesh that ``--devices`` (``"all"`` or a positive int) asks for, or None for one
+    device on one process. Raises UsageError naming --devices or --mini_batch_size."""
+    import jax
+
+    from nnjax import parallel
+
+    try:
+        n = parallel.device_count(devices)
+    except ValueError as e:
+        hint = " (use --devices=all)" if "processes" in str(e) else ""
+        raise UsageError(f"--{e}{hint}") from None
+    if mini_batch_size % n:
+        raise UsageError(
+            f"--mini_batch_size={mini_batch_size} is not divisible by "
+            f"--devices={devices} ({n} devices)"
+        )
+    return None if n == 1 and jax.process_count() == 1 else parallel.make_mesh(n)
+
+
+def define_process_flags() -> None:
+    """Defines the multi-host flags (``--coordinator_address``, ``--num_processes``,
+    ``--process_id``): every runner that takes ``--devices`` takes them the same way."""
+    runner = runner_module()
+    flags.DEFINE_string(
+        "coordinator_address",
+        None,
+        "Multi-host: HOST:PORT of process 0, for jax.distributed.initialize (with "
+        "--num_processes and --process_id).",
+        module_name=runner,
+    )
+    flags.DEFINE_integer(
+        "num_processes", None, "Multi-host: the number of processes.", module_name=runner
+    )
+    flags.DEFINE_integer(
+        "process_id",
+        None,
+        "Multi-host: this process's index, 0 … --num_processes − 1; process 0 prints and "
+        "writes the files.",
+        module_name=runner,
+    )
+
+
+def check_process_flags() -> None:
+    """The multi-host flags come together: all three or none (UsageError naming them)."""
+    names = ("coordinator_address", "num_processes", "process_id")
+    given = [name for name in names if flags.FLAGS[name].value is not None]
+    if given and len(given) < 3:
+        missing = [f"--{name}" for name in names if name not in given]
+        raise UsageError(f"--{given[0]} needs {' and '.join(missing)} too")
+    if given:
+        n, i = flags.FLAGS.num_processes, flags.FLAGS.process_id
+        if n <= 0:
+            raise UsageError(f"--num_processes must be positive, got {n}")
+        if not 0 <= i < n:
+            raise UsageError(f"--process_id must be in 0 … {n - 1}, got {i}")
+
+
+def start_processes():
+    """Joins the other processes (``jax.distributed.initialize``) when the multi-host flags
+    are given; must come before any JAX computation. Returns ``say``: ``print`` on process
+    0, which prints and writes the files, and a function that does nothing elsewhere."""
+    import jax
+
+    f = flags.FLAGS
+    if f.coordinator_address is not None:
+        if jax.config.jax_cpu_collectives_implementation is None:
+            # CPU processes exchange gradients over TCP with gloo (JAX's default since 0.5).
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        try:
+            jax.distributed.initialize(
+                coordinator_address=f.coordinator_address,
+                num_processes=f.num_processes,
+                process_id=f.process_id,
+            )
+        except Exception as e:  # the runtime's errors are long and of many types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(
+                f"--coordinator_address={f.coordinator_address}: cannot start "
+                f"process {f.process_id} of {f.num_processes}: {first}"
+            ) from None
+    return print if jax.process_index() == 0 else (lambda *args, **kwargs: None)
