@@ -6,7 +6,8 @@ r"""Chapter 6's table: the book's rows over several seeds, every run resumable, 
     python -m experiments.chapter6 --rows=ensemble --first_seed=1 --seeds=3   # its seeds 1, 2, 3
 
 Each (row, seed) is one ``python -m experiments.conv --preset=ROW --seed=SEED`` in a process
-of its own, writing its log, metrics, networks, test predictions, figures and checkpoint to
+of its own, writing its log, metrics, networks, test predictions, figures, checkpoint and
+record (``--summary_out``, which marks it finished and which the table reads) to
 ``--dir`` as ``ROW_sSEED.*``. A run that was interrupted resumes after its last finished
 epoch when the command is given again; a finished run is not run again. The ensemble row's
 seed k is the plurality vote of the networks of seeds 5k … 5k+4, either the dropout row's
@@ -76,6 +77,7 @@ ROWS = presets.CHAPTER6
 ENSEMBLE, MEMBER = "ensemble", "dropout"
 VOTERS = ROWS[ENSEMBLE][2]["networks"]  # dropout networks per ensemble
 PREDICTIONS = ".predictions.json"  # a run's test predictions, what its vote needs
+SUMMARY = ".summary.json"  # a finished run's record (experiments.conv --summary_out)
 
 OWN_FLAGS = (
     "preset",
@@ -141,6 +143,7 @@ def conv_flags(row: str, seed: int, base: pathlib.Path, extra: list) -> list:
         f"--metrics_out={base}.jsonl",
         f"--save={base}.npz",
         f"--predictions_out={base}{PREDICTIONS}",
+        f"--summary_out={base}{SUMMARY}",
         f"--checkpoint_dir={base}.ckpt",
         *figures,
         f"--misclassified_png={base}.wrong.png",
@@ -149,20 +152,28 @@ def conv_flags(row: str, seed: int, base: pathlib.Path, extra: list) -> list:
 
 
 def finished(base: pathlib.Path) -> bool:
-    """Whether the run ``base``.* trained to its end (it saved its networks, or its log
-    says it finished)."""
-    return base.with_suffix(".jsonl").exists() and (
-        base.with_suffix(".npz").exists() or "\nTrained in " in last_attempt(base)
-    )
+    """Whether the run ``base``.* trained to its end: experiments.conv wrote its record
+    (``--summary_out``, the last file a finished run writes) and its metrics."""
+    return base.with_suffix(".jsonl").exists() and summary_path(base).exists()
 
 
-def last_attempt(base: pathlib.Path) -> str:
-    """The output of the run ``base``'s latest start: its ``.log`` from the last line where
-    experiments.conv describes the network ("nnjax: ..."), as a resumed or restarted run
-    appends to the log of its earlier starts; "" if there is no log."""
-    log = base.with_suffix(".log")
-    text = "\n" + log.read_text() if log.exists() else ""
-    return text[text.rfind("\nnnjax: ") :] if "\nnnjax: " in text else text
+def summary_path(base: pathlib.Path) -> pathlib.Path:
+    return pathlib.Path(f"{base}{SUMMARY}")
+
+
+def summary_of(path: pathlib.Path, needs: str) -> dict:
+    """A record written by ``--summary_out`` (experiments.conv's or experiments.vote's),
+    which must hold ``needs``; UsageError naming the file otherwise."""
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or needs not in record:
+            raise ValueError(f'no "{needs}"')
+    except (OSError, ValueError) as e:
+        raise UsageError(
+            f"{path} is not a run's --summary_out record ({e}); delete the run's files to "
+            "train it again"
+        ) from None
+    return record
 
 
 def asked(row: str, seed: int, extra: list) -> str:
@@ -289,11 +300,10 @@ def result(base: pathlib.Path) -> dict:
     the test accuracy at its (last) best validation epoch, its final test accuracy and its
     ``training_time``."""
     epochs = [e for e in epochs_of(base) if e["network"] == 0]
-    best = max(epochs, key=lambda e: (e["correct"], e["epoch"]))
-    final = re.findall(r"Final test accuracy ([\d.]+)%", last_attempt(base))
+    network = summary_of(summary_path(base), "networks")["networks"][0]
     return {
-        "test": 100 * best["test_correct"] / best["test_total"],
-        "final": float(final[-1]) if final else None,
+        "test": network["test_accuracy"],
+        "final": network["final_test_accuracy"],
         **training_time(epochs),
     }
 
@@ -301,12 +311,12 @@ def result(base: pathlib.Path) -> dict:
 def ensemble_run(base: pathlib.Path) -> dict:
     """A finished ``--preset=ensemble`` run's vote, ``{"test": %, "final": None, "members":
     [training_time] per network}``."""
-    vote = re.findall(r"Their plurality vote: ([\d.]+)%", last_attempt(base))
+    vote = summary_of(summary_path(base), "vote")["vote"]
     epochs = epochs_of(base)
     if not vote:
-        raise UsageError(f"{base.with_suffix('.log')} holds no plurality vote")
+        raise UsageError(f"{summary_path(base)} holds no plurality vote")
     return {
-        "test": float(vote[-1]),
+        "test": vote["test_accuracy"],
         "final": None,
         "members": [training_time([e for e in epochs if e["network"] == i]) for i in range(VOTERS)],
     }
@@ -324,18 +334,20 @@ def vote(seed: int, directory: pathlib.Path, extra: list):
     bases = [directory / f"{MEMBER}_s{s}" for s in member_seeds(seed)]
     members = [result(b) for b in bases]
     data_dir = [f for f in extra if f.startswith("--data_dir=")]
+    record = directory / f"{ENSEMBLE}_s{seed}.vote.json"
     out = subprocess.run(
-        command("experiments.vote", [*map(voter, bases), *data_dir]), capture_output=True, text=True
+        command("experiments.vote", [*map(voter, bases), f"--summary_out={record}", *data_dir]),
+        capture_output=True,
+        text=True,
     )
     (directory / f"{ENSEMBLE}_s{seed}.vote.log").write_text(out.stdout + out.stderr)
-    accuracy = re.search(r"Their plurality vote: ([\d.]+)%", out.stdout)
-    if out.returncode != 0 or not accuracy:
+    if out.returncode != 0:
         first, *_, last = member_seeds(seed)
         raise UsageError(
             f"the vote of {MEMBER} seeds {first}–{last} "
             f"failed: {reason(out.stderr.splitlines()) or '?'}"
         )
-    return {"test": float(accuracy.group(1)), "final": None, "members": members}
+    return {"test": summary_of(record, "accuracy")["accuracy"], "final": None, "members": members}
 
 
 def voter(base: pathlib.Path) -> str:

@@ -119,7 +119,7 @@ def check_finite_floats() -> None:
 # The flags through which runners write files; --checkpoint_dir=D writes D/checkpoint.npz.
 OUTPUT_FLAGS = (
     *("save", "metrics_out", "predictions_out", "misclassified_png", "filters_png"),
-    *("png", "jsonl", "out", "checkpoint_dir"),
+    *("png", "jsonl", "out", "checkpoint_dir", "summary_out"),
 )
 
 
@@ -192,3 +192,12 @@ def check_fits(flag: str, value, params, copies: int, data_bytes: int, networks:
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def write_summary(path, summary: dict) -> None:
+    """Writes a run's final record, one JSON object, to ``path`` (atomically: a reader finds
+    the whole record or none; a failure is an OSError naming ``path``)."""
+    from nnjax import checkpoint
+
+    text = json.dumps(summary, indent=1) + "\n"
+    checkpoint.write_atomically(path, lambda f: f.write(text.encode()))

@@ -22,6 +22,7 @@ from experiments.checks import (
     check_predictions_out,
     check_writable,
     open_metrics,
+    write_summary,
 )
 from experiments.cli import (
     MAX_SEED,
@@ -158,6 +159,13 @@ flags.DEFINE_string(
     "images (at its best validation epoch) to this .json file, about 20 KB a "
     "network, which experiments.vote reads in place of the saved networks.",
 )
+flags.DEFINE_string(
+    "summary_out",
+    None,
+    "Write the run's final record to this .json file: each network's best epoch, its "
+    "validation and test accuracy there and its final test accuracy, the vote, the times "
+    "(experiments.chapter6 reads it).",
+)
 flags.DEFINE_string("filters_png", None, "Draw the first conv layer's filters to this PNG.")
 flags.DEFINE_string(
     "misclassified_png",
@@ -230,7 +238,7 @@ def check_flags():
         raise UsageError(f"--dropout must be in [0, 1), got {FLAGS.dropout}")
     if FLAGS.train_size is not None and FLAGS.train_size <= 0:
         raise UsageError(f"--train_size must be positive, got {FLAGS.train_size}")
-    for name in ("metrics_out", "save", "filters_png", "misclassified_png"):
+    for name in ("metrics_out", "save", "filters_png", "misclassified_png", "summary_out"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
     if FLAGS.predictions_out:
@@ -412,9 +420,19 @@ def run() -> None:
 
     n_test = len(test_y)
     seconds = sum(r.seconds for n in networks for r in n.epochs)
+    summary = {"networks": [], "vote": None, "train_seconds": seconds}
     for i, net in enumerate(networks):
         best = net.best
         final = int(np.sum(predict(net.params) == test_y))
+        summary["networks"].append(
+            {
+                "seed": FLAGS.seed + i,
+                "best_epoch": best.epoch,
+                "validation_accuracy": 100 * best.accuracy,
+                "test_accuracy": 100 * best.test_correct / best.test_total,
+                "final_test_accuracy": 100 * final / n_test,
+            }
+        )
         say(
             f"{f'Network {i}: b' if k > 1 else 'B'}est validation accuracy "
             f"{100 * best.accuracy:.2f}% at epoch {best.epoch}; the corresponding test "
@@ -425,6 +443,10 @@ def run() -> None:
     if k > 1:
         votes = np.asarray(ensemble.plurality_vote(classes, dataset.num_classes))
         tests = [n.best.test_correct / n.best.test_total for n in networks]
+        summary["vote"] = {
+            "test_accuracy": 100 * ensemble.vote_accuracy(votes, test_y),
+            "wrong": len(ensemble.misclassified(votes, test_y)),
+        }
         say(
             f"Test accuracy at the best validation epoch: mean {100 * np.mean(tests):.2f}% "
             f"± {100 * np.std(tests, ddof=1):.2f}% over {k} networks. Their plurality vote: "
@@ -464,6 +486,9 @@ def run() -> None:
                 test_x, test_y, votes, FLAGS.misclassified_png, side=shape[0]
             )
         )
+    if FLAGS.summary_out and primary:  # the last file a finished run writes
+        write_summary(FLAGS.summary_out, {**summary, "compile_seconds": compile_seconds})
+        say(f"Wrote the run's record to {FLAGS.summary_out}.")
 
 
 def resume(networks, device: str, say=print, primary: bool = True):

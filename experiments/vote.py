@@ -17,9 +17,11 @@ class wins). A network can also vote through its predictions: a ``.json`` file t
 repository. Prints every network's accuracy, then the vote's.
 """
 
+import os
+
 from absl import app, flags
 
-from experiments.checks import UsageError, check_predictions_out, check_writable
+from experiments.checks import UsageError, check_predictions_out, check_writable, write_summary
 from experiments.cli import DATA_DIR_HELP, run_guarded
 from experiments.voters import classify, load
 
@@ -28,6 +30,12 @@ flags.DEFINE_enum("split", "test", ["test", "validation"], "The images to classi
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 flags.DEFINE_string(
     "misclassified_png", None, "Draw the digits the vote gets wrong to this PNG (at most 100)."
+)
+flags.DEFINE_string(
+    "summary_out",
+    None,
+    "Write the vote's record to this .json file: its accuracy, the digits it gets wrong, "
+    "each network's accuracy (experiments.chapter6 reads it).",
 )
 flags.DEFINE_string(
     "predictions_out",
@@ -44,8 +52,11 @@ def run(paths) -> None:
             "name the .npz (or .json predictions) files of the networks to "
             "vote (python -m experiments.vote a.npz b.npz ...)"
         )
-    if FLAGS.misclassified_png:
-        check_writable("misclassified_png", FLAGS.misclassified_png)
+    for name in ("misclassified_png", "summary_out"):
+        if FLAGS[name].value:
+            check_writable(name, FLAGS[name].value)
+            if any(os.path.realpath(FLAGS[name].value) == os.path.realpath(p) for p in paths):
+                raise UsageError(f"--{name}={FLAGS[name].value} is one of the networks voting")
     if FLAGS.predictions_out:
         check_predictions_out("predictions_out", FLAGS.predictions_out, paths)
     dataset_name, voters = load(paths)
@@ -87,6 +98,16 @@ def run(paths) -> None:
             f"{n} networks, {FLAGS.split} accuracy {100 * np.mean(accuracies):.2f} ± "
             f"{100 * np.std(accuracies, ddof=1):.2f}% each. Their plurality vote: "
             f"{100 * ensemble.vote_accuracy(votes, split.y):.2f}% {wrong}."
+        )
+    if FLAGS.summary_out:
+        write_summary(
+            FLAGS.summary_out,
+            {
+                "split": FLAGS.split,
+                "accuracy": 100 * ensemble.vote_accuracy(votes, split.y),
+                "wrong": len(ensemble.misclassified(votes, split.y)),
+                "networks": [100 * a for a in accuracies],
+            },
         )
     if FLAGS.misclassified_png:
         from experiments import conv_figures

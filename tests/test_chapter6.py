@@ -4,6 +4,7 @@ time, each on its own core), finished runs not rerun, bad input as one-line erro
 
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -41,14 +42,21 @@ def row(table: str, command: str) -> list:
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
-FINISHED = "Final test accuracy 98.00%.\nTrained in 1 s.\n"
-
-
 def write_run(
-    base, seconds=(60,), devices=None, log=FINISHED, flags=None, test_correct=98, networks=1
+    base,
+    seconds=(60,),
+    devices=None,
+    flags=None,
+    test_correct=98,
+    networks=1,
+    final=98.0,
+    vote=None,
+    finished=True,
 ):
     """The files that a run ``base``.* leaves: its networks' epochs, each ``seconds`` long
-    on its ``devices`` (none recorded: None), its ``log`` and, if given, its ``.flags``."""
+    on its ``devices`` (none recorded: None), a log, if given its ``.flags`` and, if it
+    ``finished``, its record (experiments.conv's --summary_out: each network's test
+    accuracy at its best epoch, ``test_correct`` of 100, its ``final`` one, the ``vote``)."""
     records = [
         {
             "network": i,
@@ -64,7 +72,16 @@ def write_run(
         for i in range(networks)
     ]
     base.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    base.with_suffix(".log").write_text(log)
+    base.with_suffix(".log").write_text("nnjax: ...\nTrained in 1 s.\n" if finished else "")
+    if finished:
+        record = {
+            "networks": [
+                {"seed": i, "test_accuracy": float(test_correct), "final_test_accuracy": final}
+                for i in range(networks)
+            ],
+            "vote": None if vote is None else {"test_accuracy": vote, "wrong": 1},
+        }
+        pathlib.Path(f"{base}.summary.json").write_text(json.dumps(record))
     if flags is not None:
         base.with_suffix(".flags").write_text(flags + "\n")
 
@@ -163,7 +180,7 @@ def test_a_file_that_cannot_be_written_is_a_one_line_error(tmp_path):
 def test_a_metrics_file_that_is_not_one_is_a_one_line_error(tmp_path):
     base = tmp_path / "relu_s0"
     base.with_suffix(".jsonl").write_text('{"epoch": 0}\n')  # no "network": not conv's
-    base.with_suffix(".log").write_text("\nTrained in 1 s.\n")
+    pathlib.Path(f"{base}.summary.json").write_text('{"networks": []}')
     out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}")
     assert_failed_with_one_error(out, "relu_s0.jsonl")
 
@@ -377,11 +394,11 @@ def test_ensemble_together_is_one_ensemble_run_per_seed(runs, tmp_path):
 
 
 def test_kept_records_alone_make_the_same_table(runs, tmp_path):
-    """A run's log, metrics, flags and test predictions (what docs/results keeps: no
+    """A run's log, metrics, flags, record and test predictions (what docs/results keeps: no
     networks, no checkpoint, no figures) make the same table as the whole runs; a finished
     member run with nothing to vote with is a one-line error."""
     where, stdout = runs
-    kept = (".log", ".jsonl", ".flags", ".predictions.json")
+    kept = (".log", ".jsonl", ".flags", ".predictions.json", ".summary.json")
     for path in where.iterdir():
         if path.name.endswith(kept) and not path.name.endswith(".vote.log"):
             shutil.copy(path, tmp_path / path.name)
@@ -468,7 +485,7 @@ def test_runs_that_count_must_have_been_asked_the_same_networks(tmp_path):
     assert "Epoch" not in out.stdout
     write_run(
         tmp_path / "ensemble_s0",
-        log="Their plurality vote: 99.00%\n" + FINISHED,
+        vote=99.0,
         flags="--preset=ensemble --seed=0 --epochs=1",
         networks=5,
     )
@@ -497,23 +514,20 @@ def test_runs_that_count_must_have_been_asked_the_same_networks(tmp_path):
     assert_failed_with_one_error(out, "relu seed 0 finished with other flags")
 
 
-def test_a_run_started_again_counts_by_its_latest_start(tmp_path):
-    """A run's log keeps every start of it; only the latest says whether it finished and
-    what its final accuracy was."""
-    header = "nnjax: conv-pool 2 5×5, ...\n"
-    write_run(
-        tmp_path / "relu_s0",
-        log=header
-        + "Final test accuracy 95.00%.\n"
-        + header
-        + "Resuming from ... after 1 epoch.\nFinal test accuracy 97.00%.\nTrained in 1 s.\n",
-    )
-    write_run(tmp_path / "relu_s1", log=header + FINISHED + header + "Epoch 0: ...\n")
+def test_a_run_counts_once_it_wrote_its_record(tmp_path):
+    """experiments.conv's --summary_out record is the last file a finished run writes: a run
+    without it (stopped, or started again and not finished yet) is not counted, whatever
+    its metrics hold; the table reads a finished run's final accuracy from its record."""
+    write_run(tmp_path / "relu_s0", final=97.0)
+    write_run(tmp_path / "relu_s1", final=99.0, finished=False)
     out = run_table("--table_only", "--rows=relu", "--seeds=2", f"--dir={tmp_path}")
     assert out.returncode == 0, out.stderr
     line = next(l for l in out.stdout.splitlines() if "--preset=relu" in l)
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert cells[3] == "0" and cells[5] == "97.00%", line
+    pathlib.Path(f"{tmp_path / 'relu_s0'}.summary.json").write_text("{")
+    out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}")
+    assert_failed_with_one_error(out, "relu_s0.summary.json")
 
 
 def test_table_only_shows_rows_not_yet_run(tmp_path):

@@ -50,15 +50,30 @@ def test_a_runs_best_validation_epoch_is_its_rows(seed):
     assert [e["epoch"] for e in epochs] == list(range(40))
     best = max(epochs, key=lambda e: (e["correct"], e["epoch"]))  # the last of ties
     assert (best["epoch"], round(100 * best["correct"] / best["total"], 2)) == (epoch, validation)
+    # the run's record (what experiments.chapter6 reads) says the same
+    record = json.loads((RESULTS / f"dropout_s{seed}.summary.json").read_text())["networks"][0]
+    assert (record["seed"], record["best_epoch"], record["validation_accuracy"]) == (
+        seed,
+        epoch,
+        validation,
+    )
+    assert record["test_accuracy"] == ROWS[seed][3]
+    assert record["test_accuracy"] == round(100 * best["test_correct"] / best["test_total"], 2)
 
 
 @pytest.mark.parametrize("ensemble", sorted(VOTES))
-def test_the_kept_predictions_vote_as_the_readme_says(ensemble):
+def test_the_kept_predictions_vote_as_the_readme_says(ensemble, tmp_path):
     first, last, accuracy, wrong = VOTES[ensemble]
     assert last == first + 4 and first == 5 * ensemble
     files = [RESULTS / f"dropout_s{s}.predictions.json" for s in range(first, last + 1)]
     out = subprocess.run(
-        [sys.executable, "-m", "experiments.vote", *map(str, files)],
+        [
+            sys.executable,
+            "-m",
+            "experiments.vote",
+            *map(str, files),
+            f"--summary_out={tmp_path / 'vote.json'}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -69,3 +84,6 @@ def test_the_kept_predictions_vote_as_the_readme_says(ensemble):
         assert f"{path}: test accuracy {ROWS[seed][3]:.2f}%" in out.stdout
         assert ROWS[seed][0] == ensemble
     assert f"Their plurality vote: {accuracy:.2f}% ({wrong} test digits wrong)." in out.stdout
+    record = json.loads((tmp_path / "vote.json").read_text())  # what experiments.chapter6 reads
+    assert (round(record["accuracy"], 2), record["wrong"]) == (accuracy, wrong)
+    assert [round(a, 2) for a in record["networks"]] == [ROWS[s][3] for s in range(first, last + 1)]
