@@ -70,16 +70,18 @@ class _Networks:
     """The K networks' parameters and optimizer states on the device: stacked on a leading
     axis (``vmap``) or one pair per network; ``local`` gives a copy for scoring."""
 
-    def __init__(self, runs, vmap: bool, put, local):
+    def __init__(self, runs, vmap: bool, put, local, keep_best: bool):
         self.k, self.vmap, self.local = len(runs), vmap, local
+        best = [r.params if r.best_params is None else r.best_params for r in runs]
+        best = best if keep_best else None
         if vmap:
             self.state = put(
                 (_stack([r.params for r in runs]), _stack([r.opt_state for r in runs]))
             )
-            self.best = _stack([_best_or_now(r) for r in runs])
+            self.best = _stack(best) if keep_best else None
         else:
             self.state = [put((r.params, r.opt_state)) for r in runs]
-            self.best = [_best_or_now(r) for r in runs]
+            self.best = best
         self.trained = None
 
     def example(self, x, y, key) -> tuple:
@@ -95,8 +97,10 @@ class _Networks:
             if etas is not None:
                 opt_state = optimizers.set_hyperparams(opt_state, learning_rate=jnp.asarray(etas))
             new = compiled(params, opt_state, x, y, jnp.stack(keys))
-            mask = jnp.asarray(np.isin(np.arange(self.k), active))
-            self.state = jax.block_until_ready(_select(mask, new, (params, opt_state)))
+            if len(active) < self.k:  # stopped networks keep what they had
+                mask = jnp.asarray(np.isin(np.arange(self.k), active))
+                new = _select(mask, new, (params, opt_state))
+            self.state = jax.block_until_ready(new)
             self.trained = self.local(self.state[0])
             return
         for i in active:
@@ -143,15 +147,11 @@ class _Networks:
             best = unstack(self.best, self.k) if keep_best else [None] * self.k
         else:
             states = [self.local(s) for s in self.state]
-            best = self.best
+            best = self.best if keep_best else [None] * self.k
         for r, (params, opt_state), b in zip(runs, states, best):
             r.params, r.opt_state = params, opt_state
             if keep_best:
                 r.best_params = b
-
-
-def _best_or_now(run: History):
-    return run.params if run.best_params is None else run.best_params
 
 
 def fit(
@@ -228,7 +228,7 @@ def fit(
         x, y = put(tuple(train_data))
         evaluation = tuple(jax.device_put(a) for a in eval_data) if eval_data else None
         test = tuple(jax.device_put(a) for a in test_data) if test_data else None
-        nets = _Networks(runs, vmap, put, local)
+        nets = _Networks(runs, vmap, put, local, keep_best)
         start = time.perf_counter()
         compiled = epoch_lib.epoch.lower(
             *nets.example(x, y, keys[0]),

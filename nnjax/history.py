@@ -51,9 +51,7 @@ class EpochResult:
     def from_dict(cls, fields: dict) -> "EpochResult":
         """The inverse of ``as_dict``."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(
-            **{k: v for k, v in fields.items() if k in names and k != "eta"}, eta=fields.get("eta")
-        )
+        return cls(**{"eta": None, **{k: v for k, v in fields.items() if k in names}})
 
 
 @dataclasses.dataclass

@@ -266,3 +266,35 @@ def test_vmap_and_loop_train_the_same_networks():
         assert [r.correct for r in a.epochs] == [r.correct for r in b.epochs]
     # three different networks, not one trained three times
     assert not np.allclose(results["loop"][0].params[0]["w"], results["loop"][1].params[0]["w"])
+
+
+def test_a_network_that_stops_early_keeps_its_parameters_beside_vmapped_others():
+    """With early stopping, vmapped networks stop at their own epochs: a stopped network's
+    parameters are those of its last epoch, as when trained alone by the loop."""
+    net, _, x, y = tiny(spec="fc:6,softmax:4", n=60)
+    inits = [network3.init(jax.random.key(s), net, SHAPE) for s in (1, 2, 3)]
+    keys = [jax.random.key(20 + s) for s in (1, 2, 3)]
+    results = {}
+    for strategy in ("loop", "vmap"):
+        tx = optimizers.make("sgd")
+        networks = [History(p, optimizers.init(tx, p, 2.0)) for p in inits]
+        fit(
+            network3.model(net, SHAPE),
+            tx,
+            networks,
+            (x[:40], y[:40]),
+            eval_data=(x[40:], y[40:]),
+            epochs=12,
+            mini_batch_size=10,
+            keys=keys,
+            strategy=strategy,
+            drop_last=True,
+            early_stopping=2,
+        )
+        results[strategy] = networks
+    lengths = [len(n.epochs) for n in results["vmap"]]
+    assert lengths == [len(n.epochs) for n in results["loop"]] and min(lengths) < 12
+    for a, b in zip(results["loop"], results["vmap"]):
+        assert a.stopped == b.stopped
+        for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+            np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
