@@ -151,24 +151,6 @@ def name_flag(path) -> str:
     return str(path)
 
 
-def available_memory() -> tuple[int, str]:
-    """``(bytes, what)``: the memory free for arrays on JAX's default device (its
-    ``bytes_limit`` on a GPU or TPU) or, on the CPU, the host's available memory."""
-    import jax
-
-    device = jax.local_devices()[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and stats.get("bytes_limit"):
-        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), str(device)
-    try:
-        with open("/proc/meminfo") as f:
-            fields = dict(line.split(":", 1) for line in f)
-        return int(fields["MemAvailable"].split()[0]) * 1024, "this machine's free memory"
-    except (OSError, KeyError, ValueError):
-        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        return pages, "this machine's memory"
-
-
 def check_fits(flag: str, value, params, copies: int, data_bytes: int, networks: int = 1) -> None:
     """Raises UsageError naming --``flag``=``value`` if ``copies`` of the network ``params``
     (a pytree of arrays or of ``jax.ShapeDtypeStruct``, e.g. from ``jax.eval_shape`` of its
@@ -178,9 +160,11 @@ def check_fits(flag: str, value, params, copies: int, data_bytes: int, networks:
     a refused run would fail for sure, a run that passes may still run short."""
     import jax
 
+    from nnjax import parallel
+
     per_copy = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(params))
     need = networks * copies * per_copy + data_bytes
-    have, where = available_memory()
+    have, where = parallel.free_memory()
     if need > have:
         each = f" for each of {networks:,} networks" if networks > 1 else ""
         raise UsageError(

@@ -19,6 +19,7 @@ and ``replicate`` assembles them into global arrays without copying between host
 CPU epoch (``kernel="cpp"``) is single-device.
 """
 
+import os
 from typing import Union
 
 import jax
@@ -93,3 +94,21 @@ def local_copy(tree):
     """A replicated global ``tree`` (as the epoch on a mesh returns it) as arrays on this
     process's first device of the mesh: for scoring, saving and printing without the mesh."""
     return jax.tree.map(lambda a: a.addressable_data(0), tree)
+
+
+def free_memory(device=None) -> tuple[int, str]:
+    """``(bytes, what)``: the memory free for arrays on ``device`` (default: this process's
+    first device): ``bytes_limit`` less ``bytes_in_use`` on a GPU or TPU; on the CPU the
+    host's available memory (``MemAvailable``), else its physical memory. ``what`` names
+    where, for messages."""
+    device = device or jax.local_devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), str(device)
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024, "this machine's free memory"
+    except (OSError, KeyError, ValueError):
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return pages, "this machine's memory"

@@ -26,7 +26,6 @@ could not reproduce a single run's shuffle.
 """
 
 import functools
-import os
 import time
 from typing import Callable, Optional, Sequence
 
@@ -34,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import activations, costs, fit, history, network, optimizers
+from nnjax import activations, costs, fit, history, network, optimizers, parallel
 from nnjax.activations import Activation
 from nnjax.grid import Setting
 from nnjax.history import History
@@ -63,7 +62,6 @@ def _init_networks(seeds, sizes, init, dtype):
 
 # Memory: what one network of a vmapped epoch holds, to size chunks.
 EVAL_BATCH_BYTES = 256 << 20  # activations of the networks scored at once
-CPU_DEFAULT_BYTES = 4 << 30  # when the device cannot say, and physical memory is unknown
 CPU_MAX_CHUNK = 16  # networks per vmapped program on the CPU (see the top)
 
 
@@ -89,17 +87,9 @@ def eval_batch(sizes: Sequence[int], n_eval: int, itemsize: int = 4) -> int:
 
 
 def available_bytes(device=None) -> int:
-    """Memory a sweep may use on ``device`` (default: the first): 70% of what its
-    ``memory_stats`` says is free; on backends without them (the CPU), a quarter of the
-    physical memory, or 4 GiB if that is unknown."""
-    device = device or jax.local_devices()[0]
-    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-    if stats and "bytes_limit" in stats:
-        return int(0.7 * (stats["bytes_limit"] - stats.get("bytes_in_use", 0)))
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-    except (ValueError, OSError, AttributeError):
-        return CPU_DEFAULT_BYTES
+    """Memory a sweep may use on ``device`` (default: the first): 70% of what
+    ``parallel.free_memory`` says is free."""
+    return parallel.free_memory(device)[0] * 7 // 10
 
 
 def chunk_size(

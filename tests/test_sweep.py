@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import costs, fit, grid, network, optimizers, sweep
+from nnjax import costs, fit, grid, network, optimizers, parallel, sweep
 from nnjax.epoch import epoch
 from nnjax.history import EpochResult, History
 from tests import helpers
@@ -222,6 +222,22 @@ def test_chunk_size_fits_the_budget():
     assert sweep.chunk_size(8, [784, 30, 10], 10, 50000, budget=1 << 40) == 8
     assert sweep.bytes_per_network([784, 100, 10], 10, 50000) > per
     assert sweep.available_bytes() > 0
+
+
+def test_free_memory_reads_the_device_then_the_host():
+    class Device:
+        platform = "gpu"
+
+        def memory_stats(self):
+            return {"bytes_limit": 1000, "bytes_in_use": 300}
+
+        def __str__(self):
+            return "gpu:0"
+
+    assert parallel.free_memory(Device()) == (700, "gpu:0")
+    assert sweep.available_bytes(Device()) == 490
+    have, where = parallel.free_memory()  # the CPU: the host's memory
+    assert have > 0 and "machine" in where
 
 
 def test_no_per_network_copy_of_the_data():
