@@ -243,18 +243,20 @@ def run() -> None:
         flush=True,
     )
 
-    gradient_norms = None
+    gradient_norms, before_training = None, {}
     if FLAGS.gradient_norms:
         n = FLAGS.gradient_norms
         x_norms, y_norms = train_x[:n], costs.one_hot(train_y[:n], sizes[-1])
         speeds = jax.jit(
             lambda p: backprop.hidden_layer_speeds(p, x_norms, y_norms, cost, activation)
         )
+        norms = [float(v) for v in speeds(params)]
         say(
-            "Before training, ‖∂C/∂b‖ of the hidden layers: "
-            + " ".join(f"{float(v):.4g}" for v in speeds(params)),
+            "Before training, ‖∂C/∂b‖ of the hidden layers: " + " ".join(f"{v:.4g}" for v in norms),
             flush=True,
         )
+        # The book's figures start before training: epoch 0's line carries these too.
+        before_training = {"gradient_norms_before_training": norms}
 
         def gradient_norms(p):
             return {"gradient_norms": [float(v) for v in speeds(p)]}
@@ -289,9 +291,10 @@ def run() -> None:
                 saved.save(runs[0].params, runs[0].opt_state, [r.as_dict() for r in runs[0].epochs])
 
     # the metrics file describes the whole run, resumed or not
-    metrics = open_metrics(
-        FLAGS.metrics_out if primary else None, (r.as_dict() for r in run.epochs)
-    )
+    def row(r: EpochResult) -> dict:
+        return {**r.as_dict(), **(before_training if r.epoch == 0 else {})}
+
+    metrics = open_metrics(FLAGS.metrics_out if primary else None, map(row, run.epochs))
     clock = Progress(FLAGS.epochs, len(run.epochs))
 
     def report(i, r: EpochResult) -> None:
@@ -314,7 +317,7 @@ def run() -> None:
                 flush=True,
             )
         if metrics:
-            metrics.write(r.as_dict())
+            metrics.write(row(r))
 
     try:
         fit(

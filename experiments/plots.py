@@ -12,10 +12,20 @@ r"""The book's chapter 3 figures, drawn from the `--metrics_out` files of traini
     # the best accuracy of each run against a number in its label (training-set size):
     python -m experiments.plots --out=size.png --against_label --run=1000=a.jsonl ...
 
+    # chapter 5's speed of learning, one curve per hidden layer (the book's settings):
+    python -m experiments.mnist --hidden=30,30 --cost=cross_entropy --init=scaled \
+        --train_size=1000 --mini_batch_size=1000 --eta=0.1 --l2=5 --epochs=500 \
+        --gradient_norms=1000 --metrics_out=speed2.jsonl
+    python -m experiments.plots --out=speed2.png --y=gradient_norms --run=2=speed2.jsonl
+
 Each `--run` is LABEL=PATH (the label may contain "=" and ","; the path is after the last
 "="). `--y` names the per-epoch quantities to draw, one
 panel each: accuracy, training_accuracy, training_cost, evaluation_cost (the costs and the
-training accuracy need `--monitor` on the training run).
+training accuracy need `--monitor` on the training run), gradient_norms (needs
+`--gradient_norms`). Every panel but gradient_norms draws epoch k (0-based, as the book
+prints it) at x = k; gradient_norms, as the book's figures, against the number of epochs of
+training: its value after epoch k at k + 1, and at 0 the one before training (where the
+metrics file records it, as experiments.mnist's does), on a log axis.
 """
 
 import json
@@ -47,7 +57,10 @@ QUANTITIES = {
     "training_accuracy": "accuracy on the training data (%)",
     "training_cost": "cost on the training data",
     "evaluation_cost": "cost on the evaluation data",
+    "gradient_norms": "‖∂C/∂b‖ of each hidden layer",
 }
+HOW = {"accuracy": "", "gradient_norms": " (train it with --gradient_norms=N)"}
+BEFORE_TRAINING = "gradient_norms_before_training"
 
 
 class PlotError(Exception):
@@ -95,10 +108,65 @@ def read_runs(entries):
 
 def value(epoch: dict, quantity: str, path_label: str):
     if quantity not in epoch:
-        how = "" if quantity == "accuracy" else " (train it with --monitor)"
+        how = HOW.get(quantity, " (train it with --monitor)")
         raise PlotError(f"run {path_label!r} has no {quantity}{how}")
     v = epoch[quantity]
     return 100 * v if quantity.endswith("accuracy") else v
+
+
+def epochs_from(epochs, label: str, from_epoch: int):
+    """The run's epochs from ``from_epoch`` on; PlotError if there are none."""
+    kept = [e for e in epochs if e["epoch"] >= from_epoch]
+    if not kept:
+        raise PlotError(
+            f"--from_epoch={from_epoch}: run {label!r} ends at epoch "
+            f"{max(e['epoch'] for e in epochs)}"
+        )
+    return kept
+
+
+def layer_norms(epochs, label: str):
+    """A run's chapter 5 speeds of learning: ``(x, norms)`` with x the number of epochs of
+    training (0 before training, where recorded; k + 1 after epoch k) and norms (points,
+    hidden layers), one column per hidden layer, input side first."""
+    points = []
+    if epochs[0]["epoch"] == 0 and BEFORE_TRAINING in epochs[0]:
+        points.append((0, epochs[0][BEFORE_TRAINING]))
+    points += [(e["epoch"] + 1, value(e, "gradient_norms", label)) for e in epochs]
+    for x, norms in points:
+        if not (
+            isinstance(norms, list)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in norms)
+        ):
+            raise PlotError(
+                f"run {label!r}: gradient_norms after {x} epochs is not a list of numbers"
+            )
+    layers = {len(norms) for _, norms in points}
+    if layers == {0}:
+        raise PlotError(f"run {label!r} has no hidden layers to draw gradient_norms of")
+    if len(layers) > 1:
+        raise PlotError(f"run {label!r}: its epochs record different numbers of hidden layers")
+    return [x for x, _ in points], [norms for _, norms in points]
+
+
+def draw_gradient_norms(ax, runs):
+    """Draws each run's speed of learning, one curve per hidden layer (colour) and run
+    (line style), on a log y axis."""
+    styles = ["-", "--", ":", "-."]
+    for i, (label, epochs) in enumerate(runs):
+        x, norms = layer_norms(epochs, label)
+        for layer in range(len(norms[0])):
+            name = f"hidden layer {layer + 1}"
+            ax.plot(
+                x,
+                [n[layer] for n in norms],
+                color=f"C{layer}",
+                linestyle=styles[i % len(styles)],
+                label=name if len(runs) == 1 else f"{label}: {name}",
+            )
+    ax.set_yscale("log")
+    ax.set_xlabel("number of epochs of training")
+    ax.legend(loc="upper right")
 
 
 def draw(runs, quantities, out, title=None, against_label=False, from_epoch=0):
@@ -130,20 +198,18 @@ def draw(runs, quantities, out, title=None, against_label=False, from_epoch=0):
         )
         axes = axes[0]
         for ax, quantity in zip(axes, quantities):
-            for label, epochs in runs:
-                kept = [e for e in epochs if e["epoch"] >= from_epoch]
-                if not kept:
-                    raise PlotError(
-                        f"--from_epoch={from_epoch}: run {label!r} ends at epoch "
-                        f"{max(e['epoch'] for e in epochs)}"
-                    )
+            kept = [(label, epochs_from(epochs, label, from_epoch)) for label, epochs in runs]
+            ax.set_ylabel(QUANTITIES[quantity])
+            if quantity == "gradient_norms":
+                draw_gradient_norms(ax, kept)
+                continue
+            for label, epochs in kept:
                 ax.plot(
-                    [e["epoch"] for e in kept],
-                    [value(e, quantity, label) for e in kept],
+                    [e["epoch"] for e in epochs],
+                    [value(e, quantity, label) for e in epochs],
                     label=label,
                 )
             ax.set_xlabel("epoch")
-            ax.set_ylabel(QUANTITIES[quantity])
             if len(runs) > 1:
                 ax.legend()
     for ax in axes:

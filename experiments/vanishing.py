@@ -1,0 +1,127 @@
+r"""Chapter 5's vanishing (and exploding) gradient in a chain of one sigmoid neuron per layer.
+
+    python -m experiments.vanishing                        # 4 neurons, w, b from N(0, 1)
+    python -m experiments.vanishing --seed=3 --neurons=6
+    python -m experiments.vanishing --w=0.5,-0.8,0.9,0.3 --b=0,0,0,0
+    python -m experiments.vanishing --exploding            # w_j = 100, every z_j = 0
+
+Prints each layer's w_j, b_j, z_j, σ'(z_j) and factor w_j σ'(z_j), and ∂C/∂b_1 twice: by
+jax.grad of the network's quadratic cost and as the book's product
+σ'(z_1) w_2 σ'(z_2) ... w_n σ'(z_n) ∂C/∂a_n; then how much each layer shrinks the gradient.
+Computed in float64, as the book's code.
+"""
+
+from absl import app, flags
+
+from experiments.checks import UsageError
+from experiments.cli import SEED_BOUNDS, run_guarded
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("neurons", 4, "Neurons in the chain, one per layer (the book: 4).")
+flags.DEFINE_integer("seed", 0, "Seed of the N(0, 1) weights and biases.", **SEED_BOUNDS)
+flags.DEFINE_list("w", None, "The weights w_1..w_n instead of drawn ones, comma separated.")
+flags.DEFINE_list("b", None, "The biases b_1..b_n instead of drawn ones, comma separated.")
+flags.DEFINE_bool(
+    "exploding",
+    False,
+    "The book's exploding case: every w_j = 100 and b_j = −100 a_{j−1}, so that z_j = 0.",
+)
+flags.DEFINE_float("x", 1.0, "The input.")
+flags.DEFINE_float("y", 0.0, "The desired output.")
+
+
+def parse_floats(name: str, n: int):
+    """--name's values as n finite floats, or None if not given; UsageError naming it."""
+    items = FLAGS[name].value
+    if items is None:
+        return None
+    try:
+        values = [float(s) for s in items]
+    except ValueError:
+        raise UsageError(f"--{name} must be numbers, got {','.join(items)!r}") from None
+    if not all(abs(v) < float("inf") for v in values):
+        raise UsageError(f"--{name} must be finite numbers, got {','.join(items)!r}")
+    if len(values) != n:
+        raise UsageError(f"--{name} needs {n} values (--neurons={n}), got {len(values)}")
+    return values
+
+
+def run() -> None:
+    n = FLAGS.neurons
+    if n < 2:
+        raise UsageError(f"--neurons must be at least 2, got {n}")
+    w, b = parse_floats("w", n), parse_floats("b", n)
+    if FLAGS.exploding and (w is not None or b is not None):
+        raise UsageError("--exploding sets the weights and biases: leave out --w and --b")
+    import jax
+
+    with jax.enable_x64(True):
+        show(n, w, b)
+
+
+def show(n: int, w, b) -> None:
+    import jax
+    import numpy as np
+
+    from nnjax import vanishing
+
+    x, y = FLAGS.x, FLAGS.y
+    if FLAGS.exploding:
+        params, where = vanishing.exploding_chain(n, 100.0, x), "w_j = 100, b_j = −100 a_{j−1}"
+    else:
+        drawn_w, drawn_b = vanishing.weights_and_biases(
+            vanishing.random_chain(jax.random.key(FLAGS.seed), n)
+        )
+        params = vanishing.chain(drawn_w if w is None else w, drawn_b if b is None else b)
+        drawn = [name for name, given in (("w", w), ("b", b)) if given is None]
+        where = (
+            f"{' and '.join(drawn)} drawn from N(0, 1), seed {FLAGS.seed}"
+            if drawn
+            else "w and b given"
+        )
+    ws, bs = (np.asarray(v) for v in vanishing.weights_and_biases(params))
+    z, a = (np.asarray(v) for v in vanishing.forward(params, x))
+    f = {k: np.asarray(v) for k, v in vanishing.factors(params, x, y).items()}
+    grads = np.asarray(vanishing.bias_grads(params, x, y))
+    print(
+        f"A chain of {n} sigmoid neurons, one per layer: x = {x:g} → ... → a_{n}, "
+        f"C = ½(a_{n} − y)², y = {y:g}; {where}."
+    )
+    print(
+        f"{'j':>3s} {'w_j':>10s} {'b_j':>10s} {'z_j':>10s} {'σ′(z_j)':>9s}"
+        f" {'w_j σ′(z_j)':>12s} {'∂C/∂b_j':>12s}"
+    )
+    for j in range(n):
+        factor = f"{f['layer'][j]:12.4g}" if j else f"{'':>12s}"
+        print(
+            f"{j + 1:3d} {ws[j]:10.4g} {bs[j]:10.4g} {z[j]:10.4g} {f['sigma_prime'][j]:9.4f}"
+            f" {factor} {grads[j]:12.4g}"
+        )
+    terms = " ".join(f"w_{j} σ′(z_{j})" for j in range(2, n + 1))
+    print(f"∂C/∂a_{n} = a_{n} − y = {f['dC_da']:.6g}")
+    print(f"∂C/∂b_1 = σ′(z_1) {terms} ∂C/∂a_{n} (the book's product)")
+    print(
+        "        = "
+        + " × ".join(f"{v:.4g}" for v in [*f["layer"], f["dC_da"]])
+        + f" = {f['product']:.10g}"
+    )
+    print(f"∂C/∂b_1 by jax.grad = {grads[0]:.10g}")
+    print(
+        f"σ′(z) ≤ σ′(0) = 1/4: the largest σ′(z_j) here is {f['sigma_prime'].max():.4f}, "
+        "so |w_j σ′(z_j)| ≤ |w_j|/4."
+    )
+    print("Each layer back multiplies ∂C/∂a by w_j σ′(z_j):")
+    for j in range(n - 1, 0, -1):
+        factor = abs(f["layer"][j])
+        how = f"shrinks {1 / factor:.3g}×" if factor < 1 else f"grows {factor:.3g}×"
+        print(f"  layer {j + 1} → {j}: |w_{j + 1} σ′(z_{j + 1})| = {factor:.4g}, {how}")
+    ratio = abs(grads[0] / grads[-1])
+    print(f"|∂C/∂b_1| / |∂C/∂b_{n}| = {ratio:.4g}")
+
+
+def main(argv):
+    run_guarded(run, argv)
+
+
+if __name__ == "__main__":
+    app.run(main)

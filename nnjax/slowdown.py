@@ -1,0 +1,80 @@
+"""Chapter 3's learning slowdown: one sigmoid neuron, one input x, one desired output y,
+trained by gradient descent on a cost from ``nnjax.costs``; and the softmax layer that the
+chapter offers as another cure.
+
+    history = train(costs.quadratic, w=2.0, b=2.0, x=1.0, y=0.0, eta=0.15, epochs=300)
+    history["a"][150], history["cost"][150]
+
+The gradients are ``jax.grad`` of the cost; the book's closed forms (quadratic:
+∂C/∂w = (a − y) σ'(z) x, cross-entropy: ∂C/∂w = x (a − y)) are BP1's δ = ``cost.delta``
+times BP4's x, as ``closed_form_grad`` writes them out.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import activations, costs, neurons
+
+
+def forward(w, b, x):
+    """The neuron's weighted input z = w x + b and output a = σ(z) for scalars ``w``, ``b``,
+    ``x``: a pair of arrays of shape (1,) (one output neuron, as the costs expect)."""
+    z = neurons.weighted_input(jnp.reshape(w, (1, 1)), jnp.reshape(b, (1,)), jnp.reshape(x, (1,)))
+    return z, neurons.sigmoid(z)
+
+
+def cost_of(w, b, x, y, cost: costs.Cost):
+    """The cost ``cost.fn`` of the neuron's output for input ``x`` and desired output ``y``:
+    a scalar."""
+    z, a = forward(w, b, x)
+    return cost.fn(z, a, jnp.reshape(y, (1,)))
+
+
+def grad(w, b, x, y, cost: costs.Cost):
+    """(∂C/∂w, ∂C/∂b) by ``jax.grad`` of ``cost_of``: two scalars."""
+    return jax.grad(cost_of, argnums=(0, 1))(w, b, x, y, cost)
+
+
+def closed_form_grad(w, b, x, y, cost: costs.Cost):
+    """(∂C/∂w, ∂C/∂b) from the book's equations: δ = ∂C/∂z by BP1 (``cost.delta``: (a − y)
+    σ'(z) for the quadratic cost, a − y for cross-entropy), ∂C/∂w = x δ (BP4), ∂C/∂b = δ
+    (BP3). Two scalars."""
+    z, a = forward(w, b, x)
+    delta = cost.delta(z, a, jnp.reshape(y, (1,)))[0]
+    return x * delta, delta
+
+
+@functools.partial(jax.jit, static_argnames=("cost", "epochs"))
+def train(cost: costs.Cost, w, b, x, y, eta, epochs: int):
+    """Gradient descent w → w − η ∂C/∂w, b → b − η ∂C/∂b, one step per epoch, as the book's
+    demonstration does.
+
+    Returns a dict of arrays of shape (epochs + 1,): ``w``, ``b``, the output ``a`` and the
+    cost ``cost`` at the start (index 0) and after each epoch (index k after k steps).
+    """
+    w, b = jnp.asarray(w, jnp.result_type(float)), jnp.asarray(b, jnp.result_type(float))
+
+    def step(wb, _):
+        gw, gb = grad(*wb, x, y, cost)
+        new = (wb[0] - eta * gw, wb[1] - eta * gb)
+        return new, new
+
+    _, (ws, bs) = jax.lax.scan(step, (w, b), length=epochs)
+    ws, bs = jnp.concatenate([w[None], ws]), jnp.concatenate([b[None], bs])
+    a = jax.vmap(lambda w, b: forward(w, b, x)[1][0])(ws, bs)
+    c = jax.vmap(lambda w, b: cost_of(w, b, x, y, cost))(ws, bs)
+    return {"w": ws, "b": bs, "a": a, "cost": c}
+
+
+def softmax_delta(z, y):
+    """A softmax output layer with the log-likelihood cost C = −ln a_y: its activations
+    a = softmax(z) and δ = ∂C/∂z by ``jax.grad`` (the book: δ = a − y), for weighted inputs
+    ``z`` (n,) and one-hot ``y`` (n,). Returns ``(a, delta)``, each of shape (n,)."""
+    z, y = jnp.asarray(z, jnp.result_type(float)), jnp.asarray(y, jnp.result_type(float))
+
+    def cost(z):
+        return costs.log_likelihood.fn(z, activations.softmax.fn(z), y)
+
+    return activations.softmax.fn(z), jax.grad(cost)(z)
