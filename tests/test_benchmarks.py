@@ -1,4 +1,5 @@
-"""The benchmarks' bad input: one line naming the flag, before any timing starts."""
+"""The benchmarks' bad input: one line naming the flag, before any timing starts; and
+benchmarks.backprop_speed run tiny."""
 
 import subprocess
 import sys
@@ -26,6 +27,13 @@ from tests.test_conv_cli import ROOT
         ("sweep_speed", ["--hidden=30,0"], "--hidden"),
         ("expand_speed", ["--book_images=60000"], "--book_images"),
         ("conv_speed", ["stray"], "stray"),
+        ("backprop_speed", ["--sizes=784"], "--sizes"),
+        ("backprop_speed", ["--sizes=784,0,10"], "--sizes"),
+        ("backprop_speed", ["--sizes=784,,10"], "--sizes"),
+        ("backprop_speed", ["--mini_batch_sizes=0"], "--mini_batch_sizes"),
+        ("backprop_speed", ["--mini_batch_sizes=ten"], "--mini_batch_sizes"),
+        ("backprop_speed", ["--repeats=0"], "--repeats"),
+        ("backprop_speed", ["--round_seconds=-1"], "--round_seconds"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_flag(module, flags, names):
@@ -38,3 +46,71 @@ def test_bad_input_is_one_line_naming_the_flag(module, flags, names):
     )
     assert_failed_with_one_error(result, names)
     assert len((result.stdout + result.stderr).strip().splitlines()) <= 2  # no docstring dump
+
+
+def run_backprop_speed(*flags):
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.backprop_speed", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_backprop_speed_times_every_variant_for_every_mini_batch_size():
+    result = run_backprop_speed(
+        "--sizes=6,5,4,3", "--mini_batch_sizes=1,4", "--repeats=1", "--round_seconds=0"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line[:5].strip().isdigit()]
+    variants = ["book", "per-example", "matrix", "jax.grad"]
+    assert [(r[0], r[1]) for r in rows] == [(m, v) for m in "14" for v in variants], rows
+    for row in rows:
+        us, vs_loop = float(row[-3]), float(row[-2].rstrip("x"))
+        assert us > 0 and vs_loop > 0
+    per_example = [r for r in rows if r[1] == "per-example"]
+    assert all(r[-2] == "1.0x" for r in per_example)
+
+
+def test_backprop_speed_check_prints_each_layers_difference_in_float64():
+    result = run_backprop_speed("--check", "--sizes=7,6,5,4", "--mini_batch_sizes=3,10")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line[:5].strip().isdigit()]
+    assert [(r[0], r[1]) for r in rows] == [(m, l) for m in ("3", "10") for l in "234"], rows
+    for _, _, w, dw, b, db in rows:
+        assert float(w) > 0 and float(b) > 0
+        assert float(dw) <= 1e-9 * float(w) and float(db) <= 1e-9 * float(b)
+
+
+def test_backprop_speed_loops_give_the_batch_gradient():
+    """The two per-example loops the benchmark times, against jax.grad of the mean cost."""
+    import jax
+    import numpy as np
+
+    from benchmarks import backprop_speed
+    from nnjax import backprop
+
+    with jax.enable_x64(True):
+        params, x, y = backprop_speed.problem([6, 5, 4, 3], 7, jax.numpy.float64, seed=0)
+        reference = backprop.grad(params, x, y)
+        loops = [
+            backprop_speed.per_example_loop(backprop.backprop)(params, x, y),
+            backprop_speed.book_loop(params, x, y)(),
+        ]
+        for got in loops:
+            for u, v in zip(jax.tree.leaves(got), jax.tree.leaves(reference)):
+                np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-10, atol=1e-14)
+
+
+def test_backprop_speed_refuses_a_gradient_that_differs():
+    import numpy as np
+
+    from benchmarks import backprop_speed
+
+    good = {"weights": [np.ones((3, 2)), np.ones((2, 3))], "biases": [np.ones(3), np.ones(2)]}
+    bad = {**good, "biases": [np.ones(3), np.array([1.0, 1.01])]}
+    np.testing.assert_allclose(backprop_speed.max_differences(bad, good), [(0, 0), (0, 0.01)])
+    backprop_speed.check_same_gradient("same", good, good)
+    with pytest.raises(SystemExit, match="layer 3: .*max \\|Δ ∂C/∂b\\| 0.01"):
+        backprop_speed.check_same_gradient("bad", bad, good)
