@@ -1,10 +1,11 @@
-"""Chapter 6's figures, drawn for the conv runner: the first layer's filters and the digits
-an ensemble got wrong.
+"""Figures of digits and filters, for the runners of chapters 1 and 6: the first conv
+layer's filters, digits with their labels, and the digits a network or an ensemble got wrong.
 
     draw_filters(w, "filters.png")                         # w (20, 5, 5) or (20, 1, 5, 5)
+    draw_digits(x[:20], [str(d) for d in y[:20]], "digits.png")
     draw_misclassified(x[wrong], y[wrong], votes[wrong], "wrong.png")
 
-Both write a PNG with matplotlib's Agg renderer (a bare ``Figure``, no pyplot state) and
+Each writes a PNG with matplotlib's Agg renderer (a bare ``Figure``, no pyplot state) and
 return the path; a wrong shape is a one-line ValueError naming the argument.
 """
 
@@ -61,22 +62,27 @@ def draw_filters(filters, path, title=None):
     return path
 
 
-def draw_misclassified(images, labels, predictions, path, side=28, title=None):
-    """Writes the grid of the digits ``images`` (k, side*side), values in [0, 1], to the
-    PNG ``path``, each titled "true → predicted" from ``labels`` (k,) and ``predictions``
-    (k,); returns ``path``. With k = 0 the figure says there are none. Ten digits a row."""
+def _digits(images, side):
+    """``images`` as a float32 (k, side*side) array; a ValueError naming it otherwise."""
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != side * side:
         raise ValueError(
             f"images must have shape (k, {side * side}) for side={side}, got {np.shape(images)}"
         )
+    return x
+
+
+def draw_digits(images, titles, path, side=28, title=None, empty="no digits"):
+    """Writes the grid of the digits ``images`` (k, side*side), values in [0, 1], ten a
+    row, each titled by the string ``titles[i]`` (k of them), to the PNG ``path``; returns
+    ``path``. With k = 0 the figure says ``empty``."""
+    x = _digits(images, side)
     k = x.shape[0]
-    for name, a in (("labels", labels), ("predictions", predictions)):
-        if np.shape(a) != (k,):
-            raise ValueError(f"{name} must have shape ({k},) to match images, got {np.shape(a)}")
+    if len(titles) != k:
+        raise ValueError(f"titles must be {k} strings to match images, got {len(titles)}")
     if k == 0:
         fig = _figure(4, 1.5)
-        fig.text(0.5, 0.5, "no misclassified digits", ha="center", va="center", fontsize=14)
+        fig.text(0.5, 0.5, empty, ha="center", va="center", fontsize=14)
     else:
         rows, columns = _grid(k)
         fig = _figure(1.0 * columns, 1.15 * rows + (0.5 if title else 0.1))
@@ -88,7 +94,7 @@ def draw_misclassified(images, labels, predictions, path, side=28, title=None):
                 ax.imshow(
                     x[i].reshape(side, side), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest"
                 )
-                ax.set_title(f"{int(labels[i])} → {int(predictions[i])}", fontsize=10)
+                ax.set_title(titles[i], fontsize=10)
             else:
                 ax.axis("off")
         fig.subplots_adjust(
@@ -105,24 +111,39 @@ def draw_misclassified(images, labels, predictions, path, side=28, title=None):
     return path
 
 
+def draw_misclassified(images, labels, predictions, path, side=28, title=None):
+    """Writes the grid of the digits ``images`` (k, side*side), values in [0, 1], to the
+    PNG ``path``, each titled "true → predicted" from ``labels`` (k,) and ``predictions``
+    (k,); returns ``path``. With k = 0 the figure says there are none. Ten digits a row."""
+    k = len(_digits(images, side))
+    for name, a in (("labels", labels), ("predictions", predictions)):
+        if np.shape(a) != (k,):
+            raise ValueError(f"{name} must have shape ({k},) to match images, got {np.shape(a)}")
+    titles = [f"{int(t)} → {int(p)}" for t, p in zip(labels, predictions)]
+    return draw_digits(images, titles, path, side, title, empty="no misclassified digits")
+
+
 MAX_DRAWN = 100  # misclassified digits drawn at most (the book's ensemble gets 33 wrong)
+
+
+def mistakes(labels, predictions, limit=MAX_DRAWN):
+    """The digits to draw: ``(shown, total)``, the indices (ascending, int64) of the first
+    ``limit`` examples whose ``predictions`` (n,) differ from their ``labels`` (n,), and
+    how many differ in all."""
+    from nnjax import ensemble
+
+    wrong = ensemble.misclassified(predictions, labels)
+    return wrong[:limit], len(wrong)
 
 
 def draw_mistakes(images, labels, predictions, path, side=28, limit=MAX_DRAWN) -> str:
     """Draws the first ``limit`` of the digits ``images`` (n, side*side) whose
     ``predictions`` (n,) differ from their ``labels`` (n,) to the PNG ``path``; returns the
     sentence that says so, for the runner to print."""
-    from nnjax import ensemble
-
     labels, predictions = np.asarray(labels), np.asarray(predictions)
-    wrong = ensemble.misclassified(predictions, labels)
-    shown = wrong[:limit]
+    shown, total = mistakes(labels, predictions, limit)
     draw_misclassified(
         np.asarray(images)[shown], labels[shown], predictions[shown], path, side=side
     )
-    which = (
-        f"the {len(wrong)}"
-        if len(shown) == len(wrong)
-        else f"the first {len(shown)} of the {len(wrong)}"
-    )
+    which = f"the {total}" if len(shown) == total else f"the first {len(shown)} of the {total}"
     return f"Drew {which} misclassified digits to {path}."

@@ -99,6 +99,12 @@ flags.DEFINE_string(
     "network2.py JSON (nnjax.checkpoint.load reads it back).",
 )
 flags.DEFINE_string(
+    "misclassified_png",
+    None,
+    'Draw the test digits the final network gets wrong to this PNG, "true → predicted" '
+    "(the first 100): the network --save writes.",
+)
+flags.DEFINE_string(
     "checkpoint_dir",
     None,
     "Checkpoint after every epoch in this directory; "
@@ -142,7 +148,7 @@ def check_flags() -> list[int]:
             raise UsageError(f"--{name} must be zero or positive, got {FLAGS[name].value}")
     if FLAGS.train_size is not None and FLAGS.train_size <= 0:
         raise UsageError(f"--train_size must be positive, got {FLAGS.train_size}")
-    for name in ("metrics_out", "save"):
+    for name in ("metrics_out", "save", "misclassified_png"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
     devices = parse_devices(FLAGS.devices)
@@ -201,6 +207,12 @@ def run() -> None:
                 f"training images of {dataset.name}"
             )
         train_x, train_y = train_x[: FLAGS.train_size], train_y[: FLAGS.train_size]
+    height, width, channels = dataset.image_shape
+    if FLAGS.misclassified_png and (height != width or channels != 1):
+        raise UsageError(
+            f"--misclassified_png draws square greyscale digits; --dataset={FLAGS.dataset} "
+            f"has {height}×{width}×{channels} images"
+        )
     n_train = len(train_y)
     if FLAGS.mini_batch_size > n_train:
         raise UsageError(
@@ -355,6 +367,16 @@ def run() -> None:
         f" in {run.train_seconds:.1f} s"
         f" (+{run.compile_seconds:.1f} s compile)."
     )
+    if FLAGS.misclassified_png and primary:
+        from experiments import conv_figures
+
+        test = dataset.test
+        predictions = jax.device_get(network.predict(run.params, test.x, activation))
+        say(
+            conv_figures.draw_mistakes(
+                test.x, test.y, predictions, FLAGS.misclassified_png, side=height
+            )
+        )
 
 
 def main(argv):

@@ -51,6 +51,7 @@ def test_a_non_finite_float_flag_is_refused_and_writes_nothing(tmp_path, runner,
 COLLISIONS = [
     ("experiments.mnist", "net.json", ["--save={f}", "--metrics_out={f}"], "--save"),
     ("experiments.mnist", "checkpoint.npz", ["--checkpoint_dir={d}", "--save={f}"], "--save"),
+    ("experiments.mnist", "w.png", ["--save={f}", "--misclassified_png={f}"], "--save"),
     ("experiments.conv", "out.json", ["--metrics_out={f}", "--predictions_out={f}"], "--metrics"),
     ("experiments.conv", "f.png", ["--filters_png={f}", "--misclassified_png={f}"], "--misclass"),
     ("experiments.conv", "net.npz", ["--save={f}", "--metrics_out={d}/./net.npz"], "--save"),

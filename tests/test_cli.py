@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.helpers import assert_failed_with_one_error
 
@@ -55,6 +56,8 @@ def run_mnist(*flags, timeout=300):
         (["--dataset=cifar"], "cifar"),
         (["--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),
         (["--metrics_out=/nonexistent/dir/m.jsonl"], "--metrics_out"),
+        (["--misclassified_png=/nonexistent/dir/w.png"], "--misclassified_png"),
+        (["--misclassified_png=/proc/w.png", "--epochs=1"], "--misclassified_png"),
         (["--metrics_out=/proc/m.jsonl", "--epochs=1"], "--metrics_out"),
         (["--data_dir=/proc/nonexistent"], "/proc/nonexistent"),
         (["--epochs=many"], "--epochs"),
@@ -104,6 +107,35 @@ def test_resumed_epochs_reach_the_metrics_file_before_the_next_epoch(tmp_path):
     assert open_metrics(None, rows) is None
     with pytest.raises(UsageError, match="--metrics_out=.*missing"):
         open_metrics(str(tmp_path / "missing" / "m.jsonl"), rows)
+
+
+def test_misclassified_png_draws_the_final_networks_wrong_test_digits(tmp_path):
+    """The count the runner draws from is the final network's: 10000 − its Final correct,
+    and the saved network (the final one) run through NumPy gets the same digits wrong."""
+    from nnjax import data
+
+    png, saved = tmp_path / "w.png", tmp_path / "net.json"
+    result = run_mnist(
+        "--train_size=1000",
+        "--epochs=2",
+        f"--save={saved}",
+        f"--misclassified_png={png}",
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    final = int(result.stdout.split("Final: ")[1].split(" / ")[0])
+    drew = next(line for line in result.stdout.splitlines() if line.startswith("Drew "))
+    assert drew == f"Drew the first 100 of the {10000 - final} misclassified digits to {png}."
+
+    net = json.loads(saved.read_text())
+    test = data.load("mnist", progress=None).test
+    a = test.x.astype(np.float64).T
+    for w, b in zip(net["weights"], net["biases"]):
+        a = 1 / (1 + np.exp(-(np.array(w) @ a + np.array(b))))
+    wrong = int(np.sum(np.argmax(a, axis=0) != test.y))
+    assert abs(wrong - (10000 - final)) <= 3, wrong  # a GPU's TF32 products may flip a near tie
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size[1] > 1000  # 100 digits: ten rows
 
 
 def test_book_chapter1_run_reaches_94_5_percent(tmp_path):

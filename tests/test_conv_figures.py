@@ -1,4 +1,4 @@
-"""Chapter 6's figures: first-layer filters and misclassified digits."""
+"""Chapters 1 and 6's figures: first-layer filters, digits, and misclassified digits."""
 
 import numpy as np
 import pytest
@@ -75,6 +75,26 @@ def test_misclassified_figure_sizes(tmp_path):
     assert many.shape[1] <= 1400
 
 
+def test_digits_figure_draws_each_digit_in_its_cell(tmp_path):
+    # Digit i is black in its top i rows (of 4): the cells darken from left to right.
+    images = np.stack([(np.arange(16) < 4 * i).astype(np.float32) for i in range(5)])
+    path = conv_figures.draw_digits(images, list("01234"), tmp_path / "d.png", side=4)
+    pixels = read_png(path)
+    columns = np.array_split(pixels[pixels.shape[0] // 5 :], 5, axis=1)
+    darkness = [dark_fraction(c) for c in columns]
+    assert darkness == sorted(darkness) and darkness[0] < 0.05 < darkness[-1], darkness
+
+
+@pytest.mark.parametrize("seed, limit", [(0, 100), (1, 5), (2, 0)])
+def test_mistakes_are_the_first_wrong_indices(seed, limit):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, 500)
+    predictions = np.where(rng.random(500) < 0.3, rng.integers(0, 10, 500), labels)
+    wrong = [i for i in range(500) if predictions[i] != labels[i]]
+    shown, total = conv_figures.mistakes(labels, predictions, limit)
+    assert shown.tolist() == wrong[:limit] and total == len(wrong)
+
+
 def test_no_misclassified_digits(tmp_path):
     pixels = read_png(
         conv_figures.draw_misclassified(
@@ -106,6 +126,8 @@ def test_no_misclassified_digits(tmp_path):
             lambda p: conv_figures.draw_misclassified(np.zeros((3, 784)), [1] * 3, [[1]] * 3, p),
             "predictions",
         ),
+        (lambda p: conv_figures.draw_digits(np.zeros((3, 784)), ["1"] * 2, p), "titles"),
+        (lambda p: conv_figures.draw_digits(np.zeros(784), ["1"], p), "images"),
     ],
 )
 def test_bad_shapes_are_one_line_errors(tmp_path, call, name):
