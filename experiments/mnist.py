@@ -116,7 +116,7 @@ flags.DEFINE_enum(
     ["jax", "cpp"],
     "jax: the JAX epoch, jax.grad of the Python loss; cpp: on the CPU, chapter 1's "
     "one-hidden-layer sigmoid network with plain SGD in nnjax's hand-fused C++ copy of the "
-    "same step (faster; see README).",
+    "same step (faster; see docs/performance.md).",
 )
 flags.DEFINE_string(
     "devices",
