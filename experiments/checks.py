@@ -106,6 +106,22 @@ def parse_positive_ints(flag: str, text, allow_none: bool = False) -> list[int]:
     return values
 
 
+def parse_floats(flag: str, text) -> list[float]:
+    """``"0.6,-1"`` (or absl's list ``["0.6", "-1"]``) → ``[0.6, -1.0]``; raises UsageError
+    naming --``flag`` unless every item is a finite number."""
+    text = text if isinstance(text, str) else ",".join(text)
+    parts = [p.strip() for p in text.split(",")]
+    if not all(parts):
+        raise UsageError(f"--{flag}={text!r} has an empty item")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"--{flag} must be comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise UsageError(f"--{flag} must be finite numbers, got {text!r}")
+    return values
+
+
 def check_finite_floats() -> None:
     """Raises UsageError naming the first float flag given a non-finite value (absl's float
     flags accept ``inf`` and ``nan``; a network trained with them is NaN)."""

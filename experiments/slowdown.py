@@ -15,7 +15,7 @@ float64, as the book's code.
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_writable
+from experiments.checks import UsageError, check_writable, parse_floats
 from experiments.cli import run_guarded
 
 FLAGS = flags.FLAGS
@@ -40,23 +40,12 @@ TABLE_EPOCHS = (0, 50, 100, 150, 200, 300)
 FORMULAS = {"quadratic": "(a − y) σ'(z) x", "cross_entropy": "x (a − y)"}
 
 
-def parse_floats(name: str, items) -> list:
-    """``FLAGS.name``'s comma-separated items as finite floats; UsageError naming the flag."""
-    try:
-        values = [float(s) for s in items]
-    except ValueError:
-        raise UsageError(f"--{name} must be numbers, got {','.join(items)!r}") from None
-    if not all(abs(v) < float("inf") for v in values):
-        raise UsageError(f"--{name} must be finite numbers, got {','.join(items)!r}")
-    return values
-
-
 def parse_starts(items) -> list:
     """``["0.6:0.9", ...]`` → ``[(0.6, 0.9), ...]``; UsageError naming --starts."""
     starts = []
     for item in items:
         parts = item.split(":")
-        if len(parts) != 2:
+        if len(parts) != 2 or not all(p.strip() for p in parts):
             raise UsageError(f"--starts: {item!r} is not w:b")
         starts.append(tuple(parse_floats("starts", parts)))
     if not starts:

@@ -13,7 +13,7 @@ Computed in float64, as the book's code.
 
 from absl import app, flags
 
-from experiments.checks import UsageError
+from experiments.checks import UsageError, parse_floats
 from experiments.cli import SEED_BOUNDS, run_guarded
 
 FLAGS = flags.FLAGS
@@ -30,17 +30,11 @@ flags.DEFINE_float("x", 1.0, "The input.")
 flags.DEFINE_float("y", 0.0, "The desired output.")
 
 
-def parse_floats(name: str, n: int):
+def given_floats(name: str, n: int):
     """--name's values as n finite floats, or None if not given; UsageError naming it."""
-    items = FLAGS[name].value
-    if items is None:
+    if FLAGS[name].value is None:
         return None
-    try:
-        values = [float(s) for s in items]
-    except ValueError:
-        raise UsageError(f"--{name} must be numbers, got {','.join(items)!r}") from None
-    if not all(abs(v) < float("inf") for v in values):
-        raise UsageError(f"--{name} must be finite numbers, got {','.join(items)!r}")
+    values = parse_floats(name, FLAGS[name].value)
     if len(values) != n:
         raise UsageError(f"--{name} needs {n} values (--neurons={n}), got {len(values)}")
     return values
@@ -50,7 +44,7 @@ def run() -> None:
     n = FLAGS.neurons
     if n < 2:
         raise UsageError(f"--neurons must be at least 2, got {n}")
-    w, b = parse_floats("w", n), parse_floats("b", n)
+    w, b = given_floats("w", n), given_floats("b", n)
     if FLAGS.exploding and (w is not None or b is not None):
         raise UsageError("--exploding sets the weights and biases: leave out --w and --b")
     import jax

@@ -117,6 +117,12 @@ LIBRARY_ERRORS = [
     ("experiments.mnist", ["--hidden=30,,30"], "--hidden='30,,30' has an empty item"),
     ("experiments.sweep", ["--hidden=30,"], "--hidden='30,' has an empty item"),
     ("experiments.sweep", ["--eta=0.5,,"], "--eta"),
+    ("experiments.slowdown", ["--softmax", "--z=1,,2"], "--z='1,,2' has an empty item"),
+    ("experiments.slowdown", ["--starts=2:,1:1"], "--starts: '2:' is not w:b"),
+    ("experiments.vanishing", ["--w=1,2,,4"], "--w='1,2,,4' has an empty item"),
+    ("experiments.vanishing", ["--b=1,x,3,4"], "--b must be comma-separated numbers"),
+    ("experiments.universality", ["--bumps=5,,10"], "--bumps='5,,10' has an empty item"),
+    ("benchmarks.backprop_speed", ["--sizes=784,,10"], "--sizes='784,,10' has an empty item"),
 ]
 
 
