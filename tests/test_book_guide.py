@@ -4,13 +4,20 @@
   class or assignment at its top level; ``Class.method`` for a method);
 * every ``python -m MODULE`` names a runner or benchmark of this checkout, and each of its
   ``--flag``s is defined by that runner or the shared flag modules it uses;
-* the ``>>>`` examples run and print what the page says (doctest).
+* the ``>>>`` examples run and print what the page says (doctest);
+* where a page quotes what a quick runner prints (an indented block: the command, a blank
+  line, its output), the runner, run now, prints every quoted line (``...`` stands for
+  lines left out; a ``--png`` goes to a temporary file and is named back as written).
 """
 
 import ast
 import doctest
+import os
 import pathlib
 import re
+import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -19,6 +26,15 @@ GUIDE = sorted((ROOT / "docs" / "book").glob("chapter*.md"))
 REFERENCE = re.compile(r"`((?:nnjax|experiments|benchmarks)/[\w/]+\.py):([\w.]+)`")
 COMMAND = re.compile(r"python -m ((?:experiments|benchmarks)\.\w+)((?:[ \t]+(?:\\\n)?[^\n`]*)?)")
 FLAG = re.compile(r"--(?:no)?(\w+)")
+# Runners quick enough to run here, with what their quoted output must not depend on.
+QUICK = (
+    "experiments.slowdown",
+    "experiments.vanishing",
+    "experiments.universality",
+    "experiments.baselines",
+    "experiments.digits",
+    "benchmarks.backprop_speed",
+)
 
 
 def _defined(tree: ast.Module) -> dict:
@@ -113,3 +129,64 @@ def test_examples_print_what_the_page_says(page):
         verbose=False,
     )
     assert failures == 0, f"{page.name}: {failures} of {tried} examples print something else"
+
+
+def _blocks(text: str):
+    """The indented code blocks of a markdown page: lists of their lines, unindented."""
+    blocks, block = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("    ") or (block and not line.strip()):
+            block.append(line[4:])
+        elif block:
+            while block and not block[-1].strip():
+                block.pop()
+            blocks.append(block)
+            block = []
+    return blocks
+
+
+def _quoted_runs():
+    """(page, command, quoted output lines) of each block that is a quick command, a blank
+    line and what it prints (timings are never quoted so: backprop_speed only --check)."""
+    runs = []
+    for page in GUIDE:
+        for block in _blocks(page.read_text()):
+            first = block[0]
+            if not first.startswith("python -m ") or "" not in block:
+                continue
+            module = first.split()[2]
+            output = [line for line in block[block.index("") + 1 :] if line.strip()]
+            if module not in QUICK or not output or "--svm" in first:
+                continue
+            if module == "benchmarks.backprop_speed" and "--check" not in first:
+                continue
+            runs.append((page.name, first, output))
+    return runs
+
+
+def test_some_pages_quote_what_runners_print():
+    assert len(_quoted_runs()) >= 6
+
+
+@pytest.mark.parametrize("page,command,quoted", _quoted_runs())
+def test_quoted_output_is_what_the_runner_prints(tmp_path, page, command, quoted):
+    args, renamed = shlex.split(command)[1:], {}
+    for i, arg in enumerate(args):
+        if arg.startswith("--png="):
+            renamed[str(tmp_path / "figure.png")] = arg[len("--png=") :]
+            args[i] = f"--png={tmp_path / 'figure.png'}"
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout
+    for new, old in renamed.items():
+        printed = printed.replace(new, old)
+    printed = {line.strip() for line in printed.splitlines()}
+    missing = [line for line in quoted if line.strip() != "..." and line.strip() not in printed]
+    assert not missing, f"{page}: `{command}` no longer prints {missing}"
