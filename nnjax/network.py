@@ -162,3 +162,20 @@ def model(
         name=f"{activation.name} network, {cost.name} cost",
         book_network=(cost, activation),
     )
+
+
+@functools.cache
+def regression_model(cost: costs.Cost = costs.quadratic) -> Model:
+    """A network fitted to real-valued desired outputs, as an ``epoch.Model``: the loss is
+    ``loss`` on ``y`` (m, n_out) (or (m,) for one output) as given, not as labels; for
+    chapter 3's single neuron and chapter 4's trained comparison. ``predict`` is unused
+    (every example is class 0: there are no classes)."""
+
+    def train_loss(params, x, y, key=None):
+        return loss(params, x, y.reshape(x.shape[0], -1), cost)
+
+    return Model(
+        loss=train_loss,
+        predict=lambda params, x: jnp.zeros(x.shape[0], jnp.int32),
+        name=f"sigmoid network, {cost.name} cost, real-valued outputs",
+    )

@@ -10,12 +10,11 @@ The gradients are ``jax.grad`` of the cost; the book's closed forms (quadratic:
 times BP4's x, as ``closed_form_grad`` writes them out.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations, costs, neurons
+from nnjax import activations, costs, fit, network, neurons, optimizers
+from nnjax.history import History
 
 
 def forward(w, b, x):
@@ -46,23 +45,31 @@ def closed_form_grad(w, b, x, y, cost: costs.Cost):
     return x * delta, delta
 
 
-@functools.partial(jax.jit, static_argnames=("cost", "epochs"))
 def train(cost: costs.Cost, w, b, x, y, eta, epochs: int):
-    """Gradient descent w → w − η ∂C/∂w, b → b − η ∂C/∂b, one step per epoch, as the book's
-    demonstration does.
+    """Gradient descent w → w − η ∂C/∂w, b → b − η ∂C/∂b, one step per epoch (one training
+    example, a mini-batch of one), as the book's demonstration does: the neuron is a [1, 1]
+    network trained by ``nnjax.fit`` and the book's SGD, as every network here is.
 
     Returns a dict of arrays of shape (epochs + 1,): ``w``, ``b``, the output ``a`` and the
     cost ``cost`` at the start (index 0) and after each epoch (index k after k steps).
     """
-    w, b = jnp.asarray(w, jnp.result_type(float)), jnp.asarray(b, jnp.result_type(float))
-
-    def step(wb, _):
-        gw, gb = grad(*wb, x, y, cost)
-        new = (wb[0] - eta * gw, wb[1] - eta * gb)
-        return new, new
-
-    _, (ws, bs) = jax.lax.scan(step, (w, b), length=epochs)
-    ws, bs = jnp.concatenate([w[None], ws]), jnp.concatenate([b[None], bs])
+    dtype = jnp.result_type(float)  # float64 under jax.enable_x64, as the book computes
+    params = {"weights": [jnp.full((1, 1), w, dtype)], "biases": [jnp.full((1,), b, dtype)]}
+    tx = optimizers.make("sgd")
+    run = History(params, optimizers.init(tx, params, eta=eta))
+    seen = [params]
+    fit.fit(
+        network.regression_model(cost),
+        tx,
+        run,
+        (jnp.full((1, 1), x, dtype), jnp.full((1,), y, dtype)),
+        epochs=epochs,
+        mini_batch_size=1,
+        key=jax.random.key(0),  # one example: nothing to shuffle
+        after_epoch=lambda runs: seen.append(runs[0].params),
+    )
+    ws = jnp.stack([p["weights"][0][0, 0] for p in seen])
+    bs = jnp.stack([p["biases"][0][0] for p in seen])
     a = jax.vmap(lambda w, b: forward(w, b, x)[1][0])(ws, bs)
     c = jax.vmap(lambda w, b: cost_of(w, b, x, y, cost))(ws, bs)
     return {"w": ws, "b": bs, "a": a, "cost": c}

@@ -28,13 +28,11 @@ in a window of width ~10/w around the corner (``corner_windows``). ``grid`` keep
 points off the steps when its size is a multiple of the number of bumps.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import activations, costs, epoch, fit, history, network, optimizers
+from nnjax import activations, fit, history, network, optimizers
 
 sigma = activations.sigmoid.fn
 W = 1000.0  # the book's "very large" weight of a step neuron
@@ -204,17 +202,6 @@ def network_function(params):
     return lambda x: network.feedforward(params, jnp.asarray(x, jnp.float32)[:, None])[:, 0]
 
 
-@functools.cache
-def regression_model() -> epoch.Model:
-    """A one-output sigmoid network trained with the quadratic cost on real-valued desired
-    outputs y (m,) (not labels), for ``nnjax.fit``; its ``predict`` is unused."""
-
-    def loss(params, x, y, key=None):
-        return network.loss(params, x, y[:, None], costs.quadratic)
-
-    return epoch.Model(loss=loss, predict=lambda params, x: jnp.zeros(x.shape[0], jnp.int32))
-
-
 def train(
     f, hidden: int, key, *, epochs=300, eta=0.01, optimizer="adam", samples=1000, mini_batch_size=10
 ):
@@ -229,7 +216,7 @@ def train(
     tx = optimizers.make(optimizer)
     run = history.History(params, optimizers.init(tx, params, eta=eta))
     fit.fit(
-        regression_model(),
+        network.regression_model(),
         tx,
         run,
         (x, y),
