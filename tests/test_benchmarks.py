@@ -66,11 +66,6 @@ def test_backprop_speed_times_every_variant_for_every_mini_batch_size():
     rows = [line.split() for line in result.stdout.splitlines() if line[:5].strip().isdigit()]
     variants = ["book", "per-example", "matrix", "jax.grad"]
     assert [(r[0], r[1]) for r in rows] == [(m, v) for m in "14" for v in variants], rows
-    for row in rows:
-        us, vs_loop = float(row[-3]), float(row[-2].rstrip("x"))
-        assert us > 0 and vs_loop > 0
-    per_example = [r for r in rows if r[1] == "per-example"]
-    assert all(r[-2] == "1.0x" for r in per_example)
 
 
 def test_backprop_speed_check_prints_each_layers_difference_in_float64():
@@ -94,10 +89,19 @@ def test_backprop_speed_loops_give_the_batch_gradient():
     with jax.enable_x64(True):
         params, x, y = backprop_speed.problem([6, 5, 4, 3], 7, jax.numpy.float64, seed=0)
         reference = backprop.grad(params, x, y)
+        calls = []
+
+        def one_example(params, xi, yi):  # the loop must hand over single examples
+            assert xi.shape == (6,) and yi.shape == (3,)
+            calls.append(xi)
+            return backprop.backprop(params, xi, yi)
+
         loops = [
-            backprop_speed.per_example_loop(backprop.backprop)(params, x, y),
+            backprop_speed.per_example_loop(one_example)(params, x, y),
             backprop_speed.book_loop(params, x, y)(),
         ]
+        assert len(calls) == 7
+        np.testing.assert_array_equal(np.stack(calls), x)  # each example once, in order
         for got in loops:
             for u, v in zip(jax.tree.leaves(got), jax.tree.leaves(reference)):
                 np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-10, atol=1e-14)
