@@ -29,8 +29,12 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import UsageError, parse_positive_ints
+from experiments.checks import UsageError, bytes_text, check_memory, parse_positive_ints
 from experiments.cli import SEED_BOUNDS, run_guarded
+
+VARIANTS = 4  # timed: the book's loop, the per-example loop, the matrix pass, jax.grad
+MAX_SECONDS = 3600  # of timing rounds, at least: --repeats × --round_seconds × ...
+MAX_LOOP = 10_000  # examples a mini-batch of the per-example loops (a Python call each)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("sizes", "784,30,10", "Layer sizes of the network, comma separated.")
@@ -58,7 +62,41 @@ def check_flags():
     sizes = parse_positive_ints("sizes", FLAGS.sizes)
     if len(sizes) < 2:
         raise UsageError(f"--sizes={FLAGS.sizes!r}: a network needs an input and an output layer")
-    return sizes, parse_positive_ints("mini_batch_sizes", FLAGS.mini_batch_sizes)
+    batches = parse_positive_ints("mini_batch_sizes", FLAGS.mini_batch_sizes)
+    if not FLAGS.check:
+        seconds = VARIANTS * len(batches) * FLAGS.repeats * FLAGS.round_seconds
+        if seconds > MAX_SECONDS:
+            raise UsageError(
+                f"--repeats={FLAGS.repeats} × --round_seconds={FLAGS.round_seconds:g}: timing "
+                f"would take at least {seconds:,.0f} s ({VARIANTS} variants × {len(batches)} "
+                f"mini-batch sizes × {FLAGS.repeats:,} rounds); at most {MAX_SECONDS:,} s"
+            )
+        if max(batches) > MAX_LOOP:
+            raise UsageError(
+                f"--mini_batch_sizes={FLAGS.mini_batch_sizes}: at most {MAX_LOOP:,} when timing "
+                "(the per-example loops call backprop from Python once per example, each round)"
+            )
+    check_fits(sizes, max(batches))
+    return sizes, batches
+
+
+def check_fits(sizes, m) -> None:
+    """UsageError naming --sizes or --mini_batch_sizes (whichever needs more) unless the
+    network ``sizes`` (parameters, gradients and, when timing, the book's float64 copies)
+    and a mini-batch of ``m`` (inputs, weighted inputs, activations, δs) fit in memory: an
+    estimate from below."""
+    n = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    itemsize = 8 if FLAGS.check else 4
+    network = n * (3 * itemsize + (0 if FLAGS.check else 2 * 8))
+    batch = m * sum(sizes) * 3 * itemsize
+    flag = "sizes" if network >= batch else "mini_batch_sizes"
+    check_memory(
+        flag,
+        FLAGS[flag].value,
+        network + batch,
+        f"the gradients need at least {{need}} ({bytes_text(network)} for the network, "
+        f"{bytes_text(batch)} for a mini-batch of {m:,})",
+    )
 
 
 def problem(sizes, m, dtype, seed):

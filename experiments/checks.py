@@ -1,8 +1,9 @@
 """The checks every runner makes of its flags before any work: the error for a bad flag,
 the lists runners parse, files that must be writable, float flags that must be finite,
-output flags that must name distinct files, networks that must fit in memory; and
---metrics_out's file."""
+output flags that must name distinct files (none of them an input), networks that must
+fit in memory; and how output files are written (--metrics_out's lines, figures)."""
 
+import io
 import json
 import math
 import os
@@ -23,6 +24,48 @@ def check_writable(flag: str, path: str) -> None:
         raise UsageError(f"--{flag}={path}: directory {directory} does not exist")
     if not os.access(path if os.path.exists(path) else directory, os.W_OK):
         raise UsageError(f"--{flag}={path} is not writable")
+
+
+def check_png(flag: str, path: str) -> None:
+    """Raises UsageError naming --``flag`` unless ``path`` names a .png file that can be
+    written (``check_writable``)."""
+    if not path.lower().endswith(".png"):
+        raise UsageError(f"--{flag}={path} must name a .png file")
+    check_writable(flag, path)
+
+
+def write_file(path, data: bytes) -> None:
+    """Writes ``data`` to ``path``. A regular file (or a new one) is replaced whole, through
+    a temporary file, so that a failed write (a full disk) leaves an earlier file as it was;
+    a device or pipe (``/dev/null``, ``/dev/full``) is written in place, never replaced. A
+    failure is an OSError naming ``path``, which ``run_guarded`` names by its flag."""
+    from nnjax import checkpoint
+
+    target = os.path.realpath(path)  # through a symlink, its file is replaced, not the link
+    if os.path.exists(target) and not os.path.isfile(target):
+        try:
+            with open(target, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror or str(e), os.fspath(path)) from e
+        return
+    try:
+        checkpoint.write_atomically(target, lambda f: f.write(data))
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, os.fspath(path)) from e
+
+
+def save_figure(fig, path, dpi: int = 100) -> None:
+    """Writes the matplotlib Figure ``fig`` to ``path`` as a PNG, by ``write_file``."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")
+    write_file(path, buffer.getvalue())
+
+
+def plain_text(text: str) -> str:
+    """``text`` (a label or title from a flag) as matplotlib draws it literally: its ``$``
+    escaped, which would otherwise start mathtext and fail on ``$\\frac{$``."""
+    return text.replace("$", r"\$")
 
 
 def check_predictions_out(flag: str, path: str, inputs=()) -> None:
@@ -106,6 +149,21 @@ def parse_positive_ints(flag: str, text, allow_none: bool = False) -> list[int]:
     return values
 
 
+def parse_names(flag: str, text, choices) -> list[str]:
+    """``"a,b"`` (or absl's list ``["a", "b"]``) → ``["a", "b"]``; raises UsageError naming
+    --``flag`` unless there is at least one and each is one of ``choices``."""
+    text = text if isinstance(text, str) else ",".join(text)
+    parts = [p.strip() for p in text.split(",")] if text.strip() else []
+    if not all(parts):
+        raise UsageError(f"--{flag}={text!r} has an empty item")
+    if not parts:
+        raise UsageError(f"--{flag} needs at least one of {', '.join(choices)}")
+    unknown = [p for p in parts if p not in choices]
+    if unknown:
+        raise UsageError(f"--{flag}: unknown {unknown[0]!r}; choose from {', '.join(choices)}")
+    return parts
+
+
 def parse_floats(flag: str, text) -> list[float]:
     """``"0.6,-1"`` (or absl's list ``["0.6", "-1"]``) → ``[0.6, -1.0]``; raises UsageError
     naming --``flag`` unless every item is a finite number."""
@@ -159,6 +217,31 @@ def check_distinct_outputs() -> None:
         seen[key] = f"{name}={value}"
 
 
+# The output flags whose file is replaced by a new one (written to a temporary name, then
+# renamed): naming a device there, as root, would replace /dev/full itself.
+REPLACED_FLAGS = ("save", "predictions_out", "summary_out", "checkpoint_dir")
+
+
+def check_replaced_outputs() -> None:
+    """Raises UsageError if an output flag of ``REPLACED_FLAGS`` names something that is not
+    a regular file (a device, a pipe): it would be replaced, not written to."""
+    for name, value, path in _outputs():
+        if name in REPLACED_FLAGS and os.path.exists(path) and not os.path.isfile(path):
+            raise UsageError(
+                f"--{name}={value}: {path} is not a regular file (a device or a pipe); "
+                "it would be replaced, not written to"
+            )
+
+
+def check_not_inputs(inputs) -> None:
+    """Raises UsageError if an output flag names one of ``inputs`` (``(flag, path)`` pairs:
+    the files the runner reads): the run would overwrite what it reads."""
+    for flag, path in inputs:
+        for name, value, target in _outputs():
+            if os.path.realpath(target) == os.path.realpath(path):
+                raise UsageError(f"--{name}={value} is also the input file of --{flag} ({path})")
+
+
 def name_flag(path) -> str:
     """``--flag=value`` of the output flag that writes ``path``, or ``path`` itself."""
     for name, value, target in _outputs():
@@ -176,21 +259,34 @@ def check_fits(flag: str, value, params, copies: int, data_bytes: int, networks:
     a refused run would fail for sure, a run that passes may still run short."""
     import jax
 
+    per_copy = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(params))
+    each = f" for each of {networks:,} networks" if networks > 1 else ""
+    check_memory(
+        flag,
+        value,
+        networks * copies * per_copy + data_bytes,
+        f"training needs at least {{need}} ({copies} × {bytes_text(per_copy)} of parameters, "
+        f"gradients and updates{each}, and {bytes_text(data_bytes)} of data)",
+    )
+
+
+def check_memory(flag: str, value, need: int, what: str) -> None:
+    """Raises UsageError naming --``flag``=``value`` if ``need`` bytes exceed the memory
+    free on the device; ``what`` says what needs them, ``{need}`` standing for the amount
+    (e.g. "the hidden layer's outputs need {need}")."""
     from nnjax import parallel
 
-    per_copy = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(params))
-    need = networks * copies * per_copy + data_bytes
     have, where = parallel.free_memory()
     if need > have:
-        each = f" for each of {networks:,} networks" if networks > 1 else ""
         raise UsageError(
-            f"--{flag}={value}: training needs at least {_gb(need)} ({copies} × "
-            f"{_gb(per_copy)} of parameters, gradients and updates{each}, and "
-            f"{_gb(data_bytes)} of data); {where} is {_gb(have)}"
+            f"--{flag}={value}: {what.format(need=bytes_text(need))}; {where} is {bytes_text(have)}"
         )
 
 
-def _gb(n: int) -> str:
+def bytes_text(n: int) -> str:
+    """``n`` bytes in MB or GB, for messages."""
+    if n >= 1e12:
+        return f"{n / 1e12:,.1f} TB"
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 

@@ -14,6 +14,7 @@ from experiments.checks import (
     UsageError,
     check_distinct_outputs,
     check_finite_floats,
+    check_replaced_outputs,
     name_flag,
 )
 
@@ -24,12 +25,12 @@ SEED_BOUNDS = dict(lower_bound=0, upper_bound=MAX_SEED)
 
 
 def run_guarded(run, argv) -> None:
-    """A runner's ``main``: rejects stray arguments, non-finite float flags and output flags
-    naming one file, then calls ``run()``, turning a bad flag, a data problem, an unreadable
-    checkpoint, a network that diverged or a file that cannot be written (a full disk, a
-    read-only directory: the message names the file) into one ``error: ...`` line and a
-    non-zero exit, and Ctrl-C into ``interrupted``. JAX's INFO logs are not shown unless
-    --verbosity is given."""
+    """A runner's ``main``: rejects stray arguments, non-finite float flags, output flags
+    naming one file and a device where a file would be replaced, then calls ``run()``,
+    turning a bad flag, a data problem, an unreadable checkpoint, a network that diverged or
+    a file that cannot be written (a full disk, a read-only directory: the message names
+    the file) into one ``error: ...`` line and a non-zero exit, and Ctrl-C into
+    ``interrupted``. JAX's INFO logs are not shown unless --verbosity is given."""
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]} (flags are written --name=value)")
     from nnjax import checkpoint, data, history
@@ -42,6 +43,7 @@ def run_guarded(run, argv) -> None:
     try:
         check_finite_floats()
         check_distinct_outputs()
+        check_replaced_outputs()
         run()
     except (UsageError, data.DataError, checkpoint.CheckpointError) as e:
         sys.exit(f"error: {e}")

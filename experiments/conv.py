@@ -19,6 +19,7 @@ from experiments import presets
 from experiments.checks import (
     UsageError,
     check_fits,
+    check_png,
     check_predictions_out,
     check_writable,
     open_metrics,
@@ -238,9 +239,12 @@ def check_flags():
         raise UsageError(f"--dropout must be in [0, 1), got {FLAGS.dropout}")
     if FLAGS.train_size is not None and FLAGS.train_size <= 0:
         raise UsageError(f"--train_size must be positive, got {FLAGS.train_size}")
-    for name in ("metrics_out", "save", "filters_png", "misclassified_png", "summary_out"):
+    for name in ("metrics_out", "save", "summary_out"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
+    for name in ("filters_png", "misclassified_png"):
+        if FLAGS[name].value:
+            check_png(name, FLAGS[name].value)
     if FLAGS.predictions_out:
         check_predictions_out("predictions_out", FLAGS.predictions_out)
     try:

@@ -5,13 +5,16 @@ layer's filters, digits with their labels, and the digits a network or an ensemb
     draw_digits(x[:20], [str(d) for d in y[:20]], "digits.png")
     draw_misclassified(x[wrong], y[wrong], votes[wrong], "wrong.png")
 
-Each writes a PNG with matplotlib's Agg renderer (a bare ``Figure``, no pyplot state) and
-return the path; a wrong shape is a one-line ValueError naming the argument.
+Each writes a PNG with matplotlib's Agg renderer (a bare ``Figure``, no pyplot state),
+replacing an earlier file only once the whole figure is written (``checks.save_figure``),
+and returns the path; a wrong shape is a one-line ValueError naming the argument.
 """
 
 import math
 
 import numpy as np
+
+from experiments.checks import save_figure
 
 COLUMNS = 10  # grid width, for the book's 20 filters (2 rows) and up to ~100 digits
 
@@ -58,7 +61,7 @@ def draw_filters(filters, path, title=None):
     fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path)
     return path
 
 
@@ -107,7 +110,7 @@ def draw_digits(images, titles, path, side=28, title=None, empty="no digits"):
         )
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path)
     return path
 
 

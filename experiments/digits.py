@@ -9,7 +9,7 @@ prints their labels.
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_writable
+from experiments.checks import UsageError, check_png
 from experiments.cli import define_data_flags, run_guarded
 from experiments.conv_figures import MAX_DRAWN
 
@@ -32,7 +32,7 @@ NAMES = {"train": "training", "validation": "validation", "test": "test"}
 def run() -> None:
     if not FLAGS.png:
         raise UsageError("--png is required: the PNG file to write")
-    check_writable("png", FLAGS.png)
+    check_png("png", FLAGS.png)
     from experiments import conv_figures
     from nnjax import data
 

@@ -17,6 +17,7 @@ from absl import app, flags
 from experiments.checks import (
     UsageError,
     check_fits,
+    check_png,
     check_writable,
     open_metrics,
     parse_hidden,
@@ -148,9 +149,11 @@ def check_flags() -> list[int]:
             raise UsageError(f"--{name} must be zero or positive, got {FLAGS[name].value}")
     if FLAGS.train_size is not None and FLAGS.train_size <= 0:
         raise UsageError(f"--train_size must be positive, got {FLAGS.train_size}")
-    for name in ("metrics_out", "save", "misclassified_png"):
+    for name in ("metrics_out", "save"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
+    if FLAGS.misclassified_png:
+        check_png("misclassified_png", FLAGS.misclassified_png)
     devices = parse_devices(FLAGS.devices)
     if devices != "all" and FLAGS.mini_batch_size % devices:
         raise UsageError(

@@ -29,9 +29,21 @@ metrics file records it, as experiments.mnist's does), on a log axis.
 """
 
 import json
+import math
+import os
 import sys
 
 from absl import app, flags
+
+from experiments.checks import (
+    UsageError,
+    check_not_inputs,
+    check_png,
+    parse_names,
+    plain_text,
+    save_figure,
+)
+from experiments.cli import run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string(
@@ -63,17 +75,31 @@ HOW = {"accuracy": "", "gradient_norms": " (train it with --gradient_norms=N)"}
 BEFORE_TRAINING = "gradient_norms_before_training"
 
 
-class PlotError(Exception):
+class PlotError(UsageError):
     """Bad input; the message names the flag or file."""
 
 
-def read_runs(entries):
-    """[(label, [epoch dicts])] from LABEL=PATH entries."""
+def split_runs(entries):
+    """[(label, path)] of the LABEL=PATH entries of --run; PlotError unless each is that."""
     runs = []
     for entry in entries:
         label, sep, path = entry.rpartition("=")
         if not sep or not label or not path:
             raise PlotError(f"--run={entry!r} is not LABEL=PATH")
+        runs.append((label, path))
+    return runs
+
+
+def is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def read_runs(entries):
+    """[(label, [epoch dicts])] from LABEL=PATH entries."""
+    runs = []
+    for label, path in split_runs(entries):
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise PlotError(f"cannot read {path}: not a regular file")
         try:
             with open(path) as f:
                 lines = f.readlines()
@@ -86,6 +112,7 @@ def read_runs(entries):
             try:
                 if line.strip():
                     epochs.append(json.loads(line))
+                    check_epoch(epochs[-1], path, number)
             except ValueError as e:
                 if number == len(lines) and not line.endswith("\n") and epochs:
                     # A run killed, or a disk filled, mid-line: the complete lines stand.
@@ -100,17 +127,60 @@ def read_runs(entries):
                 ) from None
         if not epochs:
             raise PlotError(f"{path} has no epochs")
-        if not all(isinstance(e, dict) and "epoch" in e for e in epochs):
-            raise PlotError(f'{path} is not a --metrics_out file: a line without "epoch"')
+        check_layers(epochs, path)
         runs.append((label, epochs))
     return runs
 
 
-def value(epoch: dict, quantity: str, path_label: str):
+def check_epoch(epoch, path, number: int) -> None:
+    """PlotError naming ``path`` and the line ``number`` unless ``epoch`` (its JSON) is an
+    object whose "epoch" is a whole number from 0, each quantity it records a number and
+    its gradient norms lists of positive numbers (they are drawn on a log axis)."""
+    if not isinstance(epoch, dict) or "epoch" not in epoch:
+        raise PlotError(f'{path} is not a --metrics_out file: line {number} has no "epoch"')
+    k = epoch["epoch"]
+    if not (isinstance(k, int) and not isinstance(k, bool) and k >= 0):
+        raise PlotError(
+            f'{path} is not a --metrics_out file: line {number}\'s "epoch" is {k!r}, '
+            "not a whole number from 0"
+        )
+    for quantity in QUANTITIES:
+        if quantity in epoch and quantity != "gradient_norms" and not is_number(epoch[quantity]):
+            raise PlotError(
+                f"{path}: line {number}'s {quantity} is {epoch[quantity]!r}, not a number"
+            )
+    for quantity in ("gradient_norms", BEFORE_TRAINING):
+        norms = epoch.get(quantity, [])
+        if not (isinstance(norms, list) and all(is_number(v) for v in norms)):
+            raise PlotError(
+                f"{path}: line {number}'s {quantity} is {norms!r}, not a list of numbers"
+            )
+        if not all(0 < v < math.inf for v in norms):
+            raise PlotError(
+                f"{path}: line {number}'s {quantity} is {norms}; a log axis draws only "
+                "positive finite numbers"
+            )
+
+
+def check_layers(epochs, path) -> None:
+    """PlotError naming ``path`` if its lines record gradient norms of different numbers of
+    hidden layers."""
+    layers = {len(e[q]) for e in epochs for q in ("gradient_norms", BEFORE_TRAINING) if q in e}
+    if len(layers) > 1:
+        raise PlotError(f"{path}: its lines record different numbers of hidden layers")
+
+
+def recorded(epoch: dict, quantity: str, path_label: str):
+    """``epoch[quantity]``; PlotError saying how to record it if the run did not."""
     if quantity not in epoch:
         how = HOW.get(quantity, " (train it with --monitor)")
         raise PlotError(f"run {path_label!r} has no {quantity}{how}")
-    v = epoch[quantity]
+    return epoch[quantity]
+
+
+def value(epoch: dict, quantity: str, path_label: str):
+    """The number ``quantity`` drawn for ``epoch`` (accuracies in %)."""
+    v = recorded(epoch, quantity, path_label)
     return 100 * v if quantity.endswith("accuracy") else v
 
 
@@ -132,20 +202,9 @@ def layer_norms(epochs, label: str):
     points = []
     if epochs[0]["epoch"] == 0 and BEFORE_TRAINING in epochs[0]:
         points.append((0, epochs[0][BEFORE_TRAINING]))
-    points += [(e["epoch"] + 1, value(e, "gradient_norms", label)) for e in epochs]
-    for x, norms in points:
-        if not (
-            isinstance(norms, list)
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in norms)
-        ):
-            raise PlotError(
-                f"run {label!r}: gradient_norms after {x} epochs is not a list of numbers"
-            )
-    layers = {len(norms) for _, norms in points}
-    if layers == {0}:
+    points += [(e["epoch"] + 1, recorded(e, "gradient_norms", label)) for e in epochs]
+    if not points[0][1]:
         raise PlotError(f"run {label!r} has no hidden layers to draw gradient_norms of")
-    if len(layers) > 1:
-        raise PlotError(f"run {label!r}: its epochs record different numbers of hidden layers")
     return [x for x, _ in points], [norms for _, norms in points]
 
 
@@ -162,7 +221,7 @@ def draw_gradient_norms(ax, runs):
                 [n[layer] for n in norms],
                 color=f"C{layer}",
                 linestyle=styles[i % len(styles)],
-                label=name if len(runs) == 1 else f"{label}: {name}",
+                label=name if len(runs) == 1 else plain_text(f"{label}: {name}"),
             )
     ax.set_yscale("log")
     ax.set_xlabel("number of epochs of training")
@@ -178,14 +237,18 @@ def draw(runs, quantities, out, title=None, against_label=False, from_epoch=0):
 
     if against_label:
         try:
-            points = sorted(
-                (float(label), max(value(e, "accuracy", label) for e in epochs))
-                for label, epochs in runs
-            )
+            sizes = [float(label) for label, _ in runs]
         except ValueError:
+            sizes = []
+        if len(sizes) < len(runs) or not all(0 < v < math.inf for v in sizes):
             raise PlotError(
-                "--against_label needs numeric labels (e.g. --run=1000=run.jsonl)"
-            ) from None
+                "--against_label needs labels that are positive numbers, drawn on a log axis "
+                "(e.g. --run=1000=run.jsonl)"
+            )
+        points = sorted(
+            (size, max(value(e, "accuracy", label) for e in epochs))
+            for size, (label, epochs) in zip(sizes, runs)
+        )
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(*zip(*points), "o-")
         ax.set_xscale("log")
@@ -207,7 +270,7 @@ def draw(runs, quantities, out, title=None, against_label=False, from_epoch=0):
                 ax.plot(
                     [e["epoch"] for e in epochs],
                     [value(e, quantity, label) for e in epochs],
-                    label=label,
+                    label=plain_text(label),
                 )
             ax.set_xlabel("epoch")
             if len(runs) > 1:
@@ -215,40 +278,37 @@ def draw(runs, quantities, out, title=None, against_label=False, from_epoch=0):
     for ax in axes:
         ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(plain_text(title))
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, out)
+    finally:
+        plt.close(fig)
+
+
+def run() -> None:
+    if not FLAGS.run:
+        raise PlotError("--run is required: LABEL=PATH of a --metrics_out file")
+    if not FLAGS.out:
+        raise PlotError("--out must name a .png file")
+    check_png("out", FLAGS.out)
+    quantities = FLAGS.y
+    if FLAGS.y or not FLAGS.against_label:
+        quantities = parse_names("y", FLAGS.y, QUANTITIES)
+    check_not_inputs([("run", path) for _, path in split_runs(FLAGS.run)])
+    draw(
+        read_runs(FLAGS.run),
+        quantities,
+        FLAGS.out,
+        FLAGS.title,
+        FLAGS.against_label,
+        FLAGS.from_epoch,
+    )
+    print(f"Wrote {FLAGS.out}")
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]}")
-    try:
-        if not FLAGS.run:
-            raise PlotError("--run is required: LABEL=PATH of a --metrics_out file")
-        if not FLAGS.out or not FLAGS.out.endswith(".png"):
-            raise PlotError("--out must name a .png file")
-        if not FLAGS.y and not FLAGS.against_label:
-            raise PlotError(f"--y must name at least one of {', '.join(QUANTITIES)}")
-        unknown = [q for q in FLAGS.y if q not in QUANTITIES]
-        if unknown:
-            raise PlotError(
-                f"--y: unknown {', '.join(unknown)}; choose from {', '.join(QUANTITIES)}"
-            )
-        draw(
-            read_runs(FLAGS.run),
-            FLAGS.y,
-            FLAGS.out,
-            FLAGS.title,
-            FLAGS.against_label,
-            FLAGS.from_epoch,
-        )
-    except PlotError as e:
-        sys.exit(f"error: {e}")
-    except OSError as e:
-        sys.exit(f"error: cannot write --out={FLAGS.out}: {e.strerror}")
-    print(f"Wrote {FLAGS.out}")
+    run_guarded(run, argv)
 
 
 if __name__ == "__main__":

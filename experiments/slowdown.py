@@ -15,7 +15,14 @@ float64, as the book's code.
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_writable, parse_floats
+from experiments.checks import (
+    UsageError,
+    bytes_text,
+    check_png,
+    parse_floats,
+    parse_names,
+    save_figure,
+)
 from experiments.cli import run_guarded
 
 FLAGS = flags.FLAGS
@@ -37,6 +44,8 @@ flags.DEFINE_bool(
 flags.DEFINE_list("z", ["2.5", "-1", "3.2", "0.5"], "--softmax's weighted inputs z.")
 
 TABLE_EPOCHS = (0, 50, 100, 150, 200, 300)
+# The run keeps w, b, a and C after every epoch (float64): 32 MB at this bound.
+MAX_EPOCHS = 1_000_000
 FORMULAS = {"quadratic": "(a − y) σ'(z) x", "cross_entropy": "x (a − y)"}
 
 
@@ -61,23 +70,22 @@ def check_flags():
         raise UsageError(f"--eta must be positive, got {FLAGS.eta}")
     if FLAGS.epochs <= 0:
         raise UsageError(f"--epochs must be positive, got {FLAGS.epochs}")
+    if FLAGS.epochs > MAX_EPOCHS:
+        raise UsageError(
+            f"--epochs={FLAGS.epochs} is more than {MAX_EPOCHS:,}: the run keeps w, b, a and "
+            f"C of every epoch, {bytes_text(32 * (FLAGS.epochs + 1))} here"
+        )
+    if not 0 <= FLAGS.y <= 1:  # a sigmoid's output; cross-entropy is a cost only there
+        raise UsageError(f"--y must be in [0, 1], got {FLAGS.y}")
     starts = parse_starts(FLAGS.starts)
-    chosen = []
-    for name in FLAGS.costs:
-        if name not in FORMULAS:
-            raise UsageError(f"--costs: unknown {name!r}; choose from {', '.join(FORMULAS)}")
-        chosen.append(costs.get(name))
-    if not chosen:
-        raise UsageError(f"--costs needs at least one of {', '.join(FORMULAS)}")
+    chosen = [costs.get(name) for name in parse_names("costs", FLAGS.costs, FORMULAS)]
     z = parse_floats("z", FLAGS.z)
     if len(z) < 2:
         raise UsageError(f"--z needs at least two weighted inputs, got {','.join(FLAGS.z)!r}")
     if FLAGS.png is not None:
         if FLAGS.softmax:
             raise UsageError("--png draws the slowdown's curves: leave out --softmax")
-        if not FLAGS.png.endswith(".png"):
-            raise UsageError(f"--png must name a .png file, got {FLAGS.png!r}")
-        check_writable("png", FLAGS.png)
+        check_png("png", FLAGS.png)
     return starts, chosen, z
 
 
@@ -114,6 +122,31 @@ def print_softmax(z) -> None:
     print(f"    a − y                 = {vector(a - y)}")
 
 
+def check_finite(history, cost, w, b) -> None:
+    """Raises UsageError naming --starts if the run's cost is not finite at its start (σ(w x
+    + b) rounds to 0 or 1 in float64, and ln 0 is −inf), ``history.Diverged`` naming the
+    epoch if a later epoch made w, b, a or C inf or NaN."""
+    import numpy as np
+
+    from nnjax.history import Diverged
+
+    values = np.stack([np.asarray(history[k]) for k in ("w", "b", "a", "cost")])
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=0))
+    if not bad.size:
+        return
+    k, c = int(bad[0]), float(history["cost"][bad[0]])
+    if k == 0:
+        raise UsageError(
+            f"--starts={w:g}:{b:g}: the {cost.name} cost at the start is {c} (σ(w x + b) = "
+            f"{float(history['a'][0]):g} in float64); start with a smaller |w x + b|"
+        )
+    raise Diverged(
+        k,
+        message=f"training diverged in epoch {k} ({cost.name} cost, start {w:g}:{b:g}): "
+        f"w, b or the cost became inf or NaN; try a smaller η",
+    )
+
+
 def table_epochs(epochs: int) -> list:
     shown = [k for k in TABLE_EPOCHS if k <= epochs]
     return shown if shown[-1] == epochs else [*shown, epochs]
@@ -136,7 +169,7 @@ def draw(curves, costs_used, path) -> None:
         ax.legend()
     fig.suptitle(f"One sigmoid neuron learning to output y = {FLAGS.y:g} from x = {FLAGS.x:g}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path)
 
 
 def run() -> None:
@@ -154,17 +187,21 @@ def compute(starts, costs_used, z) -> None:
     from nnjax import slowdown
 
     x, y = FLAGS.x, FLAGS.y
+    curves = {}
+    for w, b in starts:  # every run checked before any is printed
+        for cost in costs_used:
+            history = slowdown.train(cost, w, b, x, y, FLAGS.eta, FLAGS.epochs)
+            check_finite(history, cost, w, b)
+            curves[cost.name, (w, b)] = history
     print(
         f"One sigmoid neuron, x = {x:g}, y = {y:g}, η = {FLAGS.eta:g}, {FLAGS.epochs} epochs "
         "(one gradient step each)."
     )
     shown = table_epochs(FLAGS.epochs)
     print(f"{'start':>12s}  {'cost':<14s}   " + "".join(f"{'epoch ' + str(k):>10s}" for k in shown))
-    curves = {}
     for w, b in starts:
         for cost in costs_used:
-            history = slowdown.train(cost, w, b, x, y, FLAGS.eta, FLAGS.epochs)
-            curves[cost.name, (w, b)] = history
+            history = curves[cost.name, (w, b)]
             for row, symbol, label in (("a", "a", f"({w:g}, {b:g})"), ("cost", "C", "")):
                 print(
                     f"{label:>12s}  {cost.name if label else '':<14s}{symbol:>3s}"

@@ -21,7 +21,15 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import JsonLines, UsageError, check_fits, check_writable, parse_hidden
+from experiments.checks import (
+    JsonLines,
+    UsageError,
+    check_fits,
+    check_png,
+    check_writable,
+    parse_hidden,
+    save_figure,
+)
 from experiments.cli import (
     define_data_flags,
     define_network_flags,
@@ -117,11 +125,10 @@ def check_flags() -> dict:
             raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
     if FLAGS.chunk is not None and FLAGS.chunk <= 0:
         raise UsageError(f"--chunk must be positive, got {FLAGS.chunk}")
-    if FLAGS.png is not None and not FLAGS.png.endswith(".png"):
-        raise UsageError(f"--png must name a .png file, got {FLAGS.png!r}")
-    for name in ("jsonl", "png"):
-        if FLAGS[name].value:
-            check_writable(name, FLAGS[name].value)
+    if FLAGS.jsonl:
+        check_writable("jsonl", FLAGS.jsonl)
+    if FLAGS.png is not None:
+        check_png("png", FLAGS.png)
     optimizer_from_flags()
     check_process_flags()
     devices = parse_devices(FLAGS.devices)
@@ -223,8 +230,10 @@ def draw(summaries, out: str, title: str) -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, out)
+    finally:
+        plt.close(fig)
 
 
 def run() -> None:

@@ -21,12 +21,22 @@ import types
 import numpy as np
 from absl import app, flags
 
-from experiments.checks import UsageError, check_writable, parse_positive_ints
+from experiments.checks import (
+    UsageError,
+    bytes_text,
+    check_memory,
+    check_png,
+    parse_positive_ints,
+    save_figure,
+)
 from experiments.cli import MAX_SEED, run_guarded
 
 BOOK_F = "0.2 + 0.4 * x**2 + 0.3 * x * sin(15 * x) + 0.05 * cos(50 * x)"
 DEFAULT_F2 = "0.5 + 0.3 * sin(6 * x * y) * cos(3 * x) + 0.1 * y"
 POINTS, POINTS_2D = 1000, 200  # the grids max_error is taken on
+# More bumps (towers a side) than that are narrower than the grid's spacing: not seen there.
+MAX_BUMPS, MAX_TOWERS = POINTS, POINTS_2D // 2
+MAX_EPOCHS = 100_000  # of a trained network: 100 steps each
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("f", BOOK_F, "f(x) on [0, 1], values in (0, 1) (default: the book's).")
@@ -51,16 +61,43 @@ MATH = (
 )
 
 
+# The syntax --f and --f2 may use: arithmetic and comparisons of numbers, the variables and
+# MATH's functions; no strings, containers, comprehensions, lambdas or attributes but np.NAME.
+NODES = (
+    *(ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Name, ast.Load),
+    *(ast.Constant, ast.Attribute, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv),
+    *(ast.Mod, ast.Pow, ast.USub, ast.UAdd, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq),
+    ast.NotEq,
+)
+MAX_EXPRESSION = 1000  # characters of --f or --f2
+
+
+class _Floats(ast.NodeTransformer):
+    """Turns every number into a NumPy float64, so that 10**10**10 is inf at once rather
+    than an integer Python would take hours to compute."""
+
+    def visit_Constant(self, node):
+        return ast.copy_location(
+            ast.Call(ast.Name("_float", ast.Load()), [ast.Constant(float(node.value))], []),
+            node,
+        )
+
+
 def parse_function(flag: str, text: str, variables: tuple):
     """The function of ``variables`` (NumPy arrays) that the expression ``text`` is; a
-    UsageError naming --``flag`` unless it uses only ``variables`` and ``MATH``."""
+    UsageError naming --``flag`` unless it is arithmetic of numbers, ``variables`` and
+    ``MATH`` (evaluated in float64: its time and memory are those of a few arrays shaped
+    like the variables)."""
     names = {name: getattr(np, name) for name in MATH}
     modules = {m: types.SimpleNamespace(**names) for m in ("np", "numpy", "jnp")}
     help_ = f"use {', '.join(variables)} and {', '.join(MATH)}"
+    if len(text) > MAX_EXPRESSION:
+        raise UsageError(f"--{flag} is {len(text):,} characters long; at most {MAX_EXPRESSION:,}")
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as e:
-        raise UsageError(f"--{flag}={text!r} is not a Python expression: {e.msg}") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        why = getattr(e, "msg", None) or type(e).__name__
+        raise UsageError(f"--{flag}={text!r} is not a Python expression: {why}") from None
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and not (
             isinstance(node.value, ast.Name) and node.value.id in modules and node.attr in names
@@ -68,15 +105,26 @@ def parse_function(flag: str, text: str, variables: tuple):
             raise UsageError(f"--{flag}={text!r}: no attribute .{node.attr} ({help_})")
         if isinstance(node, ast.Name) and node.id not in (*names, *modules, *variables):
             raise UsageError(f"--{flag}={text!r}: unknown name {node.id!r} ({help_})")
-    code = compile(tree, f"--{flag}", "eval")
+        if isinstance(node, ast.Constant) and (
+            isinstance(node.value, bool) or not isinstance(node.value, (int, float))
+        ):
+            raise UsageError(f"--{flag}={text!r}: {node.value!r} is not a number ({help_})")
+        if isinstance(node, ast.Call) and (node.keywords or not node.args):
+            raise UsageError(f"--{flag}={text!r}: a function takes arrays, without keywords")
+        if not isinstance(node, NODES):
+            what = type(node).__name__
+            raise UsageError(f"--{flag}={text!r}: no {what} here, only arithmetic ({help_})")
+    code = compile(ast.fix_missing_locations(_Floats().visit(tree)), f"--{flag}", "eval")
 
     def f(*values):
-        scope = {"__builtins__": {}, **names, **modules, **dict(zip(variables, values))}
+        scope = {"__builtins__": {}, "_float": np.float64, **names, **modules}
+        scope.update(zip(variables, values))
         try:
             with np.errstate(all="ignore"):
                 return np.broadcast_to(eval(code, scope), np.shape(values[0])).astype(float)
         except Exception as e:
-            raise UsageError(f"--{flag}={text!r} cannot be evaluated: {e}") from None
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(f"--{flag}={text!r} cannot be evaluated: {why}") from None
 
     return f
 
@@ -105,9 +153,7 @@ def check_flags() -> None:
     if not 0 < FLAGS.w <= 1e6:  # float32 steps: w x + b loses x's digits beyond that
         raise UsageError(f"--w must be in (0, 1e6], got {FLAGS.w}")
     if FLAGS.png is not None:
-        if not FLAGS.png.endswith(".png"):
-            raise UsageError(f"--png={FLAGS.png} must name a .png file")
-        check_writable("png", FLAGS.png)
+        check_png("png", FLAGS.png)
     one_input_flags, two_input_flags = ("f", "bumps", "compare_trained"), ("f2", "towers")
     refused, where = (
         (one_input_flags, "the one-input case") if FLAGS.two_d else (two_input_flags, "--two_d")
@@ -121,6 +167,25 @@ def check_flags() -> None:
     for name in ("epochs", "eta"):
         if FLAGS[name].value <= 0:
             raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
+    if FLAGS.epochs > MAX_EPOCHS:
+        raise UsageError(
+            f"--epochs={FLAGS.epochs} is more than {MAX_EPOCHS:,} (each epoch is 100 steps, "
+            "for each --bumps)"
+        )
+
+
+def check_sizes(flag: str, sizes, most: int, points: int, grid: str, neurons) -> None:
+    """UsageError naming --``flag`` if a size is past ``most`` or its network's largest
+    layer, ``neurons(n)`` neurons, cannot hold its outputs at the ``points`` points of
+    ``grid`` in memory (float32 weighted inputs and activations)."""
+    n = max(sizes)
+    need = 2 * 4 * points * neurons(n)
+    if n > most:
+        raise UsageError(
+            f"--{flag}={getattr(FLAGS, flag)}: at most {most:,} (the error is measured on "
+            f"{grid}); {n:,} would need {bytes_text(need)} for the network's outputs there"
+        )
+    check_memory(flag, getattr(FLAGS, flag), need, "the network's outputs need {need}")
 
 
 def one_input() -> None:
@@ -129,6 +194,7 @@ def one_input() -> None:
     from nnjax import network, universality
 
     sizes = parse_positive_ints("bumps", FLAGS.bumps)
+    check_sizes("bumps", sizes, MAX_BUMPS, POINTS, f"{POINTS:,} points", lambda n: 2 * n)
     f = checked("f", parse_function("f", FLAGS.f, ("x",)), (universality.grid(POINTS),))
     print(f"f(x) = {FLAGS.f}; the largest error on a grid of {POINTS} points of [0, 1]:")
     x = universality.grid(POINTS)
@@ -185,13 +251,15 @@ def draw_one_input(x, fx, rows, path) -> None:
             ax.set_xlabel("x")
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path)
 
 
 def two_inputs() -> None:
     from nnjax import network, universality
 
     sizes = parse_positive_ints("towers", FLAGS.towers)
+    grid = f"a {POINTS_2D} × {POINTS_2D} grid"
+    check_sizes("towers", sizes, MAX_TOWERS, POINTS_2D**2, grid, lambda m: m * m)
     x, y = np.meshgrid(universality.grid(POINTS_2D), universality.grid(POINTS_2D), indexing="ij")
     f2 = checked("f2", parse_function("f2", FLAGS.f2, ("x", "y")), (x, y))
     xy = np.stack([x.ravel(), y.ravel()], axis=1).astype(np.float32)
@@ -233,7 +301,7 @@ def draw_two_inputs(fxy, maps, path) -> None:
     for ax in axes.flat:
         ax.set_xlabel("x")
         ax.set_ylabel("y")
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path)
 
 
 def run() -> None:

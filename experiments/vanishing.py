@@ -16,8 +16,14 @@ from absl import app, flags
 from experiments.checks import UsageError, parse_floats
 from experiments.cli import SEED_BOUNDS, run_guarded
 
+# One line is printed per neuron; and the exploding chain's product, 25^(n − 1) / 8, passes
+# float64's largest number at n = 223.
+MAX_NEURONS = 200
+
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("neurons", 4, "Neurons in the chain, one per layer (the book: 4).")
+flags.DEFINE_integer(
+    "neurons", 4, f"Neurons in the chain, one per layer (the book: 4; at most {MAX_NEURONS})."
+)
 flags.DEFINE_integer("seed", 0, "Seed of the N(0, 1) weights and biases.", **SEED_BOUNDS)
 flags.DEFINE_list("w", None, "The weights w_1..w_n instead of drawn ones, comma separated.")
 flags.DEFINE_list("b", None, "The biases b_1..b_n instead of drawn ones, comma separated.")
@@ -42,8 +48,8 @@ def given_floats(name: str, n: int):
 
 def run() -> None:
     n = FLAGS.neurons
-    if n < 2:
-        raise UsageError(f"--neurons must be at least 2, got {n}")
+    if not 2 <= n <= MAX_NEURONS:
+        raise UsageError(f"--neurons must be in [2, {MAX_NEURONS}], got {n}")
     w, b = given_floats("w", n), given_floats("b", n)
     if FLAGS.exploding and (w is not None or b is not None):
         raise UsageError("--exploding sets the weights and biases: leave out --w and --b")
@@ -51,6 +57,27 @@ def run() -> None:
 
     with jax.enable_x64(True):
         show(n, w, b)
+
+
+def check_representable(z, sigma_prime, grads) -> None:
+    """UsageError naming the flags that set the chain if float64 cannot show its gradient:
+    σ'(z_j) rounds to 0 for z_j past about 37 (σ rounds to 1) or below about −745 (and
+    with it ∂C/∂b_1 … ∂C/∂b_j), or a number is inf or NaN."""
+    import numpy as np
+
+    given = [f"--{k}" for k in ("w", "b", "x", "y") if FLAGS[k].present] or ["--seed"]
+    flags_ = "/".join(given)
+    if not (np.isfinite(z).all() and np.isfinite(grads).all()):
+        raise UsageError(f"{flags_}: a z_j or ∂C/∂b_j is inf or NaN in float64; smaller values")
+    zero = np.flatnonzero(sigma_prime == 0)
+    if zero.size:
+        j = int(zero[0])
+        raise UsageError(
+            f"{flags_}: z_{j + 1} = {z[j]:.4g}, where σ′(z) rounds to 0 in float64, and with it "
+            f"∂C/∂b_j for j ≤ {j + 1}; give smaller values (z_j from about −700 to 36)"
+        )
+    if grads[-1] == 0:
+        raise UsageError(f"{flags_}: the output a_n equals y, so every ∂C/∂b_j is 0")
 
 
 def show(n: int, w, b) -> None:
@@ -77,6 +104,7 @@ def show(n: int, w, b) -> None:
     z, a = (np.asarray(v) for v in vanishing.forward(params, x))
     f = {k: np.asarray(v) for k, v in vanishing.factors(params, x, y).items()}
     grads = np.asarray(vanishing.bias_grads(params, x, y))
+    check_representable(z, f["sigma_prime"], grads)
     print(
         f"A chain of {n} sigmoid neurons, one per layer: x = {x:g} → ... → a_{n}, "
         f"C = ½(a_{n} − y)², y = {y:g}; {where}."
@@ -107,7 +135,10 @@ def show(n: int, w, b) -> None:
     print("Each layer back multiplies ∂C/∂a by w_j σ′(z_j):")
     for j in range(n - 1, 0, -1):
         factor = abs(f["layer"][j])
-        how = f"shrinks {1 / factor:.3g}×" if factor < 1 else f"grows {factor:.3g}×"
+        if factor == 0:
+            how = f"zeroes it (w_{j + 1} = 0)"
+        else:
+            how = f"shrinks {1 / factor:.3g}×" if factor < 1 else f"grows {factor:.3g}×"
         print(f"  layer {j + 1} → {j}: |w_{j + 1} σ′(z_{j + 1})| = {factor:.4g}, {how}")
     ratio = abs(grads[0] / grads[-1])
     print(f"|∂C/∂b_1| / |∂C/∂b_{n}| = {ratio:.4g}")

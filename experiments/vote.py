@@ -21,7 +21,13 @@ import os
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_predictions_out, check_writable, write_summary
+from experiments.checks import (
+    UsageError,
+    check_png,
+    check_predictions_out,
+    check_writable,
+    write_summary,
+)
 from experiments.cli import DATA_DIR_HELP, run_guarded
 from experiments.voters import classify, load
 
@@ -52,6 +58,8 @@ def run(paths) -> None:
             "name the .npz (or .json predictions) files of the networks to "
             "vote (python -m experiments.vote a.npz b.npz ...)"
         )
+    if FLAGS.misclassified_png:
+        check_png("misclassified_png", FLAGS.misclassified_png)
     for name in ("misclassified_png", "summary_out"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)

@@ -1,10 +1,16 @@
 """Flags refused by every runner before any work, leaving the files it would have written as
 they were: a float flag of inf or nan (absl's float flags accept them, and a network trained
 with them is NaN at chance), and two output flags that name one file. And a network that
-diverges in training: one line naming the epoch, a non-zero exit, no output written."""
+diverges in training: one line naming the epoch, a non-zero exit, no output written. And the
+bad input of every class, runner by runner (BAD_INPUT): absurd numbers, an output that is an
+input or a device, a write that fails, corrupt input files, sizes that cannot fit,
+expressions and text that a library would fail on."""
 
+import json
 import os
 import pathlib
+import resource
+import stat
 import subprocess
 import sys
 
@@ -15,14 +21,15 @@ from tests.helpers import assert_failed_with_one_error
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run(runner, *flags):
+def run(runner, *flags, preexec_fn=None):
     return subprocess.run(
         [sys.executable, "-m", runner, *flags],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"},
+        preexec_fn=preexec_fn,
     )
 
 
@@ -169,3 +176,281 @@ def test_what_cannot_fit_is_refused_with_what_it_needs(runner, flags, message):
     assert_failed_with_one_error(result, message)
     if "needs" in message:
         assert "GB" in result.stderr and "memory is" in result.stderr
+
+
+EARLIER = b"an earlier run's output"
+FULL = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+
+
+def epoch_line(k, **more):
+    return json.dumps({"epoch": k, "accuracy": 0.5, **more}) + "\n"
+
+
+def bad_input_files(d):
+    """The files BAD_INPUT's cases name: an earlier output (old.png), a metrics file with
+    gradient norms (m.jsonl, and the same named m.png), corrupt metrics files, pipes where
+    a file would be replaced, and full.png, a link to /dev/full."""
+    (d / "old.png").write_bytes(EARLIER)
+    good = epoch_line(0, gradient_norms=[0.1, 0.01]) + epoch_line(1, gradient_norms=[0.1, 0.02])
+    (d / "m.jsonl").write_text(good)
+    (d / "m.png").write_text(good)
+    corrupt = {
+        "epoch_text": '{"epoch": "a", "accuracy": 0.5}\n',
+        "epoch_null": '{"epoch": null, "accuracy": 0.5}\n',
+        "accuracy_text": '{"epoch": 0, "accuracy": "abc"}\n',
+        "accuracy_list": '{"epoch": 0, "accuracy": [1, 2]}\n',
+        "norms_zero": epoch_line(0, gradient_norms=[0.0, 0.1]),
+        "norms_nan": epoch_line(0, gradient_norms=[float("nan"), 0.1]),
+        "norms_layers": epoch_line(0, gradient_norms=[0.1]) + epoch_line(1, gradient_norms=[1, 2]),
+    }
+    for name, text in corrupt.items():
+        (d / f"{name}.jsonl").write_text(text)
+    for name in ("fifo.json", "fifo.npz"):
+        os.mkfifo(d / name)
+    if os.path.exists("/dev/full"):
+        (d / "full.png").symlink_to("/dev/full")
+
+
+PLOT = ["--y=gradient_norms", "--out={d}/old.png"]
+TRAIN = ["--train_size=500", "--epochs=1"]  # mnist: 0.1 s of training
+CONV = [*TRAIN, "--expand=none", "--layers=conv:4:5x5,fc:20,softmax"]
+BAD_INPUT = [
+    # (1) absurd numbers; divergence (one line naming the epoch, suggesting a smaller η)
+    ("experiments.slowdown", ["--y=2"], "--y must be in [0, 1], got 2.0"),
+    (
+        "experiments.slowdown",
+        ["--starts=1e308:1e308", "--png={d}/old.png"],
+        "--starts=1e+308:1e+308: the cross_entropy cost at the start is nan",
+    ),
+    (
+        "experiments.slowdown",
+        ["--x=1e308", "--png={d}/old.png"],
+        "training diverged in epoch 1 (cross_entropy cost, start 0.6:0.9): w, b or the cost "
+        "became inf or NaN; try a smaller η (--eta=0.15)",
+    ),
+    (
+        "experiments.vanishing",
+        ["--w=1e308,1,1,1"],
+        "--w: z_1 = 1e+308, where σ′(z) rounds to 0 in float64",
+    ),
+    ("experiments.vanishing", ["--x=1000"], "--x: z_1 = 1879, where σ′(z) rounds to 0"),
+    (
+        "experiments.vanishing",
+        ["--w=40,1,1,1", "--b=0,0,0,0"],
+        "--w/--b: z_1 = 40, where σ′(z) rounds to 0 in float64",
+    ),
+    (
+        "experiments.plots",
+        ["--run=nan={d}/m.jsonl", "--against_label", "--out={d}/old.png"],
+        "--against_label needs labels that are positive numbers",
+    ),
+    # (2) an output that is an input, or a device that would be replaced
+    (
+        "experiments.plots",
+        ["--run=a={d}/m.png", "--out={d}/m.png"],
+        "--out={d}/m.png is also the input file of --run ({d}/m.png)",
+    ),
+    ("experiments.mnist", ["--save={d}/fifo.json"], "--save={d}/fifo.json: {d}/fifo.json is not a"),
+    ("experiments.conv", ["--save={d}/fifo.npz"], "--save={d}/fifo.npz: {d}/fifo.npz is not a"),
+    (
+        "experiments.vote",
+        ["--summary_out={d}/fifo.json", "{d}/m.jsonl"],
+        "--summary_out={d}/fifo.json: {d}/fifo.json is not a regular file",
+    ),
+    # (3) a write that fails names the flag and the file
+    pytest.param(
+        "experiments.slowdown",
+        ["--epochs=5", "--png={d}/full.png"],
+        "--png={d}/full.png: No space left on device",
+        marks=FULL,
+    ),
+    pytest.param(
+        "experiments.universality",
+        ["--bumps=5", "--png={d}/full.png"],
+        "--png={d}/full.png: No space left on device",
+        marks=FULL,
+    ),
+    pytest.param(
+        "experiments.digits",
+        ["--count=2", "--png={d}/full.png"],
+        "--png={d}/full.png: No space left on device",
+        marks=FULL,
+    ),
+    pytest.param(
+        "experiments.mnist",
+        [*TRAIN, "--misclassified_png={d}/full.png"],
+        "--misclassified_png={d}/full.png: No space left on device",
+        marks=FULL,
+    ),
+    pytest.param(
+        "experiments.conv",
+        [*CONV, "--filters_png={d}/full.png"],
+        "--filters_png={d}/full.png: No space left on device",
+        marks=FULL,
+    ),
+    pytest.param(
+        "experiments.plots",
+        ["--run=a={d}/m.jsonl", "--y=gradient_norms", "--out={d}/full.png"],
+        "--out={d}/full.png: No space left on device",
+        marks=FULL,
+    ),
+    ("experiments.digits", ["--png={d}/d.jpg"], "--png={d}/d.jpg must name a .png file"),
+    (
+        "experiments.mnist",
+        ["--misclassified_png={d}/d.jpg"],
+        "--misclassified_png={d}/d.jpg must name a .png file",
+    ),
+    # (4) corrupt input files: one line naming the file
+    (
+        "experiments.plots",
+        ["--run=a={d}/epoch_text.jsonl", *PLOT],
+        """{d}/epoch_text.jsonl is not a --metrics_out file: line 1's "epoch" is 'a'""",
+    ),
+    (
+        "experiments.plots",
+        ["--run=a={d}/epoch_null.jsonl", *PLOT],
+        """{d}/epoch_null.jsonl is not a --metrics_out file: line 1's "epoch" is None""",
+    ),
+    (
+        "experiments.plots",
+        ["--run=a={d}/accuracy_text.jsonl", "--out={d}/old.png"],
+        "{d}/accuracy_text.jsonl: line 1's accuracy is 'abc', not a number",
+    ),
+    (
+        "experiments.plots",
+        ["--run=a={d}/accuracy_list.jsonl", "--out={d}/old.png"],
+        "{d}/accuracy_list.jsonl: line 1's accuracy is [1, 2], not a number",
+    ),
+    (
+        "experiments.plots",
+        ["--run=a={d}/norms_zero.jsonl", *PLOT],
+        "{d}/norms_zero.jsonl: line 1's gradient_norms is [0.0, 0.1]; a log axis draws only",
+    ),
+    (
+        "experiments.plots",
+        ["--run=a={d}/norms_nan.jsonl", *PLOT],
+        "{d}/norms_nan.jsonl: line 1's gradient_norms is [nan, 0.1]",
+    ),
+    (
+        "experiments.plots",
+        ["--run=a={d}/norms_layers.jsonl", *PLOT],
+        "{d}/norms_layers.jsonl: its lines record different numbers of hidden layers",
+    ),
+    ("experiments.plots", ["--run=a=/dev/zero", *PLOT], "cannot read /dev/zero: not a regular"),
+    # (5) sizes that cannot fit: refused with a bound or an estimate, before allocating
+    (
+        "experiments.slowdown",
+        ["--epochs=1000000000000"],
+        "--epochs=1000000000000 is more than 1,000,000: the run keeps w, b, a and C of every "
+        "epoch, 32.0 TB here",
+    ),
+    (
+        "experiments.universality",
+        ["--bumps=100000000"],
+        "--bumps=100000000: at most 1,000 (the error is measured on 1,000 points); "
+        "100,000,000 would need 1.6 TB",
+    ),
+    (
+        "experiments.universality",
+        ["--two_d", "--towers=100000"],
+        "--towers=100000: at most 100 (the error is measured on a 200 × 200 grid)",
+    ),
+    (
+        "experiments.universality",
+        ["--compare_trained", "--epochs=1000000000000"],
+        "--epochs=1000000000000 is more than 100,000",
+    ),
+    ("experiments.vanishing", ["--neurons=100000000"], "--neurons must be in [2, 200]"),
+    (
+        "benchmarks.backprop_speed",
+        ["--sizes=784,100000000,10"],
+        "--sizes=784,100000000,10: the gradients need at least 2.3 TB (2.2 TB for the network",
+    ),
+    (
+        "benchmarks.backprop_speed",
+        ["--check", "--mini_batch_sizes=1000000000"],
+        "--mini_batch_sizes=1000000000: the gradients need at least 19.8 TB",
+    ),
+    (
+        "benchmarks.backprop_speed",
+        ["--mini_batch_sizes=100000"],
+        "--mini_batch_sizes=100000: at most 10,000 when timing",
+    ),
+    (
+        "benchmarks.backprop_speed",
+        ["--repeats=1000000000"],
+        "--repeats=1000000000 × --round_seconds=0.1: timing would take at least 800,000,000 s",
+    ),
+    # (6) what a library would fail on, or hang on, is refused first; lists alike everywhere
+    (
+        "experiments.universality",
+        ["--f=10**10**10", "--png={d}/old.png"],
+        "--f must lie strictly between 0 and 1 (the output neuron's σ undoes σ⁻¹(f)); it "
+        "takes the value inf",
+    ),
+    ("experiments.universality", ["--two_d", "--f2=9**9**9"], "it takes the value inf"),
+    ("experiments.universality", ["--f='a'*10**10"], "'a' is not a number"),
+    ("experiments.universality", ["--f=(x,)*10**10"], "no Tuple here, only arithmetic"),
+    ("experiments.universality", ["--f=[x for x in x]"], "no ListComp here, only arithmetic"),
+    ("experiments.universality", ["--f=lambda: 0.5"], "no Lambda here, only arithmetic"),
+    ("experiments.universality", ["--f=sin(x, out=x)"], "a function takes arrays, without"),
+    (
+        "experiments.slowdown",
+        ["--costs=quadratic,,cross_entropy"],
+        "--costs='quadratic,,cross_entropy' has an empty item",
+    ),
+    (
+        "experiments.plots",
+        ["--run=a={d}/m.jsonl", "--y=gradient_norms,,accuracy", "--out={d}/old.png"],
+        "--y='gradient_norms,,accuracy' has an empty item",
+    ),
+]
+
+
+@pytest.mark.parametrize("runner, flags, message", BAD_INPUT)
+def test_bad_input_is_one_line_and_leaves_every_file_as_it_was(tmp_path, runner, flags, message):
+    bad_input_files(tmp_path)
+    names = sorted(os.listdir(tmp_path))
+    files = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    result = run(runner, *(f.format(d=tmp_path) for f in flags))
+    assert_failed_with_one_error(result, message.format(d=tmp_path))
+    assert sorted(os.listdir(tmp_path)) == names  # nothing written beside them
+    assert all(p.read_bytes() == content for p, content in files.items())
+    assert all(stat.S_ISFIFO((tmp_path / f).lstat().st_mode) for f in ("fifo.json", "fifo.npz"))
+
+
+def test_a_figure_that_cannot_be_written_whole_leaves_the_earlier_one():
+    """A write that fails part-way (here: past a file-size limit, as a full disk would) names
+    the flag and leaves the earlier figure whole: the new one replaces it only once written."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        png = pathlib.Path(d) / "slowdown.png"
+        png.write_bytes(EARLIER)
+        limit = 10_000  # bytes: the figure is larger; Python ignores SIGXFSZ, so writes fail
+
+        def small_files():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        result = run("experiments.slowdown", "--epochs=5", f"--png={png}", preexec_fn=small_files)
+        assert_failed_with_one_error(result, f"--png={png}: File too large")
+        assert png.read_bytes() == EARLIER
+        assert sorted(os.listdir(d)) == ["slowdown.png"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--run=a=M", "--title=$\\frac{$"],
+        ["--run=$\\frac{$=M", "--run=b=M"],  # two runs: a legend
+        ["--run=1=M", "--run=2=M", "--against_label"],
+    ],
+)
+def test_a_title_or_label_is_drawn_as_written(tmp_path, flags):
+    """Text given on the command line is drawn literally: matplotlib's mathtext would fail
+    on an unmatched $...$ in a title or a legend."""
+    (tmp_path / "m.jsonl").write_text(epoch_line(0) + epoch_line(1))
+    flags = [f.replace("=M", f"={tmp_path / 'm.jsonl'}") for f in flags]
+    result = run("experiments.plots", *flags, f"--out={tmp_path / 'x.png'}")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -75,7 +75,7 @@ def test_the_book_starts_with_5_0_4_1_9(tmp_path):
         (["--split=training", "--png={d}/d.png"], "--split"),
         ([], "--png is required"),
         (["--png=/nonexistent/dir/d.png"], "--png=/nonexistent/dir/d.png"),
-        (["--png={d}"], "is a directory"),
+        (["--png={d}"], "must name a .png file"),
         (["--png={d}/d.png", "--dataset=idx:/nonexistent/dir"], "/nonexistent/dir"),
         (["--png={d}/d.png", "stray"], "stray"),
     ],

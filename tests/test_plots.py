@@ -79,7 +79,7 @@ def test_curves_and_summary_figures_are_written(tmp_path):
                 "--against_label",
                 f"--out={d / 'x.png'}",
             ],
-            "numeric",
+            "--against_label needs labels that are positive numbers",
         ),
         (lambda d: [f"--run=a={d / 'plain.jsonl'}", "--y=", f"--out={d / 'x.png'}"], "--y"),
         (
@@ -205,7 +205,7 @@ def test_gradient_norms_draw_one_line_per_hidden_layer(tmp_path):
     [
         ({"epoch": 0, "accuracy": 0.1}, "has no gradient_norms (train it with --gradient_norms"),
         ({"epoch": 0, "accuracy": 0.1, "gradient_norms": []}, "has no hidden layers"),
-        ({"epoch": 0, "accuracy": 0.1, "gradient_norms": 0.5}, "is not a list of numbers"),
+        ({"epoch": 0, "accuracy": 0.1, "gradient_norms": 0.5}, "is 0.5, not a list of numbers"),
         (
             {"epoch": 0, "gradient_norms": [0.1], "gradient_norms_before_training": [1, 2]},
             "different numbers of hidden layers",
