@@ -16,6 +16,7 @@ each m of --towers approximating --f2 on [0, 1]², the error on a 200 × 200 gri
 """
 
 import ast
+import functools
 import types
 
 import numpy as np
@@ -208,11 +209,10 @@ def one_input() -> None:
         trained = None
         if FLAGS.compare_trained:
             key = jax.random.fold_in(jax.random.key(FLAGS.seed), n)
-            trained = universality.network_function(
-                universality.train(
-                    f, 2 * n, key, epochs=FLAGS.epochs, eta=FLAGS.eta, optimizer=FLAGS.optimizer
-                )
+            train = functools.partial(
+                universality.train, epochs=FLAGS.epochs, eta=FLAGS.eta, optimizer=FLAGS.optimizer
             )
+            trained = universality.network_function(build("f", train, f, 2 * n, key))
             line += f"; trained ({FLAGS.optimizer}, η = {FLAGS.eta}, {FLAGS.epochs} epochs): "
             line += f"{universality.max_error(f, trained):.4f}"
         print(line, flush=True)

@@ -129,6 +129,11 @@ LIBRARY_ERRORS = [
     ("experiments.vanishing", ["--w=1,2,,4"], "--w='1,2,,4' has an empty item"),
     ("experiments.vanishing", ["--b=1,x,3,4"], "--b must be comma-separated numbers"),
     ("experiments.universality", ["--bumps=5,,10"], "--bumps='5,,10' has an empty item"),
+    (  # the trained comparison samples f where the check's grid does not (x < 0.0005)
+        "experiments.universality",
+        ["--f=0.5 + 0.1*sqrt(x - 0.00049)", "--compare_trained", "--epochs=1", "--bumps=5"],
+        "--f: f must lie strictly between 0 and 1",
+    ),
     ("benchmarks.backprop_speed", ["--sizes=784,,10"], "--sizes='784,,10' has an empty item"),
 ]
 
