@@ -45,7 +45,13 @@ def run_guarded(run, argv) -> None:
         check_distinct_outputs()
         check_replaced_outputs()
         run()
-    except (UsageError, data.DataError, checkpoint.CheckpointError) as e:
+    except data.DataError as e:  # named by the flag that chose the dataset, if it is not
+        message, value = str(e), flags.FLAGS.dataset if "dataset" in flags.FLAGS else None
+        if value is not None and "--" not in message:
+            message = message if message.startswith(f"{value}:") else f"{value}: {message}"
+            message = f"--dataset={message}"
+        sys.exit(f"error: {message}")
+    except (UsageError, checkpoint.CheckpointError) as e:
         sys.exit(f"error: {e}")
     except history.Diverged as e:  # nothing of the diverged network has been written
         eta = f" (--eta={flags.FLAGS.eta})" if "eta" in flags.FLAGS else ""

@@ -129,6 +129,12 @@ LIBRARY_ERRORS = [
     ("experiments.vanishing", ["--w=1,2,,4"], "--w='1,2,,4' has an empty item"),
     ("experiments.vanishing", ["--b=1,x,3,4"], "--b must be comma-separated numbers"),
     ("experiments.universality", ["--bumps=5,,10"], "--bumps='5,,10' has an empty item"),
+    ("experiments.mnist", ["--dataset=bogus"], "--dataset=bogus: unknown dataset 'bogus'"),
+    (
+        "experiments.conv",
+        ["--dataset=idx:{d}/missing", "--epochs=1"],
+        "--dataset=idx:{d}/missing: {d}/missing is not a directory",
+    ),
     (  # the trained comparison samples f where the check's grid does not (x < 0.0005)
         "experiments.universality",
         [
