@@ -1,5 +1,26 @@
 """Small helpers shared by the tests."""
 
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_module(module: str, *flags, timeout: float = 300):
+    """``python -m module flags`` run from the repository's root, as a user runs a runner:
+    its ``subprocess.CompletedProcess`` (text output captured; figures drawn off-screen,
+    output unbuffered)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"},
+    )
+
 
 def assert_one_line(exc_info):
     """The message of a raised exception (pytest's ``ExceptionInfo``), checked to be one

@@ -1,29 +1,18 @@
 """`python -m experiments.digits`: chapter 1's first MNIST digits with their labels."""
 
 import gzip
-import os
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from nnjax import data
-from tests.helpers import assert_failed_with_one_error
-from tests.test_conv_cli import ROOT
+from tests.helpers import assert_failed_with_one_error, run_module
 
 
 def run_digits(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.digits", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    return run_module("experiments.digits", *flags)
 
 
 def book_labels(split: str, count: int) -> list[int]:

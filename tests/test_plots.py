@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import run_module
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -34,14 +36,7 @@ def metrics_file(path, epochs, monitored=True):
 
 
 def plots(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.plots", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MPLBACKEND": "Agg"},
-    )
+    return run_module("experiments.plots", *flags)
 
 
 def test_curves_and_summary_figures_are_written(tmp_path):

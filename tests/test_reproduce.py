@@ -1,26 +1,17 @@
 """experiments.reproduce: the book's rows as commands, and one real row."""
 
-import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 
 from experiments import reproduce
+from tests.helpers import run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.reproduce", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    return run_module("experiments.reproduce", *flags)
 
 
 def test_rows_print_as_runner_commands():

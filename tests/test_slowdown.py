@@ -1,16 +1,13 @@
 """Chapter 3's learning slowdown (one sigmoid neuron) and softmax layer, against NumPy."""
 
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
 from nnjax import costs, slowdown
-from tests.helpers import assert_failed_with_one_error
+from tests.helpers import assert_failed_with_one_error, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CASES = [(0.6, 0.9, 1.0, 0.0), (2.0, 2.0, 1.0, 0.0), (-1.5, 0.3, 0.7, 1.0), (0.2, -3.0, 2.0, 0.4)]
@@ -79,14 +76,7 @@ def test_softmax_and_the_log_likelihoods_delta(z, label):
 
 
 def slowdown_runner(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.slowdown", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MPLBACKEND": "Agg"},
-    )
+    return run_module("experiments.slowdown", *flags)
 
 
 def test_the_runner_prints_the_table_and_draws(tmp_path):

@@ -1,11 +1,8 @@
 """Chapter 4: steps, bumps and towers built by hand approximate functions (nnjax.universality),
 and its runner (experiments.universality)."""
 
-import os
 import pathlib
 import re
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +10,7 @@ import numpy as np
 import pytest
 
 from nnjax import network, universality
-from tests.helpers import assert_failed_with_one_error, assert_one_line
+from tests.helpers import assert_failed_with_one_error, assert_one_line, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -153,14 +150,7 @@ def test_a_trained_network_of_the_same_size_beats_a_constant():
 
 
 def runner(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.universality", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "MPLBACKEND": "Agg"},
-    )
+    return run_module("experiments.universality", *flags)
 
 
 def test_the_runner_draws_and_prints_the_errors_of_built_and_trained_networks(tmp_path):

@@ -1,17 +1,14 @@
 """Chapter 5's chain of one neuron per layer: the book's product for ∂C/∂b_1 against
 jax.grad and a NumPy backward pass, the vanishing and the exploding case."""
 
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
 from nnjax import vanishing
-from tests.helpers import assert_failed_with_one_error
+from tests.helpers import assert_failed_with_one_error, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -83,14 +80,7 @@ def test_chain_refuses_mismatched_shapes():
 
 
 def vanishing_runner(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.vanishing", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ),
-    )
+    return run_module("experiments.vanishing", *flags)
 
 
 def test_the_runner_prints_the_product_and_jax_grad():
