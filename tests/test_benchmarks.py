@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.helpers import assert_failed_with_one_error
+from tests.helpers import assert_failed_with_one_error, run_module
 from tests.test_conv_cli import ROOT
 
 
@@ -49,13 +49,7 @@ def test_bad_input_is_one_line_naming_the_flag(module, flags, names):
 
 
 def run_backprop_speed(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "benchmarks.backprop_speed", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("benchmarks.backprop_speed", *flags)
 
 
 def test_backprop_speed_times_every_variant_for_every_mini_batch_size():

@@ -3,10 +3,7 @@
 
 import functools
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +14,7 @@ from nnjax import costs, fit, grid, network, optimizers, parallel, sweep
 from nnjax.epoch import epoch
 from nnjax.history import EpochResult, History
 from tests import helpers
-from tests.helpers import assert_failed_with_one_error, assert_one_line
+from tests.helpers import assert_failed_with_one_error, assert_one_line, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZES = [20, 8, 4]
@@ -294,17 +291,6 @@ def test_summarise_and_best_epoch():
 
 
 # --- the runner --------------------------------------------------------------------------
-
-
-def run_module(module, *flags, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", module, *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 @pytest.mark.parametrize(
