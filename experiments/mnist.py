@@ -24,7 +24,9 @@ from experiments.checks import (
 )
 from experiments.cli import (
     SEED_BOUNDS,
+    check_kernel,
     define_data_flags,
+    define_kernel_flags,
     define_network_flags,
     define_training_flags,
     matmul_precision,
@@ -111,14 +113,11 @@ flags.DEFINE_string(
     "Checkpoint after every epoch in this directory; "
     "rerunning with the same flags resumes from the last finished epoch.",
 )
-flags.DEFINE_enum(
-    "kernel",
-    "jax",
-    ["jax", "cpp"],
-    "jax: the JAX epoch, jax.grad of the Python loss; cpp: on the CPU, chapter 1's "
-    "one-hidden-layer sigmoid network with plain SGD in nnjax's hand-fused C++ copy of the "
-    "same step (faster; see docs/performance.md).",
-)
+define_kernel_flags(("jax", "cpp", "blocked"))
+KERNEL_NOTE = {
+    "cpp": " (nnjax's C++ CPU epoch)",
+    "blocked": " (blocked epoch, {block} mini-batches a block)",
+}
 flags.DEFINE_string(
     "devices",
     "1",
@@ -198,8 +197,6 @@ def run() -> None:
     regularization = "l1" if FLAGS.l1 > 0 else "l2"
     tx = optimizer_from_flags(regularization)
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
-    if mesh is not None and FLAGS.kernel == "cpp":
-        raise UsageError("--kernel=cpp trains on one device: leave out --devices")
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
     eval_split = getattr(dataset, FLAGS.eval_split)
     train_x, train_y = dataset.train.x, dataset.train.y
@@ -229,6 +226,7 @@ def run() -> None:
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
     lmbda = FLAGS.l2 or FLAGS.l1
     model = network.model(cost, activation, lmbda, regularization)
+    check_kernel(model, tx, mesh)
     if FLAGS.kernel == "cpp":
         from nnjax import cpu_kernel
 
@@ -242,7 +240,7 @@ def run() -> None:
         + (f", momentum {FLAGS.momentum:g}" if FLAGS.momentum else "")
     )
     where = (
-        jax.default_backend() + " (nnjax's C++ CPU epoch)" * (FLAGS.kernel == "cpp")
+        jax.default_backend() + KERNEL_NOTE.get(FLAGS.kernel, "").format(block=FLAGS.block)
         if mesh is None
         else (
             f"{mesh.size} {jax.default_backend()} devices"
@@ -345,6 +343,7 @@ def run() -> None:
             key=shuffle_key,
             eval_data=(eval_split.x, eval_split.y),
             kernel=FLAGS.kernel,
+            block=FLAGS.block,
             matmul_precision=matmul_precision(FLAGS.matmul_precision, jax.default_backend()),
             monitor=FLAGS.monitor,
             metrics=gradient_norms,

@@ -31,7 +31,9 @@ from experiments.checks import (
     save_figure,
 )
 from experiments.cli import (
+    check_kernel,
     define_data_flags,
+    define_kernel_flags,
     define_network_flags,
     define_training_flags,
     matmul_precision,
@@ -92,6 +94,7 @@ flags.DEFINE_string(
     "Split every mini-batch over this many devices (or all), data parallel, as "
     "experiments.mnist's; must divide --mini_batch_size.",
 )
+define_kernel_flags(("jax", "blocked"))
 define_process_flags()
 flags.DEFINE_string("jsonl", None, "Write one JSON object per network to this file.")
 flags.DEFINE_string("png", None, "Draw the sweep's figure into this PNG file.")
@@ -260,6 +263,7 @@ def run() -> None:
     settings = grid.grid(parsed["seeds"], parsed["etas"], parsed["lmbdas"], train_sizes)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
     strategy = fit.pick_strategy(FLAGS.strategy, len(settings))
+    check_kernel(network.model(cost, activation), optimizer_from_flags(), mesh)
     shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), sizes))
     data_bytes = dataset.train.x.nbytes + dataset.test.x.nbytes
     copies = 3 if strategy == "vmap" else 1  # vmap steps every network at once
@@ -277,7 +281,12 @@ def run() -> None:
     say(
         f"nnjax sweep: {len(settings)} networks ({title}); {dataset.name} "
         f"{FLAGS.eval_split} ({len(eval_split.y)} images); strategy {strategy} on "
-        f"{jax.default_backend()}{f' ({mesh.size} devices, data parallel)' if mesh else ''}",
+        f"{jax.default_backend()}{f' ({mesh.size} devices, data parallel)' if mesh else ''}"
+        + (
+            f", blocked epoch ({FLAGS.block} mini-batches a block)"
+            if FLAGS.kernel == "blocked"
+            else ""
+        ),
         flush=True,
     )
 
@@ -317,6 +326,8 @@ def run() -> None:
             chunk=FLAGS.chunk,
             matmul_precision=matmul_precision(FLAGS.matmul_precision, jax.default_backend()),
             mesh=mesh,
+            kernel=FLAGS.kernel,
+            block=FLAGS.block,
             progress=lambda m: say(m, flush=True),
             on_result=on_result,
         )

@@ -26,8 +26,11 @@ how an array is split, so the result is the single-device epoch's up to the orde
 additions.
 
 ``kernel="cpp"`` runs the full mini-batches of chapter 1's one-hidden-layer sigmoid network
-in nnjax's hand-fused C++ copy of the same step instead (``nnjax.cpu_kernel``); it is
-opt-in, and tested against this JAX epoch.
+in nnjax's hand-fused C++ copy of the same step instead (``nnjax.cpu_kernel``);
+``kernel="blocked"`` runs chapters 1-5's networks ``block`` mini-batches at a time with the
+first layer's weights held for the block and corrected exactly (``nnjax.blocked``), which
+moves less memory when many networks train at once. Both are opt-in, and tested against
+this JAX epoch.
 """
 
 import functools
@@ -38,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-KERNELS = ("jax", "cpp")
+KERNELS = ("jax", "cpp", "blocked")
 
 # The shuffle, a random permutation of 0..n−1 from a PRNG key without sorting:
 # ``jax.random.permutation`` sorts random keys, twice for n = 50,000 (about 20 ms on the
@@ -130,6 +133,7 @@ def _one_epoch(
     mesh,
     unroll,
     kernel,
+    block,
     gather_first,
 ):
     shuffle_key, step_key = jax.random.split(key)
@@ -150,6 +154,11 @@ def _one_epoch(
 
         cpu_kernel.check(model, tx, params, x, mini_batch_size)  # one-line ValueError
         params, opt_state = cpu_kernel.book_epoch(params, opt_state, x, y, full, model)
+    elif kernel == "blocked":
+        from nnjax import blocked
+
+        blocked.check(model, tx, mesh)  # one-line ValueError
+        params, opt_state = blocked.book_epoch(params, opt_state, x, y, full, model, tx, block)
     else:
         # One network: the epoch's mini-batches are gathered in one pass before the loop
         # (contiguous reads; 1.2x on the CPU). K vmapped networks gather theirs step by
@@ -183,6 +192,7 @@ def _one_epoch(
         "mesh",
         "unroll",
         "kernel",
+        "block",
         "stacked",
     ),
 )
@@ -201,16 +211,20 @@ def epoch(
     mesh=None,
     unroll: int = 1,
     kernel: str = "jax",
+    block: int = 8,
     stacked: bool = False,
 ):
     """One epoch over ``x`` (n, ...) with integer labels ``y`` (n,), mini-batches of
     ``mini_batch_size`` drawn with ``key`` (see the module's doc for the other arguments;
-    ``unroll`` steps are compiled into each iteration of the scan: the same result).
+    ``unroll`` steps are compiled into each iteration of the scan: the same result;
+    ``block``: mini-batches per block of ``kernel="blocked"``).
 
     Returns ``(params, opt_state)``, shaped as given.
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if not isinstance(block, int) or block < 1:
+        raise ValueError(f"block must be a positive integer, got {block!r}")
     one = functools.partial(
         _one_epoch,
         model=model,
@@ -221,6 +235,7 @@ def epoch(
         mesh=mesh,
         unroll=unroll,
         kernel=kernel,
+        block=block,
         gather_first=not stacked,
     )
     if stacked:

@@ -172,6 +172,7 @@ def fit(
     mesh=None,
     unroll: int = 1,
     kernel: str = "jax",
+    block: int = 8,
     matmul_precision: str = "highest",
     monitor: bool = False,
     metrics: Optional[Callable] = None,
@@ -188,7 +189,7 @@ def fit(
     ``train_data``, ``eval_data`` and ``test_data`` are pairs ``(x (N, ...), y (N,) int)``.
     Epoch k of network i draws its shuffle and dropout with ``fold_in(keys[i], k)`` (``key``
     for a single run), so a given key gives the same run every time. ``shuffle``,
-    ``drop_last``, ``mesh``, ``unroll`` and ``kernel`` are ``epoch.epoch``'s.
+    ``drop_last``, ``mesh``, ``unroll``, ``kernel`` and ``block`` are ``epoch.epoch``'s.
     ``strategy`` (``pick_strategy``) ``"vmap"`` trains the K networks in one program,
     ``"loop"`` one after another, with the same results up to float rounding.
     ``matmul_precision="highest"``: float32 products (``"default"``: XLA's, TF32 on GPUs).
@@ -240,6 +241,7 @@ def fit(
             mesh=mesh,
             unroll=unroll,
             kernel=kernel,
+            block=block,
             stacked=nets.vmap,
         ).compile()
         for r in runs:

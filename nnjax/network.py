@@ -67,10 +67,17 @@ def sizes_of(params: Params) -> list[int]:
 def logits(params: Params, x, activation: Activation = activations.sigmoid):
     """The output layer's weighted input z^L for input ``x`` ((n_in,) or (N, n_in)): every
     layer but the last applies ``activation``. Returns (n_out,) or (N, n_out)."""
-    a = x
-    for w, b in zip(params["weights"][:-1], params["biases"][:-1]):
-        a = activation.fn(a @ w.T + b)
-    return a @ params["weights"][-1].T + params["biases"][-1]
+    return logits_after_first_product(params, x @ params["weights"][0].T, activation)
+
+
+def logits_after_first_product(params: Params, xw, activation: Activation = activations.sigmoid):
+    """``logits`` given the first layer's product ``xw = x w²ᵀ`` ((n_1,) or (N, n_1))
+    instead of ``x``: the rest of the network, from the first bias on. The blocked epoch
+    (``nnjax.blocked``) computes that product its own way."""
+    z = xw + params["biases"][0]
+    for w, b in zip(params["weights"][1:], params["biases"][1:]):
+        z = activation.fn(z) @ w.T + b
+    return z
 
 
 def feedforward(

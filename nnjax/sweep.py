@@ -66,14 +66,16 @@ CPU_MAX_CHUNK = 16  # networks per vmapped program on the CPU (see the top)
 
 
 def bytes_per_network(
-    sizes: Sequence[int], mini_batch_size: int, train_size: int, itemsize: int = 4
+    sizes: Sequence[int], mini_batch_size: int, train_size: int, itemsize: int = 4, block: int = 1
 ) -> int:
     """An upper estimate of the device memory one network of a vmapped epoch needs: its
     parameters four times over (current, gradient, update, the scan's output buffer), a
-    mini-batch step's gathered rows and activations, and the epoch's shuffle (the
-    permutation, the Feistel network's temporaries and the (n // m, m) indices)."""
+    mini-batch step's gathered rows and activations (``block`` steps' and their Gram matrix
+    for the blocked epoch), and the epoch's shuffle (the permutation, the Feistel network's
+    temporaries and the (n // m, m) indices)."""
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    activations_ = mini_batch_size * (sizes[0] + 4 * sum(sizes[1:]))
+    rows = mini_batch_size * block
+    activations_ = rows * (sizes[0] + 4 * sum(sizes[1:])) + (rows * rows if block > 1 else 0)
     shuffle = 4 * train_size
     return (4 * n_params + activations_) * itemsize + 4 * shuffle
 
@@ -98,12 +100,13 @@ def chunk_size(
     mini_batch_size: int,
     train_size: int,
     budget: Optional[int] = None,
+    block: int = 1,
 ) -> int:
     """How many networks of a vmapped epoch to train at once: all ``n_networks`` if they fit
     in ``budget`` bytes (default ``available_bytes()``) after the evaluation's activations,
     else as many as do (at least 1)."""
     budget = available_bytes() if budget is None else budget
-    per = bytes_per_network(sizes, mini_batch_size, train_size)
+    per = bytes_per_network(sizes, mini_batch_size, train_size, block=block)
     return max(1, min(n_networks, (budget - EVAL_BATCH_BYTES) // per))
 
 
@@ -132,12 +135,15 @@ def _train_group(
     on_result,
     matmul_precision,
     mesh,
+    kernel,
+    block,
 ):
     """The networks of one training-set size, chunk by chunk; returns (Setting, History)s."""
     n = settings[0].train_size
     x, y = (a[:n] for a in train_data)
     if chunk is None:
-        chunk = chunk_size(len(settings), sizes, mini_batch_size, n)
+        blocks = block if kernel == "blocked" else 1
+        chunk = chunk_size(len(settings), sizes, mini_batch_size, n, block=blocks)
         if jax.default_backend() == "cpu":
             chunk = min(chunk, CPU_MAX_CHUNK)
     ranges = split_evenly(len(settings), chunk)
@@ -182,6 +188,8 @@ def _train_group(
                 eval_batch=batch,
                 matmul_precision=matmul_precision,
                 mesh=mesh,
+                kernel=kernel,
+                block=block,
                 on_epoch=report,
             )
         except history.Diverged as e:
@@ -227,25 +235,29 @@ def run(
     chunk: Optional[int] = None,
     matmul_precision: str = "highest",
     mesh=None,
+    kernel: str = "jax",
+    block: int = 8,
     keep_params: bool = False,
     progress: Optional[Callable[[str], None]] = None,
     on_result: Optional[Callable] = None,
 ) -> list[tuple]:
     """Trains one network of layer sizes ``sizes`` per setting for ``epochs`` epochs of
-    mini-batches of ``mini_batch_size`` (``optimizers.make(optimizer, momentum)``, each
-    network with its setting's η and L2 λ) and scores each on ``eval_data`` after every
-    epoch.
+        mini-batches of ``mini_batch_size`` (``optimizers.make(optimizer, momentum)``, each
+        network with its setting's η and L2 λ) and scores each on ``eval_data`` after every
+        epoch.
 
-    ``train_data`` and ``eval_data`` are pairs ``(x (N, n_in) float, y (N,) int)``; a
-    setting with training-set size n trains on the first n rows. ``strategy`` is ``"vmap"``,
-    ``"loop"`` or ``"auto"`` (``fit.pick_strategy``); ``chunk`` caps how many networks one
-    program trains (default: as many as fit, ``chunk_size``, and on the CPU at most
-    ``CPU_MAX_CHUNK``); a ``mesh`` (``parallel.make_mesh``) splits every mini-batch over its
-    devices (``fit``). ``progress(message)`` is called after every epoch of every chunk,
-    ``on_result(setting, history)`` for each network as soon as it is done.
+        ``train_data`` and ``eval_data`` are pairs ``(x (N, n_in) float, y (N,) int)``; a
+        setting with training-set size n trains on the first n rows. ``strategy`` is ``"vmap"``,
+        ``"loop"`` or ``"auto"`` (``fit.pick_strategy``); ``chunk`` caps how many networks one
+        program trains (default: as many as fit, ``chunk_size``, and on the CPU at most
+        ``CPU_MAX_CHUNK``); a ``mesh`` (``parallel.make_mesh``) splits every mini-batch over its
+        devices (``fit``); ``kernel`` and ``block`` choose the epoch (``epoch.epoch``'s:
+    ``"blocked"`` moves less memory per step). ``progress(message)`` is called after every
+    epoch of every chunk, ``on_result(setting, history)`` for each network as soon as it is
+    done.
 
-    Returns one pair ``(Setting, History)`` per setting, in the order of ``settings``; with
-    ``keep_params`` each History holds its trained parameters.
+        Returns one pair ``(Setting, History)`` per setting, in the order of ``settings``; with
+        ``keep_params`` each History holds its trained parameters.
     """
     settings = list(settings)
     if not settings:
@@ -267,6 +279,8 @@ def run(
         on_result=on_result,
         matmul_precision=matmul_precision,
         mesh=mesh,
+        kernel=kernel,
+        block=block,
     )
     x, y = (jax.device_put(a) for a in train_data)
     evaluation = tuple(jax.device_put(a) for a in eval_data)

@@ -232,6 +232,14 @@ PLOT = ["--y=gradient_norms", "--out={d}/old.png"]
 TRAIN = ["--train_size=500", "--epochs=1"]  # mnist: 0.1 s of training
 CONV = [*TRAIN, "--expand=none", "--layers=conv:4:5x5,fc:20,softmax"]
 BAD_INPUT = [
+    # (0) an epoch that cannot train this network, named before any work
+    ("experiments.mnist", ["--block=4"], "--block is for --kernel=blocked"),
+    (
+        "experiments.sweep",
+        ["--kernel=blocked", "--optimizer=adam"],
+        "--kernel=blocked: the blocked epoch cannot train this network: it runs the book's "
+        "plain SGD",
+    ),
     # (1) absurd numbers; divergence (one line naming the epoch, suggesting a smaller η)
     ("experiments.slowdown", ["--y=2"], "--y must be in [0, 1], got 2.0"),
     (
