@@ -3,6 +3,7 @@ r"""Network-epochs per second of a sweep: K networks [784, 30, 10], mini-batch 1
     python -m benchmarks.sweep_speed                  # default K for this backend
     python -m benchmarks.sweep_speed --k=1,64,1024,4096 --strategies=vmap
     python -m benchmarks.sweep_speed --hidden=30,30    # two hidden layers
+    python -m benchmarks.sweep_speed --kernels=jax,blocked --block=4,8,16 --bandwidth=4800
 
 For each K, each strategy of ``nnjax.sweep`` trains K networks (seeds 0..K−1, η = 3.0,
 quadratic cost, ``optimizers.make("sgd")``) on the book's 50,000 training images and is
@@ -14,8 +15,11 @@ processes) and the median are reported:
 * ``loop``: one network's compiled ``epoch``, run network after network.
 
 A loop's rate does not depend on K, so it is timed only for K ≤ ``--loop_max_k``.
-Prints one row per (K, strategy): network-epochs per second (best epoch, median epoch) and
-the best epoch's seconds for all K networks.
+``--kernels=jax,blocked`` times both epochs (``--block=4,8,16``: the blocked epoch's block
+sizes). Prints one row per (K, strategy, kernel): network-epochs per second (best epoch,
+median epoch), the best epoch's seconds for all K networks, and the memory traffic model's
+bytes per network-step (``traffic``) with the rate that bandwidth alone would allow
+(``--bandwidth`` in GB/s; on a GPU its peak, e.g. 4800 for an H200).
 """
 
 import statistics
@@ -23,6 +27,7 @@ import time
 
 from absl import app, flags
 
+from benchmarks.networks import ETA, M, strategy_epochs, traffic
 from experiments.checks import UsageError, parse_positive_ints
 from experiments.cli import DATA_DIR_HELP, run_guarded
 
@@ -38,6 +43,14 @@ flags.DEFINE_integer(
     "turns; the best and the median are reported.",
     lower_bound=1,
 )
+flags.DEFINE_list("kernels", ["jax"], "jax and/or blocked (nnjax.epoch's kernel).")
+flags.DEFINE_list("block", ["8"], "Mini-batches per block of the blocked kernel, comma separated.")
+flags.DEFINE_float(
+    "bandwidth",
+    0.0,
+    "Memory bandwidth in GB/s: print the rate the traffic model allows (0: do not).",
+    lower_bound=0.0,
+)
 flags.DEFINE_integer("loop_max_k", 16, "Time the loop only up to this K.", lower_bound=0)
 flags.DEFINE_integer(
     "train_size", 50000, "Training images per epoch.", lower_bound=1, upper_bound=50000
@@ -51,54 +64,10 @@ flags.DEFINE_enum(
     "Precision of float32 products (default: TF32 on recent GPUs).",
 )
 
-M = 10
-
 
 def sizes():
     """The timed network's layer sizes; UsageError naming --hidden if they are not sizes."""
     return [784, *parse_positive_ints("hidden", FLAGS.hidden, allow_none=True), 10]
-
-
-ETA = 3.0
-
-
-def strategy_epochs(strategy, k, x, y):
-    """Compiles the epoch of K networks for ``strategy`` (vmap: one stacked epoch of all K;
-    loop: one network's epoch, run K times); returns (one_epoch(e), compile seconds)."""
-    import jax
-
-    from nnjax import network, optimizers, sweep
-    from nnjax.epoch import epoch
-
-    params, keys = sweep.init_networks(range(k), sizes())
-    tx = optimizers.make("sgd")
-    opt_state = jax.vmap(lambda p: optimizers.init(tx, p, eta=ETA))(params)
-    stacked = strategy == "vmap"
-    if stacked:
-        nets = [((params, opt_state), keys)]
-        fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
-    else:
-        nets = [(jax.tree.map(lambda a, i=i: a[i], (params, opt_state)), keys[i]) for i in range(k)]
-        fold = jax.random.fold_in
-    jax.block_until_ready(nets)
-    start = time.perf_counter()
-    compiled = epoch.lower(
-        *nets[0][0],
-        x,
-        y,
-        fold(nets[0][1], 0),
-        model=network.model(),
-        tx=tx,
-        mini_batch_size=M,
-        stacked=stacked,
-    ).compile()
-    compile_s = time.perf_counter() - start
-
-    def one_epoch(e):
-        for i, (state, key) in enumerate(nets):
-            nets[i] = (jax.block_until_ready(compiled(*state, x, y, fold(key, e))), key)
-
-    return one_epoch, compile_s
 
 
 def main(argv):
@@ -111,6 +80,11 @@ def run():
     strategies = list(FLAGS.strategies)
     if not strategies or not set(strategies) <= {"vmap", "loop"}:
         raise UsageError(f"--strategies must be vmap and/or loop, got {FLAGS.strategies}")
+    if not FLAGS.kernels or not set(FLAGS.kernels) <= {"jax", "blocked"}:
+        raise UsageError(f"--kernels must be jax and/or blocked, got {FLAGS.kernels}")
+    blocks = [None] * ("jax" in FLAGS.kernels)
+    if "blocked" in FLAGS.kernels:
+        blocks += parse_positive_ints("block", FLAGS.block)
     import jax
 
     from nnjax import data, fit
@@ -124,9 +98,11 @@ def run():
         f"--strategy=auto picks {fit.pick_strategy('auto', 16)} for K > 1",
         flush=True,
     )
+    steps = -(-FLAGS.train_size // M)
     print(
-        f"{'K':>6s} {'strategy':9s} {'network-epochs/s':>17s} {'(median)':>9s} "
-        f"{'s per epoch':>12s} {'compile s':>10s}",
+        f"{'K':>6s} {'strategy':9s} {'kernel':11s} {'network-epochs/s':>17s} {'(median)':>9s} "
+        f"{'s per epoch':>12s} {'compile s':>10s} {'KB/step':>8s}"
+        + (f" {'bound/s':>8s}" if FLAGS.bandwidth else ""),
         flush=True,
     )
     with jax.default_matmul_precision(FLAGS.matmul_precision):
@@ -135,20 +111,25 @@ def run():
             for strategy in strategies:
                 if strategy == "loop" and k > FLAGS.loop_max_k:
                     continue
-                runs[strategy] = strategy_epochs(strategy, k, x, y)
-            # The strategies take turns, epoch by epoch, so that a busy machine slows each
+                for block in blocks:
+                    runs[strategy, block] = strategy_epochs(strategy, k, x, y, sizes(), block)
+            # The variants take turns, epoch by epoch, so that a busy machine slows each
             # about equally; the best epoch is the least disturbed.
-            times = {strategy: [] for strategy in runs}
+            times = {variant: [] for variant in runs}
             for e in range(FLAGS.epochs):
-                for strategy, (one_epoch, _) in runs.items():
+                for variant, (one_epoch, *_) in runs.items():
                     start = time.perf_counter()
                     one_epoch(e)
-                    times[strategy].append(time.perf_counter() - start)
-            for strategy, seconds in times.items():
+                    times[variant].append(time.perf_counter() - start)
+            for (strategy, block), seconds in times.items():
                 best, median = min(seconds), statistics.median(seconds)
+                moved = traffic(sizes(), M, block)
+                kernel = "jax" if block is None else f"blocked({block})"
+                bound = FLAGS.bandwidth * 1e9 / (moved * steps)
                 print(
-                    f"{k:6d} {strategy:9s} {k / best:17.1f} {k / median:9.1f} {best:12.3f} "
-                    f"{runs[strategy][1]:10.2f}",
+                    f"{k:6d} {strategy:9s} {kernel:11s} {k / best:17.1f} {k / median:9.1f} "
+                    f"{best:12.3f} {runs[strategy, block][1]:10.2f} {moved / 1000:8.0f}"
+                    + (f" {bound:8.0f}" if FLAGS.bandwidth else ""),
                     flush=True,
                 )
 

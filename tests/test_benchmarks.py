@@ -25,6 +25,10 @@ from tests.test_conv_cli import ROOT
         ("sweep_speed", ["--k=a,2"], "--k must be comma-separated integers, got 'a,2'"),
         ("sweep_speed", ["--strategies=foo"], "--strategies"),
         ("sweep_speed", ["--hidden=30,0"], "--hidden"),
+        ("sweep_speed", ["--kernels=jax,cpp"], "--kernels must be jax and/or blocked"),
+        ("sweep_speed", ["--kernels=blocked", "--block=8,0"], "--block"),
+        ("flax_speed", ["--k=0"], "--k"),
+        ("flax_speed", ["--flax_steps=0"], "--flax_steps"),
         ("expand_speed", ["--book_images=60000"], "--book_images"),
         ("conv_speed", ["stray"], "stray"),
         ("backprop_speed", ["--sizes=784"], "--sizes"),
@@ -112,3 +116,48 @@ def test_backprop_speed_refuses_a_gradient_that_differs():
     backprop_speed.check_same_gradient("same", good, good)
     with pytest.raises(SystemExit, match="layer 3: .*max \\|Δ ∂C/∂b\\| 0.01"):
         backprop_speed.check_same_gradient("bad", bad, good)
+
+
+def table(stdout):
+    """The rows of a benchmark's table: the lines that start with a number, split."""
+    return [line.split() for line in stdout.splitlines() if line[:6].strip().isdigit()]
+
+
+def test_traffic_model_counts_the_first_layer_and_the_mini_batch():
+    from benchmarks.networks import SIZES, traffic
+
+    x, w = 10 * 784 * 4, 784 * 30 * 4
+    assert traffic(SIZES, 10) == 4 * x + 5 * w == 595_840
+    assert traffic(SIZES, 10, block=8) == 5 * x + 5 * w // 8 == 215_600
+    assert traffic(SIZES, 10, block=1) > traffic(SIZES, 10)  # blocking costs X reads
+
+
+def test_sweep_speed_times_each_kernel_and_block_with_its_bound():
+    result = run_module(
+        "benchmarks.sweep_speed", "--k=2", "--strategies=vmap", "--kernels=jax,blocked",
+        "--block=2,4", "--train_size=200", "--epochs=1", "--bandwidth=100",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = table(result.stdout)
+    assert [r[2] for r in rows] == ["jax", "blocked(2)", "blocked(4)"], rows
+    for r in rows:
+        kb, bound = float(r[7]), float(r[8])
+        assert float(r[3]) > 0 and kb > 0
+        assert bound == pytest.approx(100e9 / (kb * 1000 * 20), rel=0.01)  # 20 steps
+
+
+def test_flax_speed_times_nnjax_and_flax_where_it_is_installed():
+    result = run_module(
+        "benchmarks.flax_speed", "--k=1,2", "--train_size=300", "--flax_steps=5", "--repeats=1"
+    )
+    assert result.returncode == 0, result.stderr
+    variants = [(r[0], " ".join(r[1:-3] if r[0] == "1" else r[1:-2])) for r in table(result.stdout)]
+    want = [("1", "nnjax"), ("2", "nnjax"), ("2", "nnjax, blocked(8)")]
+    try:
+        import flax  # noqa: F401
+    except ImportError:
+        assert "Flax not installed: its rows are left out" in result.stdout
+        assert variants == want, variants
+    else:
+        assert [v for v in variants if v[1].startswith("nnjax")] == want, variants
+        assert len(variants) == 7, variants

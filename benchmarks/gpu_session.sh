@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every GPU measurement the docs quote as "not yet measured", in one script, so that a short
+# session on a GPU machine (no package registry, a few minutes) gets them in one or two runs.
+#
+#   mkdir -p .devdata && cp ~/.cache/nnjax/mnist.pkl.gz .devdata/    # the data travels along
+#   bash benchmarks/gpu_session.sh sweeps     # ~5 min: sweep_speed float32 and TF32, flax_speed
+#   bash benchmarks/gpu_session.sh runs       # ~4 min: GPU tests, chapter 1 and the 99.60% run
+#
+# Each step's output is appended to $OUT/gpu_session.txt (default /tmp) as it finishes, with
+# the time it started, so a run cut short still reports what it did. Steps run in order of
+# importance; each is limited to $STEP_SECONDS (default 240).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export NNJAX_DATA_DIR=${NNJAX_DATA_DIR:-$PWD/.devdata}
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
+log=${OUT:-/tmp}/gpu_session.txt
+part=${1:-sweeps}
+if [[ $part != sweeps && $part != runs ]]; then
+  echo "usage: bash benchmarks/gpu_session.sh sweeps|runs" >&2
+  exit 2
+fi
+
+step() {
+  echo "=== $* (started $(date +%T))" | tee -a "$log"
+  timeout "${STEP_SECONDS:-240}" "$@" 2>&1 | tee -a "$log"
+  echo "=== exit ${PIPESTATUS[0]} (ended $(date +%T))" | tee -a "$log"
+}
+
+step python -c "import jax, optax; print('jax', jax.__version__, 'optax', optax.__version__, jax.devices())"
+case "$part" in
+  sweeps)
+    sweep="python -m benchmarks.sweep_speed --strategies=vmap --kernels=jax,blocked --epochs=2 --bandwidth=4800"
+    step $sweep --k=1,64,256,1024,4096 --block=4,8,16 --matmul_precision=highest
+    step $sweep --k=1024,4096 --block=8,16 --matmul_precision=default
+    step python -m benchmarks.flax_speed --k=1,64,1024,4096 --flax_steps=200
+    # The largest K that fits: one process per K, so that running out of memory ends one step.
+    step $sweep --k=16384 --block=16 --epochs=1 --matmul_precision=highest
+    step $sweep --k=32768 --block=16 --epochs=1 --matmul_precision=highest
+    ;;
+  runs)
+    step python -m pytest -q -m gpu tests/test_gpu.py
+    step python -m pytest -q -x tests/test_blocked.py tests/test_epoch.py
+    step python -m experiments.mnist --hidden=30
+    step python -m experiments.mnist --hidden=30 --kernel=blocked
+    STEP_SECONDS=300 step python -m experiments.conv --preset=dropout --matmul_precision=auto
+    ;;
+esac

@@ -1,0 +1,67 @@
+"""What the speed benchmarks share: K book networks' compiled epochs, ready to time, and a
+model of the memory traffic of a step. No flags: each benchmark defines its own."""
+
+import time
+
+SIZES, ETA, M = (784, 30, 10), 3.0, 10
+
+
+def traffic(sizes, mini_batch_size, block=None, itemsize=4) -> int:
+    """Bytes one network moves through device memory per step, by a simple model: every
+    product or elementwise pass reads its operands from memory and writes its result, and
+    only the first layer's weights w (n_1 × n_in) and the mini-batch's rows X (m × n_in)
+    count (the rest are a few percent). A plain step gathers X (read and write: 2X), reads
+    X and w for the forward product, X for the gradient dᵀX, which it writes (w), and the
+    update reads w and the gradient and writes w: 4X + 5w. The blocked epoch (``block`` =
+    B) gathers (2X), and reads X three times (forward product, Gram, update) per step and
+    w five times per block: 5X + 5w/B."""
+    x = mini_batch_size * sizes[0] * itemsize
+    w = sizes[0] * sizes[1] * itemsize
+    return 4 * x + 5 * w if block is None else 5 * x + 5 * w // block
+
+
+def strategy_epochs(strategy, k, x, y, sizes=SIZES, block=None, eta=ETA, mini_batch_size=M):
+    """Compiles the epoch of K networks of layer sizes ``sizes`` (seeds 0..K−1, quadratic
+    cost, the book's SGD with η = ``eta``) for ``strategy`` (vmap: one stacked epoch of all
+    K; loop: one network's epoch, run K times), the blocked epoch with ``block`` mini-batches
+    a block if given; returns ``(one_epoch(e), compile seconds, first())``, ``first()`` giving
+    the first network's current parameters."""
+    import jax
+
+    from nnjax import network, optimizers, sweep
+    from nnjax.epoch import epoch
+
+    params, keys = sweep.init_networks(range(k), sizes)
+    tx = optimizers.make("sgd")
+    opt_state = jax.vmap(lambda p: optimizers.init(tx, p, eta=eta))(params)
+    stacked = strategy == "vmap"
+    if stacked:
+        nets = [((params, opt_state), keys)]
+        fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+    else:
+        nets = [(jax.tree.map(lambda a, i=i: a[i], (params, opt_state)), keys[i]) for i in range(k)]
+        fold = jax.random.fold_in
+    jax.block_until_ready(nets)
+    start = time.perf_counter()
+    compiled = epoch.lower(
+        *nets[0][0],
+        x,
+        y,
+        fold(nets[0][1], 0),
+        model=network.model(),
+        tx=tx,
+        mini_batch_size=mini_batch_size,
+        stacked=stacked,
+        **({} if block is None else dict(kernel="blocked", block=block)),
+    ).compile()
+    compile_s = time.perf_counter() - start
+
+    def one_epoch(e):
+        for i, (state, key) in enumerate(nets):
+            nets[i] = (jax.block_until_ready(compiled(*state, x, y, fold(key, e))), key)
+
+    def first():
+        params = nets[0][0][0]
+        return jax.tree.map(lambda a: a[0], params) if stacked else params
+
+    return one_epoch, compile_s, first

@@ -1,0 +1,63 @@
+"""Checks that only mean something on a GPU (skipped elsewhere): a sweep's memory estimate at
+the sizes a GPU trains at once, and the blocked epoch against the plain one in float32 and
+TF32 on the GPU's own products. Run them with ``python -m pytest -m gpu`` on a GPU machine
+(``benchmarks/gpu_session.sh`` does)."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from nnjax import network, optimizers, sweep
+from nnjax.epoch import epoch
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(jax.default_backend() != "gpu", reason="needs a GPU"),
+]
+
+SIZES = [784, 30, 10]
+
+
+def compiled_epoch(k, n, **kernel):
+    x, y = jnp.zeros((n, SIZES[0])), jnp.zeros((n,), jnp.int32)
+    params, keys = sweep.init_networks(range(k), SIZES)
+    tx = optimizers.make("sgd")
+    return epoch.lower(
+        params, jax.vmap(tx.init)(params), x, y, keys, model=network.model(), tx=tx,
+        mini_batch_size=10, stacked=True, **kernel,
+    ).compile()  # fmt: skip
+
+
+@pytest.mark.parametrize("kernel", [{}, {"kernel": "blocked", "block": 8}])
+def test_4096_networks_fit_the_estimate_that_sizes_the_chunks(kernel):
+    """XLA's memory plan for K = 4,096 networks on 50,000 images, within
+    ``sweep.bytes_per_network`` per network, and the chunking trains them in one program."""
+    k, n = 4096, 50000
+    memory = compiled_epoch(k, n, **kernel).memory_analysis()
+    block = kernel.get("block", 1)
+    estimate = k * sweep.bytes_per_network(SIZES, 10, n, block=block)
+    assert memory.temp_size_in_bytes <= estimate, (memory.temp_size_in_bytes, estimate)
+    assert sweep.chunk_size(k, SIZES, 10, n, block=block) == k
+
+
+@pytest.mark.parametrize("precision, share", [("highest", 1e-3), ("default", 0.1)])
+def test_blocked_epoch_follows_the_plain_epoch_on_the_gpu(precision, share):
+    """64 networks on 2,000 MNIST-like images (multiples of 1/256, as the book's), one epoch
+    each way under the same precision: the two differ by a small share of what training
+    changed (TF32 rounds the products' inputs to 10 bits, float32 only the sums)."""
+    k, n = 64, 2000
+    keys = jax.random.split(jax.random.key(0), 2)
+    x = jax.random.uniform(keys[0], (n, SIZES[0]))
+    x = jnp.where(x < 0.8, 0.0, jnp.floor(x * 256) / 256)
+    y = jax.random.randint(keys[1], (n,), 0, 10)
+    params, shuffle = sweep.init_networks(range(k), SIZES)
+    tx = optimizers.make("sgd")
+    state = jax.vmap(lambda p: optimizers.init(tx, p, eta=0.5))(params)
+    common = dict(model=network.model(), tx=tx, mini_batch_size=10, stacked=True)
+    with jax.default_matmul_precision(precision):
+        plain = epoch(params, state, x, y, shuffle, **common)[0]
+        fast = epoch(params, state, x, y, shuffle, kernel="blocked", block=8, **common)[0]
+    for start, a, b in zip(*map(jax.tree.leaves, (params, plain, fast))):
+        changed = float(jnp.max(jnp.abs(a - start)))
+        assert changed > 0
+        assert float(jnp.max(jnp.abs(b - a))) <= share * changed
