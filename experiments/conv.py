@@ -473,23 +473,19 @@ def run() -> None:
         )
         say(f"Saved the networks (at their best validation epochs) to {FLAGS.save}.")
     if FLAGS.filters_png and primary:
-        from experiments import conv_figures
+        from experiments import figures
 
         w = np.asarray(networks[0].best_params[0]["w"])  # (kh, kw, C, F)
-        conv_figures.draw_filters(
+        figures.draw_filters(
             w[:, :, 0, :].transpose(2, 0, 1),
             FLAGS.filters_png,
             title="first conv-pool layer's filters",
         )
         say(f"Drew the filters to {FLAGS.filters_png}.")
     if FLAGS.misclassified_png and primary:
-        from experiments import conv_figures
+        from experiments import figures
 
-        say(
-            conv_figures.draw_mistakes(
-                test_x, test_y, votes, FLAGS.misclassified_png, side=shape[0]
-            )
-        )
+        say(figures.draw_mistakes(test_x, test_y, votes, FLAGS.misclassified_png, side=shape[0]))
     if FLAGS.summary_out and primary:  # the last file a finished run writes
         write_summary(FLAGS.summary_out, {**summary, "compile_seconds": compile_seconds})
         say(f"Wrote the run's record to {FLAGS.summary_out}.")

@@ -11,7 +11,7 @@ from absl import app, flags
 
 from experiments.checks import UsageError, check_png
 from experiments.cli import define_data_flags, run_guarded
-from experiments.conv_figures import MAX_DRAWN
+from experiments.figures import MAX_DRAWN
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer(
@@ -33,7 +33,7 @@ def run() -> None:
     if not FLAGS.png:
         raise UsageError("--png is required: the PNG file to write")
     check_png("png", FLAGS.png)
-    from experiments import conv_figures
+    from experiments import figures
     from nnjax import data
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
@@ -49,7 +49,7 @@ def run() -> None:
             f"--count={FLAGS.count} exceeds the {len(split)} {FLAGS.split} images of {dataset.name}"
         )
     images, labels = split.x[: FLAGS.count], split.y[: FLAGS.count]
-    conv_figures.draw_digits(images, [str(int(d)) for d in labels], FLAGS.png, side=height)
+    figures.draw_digits(images, [str(int(d)) for d in labels], FLAGS.png, side=height)
     print(
         f"Drew the first {FLAGS.count} {NAMES[FLAGS.split]} digits of {dataset.name} to "
         f"{FLAGS.png}; their labels: {' '.join(str(int(d)) for d in labels)}"

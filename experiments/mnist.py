@@ -370,12 +370,12 @@ def run() -> None:
         f" (+{run.compile_seconds:.1f} s compile)."
     )
     if FLAGS.misclassified_png and primary:
-        from experiments import conv_figures
+        from experiments import figures
 
         test = dataset.test
         predictions = jax.device_get(network.predict(run.params, test.x, activation))
         say(
-            conv_figures.draw_mistakes(
+            figures.draw_mistakes(
                 test.x, test.y, predictions, FLAGS.misclassified_png, side=height
             )
         )

@@ -118,12 +118,10 @@ def run(paths) -> None:
             },
         )
     if FLAGS.misclassified_png:
-        from experiments import conv_figures
+        from experiments import figures
 
         print(
-            conv_figures.draw_mistakes(
-                split.x, split.y, votes, FLAGS.misclassified_png, side=shape[0]
-            )
+            figures.draw_mistakes(split.x, split.y, votes, FLAGS.misclassified_png, side=shape[0])
         )
 
 

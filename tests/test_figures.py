@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments import conv_figures
+from experiments import figures
 from tests.helpers import assert_one_line
 
 
@@ -23,7 +23,7 @@ def dark_fraction(pixels):
 def test_filters_figure(tmp_path, shape):
     w = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     path = tmp_path / "filters.png"
-    assert conv_figures.draw_filters(w, path, title="layer 1") == path
+    assert figures.draw_filters(w, path, title="layer 1") == path
     pixels = read_png(path)
     h, wd = pixels.shape
     assert 100 <= h <= 600 and 200 <= wd <= 1200, pixels.shape
@@ -34,7 +34,7 @@ def test_filters_share_a_scale_symmetric_around_zero(tmp_path):
     # Constant filters +1, −1, 0, +0.5 on one scale [−1, 1], grey reversed: black, white,
     # mid grey, dark grey. (Each filter on its own range could not tell them apart.)
     w = np.stack([np.full((5, 5), v, np.float32) for v in (1.0, -1.0, 0.0, 0.5)])
-    pixels = read_png(conv_figures.draw_filters(w, tmp_path / "f.png"))
+    pixels = read_png(figures.draw_filters(w, tmp_path / "f.png"))
     row = pixels[pixels.shape[0] // 2]
     edges = np.flatnonzero(np.diff(row.astype(int))) + 1
     runs = [(a, b - a, row[a]) for a, b in zip(np.r_[0, edges], np.r_[edges, len(row)])]
@@ -48,7 +48,7 @@ def test_misclassified_figure(tmp_path):
     k = 33
     images = (rng.random((k, 784)) > 0.7).astype(np.float32)
     labels = rng.integers(0, 10, k)
-    path = conv_figures.draw_misclassified(
+    path = figures.draw_misclassified(
         images, labels, (labels + 1) % 10, tmp_path / "wrong.png", title="33 wrong"
     )
     pixels = read_png(path)
@@ -59,12 +59,12 @@ def test_misclassified_figure(tmp_path):
 
 def test_misclassified_figure_sizes(tmp_path):
     small = read_png(
-        conv_figures.draw_misclassified(
+        figures.draw_misclassified(
             np.ones((2, 16), np.float32), [1, 2], [3, 4], tmp_path / "two.png", side=4
         )
     )
     many = read_png(
-        conv_figures.draw_misclassified(
+        figures.draw_misclassified(
             np.ones((100, 784), np.float32) * 0.5,
             np.zeros(100, int),
             np.ones(100, int),
@@ -78,7 +78,7 @@ def test_misclassified_figure_sizes(tmp_path):
 def test_digits_figure_draws_each_digit_in_its_cell(tmp_path):
     # Digit i is black in its top i rows (of 4): the cells darken from left to right.
     images = np.stack([(np.arange(16) < 4 * i).astype(np.float32) for i in range(5)])
-    path = conv_figures.draw_digits(images, list("01234"), tmp_path / "d.png", side=4)
+    path = figures.draw_digits(images, list("01234"), tmp_path / "d.png", side=4)
     pixels = read_png(path)
     columns = np.array_split(pixels[pixels.shape[0] // 5 :], 5, axis=1)
     darkness = [dark_fraction(c) for c in columns]
@@ -91,15 +91,13 @@ def test_mistakes_are_the_first_wrong_indices(seed, limit):
     labels = rng.integers(0, 10, 500)
     predictions = np.where(rng.random(500) < 0.3, rng.integers(0, 10, 500), labels)
     wrong = [i for i in range(500) if predictions[i] != labels[i]]
-    shown, total = conv_figures.mistakes(labels, predictions, limit)
+    shown, total = figures.mistakes(labels, predictions, limit)
     assert shown.tolist() == wrong[:limit] and total == len(wrong)
 
 
 def test_no_misclassified_digits(tmp_path):
     pixels = read_png(
-        conv_figures.draw_misclassified(
-            np.zeros((0, 784), np.float32), [], [], tmp_path / "none.png"
-        )
+        figures.draw_misclassified(np.zeros((0, 784), np.float32), [], [], tmp_path / "none.png")
     )
     assert 0 < dark_fraction(pixels) < 0.1  # some text on white
 
@@ -107,27 +105,27 @@ def test_no_misclassified_digits(tmp_path):
 @pytest.mark.parametrize(
     "call, name",
     [
-        (lambda p: conv_figures.draw_filters(np.zeros((20, 3, 5, 5)), p), "filters"),
-        (lambda p: conv_figures.draw_filters(np.zeros((5, 5)), p), "filters"),
-        (lambda p: conv_figures.draw_filters(np.zeros((0, 5, 5)), p), "filters"),
+        (lambda p: figures.draw_filters(np.zeros((20, 3, 5, 5)), p), "filters"),
+        (lambda p: figures.draw_filters(np.zeros((5, 5)), p), "filters"),
+        (lambda p: figures.draw_filters(np.zeros((0, 5, 5)), p), "filters"),
         (
-            lambda p: conv_figures.draw_misclassified(np.zeros((3, 783)), [1] * 3, [1] * 3, p),
+            lambda p: figures.draw_misclassified(np.zeros((3, 783)), [1] * 3, [1] * 3, p),
             "images",
         ),
         (
-            lambda p: conv_figures.draw_misclassified(np.zeros((3, 16)), [1] * 3, [1] * 3, p),
+            lambda p: figures.draw_misclassified(np.zeros((3, 16)), [1] * 3, [1] * 3, p),
             "images",
         ),
         (
-            lambda p: conv_figures.draw_misclassified(np.zeros((3, 784)), [1] * 2, [1] * 3, p),
+            lambda p: figures.draw_misclassified(np.zeros((3, 784)), [1] * 2, [1] * 3, p),
             "labels",
         ),
         (
-            lambda p: conv_figures.draw_misclassified(np.zeros((3, 784)), [1] * 3, [[1]] * 3, p),
+            lambda p: figures.draw_misclassified(np.zeros((3, 784)), [1] * 3, [[1]] * 3, p),
             "predictions",
         ),
-        (lambda p: conv_figures.draw_digits(np.zeros((3, 784)), ["1"] * 2, p), "titles"),
-        (lambda p: conv_figures.draw_digits(np.zeros(784), ["1"], p), "images"),
+        (lambda p: figures.draw_digits(np.zeros((3, 784)), ["1"] * 2, p), "titles"),
+        (lambda p: figures.draw_digits(np.zeros(784), ["1"], p), "images"),
     ],
 )
 def test_bad_shapes_are_one_line_errors(tmp_path, call, name):
