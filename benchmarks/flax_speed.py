@@ -41,7 +41,9 @@ flags.DEFINE_integer("repeats", 2, "Timed runs per variant; the best is reported
 flags.DEFINE_integer(
     "train_size", 50000, "Training images per epoch.", lower_bound=10, upper_bound=50000
 )
-flags.DEFINE_integer("block", 8, "Mini-batches per block of nnjax's blocked epoch.", lower_bound=1)
+flags.DEFINE_integer(
+    "block", 8, "Mini-batches per block of nnjax's blocked epoch.", lower_bound=1, upper_bound=64
+)
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 

@@ -82,6 +82,8 @@ def run():
         raise UsageError(f"--strategies must be vmap and/or loop, got {FLAGS.strategies}")
     if not FLAGS.kernels or not set(FLAGS.kernels) <= {"jax", "blocked"}:
         raise UsageError(f"--kernels must be jax and/or blocked, got {FLAGS.kernels}")
+    if FLAGS["block"].present and "blocked" not in FLAGS.kernels:
+        raise UsageError("--block is for --kernels=blocked")
     blocks = [None] * ("jax" in FLAGS.kernels)
     if "blocked" in FLAGS.kernels:
         blocks += parse_positive_ints("block", FLAGS.block)

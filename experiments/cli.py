@@ -170,55 +170,6 @@ def define_training_flags(momentum: bool = True) -> None:
     )
 
 
-KERNEL_HELP = {
-    "jax": "the JAX epoch, jax.grad of the Python loss",
-    "cpp": "on the CPU, chapter 1's one-hidden-layer sigmoid network with plain SGD in "
-    "nnjax's hand-fused C++ copy of the same step (faster; see docs/performance.md)",
-    "blocked": "chapters 1-5's networks with plain SGD, --block mini-batches at a time with "
-    "the first layer's weights held and corrected exactly (nnjax/blocked.py; less memory "
-    "traffic for many networks at once)",
-}
-
-
-def define_kernel_flags(kernels) -> None:
-    """Defines ``--kernel`` (one of ``kernels``, keys of ``KERNEL_HELP``; "jax" first, the
-    default) and ``--block`` (mini-batches per block of ``--kernel=blocked``)."""
-    runner = runner_module()
-    flags.DEFINE_enum(
-        "kernel",
-        kernels[0],
-        list(kernels),
-        "; ".join(f"{name}: {KERNEL_HELP[name]}" for name in kernels) + ".",
-        module_name=runner,
-    )
-    flags.DEFINE_integer(
-        "block",
-        8,
-        "Mini-batches per block of --kernel=blocked.",
-        lower_bound=1,
-        upper_bound=64,
-        module_name=runner,
-    )
-
-
-def check_kernel(model, tx, mesh=None) -> None:
-    """UsageError naming --kernel or --block if the chosen kernel cannot train ``model``
-    with ``tx`` (on ``mesh``); the C++ kernel's own checks need the data, and are the
-    runner's."""
-    from nnjax import blocked
-
-    if flags.FLAGS.kernel == "cpp" and mesh is not None:
-        raise UsageError("--kernel=cpp trains on one device: leave out --devices")
-    if flags.FLAGS.kernel != "blocked":
-        if flags.FLAGS["block"].present:
-            raise UsageError("--block is for --kernel=blocked")
-        return
-    try:
-        blocked.check(model, tx, mesh)
-    except ValueError as e:
-        raise UsageError(f"--kernel=blocked: {e}") from None
-
-
 def optimizer_from_flags(regularization: str = "l2"):
     """``nnjax.optimizers.make`` of --optimizer and --momentum; UsageError naming them if
     they do not go together."""

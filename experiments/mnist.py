@@ -24,9 +24,7 @@ from experiments.checks import (
 )
 from experiments.cli import (
     SEED_BOUNDS,
-    check_kernel,
     define_data_flags,
-    define_kernel_flags,
     define_network_flags,
     define_training_flags,
     matmul_precision,
@@ -40,6 +38,7 @@ from experiments.devices import (
     parse_devices,
     start_processes,
 )
+from experiments.kernels import check_kernel, define_kernel_flags
 from experiments.progress import Progress
 
 FLAGS = flags.FLAGS
@@ -197,6 +196,10 @@ def run() -> None:
     regularization = "l1" if FLAGS.l1 > 0 else "l2"
     tx = optimizer_from_flags(regularization)
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
+    cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
+    lmbda = FLAGS.l2 or FLAGS.l1
+    model = network.model(cost, activation, lmbda, regularization)
+    check_kernel(model, tx, mesh)  # before any data is loaded
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
     eval_split = getattr(dataset, FLAGS.eval_split)
     train_x, train_y = dataset.train.x, dataset.train.y
@@ -223,10 +226,6 @@ def run() -> None:
     shapes = jax.eval_shape(lambda: network.init(init_key, sizes, init=FLAGS.init))
     check_fits("hidden", FLAGS.hidden, shapes, 3, train_x.nbytes + dataset.test.x.nbytes)
     params = network.init(init_key, sizes, init=FLAGS.init)
-    cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
-    lmbda = FLAGS.l2 or FLAGS.l1
-    model = network.model(cost, activation, lmbda, regularization)
-    check_kernel(model, tx, mesh)
     if FLAGS.kernel == "cpp":
         from nnjax import cpu_kernel
 
@@ -375,9 +374,7 @@ def run() -> None:
         test = dataset.test
         predictions = jax.device_get(network.predict(run.params, test.x, activation))
         say(
-            figures.draw_mistakes(
-                test.x, test.y, predictions, FLAGS.misclassified_png, side=height
-            )
+            figures.draw_mistakes(test.x, test.y, predictions, FLAGS.misclassified_png, side=height)
         )
 
 

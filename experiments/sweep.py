@@ -31,9 +31,7 @@ from experiments.checks import (
     save_figure,
 )
 from experiments.cli import (
-    check_kernel,
     define_data_flags,
-    define_kernel_flags,
     define_network_flags,
     define_training_flags,
     matmul_precision,
@@ -47,6 +45,7 @@ from experiments.devices import (
     parse_devices,
     start_processes,
 )
+from experiments.kernels import check_kernel, define_kernel_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -248,6 +247,8 @@ def run() -> None:
     from nnjax import activations, costs, data, fit, grid, network, sweep
 
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
+    cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
+    check_kernel(network.model(cost, activation), optimizer_from_flags(), mesh)  # before data
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
     eval_split = getattr(dataset, FLAGS.eval_split)
     n_data = len(dataset.train.y)
@@ -261,9 +262,7 @@ def run() -> None:
             raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} exceeds --train_size={n}")
     sizes = [dataset.train.x.shape[1], *parsed["hidden"], dataset.num_classes]
     settings = grid.grid(parsed["seeds"], parsed["etas"], parsed["lmbdas"], train_sizes)
-    cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)
     strategy = fit.pick_strategy(FLAGS.strategy, len(settings))
-    check_kernel(network.model(cost, activation), optimizer_from_flags(), mesh)
     shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), sizes))
     data_bytes = dataset.train.x.nbytes + dataset.test.x.nbytes
     copies = 3 if strategy == "vmap" else 1  # vmap steps every network at once

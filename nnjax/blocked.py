@@ -22,8 +22,8 @@ mini-batch, through ``jax.grad`` of the network's own Python layers
 epoch's up to the order of float additions. The point is memory traffic when many networks
 train at once (a sweep on a GPU): a plain step moves w through memory about five times
 (forward product, gradient, update), a block of B steps about five times in all, for
-B·m²·n_in more multiply-adds a step (the Gram products X_t X_sᵀ). It is opt-in (``epoch(..., kernel="blocked", block=B)``) and tested against
-the plain epoch.
+B·m²·n_in more multiply-adds a step (the Gram products X_t X_sᵀ). It is opt-in
+(``epoch(..., kernel="blocked", block=B)``) and tested against the plain epoch.
 """
 
 import jax
@@ -49,7 +49,9 @@ def check(model, tx, mesh=None) -> None:
 
 
 def _tail_loss(xw, params, y, cost, activation):
-    """The mini-batch's mean cost given its first-layer product ``xw`` (m, n_1)."""
+    """The mini-batch's mean cost given its first-layer product ``xw`` (m, n_1): the
+    training loss of ``network.model`` (labels ``y`` one-hot, the cost's output layer), from
+    the first product on; tests/test_blocked.py holds the two equal."""
     z = network.logits_after_first_product(params, xw, activation)
     return cost.fn(z, cost.output.fn(z), costs.one_hot(y, z.shape[-1], z.dtype))
 
@@ -65,7 +67,9 @@ def _block(params, opt_state, xb, yb, model, tx):
     m = xb.shape[1]
     products = jnp.einsum("tmi,ji->tmj", xb, w)  # X_t w_0ᵀ: w read once
     flat = xb.reshape(-1, xb.shape[-1])
-    gram = flat @ flat.T  # (B·m, B·m): one product; only blocks below the diagonal are used
+    # (B·m, B·m) in one product, though only the blocks below the diagonal are used: B
+    # products of growing width (half the multiply-adds) were slower on the CPU.
+    gram = flat @ flat.T
     grad = jax.grad(_tail_loss, argnums=(0, 1))
     ds = []
     for t in range(steps):

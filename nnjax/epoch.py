@@ -223,7 +223,7 @@ def epoch(
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    if not isinstance(block, int) or block < 1:
+    if kernel == "blocked" and (not isinstance(block, int) or block < 1):
         raise ValueError(f"block must be a positive integer, got {block!r}")
     one = functools.partial(
         _one_epoch,

@@ -71,9 +71,10 @@ def logits(params: Params, x, activation: Activation = activations.sigmoid):
 
 
 def logits_after_first_product(params: Params, xw, activation: Activation = activations.sigmoid):
-    """``logits`` given the first layer's product ``xw = x w²ᵀ`` ((n_1,) or (N, n_1))
-    instead of ``x``: the rest of the network, from the first bias on. The blocked epoch
-    (``nnjax.blocked``) computes that product its own way."""
+    """``logits`` given the first layer's product ``xw = x (w²)ᵀ`` (w² the first weight
+    matrix, as the book numbers layers; (n_1,) or (N, n_1)) instead of ``x``: the rest of
+    the network, from the first bias on. The blocked epoch (``nnjax.blocked``) computes
+    that product its own way."""
     z = xw + params["biases"][0]
     for w, b in zip(params["weights"][1:], params["biases"][1:]):
         z = activation.fn(z) @ w.T + b

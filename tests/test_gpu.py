@@ -34,6 +34,8 @@ def test_4096_networks_fit_the_estimate_that_sizes_the_chunks(kernel):
     ``sweep.bytes_per_network`` per network, and the chunking trains them in one program."""
     k, n = 4096, 50000
     memory = compiled_epoch(k, n, **kernel).memory_analysis()
+    if memory is None:
+        pytest.skip("this backend gives no memory analysis")
     block = kernel.get("block", 1)
     estimate = k * sweep.bytes_per_network(SIZES, 10, n, block=block)
     assert memory.temp_size_in_bytes <= estimate, (memory.temp_size_in_bytes, estimate)

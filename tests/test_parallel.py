@@ -149,6 +149,7 @@ def test_runner_with_four_devices_matches_one_device(tmp_path, single_device_run
         (["--devices=all", "--mini_batch_size=12"], "--mini_batch_size=12"),
         (["--devices=two"], "--devices"),
         (["--devices=0"], "--devices"),
+        (["--devices=2", "--kernel=blocked"], "--kernel=blocked trains on one device"),
         (["--num_processes=2"], "--coordinator_address"),
         (
             ["--coordinator_address=localhost:1", "--num_processes=2", "--process_id=2"],

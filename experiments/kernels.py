@@ -1,0 +1,55 @@
+"""The runners' --kernel and --block flags: which epoch trains (nnjax.epoch's kernels),
+defined and checked the same way in every runner that offers them."""
+
+from absl import flags
+
+from experiments.checks import UsageError
+from experiments.cli import runner_module
+
+KERNEL_HELP = {
+    "jax": "the JAX epoch, jax.grad of the Python loss",
+    "cpp": "on the CPU, chapter 1's one-hidden-layer sigmoid network with plain SGD in "
+    "nnjax's hand-fused C++ copy of the same step (faster; see docs/performance.md)",
+    "blocked": "chapters 1-5's networks with plain SGD, --block mini-batches at a time with "
+    "the first layer's weights held and corrected exactly (nnjax/blocked.py; less memory "
+    "traffic for many networks at once)",
+}
+
+
+def define_kernel_flags(kernels) -> None:
+    """Defines ``--kernel`` (one of ``kernels``, keys of ``KERNEL_HELP``; "jax" first, the
+    default) and ``--block`` (mini-batches per block of ``--kernel=blocked``)."""
+    runner = runner_module()
+    flags.DEFINE_enum(
+        "kernel",
+        kernels[0],
+        list(kernels),
+        "; ".join(f"{name}: {KERNEL_HELP[name]}" for name in kernels) + ".",
+        module_name=runner,
+    )
+    flags.DEFINE_integer(
+        "block",
+        8,
+        "Mini-batches per block of --kernel=blocked.",
+        lower_bound=1,
+        upper_bound=64,
+        module_name=runner,
+    )
+
+
+def check_kernel(model, tx, mesh=None) -> None:
+    """UsageError naming --kernel, --block or --devices if the chosen kernel cannot train
+    ``model`` with ``tx`` (on ``mesh``). Needs no data, so runners call it before loading
+    any; the C++ kernel's own checks need the data, and are the runner's."""
+    from nnjax import blocked
+
+    if flags.FLAGS.kernel != "jax" and mesh is not None:
+        raise UsageError(f"--kernel={flags.FLAGS.kernel} trains on one device: leave out --devices")
+    if flags.FLAGS.kernel != "blocked":
+        if flags.FLAGS["block"].present:
+            raise UsageError("--block is for --kernel=blocked")
+        return
+    try:
+        blocked.check(model, tx, mesh)
+    except ValueError as e:
+        raise UsageError(f"--kernel=blocked: {e}") from None
