@@ -337,9 +337,13 @@ def run() -> None:
 
     say(f"\n{'seed':>6s} {'η':>8s} {'λ':>8s} {'n':>6s} {'best':>8s} {'epoch':>6s} {'final':>8s}")
     for s, r in results:
+        setting = f"{s.seed:6d} {s.eta:8g} {s.lmbda:8g} {s.train_size:6d} "
+        if r.diverged is not None:
+            say(setting + f"  diverged in epoch {r.diverged} (inf or NaN parameters)")
+            continue
         say(
-            f"{s.seed:6d} {s.eta:8g} {s.lmbda:8g} {s.train_size:6d} "
-            f"{100 * r.best.accuracy:7.2f}% {r.best.epoch:6d} {100 * r.epochs[-1].accuracy:7.2f}%"
+            setting
+            + f"{100 * r.best.accuracy:7.2f}% {r.best.epoch:6d} {100 * r.epochs[-1].accuracy:7.2f}%"
         )
     summaries = grid.summarise(results)
     say(
@@ -349,8 +353,13 @@ def run() -> None:
     for s in summaries:
         say(
             f"{s.eta:8g} {s.lmbda:8g} {s.train_size:6d} {s.seeds:5d} "
-            f"{100 * s.best_mean:9.2f} ± {100 * s.best_sd:4.2f}% "
-            f"{100 * s.final_mean:9.2f} ± {100 * s.final_sd:4.2f}%"
+            + (
+                f"{100 * s.best_mean:9.2f} ± {100 * s.best_sd:4.2f}% "
+                f"{100 * s.final_mean:9.2f} ± {100 * s.final_sd:4.2f}%"
+                if s.seeds
+                else f"{'':18s} {'':18s}"
+            )
+            + (f"  ({s.diverged} diverged, not counted)" if s.diverged else "")
         )
     network_epochs = len(results) * FLAGS.epochs
     say(

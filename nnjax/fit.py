@@ -18,11 +18,10 @@ import time
 from typing import Callable, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nnjax import epoch as epoch_lib
-from nnjax import history, optimizers, parallel
+from nnjax import history, optimizers, parallel, stacked
 from nnjax.history import EpochResult, History
 
 STRATEGIES = ("loop", "vmap")
@@ -37,121 +36,6 @@ def pick_strategy(strategy: str, networks: int, backend: Optional[str] = None) -
     if strategy != "auto":
         return strategy
     return "loop" if networks == 1 or (backend or jax.default_backend()) == "cpu" else "vmap"
-
-
-def _stack(trees):  # K pytrees as one with a leading axis K
-    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
-
-
-def unstack(tree, k: int) -> list:
-    """The K pytrees of a stacked ``tree`` (leading axis K), as a list."""
-    return [jax.tree.map(lambda a, i=i: a[i], tree) for i in range(k)]
-
-
-@functools.partial(jax.jit, static_argnames="model")
-def _correct(params, x, y, *, model):
-    return jnp.sum(model.predict(params, x) == y, dtype=jnp.int32)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "batch"))
-def _correct_all(stacked, x, y, *, model, batch):
-    return jax.lax.map(lambda p: _correct(p, x, y, model=model), stacked, batch_size=batch)
-
-
-@jax.jit
-def _select(mask, new, old):
-    """Rows of the stacked ``new`` where ``mask`` (K,) holds, of ``old`` elsewhere."""
-    return jax.tree.map(
-        lambda a, b: jnp.where(mask.reshape(-1, *[1] * (a.ndim - 1)), a, b), new, old
-    )
-
-
-class _Networks:
-    """The K networks' parameters and optimizer states on the device: stacked on a leading
-    axis (``vmap``) or one pair per network; ``local`` gives a copy for scoring."""
-
-    def __init__(self, runs, vmap: bool, put, local, keep_best: bool):
-        self.k, self.vmap, self.local = len(runs), vmap, local
-        best = [r.params if r.best_params is None else r.best_params for r in runs]
-        best = best if keep_best else None
-        if vmap:
-            self.state = put(
-                (_stack([r.params for r in runs]), _stack([r.opt_state for r in runs]))
-            )
-            self.best = _stack(best) if keep_best else None
-        else:
-            self.state = [put((r.params, r.opt_state)) for r in runs]
-            self.best = best
-        self.trained = None
-
-    def example(self, x, y, key) -> tuple:
-        """Arguments to compile the epoch for."""
-        if self.vmap:
-            return (*self.state, x, y, jnp.stack([key] * self.k))
-        return (*self.state[0], x, y, key)
-
-    def train(self, compiled, x, y, keys, active, etas):
-        """One epoch of the ``active`` networks; ``etas`` (one per network) set η first."""
-        if self.vmap:
-            params, opt_state = self.state
-            if etas is not None:
-                opt_state = optimizers.set_hyperparams(opt_state, learning_rate=jnp.asarray(etas))
-            new = compiled(params, opt_state, x, y, jnp.stack(keys))
-            if len(active) < self.k:  # stopped networks keep what they had
-                mask = jnp.asarray(np.isin(np.arange(self.k), active))
-                new = _select(mask, new, (params, opt_state))
-            self.state = jax.block_until_ready(new)
-            self.trained = self.local(self.state[0])
-            return
-        for i in active:
-            params, opt_state = self.state[i]
-            if etas is not None:
-                opt_state = optimizers.set_hyperparams(opt_state, learning_rate=etas[i])
-            self.state[i] = jax.block_until_ready(compiled(params, opt_state, x, y, keys[i]))
-
-    def params(self, i: int):
-        """Network i's parameters now (this process's copy)."""
-        if self.vmap:
-            return jax.tree.map(lambda a: a[i], self.trained)
-        return self.local(self.state[i][0])
-
-    def diverged(self, active) -> list:
-        """The active networks whose parameters are not all finite."""
-        if self.vmap:
-            finite = history.finite_networks(self.trained)
-            return [i for i in active if not finite[i]]
-        one = [jax.tree.map(lambda a: a[None], self.params(i)) for i in active]
-        return [i for i, p in zip(active, one) if not history.finite_networks(p)[0]]
-
-    def correct(self, model, x, y, active, batch) -> np.ndarray:
-        """How many examples of ``x`` each network classifies as ``y``: int (K,)."""
-        if self.vmap:
-            return np.asarray(_correct_all(self.trained, x, y, model=model, batch=batch))
-        counts = np.zeros(self.k, int)
-        for i in active:
-            counts[i] = int(_correct(self.params(i), x, y, model=model))
-        return counts
-
-    def keep_best(self, improved) -> None:
-        """Remembers the parameters of the networks whose epoch was their best so far."""
-        if self.vmap:
-            self.best = _select(jnp.asarray(improved), self.trained, self.best)
-        else:
-            for i in np.flatnonzero(improved):
-                self.best[i] = self.params(int(i))
-
-    def sync(self, runs, keep_best: bool) -> None:
-        """Every ``History``'s params, opt_state (and best_params) as trained so far."""
-        if self.vmap:
-            states = unstack(self.local(self.state), self.k)
-            best = unstack(self.best, self.k) if keep_best else [None] * self.k
-        else:
-            states = [self.local(s) for s in self.state]
-            best = self.best if keep_best else [None] * self.k
-        for r, (params, opt_state), b in zip(runs, states, best):
-            r.params, r.opt_state = params, opt_state
-            if keep_best:
-                r.best_params = b
 
 
 def fit(
@@ -180,6 +64,7 @@ def fit(
     halve_eta_after: int = 0,
     keep_best: bool = False,
     eval_batch: Optional[int] = None,
+    on_divergence: str = "raise",
     on_epoch: Optional[Callable] = None,
     after_epoch: Optional[Callable] = None,
 ):
@@ -206,7 +91,9 @@ def fit(
     ``after_epoch(runs)`` once (to checkpoint), with every network's parameters current.
 
     Raises ``history.Diverged`` (naming the epoch and network) when an epoch leaves a
-    network's parameters inf or NaN, before that epoch is reported or checkpointed.
+    network's parameters inf or NaN, before that epoch is reported or checkpointed; with
+    ``on_divergence="stop"`` such a network stops instead (``History.diverged`` = the
+    epoch, its parameters those before it) and the others go on.
     """
     single = isinstance(runs, History)
     runs = [runs] if single else list(runs)
@@ -217,6 +104,8 @@ def fit(
         raise ValueError("early stopping and the η schedule need evaluation data")
     if halve_eta_after and optimizers.hyperparam(runs[0].opt_state, "learning_rate") is None:
         raise ValueError("the η schedule needs an optimizer with a learning_rate hyperparameter")
+    if on_divergence not in ("raise", "stop"):
+        raise ValueError(f"on_divergence must be raise or stop, got {on_divergence!r}")
     k = len(runs)
     vmap = pick_strategy(strategy, k) == "vmap" and k > 1
     if kernel == "cpp" and (mesh is not None or vmap):
@@ -229,7 +118,7 @@ def fit(
         x, y = put(tuple(train_data))
         evaluation = tuple(jax.device_put(a) for a in eval_data) if eval_data else None
         test = tuple(jax.device_put(a) for a in test_data) if test_data else None
-        nets = _Networks(runs, vmap, put, local, keep_best)
+        nets = stacked.Networks(runs, vmap, put, local, keep_best)
         start = time.perf_counter()
         compiled = epoch_lib.epoch.lower(
             *nets.example(x, y, keys[0]),
@@ -259,8 +148,14 @@ def fit(
             nets.train(compiled, x, y, [jax.random.fold_in(kk, e) for kk in keys], active, etas)
             seconds = (time.perf_counter() - start) / len(active)
             diverged = nets.diverged(active)
-            if diverged:  # before the epoch is reported or checkpointed
+            if diverged and on_divergence == "raise":  # before it is reported or checkpointed
                 raise history.Diverged(e, diverged, k)
+            if diverged:
+                nets.revert(diverged)
+                for i in diverged:
+                    runs[i].diverged = e
+                    runs[i].stopped = f"training diverged in epoch {e} (inf or NaN parameters)"
+                active = [i for i in active if i not in diverged]
             correct = (
                 nets.correct(model, *evaluation, active, eval_batch or k)
                 if evaluation
@@ -272,7 +167,7 @@ def fit(
                 improved[i] = run.beats(int(correct[i]))
                 extra = {} if metrics is None else dict(metrics(nets.params(i)))
                 if test and (run.best is None or correct[i] >= run.best.correct):
-                    extra["test_correct"] = int(_correct(nets.params(i), *test, model=model))
+                    extra["test_correct"] = int(stacked.correct(nets.params(i), *test, model=model))
                     extra["test_total"] = int(test[1].shape[0])
                 if monitor:
                     extra.update(_monitor(model, nets.params(i), local((x, y)), evaluation))
@@ -299,6 +194,6 @@ def _monitor(model, params, train_data, evaluation) -> dict:
     return dict(
         evaluation_cost=None if evaluation is None else float(model.cost(params, *evaluation)),
         training_cost=float(model.cost(params, x, y)),
-        training_correct=int(_correct(params, x, y, model=model)),
+        training_correct=int(stacked.correct(params, x, y, model=model)),
         training_total=int(y.shape[0]),
     )

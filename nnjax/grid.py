@@ -101,21 +101,27 @@ def grid(
 
 def record(setting: Setting, run: History) -> dict:
     """One network of a sweep as one JSON-able object: the setting, best and final accuracy,
-    epoch of best and the accuracy after every epoch."""
+    epoch of best and the accuracy after every epoch; for a network that diverged, also
+    ``diverged_epoch`` (its epochs are those before it; None where there are none)."""
     best = run.best
-    return {
+    record = {
         **setting._asdict(),
-        "best_accuracy": best.accuracy,
-        "best_epoch": best.epoch,
-        "final_accuracy": run.epochs[-1].accuracy,
-        "total": best.total,
+        "best_accuracy": best.accuracy if best else None,
+        "best_epoch": best.epoch if best else None,
+        "final_accuracy": run.epochs[-1].accuracy if run.epochs else None,
+        "total": best.total if best else None,
         "accuracies": run.accuracies(),
     }
+    if run.diverged is not None:
+        record["diverged_epoch"] = run.diverged
+    return record
 
 
 @dataclasses.dataclass(frozen=True)
 class Summary:
-    """The networks of one (η, λ, n) over their seeds: means and sample sds (0 for one seed)."""
+    """The networks of one (η, λ, n) over their seeds: means and sample sds (0 for one seed)
+    of the ``seeds`` networks that trained to the end; ``diverged`` more stopped early with
+    inf or NaN parameters (all of them: the means are NaN)."""
 
     eta: float
     lmbda: float
@@ -127,10 +133,13 @@ class Summary:
     final_sd: float
     epoch_means: tuple  # mean accuracy after each epoch
     epoch_sds: tuple
+    diverged: int = 0
 
 
 def _mean_sd(values):
     values = list(values)
+    if not values:
+        return math.nan, math.nan
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
@@ -141,10 +150,11 @@ def summarise(results: Sequence[tuple]) -> list[Summary]:
     for setting, run in results:
         groups.setdefault((setting.eta, setting.lmbda, setting.train_size), []).append(run)
     summaries = []
-    for (eta, lmbda, n), runs in groups.items():
+    for (eta, lmbda, n), every in groups.items():
+        runs = [r for r in every if r.diverged is None]
         per_epoch = [
             _mean_sd(r.epochs[k].accuracy for r in runs)
-            for k in range(min(len(r.epochs) for r in runs))
+            for k in range(min((len(r.epochs) for r in runs), default=0))
         ]
         summaries.append(
             Summary(
@@ -156,6 +166,7 @@ def summarise(results: Sequence[tuple]) -> list[Summary]:
                 *_mean_sd(r.epochs[-1].accuracy for r in runs),
                 tuple(m for m, _ in per_epoch),
                 tuple(s for _, s in per_epoch),
+                len(every) - len(runs),
             )
         )
     return summaries

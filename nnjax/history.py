@@ -57,8 +57,9 @@ class EpochResult:
 @dataclasses.dataclass
 class History:
     """One network's training: its parameters and optimizer state now, its epochs in order,
-    the compile time, why it stopped early (if it did) and, with ``fit(keep_best=True)``,
-    the parameters after its best epoch.
+    the compile time, why it stopped early (if it did; ``diverged`` is the epoch that left
+    its parameters inf or NaN, with ``fit(on_divergence="stop")``) and, with
+    ``fit(keep_best=True)``, the parameters after its best epoch.
 
     ``best_rule`` says which epoch is best: ``"first"`` the first with the most correct
     (the book's chapters 1-5), ``"last"`` the last that was at least as good as every
@@ -71,6 +72,7 @@ class History:
     best_params: Any = None
     compile_seconds: float = 0.0
     stopped: str = ""
+    diverged: Optional[int] = None
 
     def __post_init__(self):
         if self.best_rule not in BEST_RULES:

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import activations, costs, fit, history, network, optimizers, parallel
+from nnjax import activations, costs, fit, history, network, optimizers, parallel, stacked
 from nnjax.activations import Activation
 from nnjax.grid import Setting
 from nnjax.history import History
@@ -155,67 +155,70 @@ def _train_group(
         # Every chunk is given the same width (repeating its last network) so that all
         # chunks run the same program; the repeats' results are dropped.
         padded = chosen + [chosen[-1]] * (width - len(chosen))
-        stacked, keys = init_networks([s.seed for s in padded], sizes, init, x.dtype)
+        params, keys = init_networks([s.seed for s in padded], sizes, init, x.dtype)
         runs = [
             History(p, optimizers.init(tx, p, eta=s.eta, weight_decay=s.lmbda / n))
-            for p, s in zip(fit.unstack(stacked, width), padded)
+            for p, s in zip(stacked.unstack(params, width), padded)
         ]
         start = [time.perf_counter()]
 
         def report(i, r, chosen=chosen, part=part, start=start, runs=runs):
-            if progress and i == width - 1:
-                acc = np.array([run.epochs[-1].accuracy for run in runs[: len(chosen)]])
+            going = [j for j, run in enumerate(runs) if run.diverged is None]
+            if progress and i == going[-1]:  # the epoch's last report
+                alive = [run for run in runs[: len(chosen)] if run.diverged is None]
+                acc = np.array([run.epochs[-1].accuracy for run in alive] or [np.nan])
+                lost = len(chosen) - len(alive)
                 where = f", chunk {part + 1}/{len(ranges)}" if len(ranges) > 1 else ""
                 now = time.perf_counter()
                 progress(
-                    f"n={n}{where}: epoch {r.epoch + 1}/{epochs}, {len(chosen)} networks, "
-                    f"accuracy {100 * acc.mean():.2f}% mean, {100 * acc.max():.2f}% max "
+                    f"n={n}{where}: epoch {r.epoch + 1}/{epochs}, {len(alive)} networks"
+                    + (f" ({lost} diverged)" if lost else "")
+                    + f", accuracy {100 * acc.mean():.2f}% mean, {100 * acc.max():.2f}% max "
                     f"({now - start[0]:.2f} s{', compile included' if r.epoch == 0 else ''})"
                 )
                 start[0] = now
 
-        try:
-            fit.fit(
-                model,
-                tx,
-                runs,
-                (x, y),
-                epochs=epochs,
-                mini_batch_size=mini_batch_size,
-                keys=list(keys),
-                eval_data=eval_data,
-                strategy=strategy,
-                eval_batch=batch,
-                matmul_precision=matmul_precision,
-                mesh=mesh,
-                kernel=kernel,
-                block=block,
-                on_epoch=report,
-            )
-        except history.Diverged as e:
-            raise _diverged(e, padded) from None
+        fit.fit(
+            model,
+            tx,
+            runs,
+            (x, y),
+            epochs=epochs,
+            mini_batch_size=mini_batch_size,
+            keys=list(keys),
+            eval_data=eval_data,
+            strategy=strategy,
+            eval_batch=batch,
+            matmul_precision=matmul_precision,
+            mesh=mesh,
+            kernel=kernel,
+            block=block,
+            on_divergence="stop",
+            on_epoch=report,
+        )
         for s, run in zip(chosen, runs):
             if not keep_params:
                 run.params = run.opt_state = None
             results.append((s, run))
-            if on_result:
+            if on_result and run.diverged is None:
                 on_result(s, run)
     return results
 
 
-def _diverged(e: history.Diverged, settings) -> history.Diverged:
-    """``e`` with a message naming the first diverged network's setting."""
-    s = settings[e.networks[0]]
+def _all_diverged(results) -> history.Diverged:
+    """The error for a sweep whose every network diverged, naming the first's setting."""
+    s, r = results[0]
     first = f"seed {s.seed}, η = {s.eta:g}, λ = {s.lmbda:g}"
     who = (
         f"the network of {first} has"
-        if len(e.networks) == 1
-        else f"{len(e.networks)} networks (the first: {first}) have"
+        if len(results) == 1
+        else (f"all {len(results)} networks (the first: {first}) have")
     )
     message = (
-        f"training diverged in epoch {e.epoch}: {who} inf or NaN parameters; try a smaller η (or λ)"
+        f"training diverged in epoch {r.diverged}: {who} inf or NaN parameters; "
+        "try a smaller η (or λ)"
     )
-    return history.Diverged(e.epoch, e.networks, len(settings), message)
+    return history.Diverged(r.diverged, list(range(len(results))), len(results), message)
 
 
 def run(
@@ -242,22 +245,25 @@ def run(
     on_result: Optional[Callable] = None,
 ) -> list[tuple]:
     """Trains one network of layer sizes ``sizes`` per setting for ``epochs`` epochs of
-        mini-batches of ``mini_batch_size`` (``optimizers.make(optimizer, momentum)``, each
-        network with its setting's η and L2 λ) and scores each on ``eval_data`` after every
-        epoch.
+    mini-batches of ``mini_batch_size`` (``optimizers.make(optimizer, momentum)``, each
+    network with its setting's η and L2 λ) and scores each on ``eval_data`` after every
+    epoch.
 
-        ``train_data`` and ``eval_data`` are pairs ``(x (N, n_in) float, y (N,) int)``; a
-        setting with training-set size n trains on the first n rows. ``strategy`` is ``"vmap"``,
-        ``"loop"`` or ``"auto"`` (``fit.pick_strategy``); ``chunk`` caps how many networks one
-        program trains (default: as many as fit, ``chunk_size``, and on the CPU at most
-        ``CPU_MAX_CHUNK``); a ``mesh`` (``parallel.make_mesh``) splits every mini-batch over its
-        devices (``fit``); ``kernel`` and ``block`` choose the epoch (``epoch.epoch``'s:
+    ``train_data`` and ``eval_data`` are pairs ``(x (N, n_in) float, y (N,) int)``; a
+    setting with training-set size n trains on the first n rows. ``strategy`` is ``"vmap"``,
+    ``"loop"`` or ``"auto"`` (``fit.pick_strategy``); ``chunk`` caps how many networks one
+    program trains (default: as many as fit, ``chunk_size``, and on the CPU at most
+    ``CPU_MAX_CHUNK``); a ``mesh`` (``parallel.make_mesh``) splits every mini-batch over its
+    devices (``fit``); ``kernel`` and ``block`` choose the epoch (``epoch.epoch``'s:
     ``"blocked"`` moves less memory per step). ``progress(message)`` is called after every
     epoch of every chunk, ``on_result(setting, history)`` for each network as soon as it is
-    done.
+    done. A network that diverges (inf or NaN parameters) stops there, its History's
+    ``diverged`` saying in which epoch, and the others go on; it is passed to ``on_result``
+    at the end.
 
-        Returns one pair ``(Setting, History)`` per setting, in the order of ``settings``; with
-        ``keep_params`` each History holds its trained parameters.
+    Returns one pair ``(Setting, History)`` per setting, in the order of ``settings``; with
+    ``keep_params`` each History holds its trained parameters. Raises ``history.Diverged``
+    if every network diverged.
     """
     settings = list(settings)
     if not settings:
@@ -290,10 +296,16 @@ def run(
                 f"training-set size {s.train_size} is not between the mini-batch size "
                 f"{mini_batch_size} and the {x.shape[0]} training examples"
             )
-    by_setting = {}
+    by_setting, diverged = {}, []
     for n in dict.fromkeys(s.train_size for s in settings):
         group = [s for s in settings if s.train_size == n]
         for s, r in _train_group(group, sizes, (x, y), evaluation, **common):
             by_setting.setdefault(s, []).append(r)
+            if r.diverged is not None:
+                diverged.append((s, r))
+    if len(diverged) == len(settings):
+        raise _all_diverged(diverged)
+    for s, r in diverged if on_result else ():
+        on_result(s, r)
     # Repeated settings (the same network twice) each get one of the identical results.
     return [(s, by_setting[s].pop()) for s in settings]

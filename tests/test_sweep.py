@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import costs, fit, grid, network, optimizers, parallel, sweep
+from nnjax import costs, fit, grid, history, network, optimizers, parallel, sweep
 from nnjax.epoch import epoch
 from nnjax.history import EpochResult, History
 from tests import helpers
@@ -342,3 +342,79 @@ def test_sweep_learns_and_each_network_is_its_single_run(tmp_path):
     correct = [int(l.split()[2]) for l in single.stdout.splitlines() if l.startswith("Epoch ")]
     swept = next(r for r in rows if (r["eta"], r["seed"]) == (0.5, 1))
     assert np.abs(np.subtract(correct, [round(a * 10000) for a in swept["accuracies"]])).max() <= 2
+
+
+# --- networks that diverge ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "loop"])
+def test_a_diverged_network_stops_and_the_others_go_on(strategy):
+    """λ = 1e30 sends one network's weights to inf in epoch 0: it stops there with the
+    parameters it started from, named last to ``on_result``; the other networks train as
+    they would alone."""
+    settings = grid.grid([0, 1], [0.5], [0.0, 1e30], [90])
+    seen = []
+    results = sweep.run(
+        settings, SIZES, problem(90), problem(40, seed=1), epochs=2, mini_batch_size=10,
+        strategy=strategy, keep_params=True, on_result=lambda s, r: seen.append(s),
+    )  # fmt: skip
+    bad = [(s, r) for s, r in results if s.lmbda]
+    good = [(s, r) for s, r in results if not s.lmbda]
+    assert [s for s, _ in results] == list(settings)
+    for s, r in bad:
+        assert r.diverged == 0 and r.epochs == [] and "diverged in epoch 0" in r.stopped
+        start, _ = sweep.init_networks([s.seed], SIZES)
+        assert_trees_close(r.params, jax.tree.map(lambda a: a[0], start), rtol=0, atol=0)
+    for _, r in good:
+        assert r.diverged is None and len(r.epochs) == 2 and not r.stopped
+    alone = sweep.run([good[1][0]], SIZES, problem(90), problem(40, seed=1), epochs=2,
+                      mini_batch_size=10, keep_params=True)  # fmt: skip
+    assert_trees_close(good[1][1].params, alone[0][1].params)
+    assert seen[:2] == [s for s, _ in good] and sorted(seen[2:]) == sorted(s for s, _ in bad)
+
+
+def test_a_sweep_whose_every_network_diverges_raises_naming_the_first():
+    settings = grid.grid([0, 1], [0.5], [1e30], [90])
+    with pytest.raises(history.Diverged) as e:
+        sweep.run(settings, SIZES, problem(90), problem(40, seed=1), epochs=2,
+                  mini_batch_size=10)  # fmt: skip
+    assert assert_one_line(e) == (
+        "training diverged in epoch 0: all 2 networks (the first: seed 0, η = 0.5, "
+        "λ = 1e+30) have inf or NaN parameters; try a smaller η (or λ)"
+    )
+
+
+def test_record_and_summary_leave_out_diverged_networks():
+    s = [grid.Setting(seed, 0.5, 0.0, 100) for seed in range(3)]
+    finished = History(None, epochs=[EpochResult(e, c, 10, 0.0, 0.5) for e, c in enumerate((6, 8))])
+    later = History(None, epochs=[EpochResult(0, 9, 10, 0.0, 0.5)], diverged=1)
+    at_once = History(None, diverged=0)
+    d = grid.record(s[1], later)
+    assert (d["best_accuracy"], d["final_accuracy"], d["diverged_epoch"]) == (0.9, 0.9, 1)
+    d = grid.record(s[2], at_once)
+    assert (d["best_accuracy"], d["best_epoch"], d["final_accuracy"], d["accuracies"]) == (
+        None, None, None, []
+    )  # fmt: skip
+    assert "diverged_epoch" not in grid.record(s[0], finished)
+    (summary,) = grid.summarise(list(zip(s, [finished, later, at_once])))
+    assert (summary.seeds, summary.diverged, summary.best_mean) == (1, 2, 0.8)
+    assert summary.epoch_means == pytest.approx((0.6, 0.8))
+    (none,) = grid.summarise([(s[2], at_once)])
+    assert (none.seeds, none.diverged, none.epoch_means) == (0, 1, ())
+    assert np.isnan(none.best_mean)
+
+
+def test_sweep_runner_reports_diverged_networks_and_goes_on(tmp_path):
+    jsonl, png = tmp_path / "s.jsonl", tmp_path / "s.png"
+    result = run_module(
+        "experiments.sweep", "--train_size=1000", "--epochs=1", "--seeds=0:2", "--l2=0,1e30",
+        f"--jsonl={jsonl}", f"--png={png}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("diverged in epoch 0 (inf or NaN parameters)") == 2
+    assert "(2 diverged, not counted)" in result.stdout
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert sorted((r["lmbda"], r.get("diverged_epoch")) for r in rows) == [
+        (0.0, None), (0.0, None), (1e30, 0), (1e30, 0)
+    ]  # fmt: skip
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
