@@ -15,6 +15,7 @@ run. Every file is written to a temporary name and renamed over the old one, so 
 killed at any moment leaves either the old or the new file, never half of one.
 """
 
+import errno
 import json
 import os
 import pathlib
@@ -49,8 +50,14 @@ def _unreadable(what: str, path, e: Exception) -> CheckpointError:
 
 def write_atomically(path, write) -> None:
     """Calls ``write(f)`` on a new binary file that then replaces ``path`` whole: a reader
-    finds the old file or the new one, never half of one."""
+    finds the old file or the new one, never half of one. Raises OSError, before writing
+    anything, if ``path`` exists and is not a regular file (a device, a pipe, a directory):
+    replacing it would destroy it, not write to it."""
     path = pathlib.Path(path)
+    if path.exists() and not path.is_file():
+        raise OSError(
+            errno.EINVAL, "not a regular file (a device, a pipe or a directory)", os.fspath(path)
+        )
     mask = os.umask(0)
     os.umask(mask)
     tmp = None

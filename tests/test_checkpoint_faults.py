@@ -4,6 +4,7 @@ the target (not a temporary name) in a write error, and no temporary files left 
 import errno
 import os
 import pathlib
+import stat
 import subprocess
 import sys
 import time
@@ -106,6 +107,20 @@ def test_a_failed_write_names_the_target_and_leaves_no_temporary_file(tmp_path):
     assert e.value.filename == str(target) and e.value.errno == errno.ENOSPC
     assert os.listdir(tmp_path) == ["net.npz"]
     assert target.read_bytes() == b"the earlier network"
+
+
+def test_a_device_or_pipe_is_never_replaced_by_a_write(tmp_path):
+    """Called directly from Python (no runner's checks), a write to a FIFO or a directory
+    is refused before anything is written, and the FIFO or directory stays as it was."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "dir").mkdir()
+    for target in (fifo, tmp_path / "dir"):
+        with pytest.raises(OSError, match="not a regular file") as e:
+            checkpoint.write_atomically(target, lambda f: f.write(b"x"))
+        assert e.value.filename == str(target)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and (tmp_path / "dir").is_dir()
+    assert sorted(os.listdir(tmp_path)) == ["dir", "pipe"]  # no temporary file left
 
 
 def test_temporary_files_a_killed_checkpoint_left_are_removed_at_the_next_start(tmp_path):
