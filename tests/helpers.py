@@ -8,10 +8,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_module(module: str, *flags, timeout: float = 300):
+def run_module(module: str, *flags, timeout: float = 300, preexec_fn=None):
     """``python -m module flags`` run from the repository's root, as a user runs a runner:
     its ``subprocess.CompletedProcess`` (text output captured; figures drawn off-screen,
-    output unbuffered)."""
+    output unbuffered; ``preexec_fn`` runs in the child first, e.g. to set a limit)."""
     return subprocess.run(
         [sys.executable, "-m", module, *flags],
         cwd=ROOT,
@@ -19,6 +19,7 @@ def run_module(module: str, *flags, timeout: float = 300):
         text=True,
         timeout=timeout,
         env={**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"},
+        preexec_fn=preexec_fn,
     )
 
 

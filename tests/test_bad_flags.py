@@ -11,26 +11,16 @@ import os
 import pathlib
 import resource
 import stat
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import assert_failed_with_one_error
+from tests.helpers import assert_failed_with_one_error, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run(runner, *flags, preexec_fn=None):
-    return subprocess.run(
-        [sys.executable, "-m", runner, *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"},
-        preexec_fn=preexec_fn,
-    )
+    return run_module(runner, *flags, timeout=120, preexec_fn=preexec_fn)
 
 
 CASES = [

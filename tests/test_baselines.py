@@ -1,16 +1,13 @@
 """Chapter 1's baselines: nearest mean darkness and the SVM."""
 
 import importlib.util
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from nnjax import baselines, data
-from tests.helpers import assert_failed_with_one_error
+from tests.helpers import assert_failed_with_one_error, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -33,14 +30,7 @@ def test_darkness_on_the_books_mnist_is_the_books_22_25_percent():
 
 @pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="scikit-learn absent")
 def test_svm_runner_on_a_subset():
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.baselines", "--svm", "--svm_train_size=1000"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    result = run_module("experiments.baselines", "--svm", "--svm_train_size=1000")
     assert result.returncode == 0, result.stderr
     line = [l for l in result.stdout.splitlines() if l.startswith("SVC()")][0]
     assert int(line.split()[1]) > 8500  # 1,000 training images already give ~90%
@@ -48,12 +38,6 @@ def test_svm_runner_on_a_subset():
 
 @pytest.mark.parametrize("flag", ["--svm_2015_defaults", "--svm_train_size=1000"])
 def test_svm_flags_without_svm_are_a_one_line_error(flag):
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.baselines", flag],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_module("experiments.baselines", flag, timeout=120)
     assert_failed_with_one_error(result, f"{flag.split('=')[0]} is for the SVM: add --svm")
     assert "Nearest mean darkness" not in result.stdout  # it stopped before any work

@@ -1,13 +1,9 @@
 """The benchmarks' bad input: one line naming the flag, before any timing starts; and
 benchmarks.backprop_speed run tiny."""
 
-import subprocess
-import sys
-
 import pytest
 
 from tests.helpers import assert_failed_with_one_error, run_module
-from tests.test_conv_cli import ROOT
 
 
 @pytest.mark.parametrize(
@@ -41,13 +37,7 @@ from tests.test_conv_cli import ROOT
     ],
 )
 def test_bad_input_is_one_line_naming_the_flag(module, flags, names):
-    result = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{module}", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_module(f"benchmarks.{module}", *flags, timeout=120)
     assert_failed_with_one_error(result, names)
     assert len((result.stdout + result.stderr).strip().splitlines()) <= 2  # no docstring dump
 

@@ -10,15 +10,14 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 from experiments.cli import command, core_groups, reason, run_at_once
-from tests.helpers import assert_failed_with_one_error
-from tests.test_conv_cli import ROOT, run_conv
+from tests.helpers import assert_failed_with_one_error, run_module
+from tests.test_conv_cli import run_conv
 
 PINS = hasattr(os, "sched_setaffinity")
 CORES = sorted(os.sched_getaffinity(0)) if PINS else list(range(os.cpu_count() or 1))
@@ -27,13 +26,7 @@ TINY = "--train_size=300 --epochs=2 --layers=conv:2:5x5,fc:10,softmax --expand=n
 
 
 def run_table(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.chapter6", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_module("experiments.chapter6", *flags, timeout=600)
 
 
 def row(table: str, command: str) -> list:

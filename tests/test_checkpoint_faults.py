@@ -5,8 +5,6 @@ import errno
 import os
 import pathlib
 import stat
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 
 from nnjax import checkpoint
 from nnjax.data import fetch
-from tests.helpers import assert_failed_with_one_error, assert_one_line
+from tests.helpers import assert_failed_with_one_error, assert_one_line, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PARAMS = {
@@ -83,13 +81,7 @@ def test_a_damaged_checkpoint_stops_the_runner_with_one_line(tmp_path):
     path = run / "checkpoint.npz"
     checkpoint.write_checkpoint(path, PARAMS, [], {})
     flip_bytes(path)
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.mnist", f"--checkpoint_dir={run}", "--epochs=1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_module("experiments.mnist", f"--checkpoint_dir={run}", "--epochs=1", timeout=120)
     assert_failed_with_one_error(result, str(path))
     assert "delete it to start over" in result.stderr
 

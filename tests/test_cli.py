@@ -1,29 +1,19 @@
 """`python -m experiments.mnist` as a user runs it: bad input, and the book's chapter 1 run."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import assert_failed_with_one_error
+from tests.helpers import assert_failed_with_one_error, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run_mnist(*flags, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.mnist", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    return run_module("experiments.mnist", *flags, timeout=timeout)
 
 
 @pytest.mark.parametrize(

@@ -2,31 +2,21 @@
 learns, and an ensemble whose reported vote is recomputed from its saved networks."""
 
 import json
-import os
 import pathlib
 import re
 import struct
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-from tests.helpers import assert_failed_with_one_error
+from tests.helpers import assert_failed_with_one_error, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run_conv(*flags, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.conv", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    return run_module("experiments.conv", *flags, timeout=timeout)
 
 
 def test_list_names_every_book_row():

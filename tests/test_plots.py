@@ -237,13 +237,7 @@ def test_mnist_records_the_norms_before_training_in_epoch_0_also_when_resumed(tm
         f"--checkpoint_dir={tmp_path / 'run'}",
     ]
     for epochs in (1, 2):  # the second run resumes after epoch 0
-        result = subprocess.run(
-            [sys.executable, "-m", "experiments.mnist", *flags, f"--epochs={epochs}"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = run_module("experiments.mnist", *flags, f"--epochs={epochs}")
         assert result.returncode == 0, result.stderr
     assert "Resuming" in result.stdout
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]

@@ -2,15 +2,13 @@
 networks trained by one `--networks=K` run; bad input gives one-line errors."""
 
 import re
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-from tests.helpers import assert_failed_with_one_error
-from tests.test_conv_cli import ROOT, run_conv
+from tests.helpers import assert_failed_with_one_error, run_module
+from tests.test_conv_cli import run_conv
 
 COMMON = [
     "--layers=fc:30,softmax",
@@ -23,13 +21,7 @@ COMMON = [
 
 
 def run_vote(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.vote", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("experiments.vote", *args)
 
 
 def test_separate_runs_vote_like_one_ensemble_run(tmp_path):
