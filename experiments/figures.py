@@ -1,9 +1,10 @@
-"""Figures of digits and filters, for the runners of chapters 1 and 6: the first conv
-layer's filters, digits with their labels, and the digits a network or an ensemble got wrong.
+"""The runners' figures: the first conv layer's filters, digits with their labels, the
+digits a network or an ensemble got wrong (chapters 1 and 6), and a sweep's accuracies.
 
     draw_filters(w, "filters.png")                         # w (20, 5, 5) or (20, 1, 5, 5)
     draw_digits(x[:20], [str(d) for d in y[:20]], "digits.png")
     draw_misclassified(x[wrong], y[wrong], votes[wrong], "wrong.png")
+    draw_sweep(grid.summarise(results), "sweep.png", title)
 
 Each writes a PNG with matplotlib's Agg renderer (a bare ``Figure``, no pyplot state),
 replacing an earlier file only once the whole figure is written (``checks.save_figure``),
@@ -150,3 +151,102 @@ def draw_mistakes(images, labels, predictions, path, side=28, limit=MAX_DRAWN) -
     )
     which = f"the {total}" if len(shown) == total else f"the first {len(shown)} of the {total}"
     return f"Drew {which} misclassified digits to {path}."
+
+
+def swept(summaries) -> list[str]:
+    """The hyperparameters with more than one value, of "eta", "lmbda", "train_size"."""
+    return [
+        name
+        for name in ("eta", "lmbda", "train_size")
+        if len({getattr(s, name) for s in summaries}) > 1
+    ]
+
+
+LABELS = {"eta": "η", "lmbda": "λ", "train_size": "n"}
+AXES = {
+    "eta": "learning rate η",
+    "lmbda": "L2 regularisation λ",
+    "train_size": "training-set size n",
+}
+
+
+def label(summary, names) -> str:
+    """ "η = 0.5, λ = 5"-style text of ``summary``'s values of the hyperparameters ``names``."""
+    return ", ".join(f"{LABELS[n]} = {getattr(summary, n):g}" for n in names)
+
+
+def draw_sweep(summaries, path, title: str) -> str:
+    """Writes a sweep's figure (``summaries`` of ``nnjax.grid.summarise``) to the PNG
+    ``path``: mean accuracy per epoch (±1 sd band) of every setting, and, when a
+    hyperparameter was swept, best and final accuracy against it (error bars: ±1 sd over
+    seeds; log x for η and n), one line per value of any other swept hyperparameter.
+    Settings whose every network diverged are left out, and the title says how many.
+    Returns ``path``."""
+    names = swept(summaries)
+    lost = sum(1 for s in summaries if not s.seeds)  # settings whose every network diverged
+    summaries = [s for s in summaries if s.seeds]
+    if lost:
+        title += f"\n{lost} setting{'s' * (lost > 1)} not drawn: every network diverged"
+    fig = _figure(12 if names else 6, 4.2)
+    axes = fig.subplots(1, 2 if names else 1, squeeze=False)
+    curves = axes[0][0]
+    for s in summaries:
+        epochs = range(len(s.epoch_means))
+        mean = [100 * v for v in s.epoch_means]
+        sd = [100 * v for v in s.epoch_sds]
+        (line,) = curves.plot(epochs, mean, label=label(s, names) or None)
+        curves.fill_between(
+            epochs,
+            [m - d for m, d in zip(mean, sd)],
+            [m + d for m, d in zip(mean, sd)],
+            color=line.get_color(),
+            alpha=0.2,
+        )
+    curves.xaxis.get_major_locator().set_params(integer=True)
+    curves.set_xlabel("epoch")
+    curves.set_ylabel("accuracy on the evaluation data (%)")
+    if names:
+        curves.legend(fontsize="small")
+        x_name, others = names[0], names[1:]
+        ax = axes[0][1]
+        groups = {}
+        for s in summaries:
+            groups.setdefault(tuple(getattr(s, n) for n in others), []).append(s)
+        for group in groups.values():
+            group = sorted(group, key=lambda s: getattr(s, x_name))
+            xs = [getattr(s, x_name) for s in group]
+            suffix = f" ({label(group[0], others)})" if others else ""
+            best = ax.errorbar(
+                xs,
+                [100 * s.best_mean for s in group],
+                yerr=[100 * s.best_sd for s in group],
+                marker="o",
+                capsize=3,
+                label="best" + suffix,
+            )
+            ax.errorbar(
+                xs,
+                [100 * s.final_mean for s in group],
+                yerr=[100 * s.final_sd for s in group],
+                marker="s",
+                capsize=3,
+                linestyle="--",
+                color=best.lines[0].get_color(),
+                label="final" + suffix,
+            )
+        if x_name in ("eta", "train_size") or (
+            x_name == "lmbda" and min(s.lmbda for s in summaries) > 0
+        ):
+            ax.set_xscale("log")
+        values = sorted({getattr(s, x_name) for s in summaries})
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.minorticks_off()
+        ax.set_xlabel(AXES[x_name])
+        ax.set_ylabel("accuracy on the evaluation data (%)")
+        ax.legend(fontsize="small")
+    for ax in axes[0]:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path

@@ -28,7 +28,6 @@ from experiments.checks import (
     check_png,
     check_writable,
     parse_hidden,
-    save_figure,
 )
 from experiments.cli import (
     define_data_flags,
@@ -139,103 +138,6 @@ def check_flags() -> dict:
             f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by --devices={devices}"
         )
     return parsed
-
-
-def swept(summaries) -> list[str]:
-    """The hyperparameters with more than one value, of "eta", "lmbda", "train_size"."""
-    return [
-        name
-        for name in ("eta", "lmbda", "train_size")
-        if len({getattr(s, name) for s in summaries}) > 1
-    ]
-
-
-LABELS = {"eta": "η", "lmbda": "λ", "train_size": "n"}
-AXES = {
-    "eta": "learning rate η",
-    "lmbda": "L2 regularisation λ",
-    "train_size": "training-set size n",
-}
-
-
-def label(summary, names) -> str:
-    return ", ".join(f"{LABELS[n]} = {getattr(summary, n):g}" for n in names)
-
-
-def draw(summaries, out: str, title: str) -> None:
-    """Writes the figure: mean accuracy per epoch (±1 sd band) of every setting, and, when a
-    hyperparameter was swept, best and final accuracy against it (error bars: ±1 sd over
-    seeds; log x for η and n), one line per value of any other swept hyperparameter."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = swept(summaries)
-    fig, axes = plt.subplots(1, 2 if names else 1, figsize=(12 if names else 6, 4.2), squeeze=False)
-    curves = axes[0][0]
-    for s in summaries:
-        epochs = range(len(s.epoch_means))
-        mean = [100 * v for v in s.epoch_means]
-        sd = [100 * v for v in s.epoch_sds]
-        (line,) = curves.plot(epochs, mean, label=label(s, names) or None)
-        curves.fill_between(
-            epochs,
-            [m - d for m, d in zip(mean, sd)],
-            [m + d for m, d in zip(mean, sd)],
-            color=line.get_color(),
-            alpha=0.2,
-        )
-    curves.xaxis.get_major_locator().set_params(integer=True)
-    curves.set_xlabel("epoch")
-    curves.set_ylabel("accuracy on the evaluation data (%)")
-    if names:
-        curves.legend(fontsize="small")
-        x_name, others = names[0], names[1:]
-        ax = axes[0][1]
-        groups = {}
-        for s in summaries:
-            groups.setdefault(tuple(getattr(s, n) for n in others), []).append(s)
-        for group in groups.values():
-            group = sorted(group, key=lambda s: getattr(s, x_name))
-            xs = [getattr(s, x_name) for s in group]
-            suffix = f" ({label(group[0], others)})" if others else ""
-            best = ax.errorbar(
-                xs,
-                [100 * s.best_mean for s in group],
-                yerr=[100 * s.best_sd for s in group],
-                marker="o",
-                capsize=3,
-                label="best" + suffix,
-            )
-            ax.errorbar(
-                xs,
-                [100 * s.final_mean for s in group],
-                yerr=[100 * s.final_sd for s in group],
-                marker="s",
-                capsize=3,
-                linestyle="--",
-                color=best.lines[0].get_color(),
-                label="final" + suffix,
-            )
-        if x_name in ("eta", "train_size") or (
-            x_name == "lmbda" and min(s.lmbda for s in summaries) > 0
-        ):
-            ax.set_xscale("log")
-        values = sorted({getattr(s, x_name) for s in summaries})
-        ax.set_xticks(values, [f"{v:g}" for v in values])
-        ax.minorticks_off()
-        ax.set_xlabel(AXES[x_name])
-        ax.set_ylabel("accuracy on the evaluation data (%)")
-        ax.legend(fontsize="small")
-    for ax in axes[0]:
-        ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize="medium")
-    fig.tight_layout()
-    try:
-        save_figure(fig, out)
-    finally:
-        plt.close(fig)
 
 
 def run() -> None:
@@ -369,8 +271,10 @@ def run() -> None:
     if jsonl:
         say(f"Wrote {FLAGS.jsonl}")
     if FLAGS.png and primary:
+        from experiments import figures
+
         try:
-            draw(summaries, FLAGS.png, title)
+            figures.draw_sweep(summaries, FLAGS.png, title)
         except OSError as e:
             raise UsageError(f"--png={FLAGS.png}: {e.strerror}") from None
         say(f"Wrote {FLAGS.png}")
