@@ -15,7 +15,7 @@ flags given on the command line override it.
 
 from absl import app, flags
 
-from experiments import presets
+from experiments import checkpoints, presets
 from experiments.checks import (
     UsageError,
     check_fits,
@@ -363,7 +363,8 @@ def run() -> None:
     device = jax.local_devices()[0].device_kind  # e.g. "cpu", "NVIDIA H200"
     after_epoch, devices = None, []
     if FLAGS.checkpoint_dir:
-        after_epoch, devices = resume(networks, device, say, primary)
+        settings = {name: FLAGS[name].value for name in SETTINGS if name != "epochs"}
+        after_epoch, devices = checkpoints.resume(networks, settings, device, say, primary)
     # the metrics file describes the whole run, resumed or not, each epoch by its device
     metrics = open_metrics(
         FLAGS.metrics_out if primary else None,
@@ -489,71 +490,6 @@ def run() -> None:
     if FLAGS.summary_out and primary:  # the last file a finished run writes
         write_summary(FLAGS.summary_out, {**summary, "compile_seconds": compile_seconds})
         say(f"Wrote the run's record to {FLAGS.summary_out}.")
-
-
-def resume(networks, device: str, say=print, primary: bool = True):
-    """Restores ``networks`` (in place) from --checkpoint_dir's checkpoint if there is one.
-    Returns the function that checkpoints them after every epoch (on the ``primary``
-    process only), and the device kind that trained each restored epoch (``device``, this
-    run's, for a checkpoint from before they were recorded)."""
-    from nnjax import checkpoint
-    from nnjax.history import EpochResult
-
-    settings = {name: FLAGS[name].value for name in SETTINGS if name != "epochs"}
-    try:
-        path = checkpoint.prepare_directory(FLAGS.checkpoint_dir) / "checkpoint.npz"
-    except checkpoint.CheckpointError as e:
-        raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e}") from None
-
-    def state():
-        return [
-            (n.params, n.opt_state, n.params if n.best_params is None else n.best_params)
-            for n in networks
-        ]
-
-    if path.exists():
-        meta = checkpoint.read_meta(path)  # checked before the arrays are read
-        saved = meta.get("settings", {})
-        if saved != settings:  # other settings may not even fit the arrays
-            changed = sorted(k for k in settings if saved.get(k) != settings[k])
-            raise UsageError(
-                f"--checkpoint_dir={FLAGS.checkpoint_dir} holds a run with other "
-                f"settings ({', '.join('--' + k for k in changed)})"
-            )
-        done = len(meta["epochs"][0])
-        if done > FLAGS.epochs:
-            raise UsageError(
-                f"--epochs={FLAGS.epochs}: --checkpoint_dir={FLAGS.checkpoint_dir} "
-                f"already holds {done} epochs"
-            )
-        devices = meta.get("devices", [device] * done)
-        tree, meta = checkpoint.read_tree(path, state())
-        for net, (params, opt_state, best_params), epochs in zip(networks, tree, meta["epochs"]):
-            net.params, net.opt_state, net.best_params = params, opt_state, best_params
-            net.epochs = [EpochResult.from_dict(e) for e in epochs]
-        say(
-            f"Resuming from {path} after {len(networks[0].epochs)} "
-            f"epoch{'s' * (len(networks[0].epochs) != 1)}.",
-            flush=True,
-        )
-    else:
-        devices = []
-
-    def save(networks):
-        if not primary:
-            return
-        trained = len(networks[0].epochs)
-        checkpoint.write_tree(
-            path,
-            state(),
-            {
-                "settings": settings,
-                "epochs": [[r.as_dict() for r in n.epochs] for n in networks],
-                "devices": devices + [device] * (trained - len(devices)),
-            },
-        )
-
-    return save, devices
 
 
 def list_presets() -> None:

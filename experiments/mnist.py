@@ -14,6 +14,7 @@ Prints the book's ``Epoch k: <correct> / <total>`` after every epoch, then a sum
 
 from absl import app, flags
 
+from experiments import checkpoints
 from experiments.checks import (
     UsageError,
     check_fits,
@@ -276,31 +277,9 @@ def run() -> None:
     run = History(params, optimizers.init(tx, params, eta=FLAGS.eta, weight_decay=lmbda / n_train))
     after_epoch = None
     if FLAGS.checkpoint_dir:
-        try:
-            saved = checkpoint.Run(
-                FLAGS.checkpoint_dir, {k: FLAGS[k].value for k in TRAINING_FLAGS}
-            )
-            run.params, run.opt_state, epochs = saved.resume(run.params, run.opt_state)
-        except checkpoint.CheckpointError as e:
-            raise UsageError(f"--checkpoint_dir={FLAGS.checkpoint_dir}: {e}") from None
-        run.epochs = [EpochResult.from_dict(e) for e in epochs]
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
-            found = multihost_utils.process_allgather(len(run.epochs))
-            if len(set(found.tolist())) > 1:
-                raise UsageError(
-                    f"--checkpoint_dir={FLAGS.checkpoint_dir} must be the same "
-                    f"directory for every process (they found {found.tolist()} "
-                    "finished epochs)"
-                )
-        if run.epochs:
-            done = len(run.epochs)
-            say(f"Resuming from {saved.path} after {done} epoch{'s' * (done != 1)}.", flush=True)
-
-        def after_epoch(runs):
-            if primary:
-                saved.save(runs[0].params, runs[0].opt_state, [r.as_dict() for r in runs[0].epochs])
+        settings = {k: FLAGS[k].value for k in TRAINING_FLAGS}
+        device = jax.local_devices()[0].device_kind
+        after_epoch, _ = checkpoints.resume([run], settings, device, say, primary)
 
     # the metrics file describes the whole run, resumed or not
     def row(r: EpochResult) -> dict:

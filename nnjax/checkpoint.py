@@ -9,8 +9,8 @@ quadratic or cross-entropy cost written here; it knows no other cost (a log-like
 network's file fails there) and ignores the ``"nnjax"`` entry (a tanh or ReLU network's
 file would run as sigmoid there).
 
-``write_checkpoint``/``read_checkpoint`` keep a training run's state after every epoch in
-one ``.npz`` file: the exact float32 parameters, the epochs so far and the settings of the
+``Run`` keeps a training run's state (one network or K) after every epoch in one ``.npz``
+file: the exact parameters and optimizer states, the epochs so far and the settings of the
 run. Every file is written to a temporary name and renamed over the old one, so a process
 killed at any moment leaves either the old or the new file, never half of one.
 """
@@ -26,7 +26,7 @@ import zlib
 import jax
 import numpy as np
 
-from nnjax import activations, costs, layers, network
+from nnjax import activations, costs, history, layers, network
 from nnjax.data.fetch import clean_stale
 
 BOOK_COST_NAMES = {"quadratic": "QuadraticCost", "cross_entropy": "CrossEntropyCost"}
@@ -34,6 +34,14 @@ BOOK_COST_NAMES = {"quadratic": "QuadraticCost", "cross_entropy": "CrossEntropyC
 
 class CheckpointError(Exception):
     """A file that cannot be read as a network or checkpoint; the message names it."""
+
+
+class OtherSettings(CheckpointError):
+    """A checkpoint of a run with other settings; ``changed`` names them."""
+
+    def __init__(self, message: str, changed: list):
+        super().__init__(message)
+        self.changed = changed
 
 
 # What reading a damaged file raises: a truncated one, flipped bytes (a bad CRC, a corrupt
@@ -130,34 +138,6 @@ def open_npz(path):
     return np.load(path)
 
 
-def write_checkpoint(path, params, epochs: list, settings: dict, opt_state=None) -> None:
-    """Writes ``params`` and the optimiser state's arrays (exactly), the finished ``epochs``
-    (JSON-able dicts) and the run's ``settings`` to the ``.npz`` file ``path``."""
-    arrays = {f"w{l}": np.asarray(w) for l, w in enumerate(params["weights"])}
-    arrays.update({f"b{l}": np.asarray(b) for l, b in enumerate(params["biases"])})
-    arrays.update({f"s{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(opt_state))})
-    meta = json.dumps({"epochs": epochs, "settings": settings})
-    write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
-
-
-def read_checkpoint(path):
-    """Returns ``(params, state_leaves, epochs, settings)`` from ``write_checkpoint``'s file
-    (``state_leaves``: the optimiser state's arrays, in ``jax.tree.leaves`` order), or raises
-    CheckpointError naming it."""
-    try:
-        with open_npz(path) as archive:
-            meta = json.loads(str(archive["meta"]))
-            layers = sum(1 for k in archive.files if k.startswith("w"))
-            params = {
-                "weights": [archive[f"w{l}"] for l in range(layers)],
-                "biases": [archive[f"b{l}"] for l in range(layers)],
-            }
-            state = [archive[f"s{i}"] for i in range(sum(k.startswith("s") for k in archive.files))]
-        return params, state, meta["epochs"], meta["settings"]
-    except _UNREADABLE as e:
-        raise _unreadable("the checkpoint", path, e) from None
-
-
 def prepare_directory(directory) -> pathlib.Path:
     """Creates the checkpoint directory ``directory`` if need be and returns it as a path,
     having written (and removed) a file there: a directory that exists but cannot take the
@@ -178,38 +158,75 @@ def prepare_directory(directory) -> pathlib.Path:
 
 
 class Run:
-    """A training run checkpointed in ``directory``: resumes it if it has a checkpoint.
+    """Training runs checkpointed in ``directory``, one ``checkpoint.npz`` for one network
+    or K: every network's parameters, optimizer state and best parameters exactly
+    (``write_tree``), and its epochs, the run's ``settings`` (JSON-able: the choices that
+    decide its trajectory) and the device kind that trained each epoch (the meta).
 
-    ``settings`` (JSON-able) are the run's choices that decide its trajectory; a checkpoint
-    written with other settings is refused (CheckpointError naming them).
+        run = Run(directory, settings)
+        done = run.resume(histories, device)      # 0 if there is no checkpoint yet
+        run.save(histories, device)               # after every epoch
     """
 
     def __init__(self, directory, settings: dict):
         self.path = prepare_directory(directory) / "checkpoint.npz"
         self.settings = settings
+        self.devices = []  # the device kind of each finished epoch
 
-    def resume(self, params, opt_state=None):
-        """``(params, opt_state, epochs)`` of the checkpoint, or the given ``params`` and
-        ``opt_state`` with no epochs if there is none yet. ``opt_state`` gives the structure
-        the saved optimiser state is put back into."""
+    def epochs_held(self) -> int:
+        """How many epochs the checkpoint holds (0 if there is none), read from its meta
+        alone; ``OtherSettings`` if it is a run with other settings."""
         if not self.path.exists():
-            return params, opt_state, []
-        saved_params, leaves, epochs, saved = read_checkpoint(self.path)
-        if saved != self.settings:
+            return 0
+        meta = read_meta(self.path)
+        saved = meta.get("settings", {})
+        if saved != self.settings:  # other settings may not even fit the arrays
             changed = sorted(k for k in self.settings if saved.get(k) != self.settings[k])
-            raise CheckpointError(
+            raise OtherSettings(
                 f"{self.path} is a run with other settings ({', '.join(changed)})"
-                ": rerun with its settings or use another directory"
+                ": rerun with its settings or use another directory",
+                changed,
             )
-        if opt_state is not None:
-            opt_state = jax.tree.unflatten(
-                jax.tree.structure(opt_state), [jax.numpy.asarray(a) for a in leaves]
-            )
-        return jax.tree.map(jax.numpy.asarray, saved_params), opt_state, epochs
+        epochs = meta.get("epochs")
+        if not (isinstance(epochs, list) and epochs and isinstance(epochs[0], list)):
+            # nnjax before 0.1's one checkpoint format kept one network's epochs unnested
+            why = ValueError("not a checkpoint of this nnjax: written by an older one?")
+            raise _unreadable("the checkpoint", self.path, why)
+        return len(epochs[0])
 
-    def save(self, params, opt_state, epochs: list) -> None:
-        """Checkpoints the run after its finished ``epochs`` (JSON-able dicts)."""
-        write_checkpoint(self.path, params, epochs, self.settings, opt_state)
+    def resume(self, runs, device: str) -> int:
+        """Puts the checkpoint's state into ``runs`` (``History``s, in place, initialised as
+        the run starts: they give the structure) if there is one; returns how many epochs it
+        holds. ``device`` stands for the device of epochs from checkpoints that did not
+        record theirs."""
+        done = self.epochs_held()
+        if not done and not self.path.exists():
+            return 0
+        tree, meta = read_tree(self.path, _state(runs))
+        self.devices = meta.get("devices", [device] * done)
+        for run, (params, opt_state, best), epochs in zip(runs, tree, meta["epochs"]):
+            run.params, run.opt_state, run.best_params = params, opt_state, best
+            run.epochs = [history.EpochResult.from_dict(e) for e in epochs]
+        return done
+
+    def save(self, runs, device: str) -> None:
+        """Checkpoints ``runs`` after their finished epochs, the new ones trained on
+        ``device``."""
+        trained = len(runs[0].epochs)
+        self.devices = self.devices[:trained] + [device] * (trained - len(self.devices))
+        meta = {
+            "settings": self.settings,
+            "epochs": [[r.as_dict() for r in run.epochs] for run in runs],
+            "devices": self.devices,
+        }
+        write_tree(self.path, _state(runs), meta)
+
+
+def _state(runs) -> list:
+    """What a checkpoint keeps of each run: (params, opt_state, best params)."""
+    return [
+        (r.params, r.opt_state, r.params if r.best_params is None else r.best_params) for r in runs
+    ]
 
 
 def save_layers(path, networks: list, settings: dict) -> None:

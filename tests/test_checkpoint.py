@@ -8,10 +8,12 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from nnjax import activations, checkpoint, costs, network
+from nnjax.history import EpochResult, History
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -67,11 +69,10 @@ def test_bad_files_are_reported_with_their_name(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="do not match sizes"):
         checkpoint.load(bad)
     with pytest.raises(checkpoint.CheckpointError, match="missing.npz"):
-        checkpoint.read_checkpoint(tmp_path / "missing.npz")
+        checkpoint.read_meta(tmp_path / "missing.npz")
     damaged = tmp_path / "damaged.npz"  # np.load would offer to unpickle it
     damaged.write_bytes(b"\x80\x04not a zip archive" * 10)
     for read in (
-        checkpoint.read_checkpoint,
         checkpoint.read_meta,
         lambda path: checkpoint.read_tree(path, {"a": 0}),
     ):
@@ -126,18 +127,32 @@ def test_saved_chapter6_networks_load_ready_to_classify(tmp_path):
 
 
 def test_checkpoint_round_trip_is_exact(tmp_path):
-    params = network.init(jax.random.key(3), [9, 5, 2])
-    path = tmp_path / "c.npz"
-    velocity = jax.tree.map(lambda p: p * 0.5, params)
-    checkpoint.write_checkpoint(path, params, [{"epoch": 0, "correct": 5}], {"eta": 3.0}, velocity)
-    loaded, state, epochs, settings = checkpoint.read_checkpoint(path)
-    for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(loaded), strict=True):
-        np.testing.assert_array_equal(np.asarray(u), v)
-        assert v.dtype == np.float32
-    for u, v in zip(jax.tree.leaves(velocity), state, strict=True):
-        np.testing.assert_array_equal(np.asarray(u), v)
-    assert epochs == [{"epoch": 0, "correct": 5}] and settings == {"eta": 3.0}
-    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary files left
+    """Two networks' parameters, optimizer states (a velocity) and best parameters come
+    back bit for bit into fresh ones, with their epochs and each epoch's device."""
+    sizes = [9, 5, 2]
+    runs, fresh = [], []
+    for seed in (3, 4):
+        params = network.init(jax.random.key(seed), sizes)
+        velocity = jax.tree.map(lambda p: p * 0.5, params)
+        best = jax.tree.map(lambda p: p - 1, params)
+        epochs = [EpochResult(e, 5 + e + seed, 10, 0.1, 3.0) for e in range(2)]
+        runs.append(History(params, velocity, epochs, best_params=best))
+        blank = network.init(jax.random.key(seed + 10), sizes)
+        fresh.append(History(blank, jax.tree.map(jnp.zeros_like, blank)))
+    run = checkpoint.Run(tmp_path / "run", {"eta": 3.0})
+    assert run.resume(fresh, "cpu") == 0  # nothing saved yet
+    run.save(runs, "TPU v9")
+    again = checkpoint.Run(tmp_path / "run", {"eta": 3.0})
+    assert again.epochs_held() == 2 and again.resume(fresh, "cpu") == 2
+    assert again.devices == ["TPU v9", "TPU v9"]
+    for want, got in zip(runs, fresh):
+        for field in ("params", "opt_state", "best_params"):
+            a, b = getattr(want, field), getattr(got, field)
+            for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+                np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+                assert v.dtype == u.dtype
+        assert got.epochs == want.epochs
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.npz"]
 
 
 def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, flags=None):
@@ -214,19 +229,8 @@ def test_killed_run_of_every_optimizer_resumes_exactly(tmp_path, optimizer):
 
 def test_run_resumes_only_with_the_same_settings(tmp_path):
     params = network.init(jax.random.key(0), [4, 3, 2])
-    run = checkpoint.Run(tmp_path / "run", {"eta": 0.5})
-    assert run.resume(params) == (params, None, [])  # nothing saved yet
-    velocity = jax.tree.map(lambda p: p + 1, params)
-    run.save(params, velocity, [{"epoch": 0}])
-    # resumed into a freshly initialised network: the saved weights must replace its own
-    fresh = network.init(jax.random.key(1), [4, 3, 2])
-    got, state, epochs = checkpoint.Run(tmp_path / "run", {"eta": 0.5}).resume(
-        fresh, jax.tree.map(jax.numpy.zeros_like, fresh)
-    )
-    assert epochs == [{"epoch": 0}]
-    for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(got), strict=True):
-        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
-    for u, v in zip(jax.tree.leaves(velocity), jax.tree.leaves(state), strict=True):
-        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    checkpoint.Run(tmp_path / "run", {"eta": 0.5}).save([History(params)], "cpu")
     with pytest.raises(checkpoint.CheckpointError, match=r"other settings \(eta\)"):
-        checkpoint.Run(tmp_path / "run", {"eta": 0.1}).resume(params)
+        checkpoint.Run(tmp_path / "run", {"eta": 0.1}).resume([History(params)], "cpu")
+    with pytest.raises(checkpoint.CheckpointError, match=r"other settings \(seed\)"):
+        checkpoint.Run(tmp_path / "run", {"eta": 0.5, "seed": 1}).epochs_held()

@@ -2,6 +2,7 @@
 the target (not a temporary name) in a write error, and no temporary files left behind."""
 
 import errno
+import json
 import os
 import pathlib
 import stat
@@ -12,6 +13,7 @@ import pytest
 
 from nnjax import checkpoint
 from nnjax.data import fetch
+from nnjax.history import EpochResult, History
 from tests.helpers import assert_failed_with_one_error, assert_one_line, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -33,21 +35,41 @@ def truncate(path: pathlib.Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def write_run(directory):
+    """A one-network run's checkpoint in ``directory`` (``checkpoint.Run``); its path."""
+    run = History(PARAMS, epochs=[EpochResult(0, 5, 10, 0.1, 3.0)])
+    checkpoint.Run(directory, {"eta": 3.0}).save([run], "cpu")
+    return directory / "checkpoint.npz"
+
+
+def read_run(path):
+    checkpoint.Run(path.parent, {"eta": 3.0}).resume([History(PARAMS)], "cpu")
+
+
+def writer(write):
+    """``write(path)`` as a writer into a directory, returning the path it wrote."""
+
+    def into(directory):
+        write(directory / "run.npz")
+        return directory / "run.npz"
+
+    return into
+
+
 WRITERS = {
-    "checkpoint": (
-        lambda p: checkpoint.write_checkpoint(p, PARAMS, [{"epoch": 0}], {"eta": 3.0}),
-        checkpoint.read_checkpoint,
-    ),
+    "checkpoint": (write_run, read_run),
     "layers": (
-        lambda p: checkpoint.save_layers(p, [[{"w": PARAMS["weights"][0]}]], {"layers": "x"}),
+        writer(
+            lambda p: checkpoint.save_layers(p, [[{"w": PARAMS["weights"][0]}]], {"layers": "x"})
+        ),
         checkpoint.load_layers,
     ),
     "tree": (
-        lambda p: checkpoint.write_tree(p, PARAMS, {"epochs": []}),
+        writer(lambda p: checkpoint.write_tree(p, PARAMS, {"epochs": []})),
         lambda p: checkpoint.read_tree(p, PARAMS),
     ),
     "meta": (
-        lambda p: checkpoint.write_tree(p, PARAMS, {"epochs": []}),
+        writer(lambda p: checkpoint.write_tree(p, PARAMS, {"epochs": []})),
         checkpoint.read_meta,
     ),
 }
@@ -65,8 +87,7 @@ DAMAGES = [
 @pytest.mark.parametrize("kind, damage", DAMAGES, ids=[f"{k}-{d.__name__}" for k, d in DAMAGES])
 def test_a_damaged_file_is_one_line_naming_it(tmp_path, kind, damage):
     write, read = WRITERS[kind]
-    path = tmp_path / "run.npz"
-    write(path)
+    path = write(tmp_path)
     read(path)  # intact, it reads
     damage(path)
     with pytest.raises(checkpoint.CheckpointError) as e:
@@ -79,8 +100,8 @@ def test_a_damaged_checkpoint_stops_the_runner_with_one_line(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     path = run / "checkpoint.npz"
-    checkpoint.write_checkpoint(path, PARAMS, [], {})
-    flip_bytes(path)
+    checkpoint.write_tree(path, [(PARAMS, None, PARAMS)], {"settings": {}, "epochs": [[]]})
+    truncate(path)
     result = run_module("experiments.mnist", f"--checkpoint_dir={run}", "--epochs=1", timeout=120)
     assert_failed_with_one_error(result, str(path))
     assert "delete it to start over" in result.stderr
@@ -122,5 +143,18 @@ def test_temporary_files_a_killed_checkpoint_left_are_removed_at_the_next_start(
     os.utime(stale, (old, old))
     live = tmp_path / ".checkpoint.npz.writing.tmp"  # another process, writing now
     live.write_bytes(b"")
-    checkpoint.Run(tmp_path, {}).save(PARAMS, None, [])
+    checkpoint.Run(tmp_path, {}).save([History(PARAMS)], "cpu")
     assert sorted(os.listdir(tmp_path)) == [".checkpoint.npz.writing.tmp", "checkpoint.npz"]
+
+
+def test_a_checkpoint_of_the_older_format_is_one_line_saying_so(tmp_path):
+    """Before one checkpoint format served every runner, experiments.mnist wrote its own:
+    the same meta keys, one network's epochs unnested and other array names."""
+    run = tmp_path / "run"
+    run.mkdir()
+    meta = {"epochs": [{"epoch": 0, "correct": 9000}], "settings": {"eta": 3.0}}
+    np.savez(run / "checkpoint.npz", meta=np.array(json.dumps(meta)), w0=PARAMS["weights"][0])
+    with pytest.raises(checkpoint.CheckpointError) as e:
+        checkpoint.Run(run, {"eta": 3.0}).resume([History(PARAMS)], "cpu")
+    msg = assert_one_line(e)
+    assert "written by an older one" in msg and "delete it to start over" in msg

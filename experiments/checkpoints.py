@@ -1,0 +1,52 @@
+"""The runners' ``--checkpoint_dir``: resume a run from its checkpoint and checkpoint it
+after every epoch, the same way for one network (``experiments.mnist``) or K
+(``experiments.conv``), through ``nnjax.checkpoint.Run``."""
+
+from absl import flags
+
+from experiments.checks import UsageError
+
+
+def resume(runs, settings: dict, device: str, say=print, primary: bool = True):
+    """Restores ``runs`` (``History``s, in place) from --checkpoint_dir's checkpoint if there
+    is one; the run's ``settings`` must be the checkpoint's. Returns ``after_epoch(runs)``,
+    which checkpoints them (on the ``primary`` process only; ``device`` is the kind that
+    trains them), and the device kind of each restored epoch. UsageError naming
+    --checkpoint_dir (or --epochs, when the checkpoint already holds more) otherwise."""
+    import jax
+
+    from nnjax import checkpoint
+
+    directory, epochs = flags.FLAGS.checkpoint_dir, flags.FLAGS.epochs
+    try:
+        saved = checkpoint.Run(directory, settings)
+        held = saved.epochs_held()
+        if held > epochs:
+            raise UsageError(
+                f"--epochs={epochs}: --checkpoint_dir={directory} already holds {held} epochs"
+            )
+        saved.resume(runs, device)
+    except checkpoint.OtherSettings as e:  # the settings are flags: name them so
+        raise UsageError(
+            f"--checkpoint_dir={directory} holds a run with other settings "
+            f"({', '.join('--' + name for name in e.changed)})"
+        ) from None
+    except checkpoint.CheckpointError as e:
+        raise UsageError(f"--checkpoint_dir={directory}: {e}") from None
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        found = multihost_utils.process_allgather(held).tolist()
+        if len(set(found)) > 1:
+            raise UsageError(
+                f"--checkpoint_dir={directory} must be the same directory for every process "
+                f"(they found {found} finished epochs)"
+            )
+    if held:
+        say(f"Resuming from {saved.path} after {held} epoch{'s' * (held != 1)}.", flush=True)
+
+    def after_epoch(runs):
+        if primary:
+            saved.save(runs, device)
+
+    return after_epoch, list(saved.devices)
