@@ -180,13 +180,17 @@ def draw_sweep(summaries, path, title: str) -> str:
     ``path``: mean accuracy per epoch (±1 sd band) of every setting, and, when a
     hyperparameter was swept, best and final accuracy against it (error bars: ±1 sd over
     seeds; log x for η and n), one line per value of any other swept hyperparameter.
-    Settings whose every network diverged are left out, and the title says how many.
+    Settings whose every network diverged are left out, and other diverged networks are
+    not counted; the title says how many of each.
     Returns ``path``."""
     names = swept(summaries)
     lost = sum(1 for s in summaries if not s.seeds)  # settings whose every network diverged
     summaries = [s for s in summaries if s.seeds]
-    if lost:
-        title += f"\n{lost} setting{'s' * (lost > 1)} not drawn: every network diverged"
+    some = sum(s.diverged for s in summaries)  # diverged networks of the settings drawn
+    notes = [f"{lost} setting{'s' * (lost > 1)} not drawn: every network diverged"] * bool(lost)
+    notes += [f"{some} diverged network{'s' * (some > 1)} not counted"] * bool(some)
+    if notes:
+        title += "\n" + "; ".join(notes)
     fig = _figure(12 if names else 6, 4.2)
     axes = fig.subplots(1, 2 if names else 1, squeeze=False)
     curves = axes[0][0]

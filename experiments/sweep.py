@@ -263,7 +263,7 @@ def run() -> None:
             )
             + (f"  ({s.diverged} diverged, not counted)" if s.diverged else "")
         )
-    network_epochs = len(results) * FLAGS.epochs
+    network_epochs = sum(len(r.epochs) for _, r in results)  # diverged networks stopped
     say(
         f"\n{len(results)} networks × {FLAGS.epochs} epochs in {seconds:.1f} s, "
         f"compile and evaluation included ({network_epochs / seconds:.1f} network-epochs/s)."

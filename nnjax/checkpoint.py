@@ -179,9 +179,12 @@ class Run:
         if not self.path.exists():
             return 0
         meta = read_meta(self.path)
-        saved = meta.get("settings", {})
+        saved = meta.get("settings")
+        if not isinstance(saved, dict):
+            raise _unreadable("the checkpoint", self.path, ValueError("it names no settings"))
         if saved != self.settings:  # other settings may not even fit the arrays
-            changed = sorted(k for k in self.settings if saved.get(k) != self.settings[k])
+            keys = set(saved) | set(self.settings)
+            changed = sorted(k for k in keys if saved.get(k) != self.settings.get(k))
             raise OtherSettings(
                 f"{self.path} is a run with other settings ({', '.join(changed)})"
                 ": rerun with its settings or use another directory",
@@ -202,10 +205,12 @@ class Run:
         done = self.epochs_held()
         if not done and not self.path.exists():
             return 0
-        tree, meta = read_tree(self.path, _state(runs))
+        best = read_meta(self.path).get("best", True)  # older checkpoints all kept it
+        tree, meta = read_tree(self.path, _state(runs, best))
         self.devices = meta.get("devices", [device] * done)
-        for run, (params, opt_state, best), epochs in zip(runs, tree, meta["epochs"]):
-            run.params, run.opt_state, run.best_params = params, opt_state, best
+        for run, state, epochs in zip(runs, tree, meta["epochs"]):
+            run.params, run.opt_state = state[:2]
+            run.best_params = state[2] if best else None
             run.epochs = [history.EpochResult.from_dict(e) for e in epochs]
         return done
 
@@ -214,18 +219,23 @@ class Run:
         ``device``."""
         trained = len(runs[0].epochs)
         self.devices = self.devices[:trained] + [device] * (trained - len(self.devices))
+        best = any(run.best_params is not None for run in runs)
         meta = {
             "settings": self.settings,
             "epochs": [[r.as_dict() for r in run.epochs] for run in runs],
             "devices": self.devices,
+            "best": best,
         }
-        write_tree(self.path, _state(runs), meta)
+        write_tree(self.path, _state(runs, best), meta)
 
 
-def _state(runs) -> list:
-    """What a checkpoint keeps of each run: (params, opt_state, best params)."""
+def _state(runs, best: bool) -> list:
+    """What a checkpoint keeps of each run: (params, opt_state), and its best params (or,
+    before it has any, its params) when ``best``."""
     return [
-        (r.params, r.opt_state, r.params if r.best_params is None else r.best_params) for r in runs
+        (r.params, r.opt_state)
+        + ((r.params if r.best_params is None else r.best_params,) if best else ())
+        for r in runs
     ]
 
 

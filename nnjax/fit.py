@@ -106,6 +106,9 @@ def fit(
         raise ValueError("the η schedule needs an optimizer with a learning_rate hyperparameter")
     if on_divergence not in ("raise", "stop"):
         raise ValueError(f"on_divergence must be raise or stop, got {on_divergence!r}")
+    if on_divergence == "stop" and after_epoch is not None:
+        # a checkpoint would not keep the stop: a resumed run would train the network again
+        raise ValueError('on_divergence="stop" cannot be checkpointed (after_epoch)')
     k = len(runs)
     vmap = pick_strategy(strategy, k) == "vmap" and k > 1
     if kernel == "cpp" and (mesh is not None or vmap):
@@ -118,7 +121,7 @@ def fit(
         x, y = put(tuple(train_data))
         evaluation = tuple(jax.device_put(a) for a in eval_data) if eval_data else None
         test = tuple(jax.device_put(a) for a in test_data) if test_data else None
-        nets = stacked.Networks(runs, vmap, put, local, keep_best)
+        nets = stacked.Networks(runs, vmap, put, local, keep_best, on_divergence == "stop")
         start = time.perf_counter()
         compiled = epoch_lib.epoch.lower(
             *nets.example(x, y, keys[0]),

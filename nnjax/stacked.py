@@ -45,8 +45,8 @@ class Networks:
     """The K networks' parameters and optimizer states on the device: stacked on a leading
     axis (``vmap``) or one pair per network; ``local`` gives a copy for scoring."""
 
-    def __init__(self, runs, vmap: bool, put, local, keep_best: bool):
-        self.k, self.vmap, self.local = len(runs), vmap, local
+    def __init__(self, runs, vmap: bool, put, local, keep_best: bool, revertible: bool = False):
+        self.k, self.vmap, self.local, self.revertible = len(runs), vmap, local, revertible
         best = [r.params if r.best_params is None else r.best_params for r in runs]
         best = best if keep_best else None
         if vmap:
@@ -65,7 +65,8 @@ class Networks:
 
     def train(self, compiled, x, y, keys, active, etas):
         """One epoch of the ``active`` networks; ``etas`` (one per network) set η first."""
-        self.previous = self.state if self.vmap else list(self.state)
+        if self.revertible:  # what ``revert`` goes back to
+            self.previous = self.state if self.vmap else list(self.state)
         if self.vmap:
             params, opt_state = self.state
             if etas is not None:

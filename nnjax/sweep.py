@@ -196,6 +196,10 @@ def _train_group(
             on_divergence="stop",
             on_epoch=report,
         )
+        if progress and all(run.diverged is not None for run in runs[: len(chosen)]):
+            where = f", chunk {part + 1}/{len(ranges)}" if len(ranges) > 1 else ""
+            first = min(run.diverged for run in runs[: len(chosen)])
+            progress(f"n={n}{where}: all {len(chosen)} networks diverged (from epoch {first})")
         for s, run in zip(chosen, runs):
             if not keep_params:
                 run.params = run.opt_state = None
@@ -214,11 +218,10 @@ def _all_diverged(results) -> history.Diverged:
         if len(results) == 1
         else (f"all {len(results)} networks (the first: {first}) have")
     )
-    message = (
-        f"training diverged in epoch {r.diverged}: {who} inf or NaN parameters; "
-        "try a smaller η (or λ)"
-    )
-    return history.Diverged(r.diverged, list(range(len(results))), len(results), message)
+    epochs = sorted({run.diverged for _, run in results})
+    when = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}–{epochs[-1]}"
+    message = f"training diverged in {when}: {who} inf or NaN parameters; try a smaller η (or λ)"
+    return history.Diverged(epochs[0], list(range(len(results))), len(results), message)
 
 
 def run(

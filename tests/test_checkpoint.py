@@ -14,6 +14,7 @@ import pytest
 
 from nnjax import activations, checkpoint, costs, network
 from nnjax.history import EpochResult, History
+from tests.helpers import assert_failed_with_one_error, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -153,6 +154,12 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
                 assert v.dtype == u.dtype
         assert got.epochs == want.epochs
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.npz"]
+    plain = checkpoint.Run(tmp_path / "plain", {})  # no best parameters: none kept
+    plain.save([History(runs[0].params, runs[0].opt_state, runs[0].epochs)], "cpu")
+    back = History(fresh[1].params, fresh[1].opt_state)
+    assert checkpoint.Run(tmp_path / "plain", {}).resume([back], "cpu") == 2
+    assert back.best_params is None and back.epochs == runs[0].epochs
+    assert checkpoint.read_meta(tmp_path / "plain" / "checkpoint.npz")["best"] is False
 
 
 def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, flags=None):
@@ -234,3 +241,11 @@ def test_run_resumes_only_with_the_same_settings(tmp_path):
         checkpoint.Run(tmp_path / "run", {"eta": 0.1}).resume([History(params)], "cpu")
     with pytest.raises(checkpoint.CheckpointError, match=r"other settings \(seed\)"):
         checkpoint.Run(tmp_path / "run", {"eta": 0.5, "seed": 1}).epochs_held()
+
+
+def test_mnist_refuses_a_checkpoint_of_more_epochs_than_asked(tmp_path):
+    flags = ["--train_size=500", f"--checkpoint_dir={tmp_path / 'run'}"]
+    assert run_module("experiments.mnist", *flags, "--epochs=2").returncode == 0
+    fewer = run_module("experiments.mnist", *flags, "--epochs=1")
+    assert_failed_with_one_error(fewer, "--epochs=1")
+    assert "already holds 2 epochs" in fewer.stderr

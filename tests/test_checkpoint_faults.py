@@ -122,9 +122,10 @@ def test_a_failed_write_names_the_target_and_leaves_no_temporary_file(tmp_path):
     assert target.read_bytes() == b"the earlier network"
 
 
-def test_a_device_or_pipe_is_never_replaced_by_a_write(tmp_path):
+def test_a_pipe_or_a_directory_is_never_replaced_by_a_write(tmp_path):
     """Called directly from Python (no runner's checks), a write to a FIFO or a directory
-    is refused before anything is written, and the FIFO or directory stays as it was."""
+    (what a device node is to the check: not a regular file) is refused before anything is
+    written, and the FIFO or directory stays as it was."""
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     (tmp_path / "dir").mkdir()

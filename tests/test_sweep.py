@@ -418,3 +418,45 @@ def test_sweep_runner_reports_diverged_networks_and_goes_on(tmp_path):
         (0.0, None), (0.0, None), (1e30, 0), (1e30, 0)
     ]  # fmt: skip
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "loop"])
+def test_a_network_that_diverges_later_keeps_its_last_finite_epoch(strategy):
+    """λ = 1e5 diverges in epoch 1: the network keeps exactly what one epoch of training
+    left (parameters and optimizer state), and its first epoch's result."""
+    settings = grid.grid([0], [0.5], [0.0, 1e5], [90])
+    kwargs = dict(mini_batch_size=10, strategy=strategy, keep_params=True)
+    both = sweep.run(settings, SIZES, problem(90), problem(40, seed=1), epochs=3, **kwargs)
+    (_, good), (_, bad) = both
+    assert (good.diverged, bad.diverged, len(bad.epochs)) == (None, 1, 1)
+    (_, one), _ = sweep.run(
+        [settings[1], settings[0]], SIZES, problem(90), problem(40, seed=1), epochs=1, **kwargs
+    )
+    assert [(e.epoch, e.correct) for e in bad.epochs] == [(e.epoch, e.correct) for e in one.epochs]
+    assert_trees_close((bad.params, bad.opt_state), (one.params, one.opt_state), rtol=0, atol=0)
+
+
+def test_progress_names_diverged_networks_and_chunks_that_all_diverged():
+    settings = grid.grid([0, 1], [0.5], [0.0, 1e30], [90])
+    said = []
+    sweep.run(settings, SIZES, problem(90), problem(40, seed=1), epochs=1, mini_batch_size=10,
+              strategy="vmap", chunk=4, progress=said.append)  # fmt: skip
+    assert len(said) == 1 and "epoch 1/1, 2 networks (2 diverged), accuracy" in said[0]
+    said.clear()
+    sweep.run(settings, SIZES, problem(90), problem(40, seed=1), epochs=1, mini_batch_size=10,
+              strategy="vmap", chunk=2, progress=said.append)  # fmt: skip
+    assert "chunk 1/2: epoch 1/1, 2 networks, accuracy" in said[0]
+    assert said[1] == "n=90, chunk 2/2: all 2 networks diverged (from epoch 0)"
+
+
+def test_stopping_diverged_networks_is_not_checkpointed():
+    """A checkpoint would not keep a network's stop, so fit refuses the two together."""
+    params = network.init(jax.random.key(0), SIZES)
+    tx = optimizers.make("sgd")
+    run = History(params, optimizers.init(tx, params, eta=0.5))
+    common = dict(epochs=1, mini_batch_size=10, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="cannot be checkpointed"):
+        fit.fit(network.model(), tx, run, problem(20), on_divergence="stop",
+                after_epoch=lambda runs: None, **common)  # fmt: skip
+    with pytest.raises(ValueError, match="on_divergence must be raise or stop"):
+        fit.fit(network.model(), tx, run, problem(20), on_divergence="ignore", **common)
