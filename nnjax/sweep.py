@@ -13,10 +13,10 @@ vmap): ``init_key, shuffle_key = jax.random.split(jax.random.key(seed))``, its p
   and shuffle. Each network's mini-batch is gathered by index from ONE copy of the training
   data (``x[idx]`` with idx of shape (K, m) gives (K, m, n_in) per step): nothing of size
   K × n × n_in ever exists (that copy would be 160 GB for K = 1024 on MNIST). Networks that
-  do not fit in memory at once run in chunks (``chunk_size``); on the CPU, chunks of at most
-  ``CPU_MAX_CHUNK``: there XLA computes a batched product of K small matrices as K small
-  products, so a vmapped step gains only from sharing the rest of the step, and beyond
-  about 32 networks their parameters no longer stay in the cache.
+  do not fit in memory at once run in chunks (``nnjax.chunks.chunk_size``); on the CPU,
+  chunks of at most ``chunks.CPU_MAX_CHUNK``: there XLA computes a batched product of K
+  small matrices as K small products, so a vmapped step gains only from sharing the rest
+  of the step, and beyond about 32 networks their parameters no longer stay in the cache.
 * ``"loop"``: one network after another, each its own compiled epoch.
 
 Different training-set sizes mean different numbers of steps and different shuffles (a
@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import activations, costs, fit, history, network, optimizers, parallel, stacked
+from nnjax import activations, chunks, costs, fit, history, network, optimizers, stacked
 from nnjax.activations import Activation
 from nnjax.grid import Setting
 from nnjax.history import History
@@ -58,63 +58,6 @@ def _init_networks(seeds, sizes, init, dtype):
     keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(seeds)
     params = jax.vmap(lambda k: network.init(k, sizes, dtype, init))(keys[:, 0])
     return params, keys[:, 1]
-
-
-# Memory: what one network of a vmapped epoch holds, to size chunks.
-EVAL_BATCH_BYTES = 256 << 20  # activations of the networks scored at once
-CPU_MAX_CHUNK = 16  # networks per vmapped program on the CPU (see the top)
-
-
-def bytes_per_network(
-    sizes: Sequence[int], mini_batch_size: int, train_size: int, itemsize: int = 4, block: int = 1
-) -> int:
-    """An upper estimate of the device memory one network of a vmapped epoch needs: its
-    parameters four times over (current, gradient, update, the scan's output buffer), a
-    mini-batch step's gathered rows and activations (``block`` steps' and their Gram matrix
-    for the blocked epoch), and the epoch's shuffle (the permutation, the Feistel network's
-    temporaries and the (n // m, m) indices)."""
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    rows = mini_batch_size * block
-    activations_ = rows * (sizes[0] + 4 * sum(sizes[1:])) + (rows * rows if block > 1 else 0)
-    shuffle = 4 * train_size
-    return (4 * n_params + activations_) * itemsize + 4 * shuffle
-
-
-def eval_batch(sizes: Sequence[int], n_eval: int, itemsize: int = 4) -> int:
-    """How many networks ``fit`` scores at once (its ``eval_batch``): as many as fit in
-    ``EVAL_BATCH_BYTES`` of activations (z, a and a temporary for every unit and all N
-    examples)."""
-    per_network = 3 * n_eval * sum(sizes[1:]) * itemsize
-    return max(1, EVAL_BATCH_BYTES // max(per_network, 1))
-
-
-def available_bytes(device=None) -> int:
-    """Memory a sweep may use on ``device`` (default: the first): 70% of what
-    ``parallel.free_memory`` says is free."""
-    return parallel.free_memory(device)[0] * 7 // 10
-
-
-def chunk_size(
-    n_networks: int,
-    sizes: Sequence[int],
-    mini_batch_size: int,
-    train_size: int,
-    budget: Optional[int] = None,
-    block: int = 1,
-) -> int:
-    """How many networks of a vmapped epoch to train at once: all ``n_networks`` if they fit
-    in ``budget`` bytes (default ``available_bytes()``) after the evaluation's activations,
-    else as many as do (at least 1)."""
-    budget = available_bytes() if budget is None else budget
-    per = bytes_per_network(sizes, mini_batch_size, train_size, block=block)
-    return max(1, min(n_networks, (budget - EVAL_BATCH_BYTES) // per))
-
-
-def split_evenly(n: int, chunk: int) -> list[range]:
-    """0..n−1 as ceil(n / chunk) consecutive ranges of nearly equal length (≤ chunk)."""
-    parts = -(-n // chunk)
-    size = -(-n // parts)
-    return [range(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def _train_group(
@@ -143,12 +86,12 @@ def _train_group(
     x, y = (a[:n] for a in train_data)
     if chunk is None:
         blocks = block if kernel == "blocked" else 1
-        chunk = chunk_size(len(settings), sizes, mini_batch_size, n, block=blocks)
+        chunk = chunks.chunk_size(len(settings), sizes, mini_batch_size, n, block=blocks)
         if jax.default_backend() == "cpu":
-            chunk = min(chunk, CPU_MAX_CHUNK)
-    ranges = split_evenly(len(settings), chunk)
+            chunk = min(chunk, chunks.CPU_MAX_CHUNK)
+    ranges = chunks.split_evenly(len(settings), chunk)
     width = len(ranges[0])
-    batch = min(width, eval_batch(sizes, eval_data[0].shape[0]))
+    batch = min(width, chunks.eval_batch(sizes, eval_data[0].shape[0]))
     results = []
     for part, indices in enumerate(ranges):
         chosen = [settings[i] for i in indices]
@@ -255,14 +198,14 @@ def run(
     ``train_data`` and ``eval_data`` are pairs ``(x (N, n_in) float, y (N,) int)``; a
     setting with training-set size n trains on the first n rows. ``strategy`` is ``"vmap"``,
     ``"loop"`` or ``"auto"`` (``fit.pick_strategy``); ``chunk`` caps how many networks one
-    program trains (default: as many as fit, ``chunk_size``, and on the CPU at most
-    ``CPU_MAX_CHUNK``); a ``mesh`` (``parallel.make_mesh``) splits every mini-batch over its
-    devices (``fit``); ``kernel`` and ``block`` choose the epoch (``epoch.epoch``'s:
-    ``"blocked"`` moves less memory per step). ``progress(message)`` is called after every
-    epoch of every chunk, ``on_result(setting, history)`` for each network as soon as it is
-    done. A network that diverges (inf or NaN parameters) stops there, its History's
-    ``diverged`` saying in which epoch, and the others go on; it is passed to ``on_result``
-    at the end.
+    program trains (default: as many as fit, ``chunks.chunk_size``, and on the CPU at
+    most ``chunks.CPU_MAX_CHUNK``); a ``mesh`` (``parallel.make_mesh``) splits every
+    mini-batch over its devices (``fit``); ``kernel`` and ``block`` choose the epoch
+    (``epoch.epoch``'s: ``"blocked"`` moves less memory per step). ``progress(message)``
+    is called after every epoch of every chunk, ``on_result(setting, history)`` for each
+    network as soon as it is done. A network that diverges (inf or NaN parameters) stops
+    there, its History's ``diverged`` saying in which epoch, and the others go on; it is
+    passed to ``on_result`` at the end.
 
     Returns one pair ``(Setting, History)`` per setting, in the order of ``settings``; with
     ``keep_params`` each History holds its trained parameters. Raises ``history.Diverged``

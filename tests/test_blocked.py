@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import activations, blocked, costs, layers, network, network3, optimizers, sweep
+from nnjax import activations, blocked, chunks, costs, layers, network, network3, optimizers, sweep
 from nnjax.epoch import epoch
 from tests.helpers import run_module
 
@@ -171,7 +171,7 @@ def test_no_per_network_copy_of_the_data_and_within_the_estimate():
     if memory is None:
         pytest.skip("this backend gives no memory analysis")
     assert memory.temp_size_in_bytes < k * n * 784 * 4 / 10
-    assert memory.temp_size_in_bytes <= k * sweep.bytes_per_network(sizes, 10, n, block=block)
+    assert memory.temp_size_in_bytes <= k * chunks.bytes_per_network(sizes, 10, n, block=block)
 
 
 def test_runners_train_with_the_blocked_epoch(tmp_path):

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from nnjax import network, optimizers, sweep
+from nnjax import chunks, network, optimizers, sweep
 from nnjax.epoch import epoch
 
 pytestmark = [
@@ -31,15 +31,15 @@ def compiled_epoch(k, n, **kernel):
 @pytest.mark.parametrize("kernel", [{}, {"kernel": "blocked", "block": 8}])
 def test_4096_networks_fit_the_estimate_that_sizes_the_chunks(kernel):
     """XLA's memory plan for K = 4,096 networks on 50,000 images, within
-    ``sweep.bytes_per_network`` per network, and the chunking trains them in one program."""
+    ``chunks.bytes_per_network`` per network, and the chunking trains them in one program."""
     k, n = 4096, 50000
     memory = compiled_epoch(k, n, **kernel).memory_analysis()
     if memory is None:
         pytest.skip("this backend gives no memory analysis")
     block = kernel.get("block", 1)
-    estimate = k * sweep.bytes_per_network(SIZES, 10, n, block=block)
+    estimate = k * chunks.bytes_per_network(SIZES, 10, n, block=block)
     assert memory.temp_size_in_bytes <= estimate, (memory.temp_size_in_bytes, estimate)
-    assert sweep.chunk_size(k, SIZES, 10, n, block=block) == k
+    assert chunks.chunk_size(k, SIZES, 10, n, block=block) == k
 
 
 @pytest.mark.parametrize("precision, share", [("highest", 1e-3), ("default", 0.1)])

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import costs, fit, grid, history, network, optimizers, parallel, sweep
+from nnjax import chunks, costs, fit, grid, history, network, optimizers, parallel, sweep
 from nnjax.epoch import epoch
 from nnjax.history import EpochResult, History
 from tests import helpers
@@ -205,20 +205,20 @@ def test_chunked_equals_unchunked():
 
 
 def test_split_evenly():
-    assert sweep.split_evenly(5, 2) == [range(0, 2), range(2, 4), range(4, 5)]
-    assert sweep.split_evenly(10, 4) == [range(0, 4), range(4, 8), range(8, 10)]
-    assert sweep.split_evenly(7, 7) == [range(0, 7)]
-    assert sweep.split_evenly(9, 8) == [range(0, 5), range(5, 9)]
+    assert chunks.split_evenly(5, 2) == [range(0, 2), range(2, 4), range(4, 5)]
+    assert chunks.split_evenly(10, 4) == [range(0, 4), range(4, 8), range(8, 10)]
+    assert chunks.split_evenly(7, 7) == [range(0, 7)]
+    assert chunks.split_evenly(9, 8) == [range(0, 5), range(5, 9)]
 
 
 def test_chunk_size_fits_the_budget():
-    per = sweep.bytes_per_network([784, 30, 10], 10, 50000)
-    base = sweep.EVAL_BATCH_BYTES
-    assert sweep.chunk_size(1000, [784, 30, 10], 10, 50000, budget=base + 10 * per + 1) == 10
-    assert sweep.chunk_size(1000, [784, 30, 10], 10, 50000, budget=base) == 1
-    assert sweep.chunk_size(8, [784, 30, 10], 10, 50000, budget=1 << 40) == 8
-    assert sweep.bytes_per_network([784, 100, 10], 10, 50000) > per
-    assert sweep.available_bytes() > 0
+    per = chunks.bytes_per_network([784, 30, 10], 10, 50000)
+    base = chunks.EVAL_BATCH_BYTES
+    assert chunks.chunk_size(1000, [784, 30, 10], 10, 50000, budget=base + 10 * per + 1) == 10
+    assert chunks.chunk_size(1000, [784, 30, 10], 10, 50000, budget=base) == 1
+    assert chunks.chunk_size(8, [784, 30, 10], 10, 50000, budget=1 << 40) == 8
+    assert chunks.bytes_per_network([784, 100, 10], 10, 50000) > per
+    assert chunks.available_bytes() > 0
 
 
 def test_free_memory_reads_the_device_then_the_host():
@@ -232,7 +232,7 @@ def test_free_memory_reads_the_device_then_the_host():
             return "gpu:0"
 
     assert parallel.free_memory(Device()) == (700, "gpu:0")
-    assert sweep.available_bytes(Device()) == 490
+    assert chunks.available_bytes(Device()) == 490
     have, where = parallel.free_memory()  # the CPU: the host's memory
     assert have > 0 and "machine" in where
 
@@ -260,7 +260,7 @@ def test_no_per_network_copy_of_the_data():
     if memory is None:
         pytest.skip("this backend gives no memory analysis")
     assert memory.temp_size_in_bytes < k * n * 784 * 4 / 10
-    assert memory.temp_size_in_bytes <= k * sweep.bytes_per_network(sizes, 10, n)
+    assert memory.temp_size_in_bytes <= k * chunks.bytes_per_network(sizes, 10, n)
 
 
 def test_summarise_and_best_epoch():
