@@ -145,7 +145,7 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_string("metrics_out", None, "Write one JSON object per network and epoch.")
 flags.DEFINE_string(
-    "save", None, "Write the trained networks (.npz; nnjax.checkpoint.load_networks reads it back)."
+    "save", None, "Write the trained networks (.npz; nnjax.saving.load_networks reads it back)."
 )
 flags.DEFINE_string(
     "checkpoint_dir",
@@ -287,7 +287,7 @@ def run() -> None:
     say = start_processes()  # print on process 0, which alone writes the files
     primary = jax.process_index() == 0
 
-    from nnjax import checkpoint, data, ensemble, expand, layers, network3, optimizers
+    from nnjax import data, ensemble, expand, layers, network3, optimizers, saving
     from nnjax import fit as fit_lib
     from nnjax.history import History
 
@@ -467,7 +467,7 @@ def run() -> None:
         say(f"Wrote the test predictions to {FLAGS.predictions_out}.")
     say(f"Trained in {seconds:.1f} s (+{compile_seconds:.1f} s compile).")
     if FLAGS.save and primary:
-        checkpoint.save_layers(
+        saving.save_layers(
             FLAGS.save,
             [n.best_params for n in networks],
             {name: FLAGS[name].value for name in SETTINGS},

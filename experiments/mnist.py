@@ -99,7 +99,7 @@ flags.DEFINE_string(
     "save",
     None,
     "Write the trained network to this file, as the book's "
-    "network2.py JSON (nnjax.checkpoint.load reads it back).",
+    "network2.py JSON (nnjax.saving.load reads it back).",
 )
 flags.DEFINE_string(
     "misclassified_png",
@@ -190,7 +190,7 @@ def run() -> None:
 
     say = start_processes()
     primary = jax.process_index() == 0  # the one process that prints and writes files
-    from nnjax import activations, backprop, checkpoint, costs, data, network, optimizers
+    from nnjax import activations, backprop, costs, data, network, optimizers, saving
     from nnjax.fit import fit
     from nnjax.history import EpochResult, History
 
@@ -335,7 +335,7 @@ def run() -> None:
         if metrics:
             metrics.close()
     if FLAGS.save and primary:
-        checkpoint.save(FLAGS.save, run.params, cost, activation)
+        saving.save(FLAGS.save, run.params, cost, activation)
         say(f"Saved the network to {FLAGS.save}.")
     if run.stopped:
         say(f"Stopped: {run.stopped}.")

@@ -28,7 +28,7 @@ def load(paths):
     """``(dataset name, [Voter, ...])`` for the files ``paths``, in order: ``.json``
     predictions (``nnjax.predictions``) or ``.npz`` networks (``experiments.conv --save``).
     UsageError naming the file when one cannot be read or they are of different datasets."""
-    from nnjax import checkpoint, predictions
+    from nnjax import checkpoint, predictions, saving
 
     voters, datasets = [], {}
     for path in paths:
@@ -44,7 +44,7 @@ def load(paths):
             ]
             continue
         try:
-            net, saved, settings = checkpoint.load_networks(path)
+            net, saved, settings = saving.load_networks(path)
         except checkpoint.CheckpointError as e:
             raise UsageError(str(e)) from None
         if "dataset" not in settings:

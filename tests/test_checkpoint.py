@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import activations, checkpoint, costs, network
+from nnjax import activations, checkpoint, costs, network, saving
 from nnjax.history import EpochResult, History
 from tests.helpers import assert_failed_with_one_error, run_module
 
@@ -22,8 +22,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def test_save_load_gives_the_same_predictions(tmp_path):
     params = network.init(jax.random.key(0), [20, 7, 4])
     path = tmp_path / "net.json"
-    checkpoint.save(path, params, costs.cross_entropy, activations.tanh)
-    loaded, cost, activation = checkpoint.load(path)
+    saving.save(path, params, costs.cross_entropy, activations.tanh)
+    loaded, cost, activation = saving.load(path)
     assert cost is costs.cross_entropy and activation is activations.tanh
     x = jax.random.uniform(jax.random.key(1), (30, 20))
     np.testing.assert_array_equal(
@@ -51,7 +51,7 @@ def test_loads_a_network_saved_by_the_books_network2(tmp_path):
             }
         )
     )
-    params, cost, activation = checkpoint.load(path, dtype=np.float64)
+    params, cost, activation = saving.load(path, dtype=np.float64)
     assert cost is costs.cross_entropy and activation is activations.sigmoid
     x = rng.random(6)
     want = x[:, None]
@@ -65,10 +65,10 @@ def test_bad_files_are_reported_with_their_name(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(checkpoint.CheckpointError, match="bad.json"):
-        checkpoint.load(bad)
+        saving.load(bad)
     bad.write_text(json.dumps({"sizes": [3, 2], "weights": [[[1, 2]]], "biases": [[[0]]]}))
     with pytest.raises(checkpoint.CheckpointError, match="do not match sizes"):
-        checkpoint.load(bad)
+        saving.load(bad)
     with pytest.raises(checkpoint.CheckpointError, match="missing.npz"):
         checkpoint.read_meta(tmp_path / "missing.npz")
     damaged = tmp_path / "damaged.npz"  # np.load would offer to unpickle it
@@ -114,17 +114,17 @@ def test_saved_chapter6_networks_load_ready_to_classify(tmp_path):
 
     nets = [perturb(n, jax.random.key(10 + i)) for i, n in enumerate(nets)]
     x = jax.random.uniform(jax.random.key(2), (50, 64))
-    checkpoint.save_layers(tmp_path / "nets.npz", nets, settings)
-    loaded_net, loaded, loaded_settings = checkpoint.load_networks(tmp_path / "nets.npz")
+    saving.save_layers(tmp_path / "nets.npz", nets, settings)
+    loaded_net, loaded, loaded_settings = saving.load_networks(tmp_path / "nets.npz")
     assert loaded_settings == settings and len(loaded) == 2
     assert [layer.name for layer in loaded_net] == [layer.name for layer in net]
     for original, params in zip(nets, loaded):
         want = network3.predict(original, net, x, (8, 8, 1))
         assert len(set(want.tolist())) > 1
         np.testing.assert_array_equal(network3.predict(params, loaded_net, x, (8, 8, 1)), want)
-    checkpoint.save_layers(tmp_path / "bad.npz", nets, {**settings, "layers": "fc:6,softmax"})
+    saving.save_layers(tmp_path / "bad.npz", nets, {**settings, "layers": "fc:6,softmax"})
     with pytest.raises(checkpoint.CheckpointError, match="bad.npz"):
-        checkpoint.load_networks(tmp_path / "bad.npz")  # layers that do not fit the arrays
+        saving.load_networks(tmp_path / "bad.npz")  # layers that do not fit the arrays
 
 
 def test_checkpoint_round_trip_is_exact(tmp_path):

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from nnjax import checkpoint
+from nnjax import checkpoint, saving
 from nnjax.data import fetch
 from nnjax.history import EpochResult, History
 from tests.helpers import assert_failed_with_one_error, assert_one_line, run_module
@@ -59,10 +59,8 @@ def writer(write):
 WRITERS = {
     "checkpoint": (write_run, read_run),
     "layers": (
-        writer(
-            lambda p: checkpoint.save_layers(p, [[{"w": PARAMS["weights"][0]}]], {"layers": "x"})
-        ),
-        checkpoint.load_layers,
+        writer(lambda p: saving.save_layers(p, [[{"w": PARAMS["weights"][0]}]], {"layers": "x"})),
+        saving.load_layers,
     ),
     "tree": (
         writer(lambda p: checkpoint.write_tree(p, PARAMS, {"epochs": []})),

@@ -157,7 +157,7 @@ def test_validation_monitoring_and_l1_reach_the_run(tmp_path):
     book's costs with --l1's term, --gradient_norms one norm per hidden layer: the last
     epoch's numbers recomputed from the saved network (accuracies and costs in NumPy, the
     norm by nnjax's backprop, tested against autodiff)."""
-    from nnjax import backprop, checkpoint, costs, data
+    from nnjax import backprop, costs, data, saving
 
     metrics, saved = tmp_path / "m.jsonl", tmp_path / "net.json"
     result = run_mnist(
@@ -199,7 +199,7 @@ def test_validation_monitoring_and_l1_reach_the_run(tmp_path):
     )
     assert last["evaluation_cost"] == pytest.approx(cost(val.x, val.y), rel=1e-4)
     assert last["training_cost"] == pytest.approx(cost(train.x[:1000], train.y[:1000]), rel=1e-4)
-    params, _, _ = checkpoint.load(saved)
+    params, _, _ = saving.load(saved)
     nabla = backprop.backprop(
         params, train.x[:100], costs.one_hot(train.y[:100], 10), costs.cross_entropy
     )

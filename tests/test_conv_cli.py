@@ -96,7 +96,7 @@ def test_expand_trains_on_shifted_images(tmp_path):
     """--expand=book trains on the 100 images and their four one-pixel shifts (500, taken
     after --train_size); --expand=random on 100 images shifted afresh each epoch, so its
     network differs from --expand=none's with the same seed."""
-    from nnjax import checkpoint
+    from nnjax import saving
 
     write_idx(tmp_path)
     small = [
@@ -116,7 +116,7 @@ def test_expand_trains_on_shifted_images(tmp_path):
         out = run_conv(*small, f"--expand={expand}", f"--save={saved}")
         assert out.returncode == 0, out.stderr
         assert says in out.stdout.replace("\n", ";"), out.stdout
-        trained[expand] = checkpoint.load_layers(saved)[0][0]
+        trained[expand] = saving.load_layers(saved)[0][0]
     for other in ("book", "random"):
         assert not np.allclose(trained[other][0]["w"], trained["none"][0]["w"])
 
@@ -124,7 +124,7 @@ def test_expand_trains_on_shifted_images(tmp_path):
 def test_training_flags_reach_the_training(tmp_path):
     """Each of --dropout_kind, --init, --momentum and --shuffle, changed alone, trains
     another network than the same run without it: none is silently ignored."""
-    from nnjax import checkpoint
+    from nnjax import saving
 
     write_idx(tmp_path)
     base = [
@@ -146,7 +146,7 @@ def test_training_flags_reach_the_training(tmp_path):
         saved = tmp_path / f"{change.strip('-').replace('=', '_') or 'base'}.npz"
         out = run_conv(*base, *([change] if change else []), f"--save={saved}")
         assert out.returncode == 0, out.stderr
-        trained[change] = checkpoint.load_layers(saved)[0][0][0]["w"]
+        trained[change] = saving.load_layers(saved)[0][0][0]["w"]
         said[change] = out.stdout.splitlines()[0]
     assert "dropout 0.2 (book)" in said[""]
     assert "dropout 0.2 (inverted)" in said["--dropout_kind=inverted"]
@@ -197,9 +197,9 @@ def test_short_real_run_learns_and_writes_its_outputs(tmp_path):
 
     for png in ("f.png", "w.png"):
         assert Image.open(files[png]).size[0] > 300
-    from nnjax import checkpoint
+    from nnjax import saving
 
-    networks, settings = checkpoint.load_layers(files["nets.npz"])
+    networks, settings = saving.load_layers(files["nets.npz"])
     assert settings["layers"] == "conv:20:5x5,fc:100,softmax" and settings["l2"] == 1.0
     assert networks[0][0]["w"].shape == (5, 5, 1, 20)
 
@@ -207,7 +207,7 @@ def test_short_real_run_learns_and_writes_its_outputs(tmp_path):
 def test_ensemble_vote_is_recomputed_from_the_saved_networks(tmp_path):
     import jax
 
-    from nnjax import checkpoint, data, ensemble, layers, network3
+    from nnjax import data, ensemble, layers, network3, saving
 
     saved = tmp_path / "nets.npz"
     out = run_conv(
@@ -226,7 +226,7 @@ def test_ensemble_vote_is_recomputed_from_the_saved_networks(tmp_path):
     ), out.stdout  # each epoch's time, once
     vote = re.search(r"Their plurality vote: ([\d.]+)%", out.stdout)
     assert vote, out.stdout
-    networks, settings = checkpoint.load_layers(saved)
+    networks, settings = saving.load_layers(saved)
     assert len(networks) == 3 and settings["seed"] == 5
     net = tuple(layers.parse(settings["layers"], settings["activation"]))
     test = data.load("mnist", progress=None).test
@@ -249,7 +249,7 @@ def test_checkpointed_run_resumes_exactly(tmp_path):
     two steps an iteration: the same steps). Each epoch's metrics name the device that
     trained it, here as if the first two had run elsewhere. A checkpoint with more epochs
     than --epochs, or other settings, is refused."""
-    from nnjax import checkpoint
+    from nnjax import checkpoint, saving
 
     common = [
         "--layers=fc:20,softmax",
@@ -293,7 +293,7 @@ def test_checkpointed_run_resumes_exactly(tmp_path):
         f"--metrics_out={tmp_path / 'b.jsonl'}",
     )
     assert whole.returncode == 0, whole.stderr
-    (a, _), (b, _) = (checkpoint.load_layers(tmp_path / f) for f in ("a.npz", "b.npz"))
+    (a, _), (b, _) = (saving.load_layers(tmp_path / f) for f in ("a.npz", "b.npz"))
     assert jax.tree.structure(a) == jax.tree.structure(b)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):  # every w and b
         np.testing.assert_array_equal(u, v)

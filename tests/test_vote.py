@@ -30,11 +30,11 @@ def test_separate_runs_vote_like_one_ensemble_run(tmp_path):
     for seed in (3, 4, 5):
         alone = run_conv(*COMMON, f"--seed={seed}", f"--save={tmp_path / f's{seed}.npz'}")
         assert alone.returncode == 0, alone.stderr
-    from nnjax import checkpoint
+    from nnjax import saving
 
-    nets, _ = checkpoint.load_layers(tmp_path / "all.npz")
+    nets, _ = saving.load_layers(tmp_path / "all.npz")
     for i, seed in enumerate((3, 4, 5)):
-        (alone,), _ = checkpoint.load_layers(tmp_path / f"s{seed}.npz")
+        (alone,), _ = saving.load_layers(tmp_path / f"s{seed}.npz")
         assert jax.tree.structure(nets[i]) == jax.tree.structure(alone)
         for a, b in zip(jax.tree.leaves(nets[i]), jax.tree.leaves(alone)):  # w and b
             np.testing.assert_array_equal(a, b)
@@ -124,26 +124,26 @@ def test_one_network_is_reported_without_a_vote(tmp_path):
 
 
 def _mixed_datasets(tmp_path):
-    from nnjax import checkpoint
+    from nnjax import saving
 
-    nets, settings = checkpoint.load_layers(tmp_path / "a.npz")
-    checkpoint.save_layers(tmp_path / "b.npz", nets, {**settings, "dataset": "tfds:kmnist"})
+    nets, settings = saving.load_layers(tmp_path / "a.npz")
+    saving.save_layers(tmp_path / "b.npz", nets, {**settings, "dataset": "tfds:kmnist"})
     return [str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]
 
 
 def _no_dataset(tmp_path):
-    from nnjax import checkpoint
+    from nnjax import saving
 
-    nets, settings = checkpoint.load_layers(tmp_path / "a.npz")
+    nets, settings = saving.load_layers(tmp_path / "a.npz")
     del settings["dataset"]
-    checkpoint.save_layers(tmp_path / "c.npz", nets, settings)
+    saving.save_layers(tmp_path / "c.npz", nets, settings)
     return [str(tmp_path / "c.npz")]
 
 
 def _assert_one_line_error(tmp_path, args, names):
-    from nnjax import checkpoint
+    from nnjax import saving
 
-    checkpoint.save_layers(
+    saving.save_layers(
         tmp_path / "a.npz",
         [[{"w": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}]],
         {
