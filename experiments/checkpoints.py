@@ -20,12 +20,7 @@ def resume(runs, settings: dict, device: str, say=print, primary: bool = True):
     directory, epochs = flags.FLAGS.checkpoint_dir, flags.FLAGS.epochs
     try:
         saved = checkpoint.Run(directory, settings)
-        held = saved.epochs_held()
-        if held > epochs:
-            raise UsageError(
-                f"--epochs={epochs}: --checkpoint_dir={directory} already holds {held} epochs"
-            )
-        saved.resume(runs, device)
+        held = saved.resume(runs, device)
     except checkpoint.OtherSettings as e:  # the settings are flags: name them so
         raise UsageError(
             f"--checkpoint_dir={directory} holds a run with other settings "
@@ -33,6 +28,10 @@ def resume(runs, settings: dict, device: str, say=print, primary: bool = True):
         ) from None
     except checkpoint.CheckpointError as e:
         raise UsageError(f"--checkpoint_dir={directory}: {e}") from None
+    if held > epochs:
+        raise UsageError(
+            f"--epochs={epochs}: --checkpoint_dir={directory} already holds {held} epochs"
+        )
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 

@@ -119,11 +119,12 @@ class Run:
         self.settings = settings
         self.devices = []  # the device kind of each finished epoch
 
-    def epochs_held(self) -> int:
-        """How many epochs the checkpoint holds (0 if there is none), read from its meta
-        alone; ``OtherSettings`` if it is a run with other settings."""
+    def _meta(self):
+        """The checkpoint's meta (None if there is none yet), checked before any array is
+        read: ``OtherSettings`` if it is a run with other settings, CheckpointError if it
+        is no checkpoint of this nnjax."""
         if not self.path.exists():
-            return 0
+            return None
         meta = read_meta(self.path)
         saved = meta.get("settings")
         if not isinstance(saved, dict):
@@ -141,18 +142,18 @@ class Run:
             # nnjax before 0.1's one checkpoint format kept one network's epochs unnested
             why = ValueError("not a checkpoint of this nnjax: written by an older one?")
             raise _unreadable("the checkpoint", self.path, why)
-        return len(epochs[0])
+        return meta
 
     def resume(self, runs, device: str) -> int:
         """Puts the checkpoint's state into ``runs`` (``History``s, in place, initialised as
         the run starts: they give the structure) if there is one; returns how many epochs it
-        holds. ``device`` stands for the device of epochs from checkpoints that did not
-        record theirs."""
-        done = self.epochs_held()
-        if not done and not self.path.exists():
+        holds (0 if none). ``device`` stands for the device of epochs from checkpoints that
+        did not record theirs."""
+        meta = self._meta()
+        if meta is None:
             return 0
-        best = read_meta(self.path).get("best", True)  # older checkpoints all kept it
-        tree, meta = read_tree(self.path, _state(runs, best))
+        done, best = len(meta["epochs"][0]), meta.get("best", True)  # older ones all kept it
+        tree, _ = read_tree(self.path, _state(runs, best))
         self.devices = meta.get("devices", [device] * done)
         for run, state, epochs in zip(runs, tree, meta["epochs"]):
             run.params, run.opt_state = state[:2]
