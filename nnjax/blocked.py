@@ -49,11 +49,10 @@ def check(model, tx, mesh=None) -> None:
 
 
 def _tail_loss(xw, params, y, cost, activation):
-    """The mini-batch's mean cost given its first-layer product ``xw`` (m, n_1): the
-    training loss of ``network.model`` (labels ``y`` one-hot, the cost's output layer), from
-    the first product on; tests/test_blocked.py holds the two equal."""
-    z = network.logits_after_first_product(params, xw, activation)
-    return cost.fn(z, cost.output.fn(z), costs.one_hot(y, z.shape[-1], z.dtype))
+    """The mini-batch's mean cost given its first-layer product ``xw`` (m, n_1) and labels
+    ``y`` (m,): ``network.model``'s training loss from the first product on."""
+    y1 = costs.one_hot(y, params["biases"][-1].shape[-1], xw.dtype)
+    return network.loss_after_first_product(params, xw, y1, cost, activation)
 
 
 def _block(params, opt_state, xb, yb, model, tx):

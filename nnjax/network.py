@@ -121,7 +121,15 @@ def loss(
     shape (n_in,), its own cost). Hidden layers use ``activation``, the output layer the
     cost's own (sigmoid, or softmax for the log-likelihood).
     """
-    z = logits(params, x, activation)
+    return loss_after_first_product(params, x @ params["weights"][0].T, y, cost, activation)
+
+
+def loss_after_first_product(
+    params, xw, y, cost: costs.Cost = costs.quadratic, activation: Activation = activations.sigmoid
+):
+    """``loss`` given the first layer's product ``xw`` instead of ``x`` (as
+    ``logits_after_first_product``): the blocked epoch's loss."""
+    z = logits_after_first_product(params, xw, activation)
     return cost.fn(z, cost.output.fn(z), y)
 
 

@@ -104,14 +104,14 @@ def _train_group(
             for p, s in zip(stacked.unstack(params, width), padded)
         ]
         start = [time.perf_counter()]
+        where = f", chunk {part + 1}/{len(ranges)}" if len(ranges) > 1 else ""
 
-        def report(i, r, chosen=chosen, part=part, start=start, runs=runs):
+        def report(i, r, chosen=chosen, where=where, start=start, runs=runs):
             going = [j for j, run in enumerate(runs) if run.diverged is None]
             if progress and i == going[-1]:  # the epoch's last report
                 alive = [run for run in runs[: len(chosen)] if run.diverged is None]
                 acc = np.array([run.epochs[-1].accuracy for run in alive] or [np.nan])
                 lost = len(chosen) - len(alive)
-                where = f", chunk {part + 1}/{len(ranges)}" if len(ranges) > 1 else ""
                 now = time.perf_counter()
                 progress(
                     f"n={n}{where}: epoch {r.epoch + 1}/{epochs}, {len(alive)} networks"
@@ -140,7 +140,6 @@ def _train_group(
             on_epoch=report,
         )
         if progress and all(run.diverged is not None for run in runs[: len(chosen)]):
-            where = f", chunk {part + 1}/{len(ranges)}" if len(ranges) > 1 else ""
             first = min(run.diverged for run in runs[: len(chosen)])
             progress(f"n={n}{where}: all {len(chosen)} networks diverged (from epoch {first})")
         for s, run in zip(chosen, runs):
