@@ -3,7 +3,8 @@
 # session on a GPU machine (no package registry, a few minutes) gets them in one or two runs.
 #
 #   mkdir -p .devdata && cp ~/.cache/nnjax/mnist.pkl.gz .devdata/    # the data travels along
-#   bash benchmarks/gpu_session.sh sweeps     # ~5 min: sweep_speed float32 and TF32, flax_speed
+#   bash benchmarks/gpu_session.sh sweeps     # ~5 min: sweep_speed float32, TF32 and bfloat16
+#                                             # images, flax_speed
 #   bash benchmarks/gpu_session.sh runs       # ~4 min: GPU tests, chapter 1 and the 99.60% run
 #
 # Each step's output is appended to $OUT/gpu_session.txt (default /tmp) as it finishes, with
@@ -32,6 +33,8 @@ case "$part" in
     sweep="python -m benchmarks.sweep_speed --strategies=vmap --kernels=jax,blocked --epochs=2 --bandwidth=4800"
     step $sweep --k=1,64,256,1024,4096 --block=4,8,16 --matmul_precision=highest
     step $sweep --k=1024,4096 --block=8,16 --matmul_precision=default
+    # Training images stored as bfloat16 (exact for the book's pixels): half the data's bytes.
+    step $sweep --k=1024,4096 --block=8,16 --data_dtype=float32,bfloat16 --matmul_precision=highest --epochs=1
     step python -m benchmarks.flax_speed --k=1,64,1024,4096 --flax_steps=200
     # The largest K that fits: one process per K, so that running out of memory ends one step.
     step $sweep --k=16384 --block=16 --epochs=1 --matmul_precision=highest

@@ -1,12 +1,13 @@
 """What the speed benchmarks share: K book networks' compiled epochs, ready to time, and a
-model of the memory traffic of a step. No flags: each benchmark defines its own."""
+model of the memory traffic of a step (training images stored as float32 or bfloat16). No
+flags: each benchmark defines its own."""
 
 import time
 
 SIZES, ETA, M = (784, 30, 10), 3.0, 10
 
 
-def traffic(sizes, mini_batch_size, block=None, itemsize=4) -> int:
+def traffic(sizes, mini_batch_size, block=None, itemsize=4, data_bytes=None) -> int:
     """Bytes one network moves through device memory per step, by a simple model: every
     product or elementwise pass reads its operands from memory and writes its result, and
     only the first layer's weights w (n_1 × n_in) and the mini-batch's rows X (m × n_in)
@@ -14,8 +15,10 @@ def traffic(sizes, mini_batch_size, block=None, itemsize=4) -> int:
     X and w for the forward product, X for the gradient dᵀX, which it writes (w), and the
     update reads w and the gradient and writes w: 4X + 5w. The blocked epoch (``block`` =
     B) gathers (2X), and reads X three times (forward product, Gram, update) per step and
-    w five times per block: 5X + 5w/B."""
-    x = mini_batch_size * sizes[0] * itemsize
+    w five times per block: 5X + 5w/B. ``itemsize``: bytes per parameter; ``data_bytes``:
+    bytes per pixel of the stored images (default ``itemsize``; 2 for bfloat16, the model
+    assuming each product converts X to the parameters' dtype as it reads it)."""
+    x = mini_batch_size * sizes[0] * (itemsize if data_bytes is None else data_bytes)
     w = sizes[0] * sizes[1] * itemsize
     return 4 * x + 5 * w if block is None else 5 * x + 5 * w // block
 

@@ -4,6 +4,7 @@ r"""Network-epochs per second of a sweep: K networks [784, 30, 10], mini-batch 1
     python -m benchmarks.sweep_speed --k=1,64,1024,4096 --strategies=vmap
     python -m benchmarks.sweep_speed --hidden=30,30    # two hidden layers
     python -m benchmarks.sweep_speed --kernels=jax,blocked --block=4,8,16 --bandwidth=4800
+    python -m benchmarks.sweep_speed --kernels=jax,blocked --data_dtype=float32,bfloat16
 
 For each K, each strategy of ``nnjax.sweep`` trains K networks (seeds 0..K−1, η = 3.0,
 quadratic cost, ``optimizers.make("sgd")``) on the book's 50,000 training images and is
@@ -16,9 +17,13 @@ processes) and the median are reported:
 
 A loop's rate does not depend on K, so it is timed only for K ≤ ``--loop_max_k``.
 ``--kernels=jax,blocked`` times both epochs (``--block=4,8,16``: the blocked epoch's block
-sizes). Prints one row per (K, strategy, kernel): network-epochs per second (best epoch,
-median epoch), the best epoch's seconds for all K networks, and the memory traffic model's
-bytes per network-step (``traffic``) with the rate that bandwidth alone would allow
+sizes). ``--data_dtype=float32,bfloat16`` also times each with the training images stored
+on the device as bfloat16: the book's pixels are k/256, exact in bfloat16's 8 significant
+bits (checked on load), and every product promotes them to the parameters' float32, so the
+networks train exactly as on float32 images while the data move half the bytes. Prints one
+row per (K, strategy, kernel, data dtype): network-epochs per second (best epoch, median
+epoch), the best epoch's seconds for all K networks, and the memory traffic model's bytes
+per network-step (``traffic``) with the rate that bandwidth alone would allow
 (``--bandwidth`` in GB/s; on a GPU its peak, e.g. 4800 for an H200).
 """
 
@@ -45,6 +50,11 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_list("kernels", ["jax"], "jax and/or blocked (nnjax.epoch's kernel).")
 flags.DEFINE_list("block", ["8"], "Mini-batches per block of the blocked kernel, comma separated.")
+flags.DEFINE_list(
+    "data_dtype",
+    ["float32"],
+    "float32 and/or bfloat16: how the training images are stored on the device.",
+)
 flags.DEFINE_float(
     "bandwidth",
     0.0,
@@ -70,6 +80,21 @@ def sizes():
     return [784, *parse_positive_ints("hidden", FLAGS.hidden, allow_none=True), 10]
 
 
+def stored(x, dtype: str):
+    """The training images ``x`` (NumPy float32) stored on the device as ``dtype``;
+    UsageError naming --data_dtype if the conversion would change a pixel."""
+    import jax
+    import numpy as np
+
+    narrow = np.asarray(x).astype(jax.numpy.dtype(dtype))
+    changed = int(np.sum(narrow.astype(np.float32) != x))
+    if changed:
+        raise UsageError(
+            f"--data_dtype={dtype}: {changed} of {x.size} training pixels are not exact in {dtype}"
+        )
+    return jax.device_put(narrow)
+
+
 def main(argv):
     run_guarded(run, argv)
 
@@ -84,6 +109,9 @@ def run():
         raise UsageError(f"--kernels must be jax and/or blocked, got {FLAGS.kernels}")
     if FLAGS["block"].present and "blocked" not in FLAGS.kernels:
         raise UsageError("--block is for --kernels=blocked")
+    dtypes = list(dict.fromkeys(FLAGS.data_dtype))
+    if not dtypes or not set(dtypes) <= {"float32", "bfloat16"}:
+        raise UsageError(f"--data_dtype must be float32 and/or bfloat16, got {FLAGS.data_dtype}")
     blocks = [None] * ("jax" in FLAGS.kernels)
     if "blocked" in FLAGS.kernels:
         blocks += parse_positive_ints("block", FLAGS.block)
@@ -93,7 +121,8 @@ def run():
 
     ks = ks or ([1, 4, 16] if jax.default_backend() == "cpu" else [1, 64, 256, 1024, 4096])
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
-    x, y = (jax.device_put(a[: FLAGS.train_size]) for a in (dataset.train.x, dataset.train.y))
+    xs = {dtype: stored(dataset.train.x[: FLAGS.train_size], dtype) for dtype in dtypes}
+    y = jax.device_put(dataset.train.y[: FLAGS.train_size])
     print(
         f"backend {jax.default_backend()}: {jax.devices()[0].device_kind}; {sizes()}, "
         f"mini-batch {M}, η = {ETA}, {FLAGS.train_size} images, {FLAGS.epochs} timed epochs; "
@@ -102,8 +131,8 @@ def run():
     )
     steps = -(-FLAGS.train_size // M)
     print(
-        f"{'K':>6s} {'strategy':9s} {'kernel':11s} {'network-epochs/s':>17s} {'(median)':>9s} "
-        f"{'s per epoch':>12s} {'compile s':>10s} {'KB/step':>8s}"
+        f"{'K':>6s} {'strategy':9s} {'kernel':11s} {'data':8s} {'network-epochs/s':>17s} "
+        f"{'(median)':>9s} {'s per epoch':>12s} {'compile s':>10s} {'KB/step':>8s}"
         + (f" {'bound/s':>8s}" if FLAGS.bandwidth else ""),
         flush=True,
     )
@@ -114,7 +143,9 @@ def run():
                 if strategy == "loop" and k > FLAGS.loop_max_k:
                     continue
                 for block in blocks:
-                    runs[strategy, block] = strategy_epochs(strategy, k, x, y, sizes(), block)
+                    for dtype, x in xs.items():
+                        variant = strategy, block, dtype
+                        runs[variant] = strategy_epochs(strategy, k, x, y, sizes(), block)
             # The variants take turns, epoch by epoch, so that a busy machine slows each
             # about equally; the best epoch is the least disturbed.
             times = {variant: [] for variant in runs}
@@ -123,15 +154,15 @@ def run():
                     start = time.perf_counter()
                     one_epoch(e)
                     times[variant].append(time.perf_counter() - start)
-            for (strategy, block), seconds in times.items():
+            for (strategy, block, dtype), seconds in times.items():
                 best, median = min(seconds), statistics.median(seconds)
-                moved = traffic(sizes(), M, block)
+                moved = traffic(sizes(), M, block, data_bytes=xs[dtype].dtype.itemsize)
                 kernel = "jax" if block is None else f"blocked({block})"
                 bound = FLAGS.bandwidth * 1e9 / (moved * steps)
                 print(
-                    f"{k:6d} {strategy:9s} {kernel:11s} {k / best:17.1f} {k / median:9.1f} "
-                    f"{best:12.3f} {runs[strategy, block][1]:10.2f} {moved / 1000:8.0f}"
-                    + (f" {bound:8.0f}" if FLAGS.bandwidth else ""),
+                    f"{k:6d} {strategy:9s} {kernel:11s} {dtype:8s} {k / best:17.1f} "
+                    f"{k / median:9.1f} {best:12.3f} {runs[strategy, block, dtype][1]:10.2f} "
+                    f"{moved / 1000:8.0f}" + (f" {bound:8.0f}" if FLAGS.bandwidth else ""),
                     flush=True,
                 )
 

@@ -65,7 +65,9 @@ def _block(params, opt_state, xb, yb, model, tx):
     steps = xb.shape[0]
     m = xb.shape[1]
     products = jnp.einsum("tmi,ji->tmj", xb, w)  # X_t w_0ᵀ: w read once
-    flat = xb.reshape(-1, xb.shape[-1])
+    # The Gram products in the parameters' dtype: data stored narrower (bfloat16 pixels, exact
+    # for the book's k/256) would otherwise make them bfloat16 products; the others promote.
+    flat = xb.reshape(-1, xb.shape[-1]).astype(w.dtype)
     # (B·m, B·m) in one product, though only the blocks below the diagonal are used: B
     # products of growing width (half the multiply-adds) were slower on the CPU.
     gram = flat @ flat.T

@@ -217,7 +217,9 @@ def epoch(
     """One epoch over ``x`` (n, ...) with integer labels ``y`` (n,), mini-batches of
     ``mini_batch_size`` drawn with ``key`` (see the module's doc for the other arguments;
     ``unroll`` steps are compiled into each iteration of the scan: the same result;
-    ``block``: mini-batches per block of ``kernel="blocked"``).
+    ``block``: mini-batches per block of ``kernel="blocked"``). ``x`` may be stored in a
+    narrower float than the parameters (bfloat16 images): every product is computed in the
+    parameters' dtype (on the CPU, bit for bit as for the same values in that dtype).
 
     Returns ``(params, opt_state)``, shaped as given.
     """

@@ -23,6 +23,7 @@ from tests.helpers import assert_failed_with_one_error, run_module
         ("sweep_speed", ["--hidden=30,0"], "--hidden"),
         ("sweep_speed", ["--kernels=jax,cpp"], "--kernels must be jax and/or blocked"),
         ("sweep_speed", ["--kernels=blocked", "--block=8,0"], "--block"),
+        ("sweep_speed", ["--data_dtype=float32,float16"], "--data_dtype must be float32 and/or"),
         ("flax_speed", ["--k=0"], "--k"),
         ("flax_speed", ["--flax_steps=0"], "--flax_steps"),
         ("expand_speed", ["--book_images=60000"], "--book_images"),
@@ -120,20 +121,41 @@ def test_traffic_model_counts_the_first_layer_and_the_mini_batch():
     assert traffic(SIZES, 10) == 4 * x + 5 * w == 595_840
     assert traffic(SIZES, 10, block=8) == 5 * x + 5 * w // 8 == 215_600
     assert traffic(SIZES, 10, block=1) > traffic(SIZES, 10)  # blocking costs X reads
+    # bfloat16 images: X's bytes halve, w's do not
+    assert traffic(SIZES, 10, data_bytes=2) == 4 * x // 2 + 5 * w == 533_120
+    assert traffic(SIZES, 10, block=16, data_bytes=2) == 5 * x // 2 + 5 * w // 16 == 107_800
 
 
-def test_sweep_speed_times_each_kernel_and_block_with_its_bound():
+def test_sweep_speed_times_each_kernel_block_and_data_dtype_with_its_bound():
+    from benchmarks.networks import SIZES, traffic
+
     result = run_module(
         "benchmarks.sweep_speed", "--k=2", "--strategies=vmap", "--kernels=jax,blocked",
         "--block=2,4", "--train_size=200", "--epochs=1", "--bandwidth=100",
+        "--data_dtype=float32,bfloat16",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = table(result.stdout)
-    assert [r[2] for r in rows] == ["jax", "blocked(2)", "blocked(4)"], rows
-    for r in rows:
-        kb, bound = float(r[7]), float(r[8])
-        assert float(r[3]) > 0 and kb > 0
+    kernels = [(None, "jax"), (2, "blocked(2)"), (4, "blocked(4)")]
+    dtypes = [(4, "float32"), (2, "bfloat16")]
+    assert [(r[2], r[3]) for r in rows] == [(k, d) for _, k in kernels for _, d in dtypes], rows
+    for r, (block, data_bytes) in zip(rows, [(b, n) for b, _ in kernels for n, _ in dtypes]):
+        kb, bound = float(r[8]), float(r[9])
+        assert float(r[4]) > 0
+        assert kb == round(traffic(SIZES, 10, block, data_bytes=data_bytes) / 1000)
         assert bound == pytest.approx(100e9 / (kb * 1000 * 20), rel=0.01)  # 20 steps
+
+
+def test_sweep_speed_refuses_images_that_bfloat16_would_round():
+    import numpy as np
+
+    from benchmarks import sweep_speed
+    from experiments.checks import UsageError
+
+    pixels = np.arange(256, dtype=np.float32) / 256  # the book's k/256: exact
+    np.testing.assert_array_equal(np.asarray(sweep_speed.stored(pixels, "bfloat16")), pixels)
+    with pytest.raises(UsageError, match="^--data_dtype=bfloat16: 128 of 256 training pixels"):
+        sweep_speed.stored(pixels + 1 / 512, "bfloat16")
 
 
 def test_flax_speed_times_nnjax_and_flax_where_it_is_installed():
