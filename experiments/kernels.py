@@ -53,3 +53,26 @@ def check_kernel(model, tx, mesh=None) -> None:
         blocked.check(model, tx, mesh)
     except ValueError as e:
         raise UsageError(f"--kernel=blocked: {e}") from None
+
+
+def check_kernel_data(model, tx, params, x) -> None:
+    """UsageError naming --kernel=cpp if the C++ CPU epoch cannot train ``params`` on the
+    training images ``x`` (N, n_in); nothing to check for the other kernels."""
+    if flags.FLAGS.kernel != "cpp":
+        return
+    from nnjax import cpu_kernel
+
+    try:
+        cpu_kernel.check(model, tx, params, x, flags.FLAGS.mini_batch_size)
+    except ValueError as e:
+        raise UsageError(f"--kernel=cpp: {e}") from None
+
+
+def describe_kernel() -> str:
+    """How the header names a kernel other than the JAX epoch ("" for that)."""
+    kernel = flags.FLAGS.kernel
+    if kernel == "cpp":
+        return " (nnjax's C++ CPU epoch)"
+    if kernel == "blocked":
+        return f" (blocked epoch, {flags.FLAGS.block} mini-batches a block)"
+    return ""

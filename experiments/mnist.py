@@ -32,15 +32,11 @@ from experiments.cli import (
     optimizer_from_flags,
     run_guarded,
 )
-from experiments.devices import (
-    check_process_flags,
-    define_process_flags,
-    device_mesh,
-    parse_devices,
-    start_processes,
-)
-from experiments.kernels import check_kernel, define_kernel_flags
+from experiments.devices import define_process_flags, device_mesh, start_processes
+from experiments.kernels import check_kernel, check_kernel_data, define_kernel_flags
+from experiments.mnist_report import epoch_lines, finish, header, norms_line
 from experiments.progress import Progress
+from experiments.training import check_devices, check_mini_batch, check_ranges, first_images
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -114,10 +110,6 @@ flags.DEFINE_string(
     "rerunning with the same flags resumes from the last finished epoch.",
 )
 define_kernel_flags(("jax", "cpp", "blocked"))
-KERNEL_NOTE = {
-    "cpp": " (nnjax's C++ CPU epoch)",
-    "blocked": " (blocked epoch, {block} mini-batches a block)",
-}
 flags.DEFINE_string(
     "devices",
     "1",
@@ -131,34 +123,18 @@ define_process_flags()
 def check_flags() -> list[int]:
     """Validates every flag before any work starts; returns the hidden sizes."""
     hidden = parse_hidden(FLAGS.hidden)
-    for name in ("epochs", "mini_batch_size"):
-        if FLAGS[name].value <= 0:
-            raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
-    if not FLAGS.eta > 0:  # also rejects nan
-        raise UsageError(f"--eta must be positive, got {FLAGS.eta}")
-    for name in ("l2", "l1"):
-        if not FLAGS[name].value >= 0:
-            raise UsageError(f"--{name} must be zero or positive, got {FLAGS[name].value}")
-    if not 0 <= FLAGS.momentum < 1:
-        raise UsageError(f"--momentum must be in [0, 1), got {FLAGS.momentum}")
+    check_ranges(
+        positive=("eta", "epochs", "mini_batch_size", "train_size"),
+        non_negative=("l2", "l1", "early_stopping", "halve_eta_after", "gradient_norms"),
+    )
     if FLAGS.l2 > 0 and FLAGS.l1 > 0:
         raise UsageError("--l2 and --l1 cannot both be set")
-    for name in ("early_stopping", "halve_eta_after", "gradient_norms"):
-        if FLAGS[name].value < 0:
-            raise UsageError(f"--{name} must be zero or positive, got {FLAGS[name].value}")
-    if FLAGS.train_size is not None and FLAGS.train_size <= 0:
-        raise UsageError(f"--train_size must be positive, got {FLAGS.train_size}")
     for name in ("metrics_out", "save"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
     if FLAGS.misclassified_png:
         check_png("misclassified_png", FLAGS.misclassified_png)
-    devices = parse_devices(FLAGS.devices)
-    if devices != "all" and FLAGS.mini_batch_size % devices:
-        raise UsageError(
-            f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by --devices={devices}"
-        )
-    check_process_flags()
+    check_devices()
     return hidden
 
 
@@ -190,9 +166,9 @@ def run() -> None:
 
     say = start_processes()
     primary = jax.process_index() == 0  # the one process that prints and writes files
-    from nnjax import activations, backprop, costs, data, network, optimizers, saving
+    from nnjax import activations, costs, data, network, optimizers
     from nnjax.fit import fit
-    from nnjax.history import EpochResult, History
+    from nnjax.history import History
 
     regularization = "l1" if FLAGS.l1 > 0 else "l2"
     tx = optimizer_from_flags(regularization)
@@ -203,14 +179,7 @@ def run() -> None:
     check_kernel(model, tx, mesh)  # before any data is loaded
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
     eval_split = getattr(dataset, FLAGS.eval_split)
-    train_x, train_y = dataset.train.x, dataset.train.y
-    if FLAGS.train_size is not None:
-        if FLAGS.train_size > len(train_y):
-            raise UsageError(
-                f"--train_size={FLAGS.train_size} exceeds the {len(train_y)} "
-                f"training images of {dataset.name}"
-            )
-        train_x, train_y = train_x[: FLAGS.train_size], train_y[: FLAGS.train_size]
+    train_x, train_y = first_images(dataset.train, FLAGS.train_size, dataset.name)
     height, width, channels = dataset.image_shape
     if FLAGS.misclassified_png and (height != width or channels != 1):
         raise UsageError(
@@ -218,62 +187,17 @@ def run() -> None:
             f"has {height}×{width}×{channels} images"
         )
     n_train = len(train_y)
-    if FLAGS.mini_batch_size > n_train:
-        raise UsageError(
-            f"--mini_batch_size={FLAGS.mini_batch_size} exceeds the {n_train} training examples"
-        )
+    check_mini_batch(n_train)
     sizes = [dataset.train.x.shape[1], *hidden, dataset.num_classes]
     init_key, shuffle_key = jax.random.split(jax.random.key(FLAGS.seed))
     shapes = jax.eval_shape(lambda: network.init(init_key, sizes, init=FLAGS.init))
     check_fits("hidden", FLAGS.hidden, shapes, 3, train_x.nbytes + dataset.test.x.nbytes)
     params = network.init(init_key, sizes, init=FLAGS.init)
-    if FLAGS.kernel == "cpp":
-        from nnjax import cpu_kernel
-
-        try:
-            cpu_kernel.check(model, tx, params, train_x, FLAGS.mini_batch_size)
-        except ValueError as e:
-            raise UsageError(f"--kernel=cpp: {e}") from None
-    regularised = (
-        (f", L2 λ={FLAGS.l2:g}" if FLAGS.l2 else "")
-        + (f", L1 λ={FLAGS.l1:g}" if FLAGS.l1 else "")
-        + (f", momentum {FLAGS.momentum:g}" if FLAGS.momentum else "")
-    )
-    where = (
-        jax.default_backend() + KERNEL_NOTE.get(FLAGS.kernel, "").format(block=FLAGS.block)
-        if mesh is None
-        else (
-            f"{mesh.size} {jax.default_backend()} devices"
-            + (f" of {jax.process_count()} processes" if jax.process_count() > 1 else "")
-        )
-    )
-    say(
-        f"nnjax: {sizes} {activation.name} network, {cost.name} cost, {FLAGS.init} "
-        f"initialisation{regularised}, {FLAGS.optimizer} η={FLAGS.eta:g}, "
-        f"mini-batch {FLAGS.mini_batch_size}, {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)} on "
-        f"{where}; {dataset.name}: {n_train} training, "
-        f"{len(eval_split.y)} {FLAGS.eval_split} images",
-        flush=True,
-    )
-
-    gradient_norms, before_training = None, {}
-    if FLAGS.gradient_norms:
-        n = FLAGS.gradient_norms
-        x_norms, y_norms = train_x[:n], costs.one_hot(train_y[:n], sizes[-1])
-        speeds = jax.jit(
-            lambda p: backprop.hidden_layer_speeds(p, x_norms, y_norms, cost, activation)
-        )
-        norms = [float(v) for v in speeds(params)]
-        say(
-            "Before training, ‖∂C/∂b‖ of the hidden layers: " + " ".join(f"{v:.4g}" for v in norms),
-            flush=True,
-        )
-        # The book's figures start before training: epoch 0's line carries these too.
-        before_training = {"gradient_norms_before_training": norms}
-
-        def gradient_norms(p):
-            return {"gradient_norms": [float(v) for v in speeds(p)]}
-
+    check_kernel_data(model, tx, params, train_x)
+    say(header(sizes, activation, cost, mesh, dataset.name, n_train, len(eval_split.y)), flush=True)
+    norms, before_training = gradient_norms(params, train_x, train_y, sizes, cost, activation)
+    if before_training is not None:
+        say(norms_line("Before training, ", before_training), flush=True)
     run = History(params, optimizers.init(tx, params, eta=FLAGS.eta, weight_decay=lmbda / n_train))
     after_epoch = None
     if FLAGS.checkpoint_dir:
@@ -281,32 +205,19 @@ def run() -> None:
         device = jax.local_devices()[0].device_kind
         after_epoch, _ = checkpoints.resume([run], settings, device, say, primary)
 
-    # the metrics file describes the whole run, resumed or not
-    def row(r: EpochResult) -> dict:
-        return {**r.as_dict(), **(before_training if r.epoch == 0 else {})}
+    # the metrics file describes the whole run, resumed or not; the book's figures start
+    # before training, so epoch 0's line carries the norms before training too
+    def row(r) -> dict:
+        before = (
+            {} if before_training is None else {"gradient_norms_before_training": before_training}
+        )
+        return {**r.as_dict(), **(before if r.epoch == 0 else {})}
 
     metrics = open_metrics(FLAGS.metrics_out if primary else None, map(row, run.epochs))
     clock = Progress(FLAGS.epochs, len(run.epochs))
 
-    def report(i, r: EpochResult) -> None:
-        eta = f", η={r.eta:g}" if FLAGS.halve_eta_after else ""
-        say(
-            f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s{eta}; "
-            f"epoch {clock.tick(r.epoch)})",
-            flush=True,
-        )
-        if FLAGS.monitor:
-            say(
-                f"  cost on training data: {r.training_cost:.4f}; accuracy on training data: "
-                f"{r.training_correct} / {r.training_total}; cost on evaluation data: "
-                f"{r.evaluation_cost:.4f}",
-                flush=True,
-            )
-        if r.gradient_norms is not None:
-            say(
-                "  ‖∂C/∂b‖ of the hidden layers: " + " ".join(f"{v:.4g}" for v in r.gradient_norms),
-                flush=True,
-            )
+    def report(i, r) -> None:
+        say(epoch_lines(r, clock.tick(r.epoch)), flush=True)
         if metrics:
             metrics.write(row(r))
 
@@ -324,7 +235,7 @@ def run() -> None:
             block=FLAGS.block,
             matmul_precision=matmul_precision(FLAGS.matmul_precision, jax.default_backend()),
             monitor=FLAGS.monitor,
-            metrics=gradient_norms,
+            metrics=norms,
             early_stopping=FLAGS.early_stopping,
             halve_eta_after=FLAGS.halve_eta_after,
             on_epoch=report,
@@ -334,27 +245,28 @@ def run() -> None:
     finally:
         if metrics:
             metrics.close()
-    if FLAGS.save and primary:
-        saving.save(FLAGS.save, run.params, cost, activation)
-        say(f"Saved the network to {FLAGS.save}.")
-    if run.stopped:
-        say(f"Stopped: {run.stopped}.")
-    best, last = run.best, run.epochs[-1]
-    say(
-        f"Best: epoch {best.epoch}, {best.correct} / {best.total} ({100 * best.accuracy:.2f}%)."
-        f" Final: {last.correct} / {last.total} ({100 * last.accuracy:.2f}%)."
-        f" {len(run.epochs)} epoch{'s' * (len(run.epochs) != 1)}"
-        f" in {run.train_seconds:.1f} s"
-        f" (+{run.compile_seconds:.1f} s compile)."
-    )
-    if FLAGS.misclassified_png and primary:
-        from experiments import figures
+    finish(run, dataset.test, cost, activation, say, primary)
 
-        test = dataset.test
-        predictions = jax.device_get(network.predict(run.params, test.x, activation))
-        say(
-            figures.draw_mistakes(test.x, test.y, predictions, FLAGS.misclassified_png, side=height)
-        )
+
+def gradient_norms(params, x, y, sizes, cost, activation):
+    """Chapter 5's --gradient_norms: ``(metrics, before)``, ``metrics(params)`` the
+    ``EpochResult`` field ``gradient_norms`` (‖∂C/∂b‖ of each hidden layer over the first
+    --gradient_norms training images) and ``before`` its values for ``params``; ``(None,
+    None)`` when the flag is 0."""
+    if not FLAGS.gradient_norms:
+        return None, None
+    import jax
+
+    from nnjax import backprop, costs
+
+    n = FLAGS.gradient_norms
+    x, y = x[:n], costs.one_hot(y[:n], sizes[-1])
+    speeds = jax.jit(lambda p: backprop.hidden_layer_speeds(p, x, y, cost, activation))
+
+    def metrics(p):
+        return {"gradient_norms": [float(v) for v in speeds(p)]}
+
+    return metrics, metrics(params)["gradient_norms"]
 
 
 def main(argv):

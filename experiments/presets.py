@@ -57,3 +57,17 @@ CHAPTER6 = {
         ),
     ),
 }
+
+
+def command(name: str) -> str:
+    """The command line that reproduces the preset ``name``'s row."""
+    return f"python -m experiments.conv --preset={name}"
+
+
+def describe() -> str:
+    """Every preset: its row of the book, its number, its command and the flags it sets."""
+    return "\n".join(
+        f"{name:9} {what} (book: {number:.2f}%)\n          {command(name)}  = "
+        + " ".join(f"--{k}={v}" for k, v in settings.items())
+        for name, (what, number, settings) in CHAPTER6.items()
+    )

@@ -37,14 +37,9 @@ from experiments.cli import (
     optimizer_from_flags,
     run_guarded,
 )
-from experiments.devices import (
-    check_process_flags,
-    define_process_flags,
-    device_mesh,
-    parse_devices,
-    start_processes,
-)
-from experiments.kernels import check_kernel, define_kernel_flags
+from experiments.devices import define_process_flags, device_mesh, start_processes
+from experiments.kernels import check_kernel, define_kernel_flags, describe_kernel
+from experiments.training import check_devices, check_ranges
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -121,22 +116,13 @@ def check_flags() -> dict:
             else []
         ),
     )
-    for name in ("epochs", "mini_batch_size"):
-        if FLAGS[name].value <= 0:
-            raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
-    if FLAGS.chunk is not None and FLAGS.chunk <= 0:
-        raise UsageError(f"--chunk must be positive, got {FLAGS.chunk}")
+    check_ranges(positive=("epochs", "mini_batch_size", "chunk"))
     if FLAGS.jsonl:
         check_writable("jsonl", FLAGS.jsonl)
     if FLAGS.png is not None:
         check_png("png", FLAGS.png)
     optimizer_from_flags()
-    check_process_flags()
-    devices = parse_devices(FLAGS.devices)
-    if devices != "all" and FLAGS.mini_batch_size % devices:
-        raise UsageError(
-            f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by --devices={devices}"
-        )
+    check_devices()
     return parsed
 
 
@@ -182,12 +168,8 @@ def run() -> None:
     say(
         f"nnjax sweep: {len(settings)} networks ({title}); {dataset.name} "
         f"{FLAGS.eval_split} ({len(eval_split.y)} images); strategy {strategy} on "
-        f"{jax.default_backend()}{f' ({mesh.size} devices, data parallel)' if mesh else ''}"
-        + (
-            f", blocked epoch ({FLAGS.block} mini-batches a block)"
-            if FLAGS.kernel == "blocked"
-            else ""
-        ),
+        f"{jax.default_backend()}{describe_kernel()}"
+        f"{f' ({mesh.size} devices, data parallel)' if mesh else ''}",
         flush=True,
     )
 

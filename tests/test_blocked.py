@@ -194,7 +194,7 @@ def test_runners_train_with_the_blocked_epoch(tmp_path):
                             f"--kernel={kernel}", f"--jsonl={out}")  # fmt: skip
         assert result.returncode == 0, result.stderr[-2000:]
         rows[kernel] = out.read_text().splitlines()
-        assert ("blocked epoch (8 mini-batches a block)" in result.stdout) == (kernel == "blocked")
+        assert ("(blocked epoch, 8 mini-batches a block)" in result.stdout) == (kernel == "blocked")
     for plain, fast in zip(*(map(json.loads, rows[k]) for k in ("jax", "blocked"))):
         assert plain["seed"] == fast["seed"]
         assert abs(plain["best_accuracy"] - fast["best_accuracy"]) < 0.02
