@@ -15,9 +15,7 @@ each m of --towers approximating --f2 on [0, 1]², the error on a 200 × 200 gri
 ...; also as np.sin or jnp.sin), with values strictly between 0 and 1.
 """
 
-import ast
 import functools
-import types
 
 import numpy as np
 from absl import app, flags
@@ -31,6 +29,7 @@ from experiments.checks import (
     save_figure,
 )
 from experiments.cli import MAX_SEED, run_guarded
+from experiments.expressions import parse_function
 
 BOOK_F = "0.2 + 0.4 * x**2 + 0.3 * x * sin(15 * x) + 0.05 * cos(50 * x)"
 DEFAULT_F2 = "0.5 + 0.3 * sin(6 * x * y) * cos(3 * x) + 0.1 * y"
@@ -54,80 +53,6 @@ flags.DEFINE_enum("optimizer", "adam", ["sgd", "adam"], "Update rule of the trai
 flags.DEFINE_integer(
     "seed", 0, "Seed of the trained networks.", lower_bound=0, upper_bound=MAX_SEED
 )
-
-MATH = (
-    *("sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "exp"),
-    *("log", "log1p", "expm1", "sqrt", "abs", "minimum", "maximum", "where", "clip"),
-    *("floor", "ceil", "sign", "pi", "e"),
-)
-
-
-# The syntax --f and --f2 may use: arithmetic and comparisons of numbers, the variables and
-# MATH's functions; no strings, containers, comprehensions, lambdas or attributes but np.NAME.
-NODES = (
-    *(ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Name, ast.Load),
-    *(ast.Constant, ast.Attribute, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv),
-    *(ast.Mod, ast.Pow, ast.USub, ast.UAdd, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq),
-    ast.NotEq,
-)
-MAX_EXPRESSION = 1000  # characters of --f or --f2
-
-
-class _Floats(ast.NodeTransformer):
-    """Turns every number into a NumPy float64, so that 10**10**10 is inf at once rather
-    than an integer Python would take hours to compute."""
-
-    def visit_Constant(self, node):
-        return ast.copy_location(
-            ast.Call(ast.Name("_float", ast.Load()), [ast.Constant(float(node.value))], []),
-            node,
-        )
-
-
-def parse_function(flag: str, text: str, variables: tuple):
-    """The function of ``variables`` (NumPy arrays) that the expression ``text`` is; a
-    UsageError naming --``flag`` unless it is arithmetic of numbers, ``variables`` and
-    ``MATH`` (evaluated in float64: its time and memory are those of a few arrays shaped
-    like the variables)."""
-    names = {name: getattr(np, name) for name in MATH}
-    modules = {m: types.SimpleNamespace(**names) for m in ("np", "numpy", "jnp")}
-    help_ = f"use {', '.join(variables)} and {', '.join(MATH)}"
-    if len(text) > MAX_EXPRESSION:
-        raise UsageError(f"--{flag} is {len(text):,} characters long; at most {MAX_EXPRESSION:,}")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
-        why = getattr(e, "msg", None) or type(e).__name__
-        raise UsageError(f"--{flag}={text!r} is not a Python expression: {why}") from None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and not (
-            isinstance(node.value, ast.Name) and node.value.id in modules and node.attr in names
-        ):
-            raise UsageError(f"--{flag}={text!r}: no attribute .{node.attr} ({help_})")
-        if isinstance(node, ast.Name) and node.id not in (*names, *modules, *variables):
-            raise UsageError(f"--{flag}={text!r}: unknown name {node.id!r} ({help_})")
-        if isinstance(node, ast.Constant) and (
-            isinstance(node.value, bool) or not isinstance(node.value, (int, float))
-        ):
-            raise UsageError(f"--{flag}={text!r}: {node.value!r} is not a number ({help_})")
-        if isinstance(node, ast.Call) and (node.keywords or not node.args):
-            raise UsageError(f"--{flag}={text!r}: a function takes arrays, without keywords")
-        if not isinstance(node, NODES):
-            what = type(node).__name__
-            raise UsageError(f"--{flag}={text!r}: no {what} here, only arithmetic ({help_})")
-    code = compile(ast.fix_missing_locations(_Floats().visit(tree)), f"--{flag}", "eval")
-
-    def f(*values):
-        scope = {"__builtins__": {}, "_float": np.float64, **names, **modules}
-        scope.update(zip(variables, values))
-        try:
-            with np.errstate(all="ignore"):
-                return np.broadcast_to(eval(code, scope), np.shape(values[0])).astype(float)
-        except Exception as e:
-            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UsageError(f"--{flag}={text!r} cannot be evaluated: {why}") from None
-
-    return f
 
 
 def build(flag: str, make, *args):
