@@ -28,15 +28,11 @@ training: its value after epoch k at k + 1, and at 0 the one before training (wh
 metrics file records it, as experiments.mnist's does), on a log axis.
 """
 
-import json
 import math
-import os
-import sys
 
 from absl import app, flags
 
 from experiments.checks import (
-    UsageError,
     check_not_inputs,
     check_png,
     parse_names,
@@ -44,6 +40,13 @@ from experiments.checks import (
     save_figure,
 )
 from experiments.cli import run_guarded
+from experiments.metrics_files import (
+    BEFORE_TRAINING,
+    QUANTITIES,
+    PlotError,
+    read_runs,
+    split_runs,
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string(
@@ -64,110 +67,7 @@ flags.DEFINE_integer(
     "Leave out the epochs before this one (the book's overfitting figures start at epoch 200).",
 )
 
-QUANTITIES = {
-    "accuracy": "accuracy on the evaluation data (%)",
-    "training_accuracy": "accuracy on the training data (%)",
-    "training_cost": "cost on the training data",
-    "evaluation_cost": "cost on the evaluation data",
-    "gradient_norms": "‖∂C/∂b‖ of each hidden layer",
-}
 HOW = {"accuracy": "", "gradient_norms": " (train it with --gradient_norms=N)"}
-BEFORE_TRAINING = "gradient_norms_before_training"
-
-
-class PlotError(UsageError):
-    """Bad input; the message names the flag or file."""
-
-
-def split_runs(entries):
-    """[(label, path)] of the LABEL=PATH entries of --run; PlotError unless each is that."""
-    runs = []
-    for entry in entries:
-        label, sep, path = entry.rpartition("=")
-        if not sep or not label or not path:
-            raise PlotError(f"--run={entry!r} is not LABEL=PATH")
-        runs.append((label, path))
-    return runs
-
-
-def is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def read_runs(entries):
-    """[(label, [epoch dicts])] from LABEL=PATH entries."""
-    runs = []
-    for label, path in split_runs(entries):
-        if os.path.exists(path) and not os.path.isfile(path):
-            raise PlotError(f"cannot read {path}: not a regular file")
-        try:
-            with open(path) as f:
-                lines = f.readlines()
-        except OSError as e:
-            raise PlotError(f"cannot read {path}: {e.strerror}") from None
-        except ValueError as e:  # not text at all
-            raise PlotError(f"{path} is not a --metrics_out file: {e}") from None
-        epochs = []
-        for number, line in enumerate(lines, 1):
-            try:
-                if line.strip():
-                    epochs.append(json.loads(line))
-                    check_epoch(epochs[-1], path, number)
-            except ValueError as e:
-                if number == len(lines) and not line.endswith("\n") and epochs:
-                    # A run killed, or a disk filled, mid-line: the complete lines stand.
-                    print(
-                        f"warning: {path}: line {number}, the last, is cut off; "
-                        f"drawing the {len(epochs)} complete lines before it",
-                        file=sys.stderr,
-                    )
-                    break
-                raise PlotError(
-                    f"{path} is not a --metrics_out file: line {number} is not JSON ({e})"
-                ) from None
-        if not epochs:
-            raise PlotError(f"{path} has no epochs")
-        check_layers(epochs, path)
-        runs.append((label, epochs))
-    return runs
-
-
-def check_epoch(epoch, path, number: int) -> None:
-    """PlotError naming ``path`` and the line ``number`` unless ``epoch`` (its JSON) is an
-    object whose "epoch" is a whole number from 0, each quantity it records a number and
-    its gradient norms lists of positive numbers (they are drawn on a log axis)."""
-    if not isinstance(epoch, dict) or "epoch" not in epoch:
-        raise PlotError(f'{path} is not a --metrics_out file: line {number} has no "epoch"')
-    k = epoch["epoch"]
-    if not (isinstance(k, int) and not isinstance(k, bool) and k >= 0):
-        raise PlotError(
-            f'{path} is not a --metrics_out file: line {number}\'s "epoch" is {k!r}, '
-            "not a whole number from 0"
-        )
-    for quantity in QUANTITIES:
-        if quantity in epoch and quantity != "gradient_norms" and not is_number(epoch[quantity]):
-            raise PlotError(
-                f"{path}: line {number}'s {quantity} is {epoch[quantity]!r}, not a number"
-            )
-    for quantity in ("gradient_norms", BEFORE_TRAINING):
-        norms = epoch.get(quantity, [])
-        if not (isinstance(norms, list) and all(is_number(v) for v in norms)):
-            raise PlotError(
-                f"{path}: line {number}'s {quantity} is {norms!r}, not a list of numbers"
-            )
-        if not all(0 < v < math.inf for v in norms):
-            raise PlotError(
-                f"{path}: line {number}'s {quantity} is {norms}; a log axis draws only "
-                "positive finite numbers"
-            )
-
-
-def check_layers(epochs, path) -> None:
-    """PlotError naming ``path`` if its lines record gradient norms of different numbers of
-    hidden layers."""
-    layers = {len(e[q]) for e in epochs for q in ("gradient_norms", BEFORE_TRAINING) if q in e}
-    if len(layers) > 1:
-        raise PlotError(f"{path}: its lines record different numbers of hidden layers")
 
 
 def recorded(epoch: dict, quantity: str, path_label: str):
