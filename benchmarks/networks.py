@@ -68,3 +68,16 @@ def strategy_epochs(strategy, k, x, y, sizes=SIZES, block=None, eta=ETA, mini_ba
         return jax.tree.map(lambda a: a[0], params) if stacked else params
 
     return one_epoch, compile_s, first
+
+
+def stored(x, dtype: str):
+    """The training images ``x`` (NumPy float32) on the device as ``dtype``; ValueError
+    ("DTYPE: N of M training pixels are not exact in DTYPE") if that would change a pixel."""
+    import jax
+    import numpy as np
+
+    narrow = np.asarray(x).astype(jax.numpy.dtype(dtype))
+    changed = int(np.sum(narrow.astype(np.float32) != x))
+    if changed:
+        raise ValueError(f"{dtype}: {changed} of {x.size} training pixels are not exact in {dtype}")
+    return jax.device_put(narrow)

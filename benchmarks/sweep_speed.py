@@ -32,7 +32,7 @@ import time
 
 from absl import app, flags
 
-from benchmarks.networks import ETA, M, strategy_epochs, traffic
+from benchmarks.networks import ETA, M, stored, strategy_epochs, traffic
 from experiments.checks import UsageError, parse_positive_ints
 from experiments.cli import DATA_DIR_HELP, run_guarded
 
@@ -80,21 +80,6 @@ def sizes():
     return [784, *parse_positive_ints("hidden", FLAGS.hidden, allow_none=True), 10]
 
 
-def stored(x, dtype: str):
-    """The training images ``x`` (NumPy float32) stored on the device as ``dtype``;
-    UsageError naming --data_dtype if the conversion would change a pixel."""
-    import jax
-    import numpy as np
-
-    narrow = np.asarray(x).astype(jax.numpy.dtype(dtype))
-    changed = int(np.sum(narrow.astype(np.float32) != x))
-    if changed:
-        raise UsageError(
-            f"--data_dtype={dtype}: {changed} of {x.size} training pixels are not exact in {dtype}"
-        )
-    return jax.device_put(narrow)
-
-
 def main(argv):
     run_guarded(run, argv)
 
@@ -121,7 +106,10 @@ def run():
 
     ks = ks or ([1, 4, 16] if jax.default_backend() == "cpu" else [1, 64, 256, 1024, 4096])
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
-    xs = {dtype: stored(dataset.train.x[: FLAGS.train_size], dtype) for dtype in dtypes}
+    try:
+        xs = {dtype: stored(dataset.train.x[: FLAGS.train_size], dtype) for dtype in dtypes}
+    except ValueError as e:
+        raise UsageError(f"--data_dtype={e}") from None
     y = jax.device_put(dataset.train.y[: FLAGS.train_size])
     print(
         f"backend {jax.default_backend()}: {jax.devices()[0].device_kind}; {sizes()}, "
