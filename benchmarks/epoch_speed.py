@@ -1,5 +1,6 @@
 r"""Seconds per chapter 1 epoch: the book's original code, a plain JAX scan, nnjax's default
-(JAX) epoch at several ``lax.scan`` unrolls, and its opt-in C++ CPU epoch.
+(JAX) epoch at several ``lax.scan`` unrolls, its opt-in C++ CPU epoch and, on a GPU, its
+opt-in Pallas epoch (one program, and split between ``--programs`` programs).
 
     python -m benchmarks.epoch_speed                 # all of them, on the default backend
     python -m benchmarks.epoch_speed --numpy_epochs=0  # skip the (slow) original
@@ -30,6 +31,11 @@ flags.DEFINE_enum(
     "Precision of float32 products for the JAX versions (default: TF32 on GPUs).",
 )
 flags.DEFINE_list("unroll", ["1", "2", "5"], "lax.scan unrolls of nnjax's epoch to time.")
+flags.DEFINE_list(
+    "programs",
+    ["2", "4", "8"],
+    "On a GPU: the Pallas kernel also split between this many programs (powers of two).",
+)
 
 
 def plain_scan_epoch():
@@ -55,6 +61,21 @@ def plain_scan_epoch():
         return (jax.lax.scan(step, params, idx)[0],)
 
     return epoch
+
+
+def pallas_epoch(programs: int):
+    """``nnjax.gpu_kernel``'s epoch with its first layer split between ``programs``
+    programs that meet every step (``--kernel=pallas`` runs one)."""
+    import jax
+
+    from nnjax import epoch, gpu_kernel
+
+    @jax.jit
+    def one_epoch(params, x, y, key):
+        batches = epoch.mini_batches(key, x.shape[0], 10)[0]
+        return (gpu_kernel.sgd_epoch(params, x, y, batches, 3.0, programs=programs),)
+
+    return one_epoch
 
 
 def time_jax(name, epoch_fn, carry, x, y, key, test, **static):
@@ -107,6 +128,11 @@ def main(argv):
 
 
 def run():
+    from experiments.checks import UsageError, parse_positive_ints
+
+    programs = parse_positive_ints("programs", FLAGS.programs)
+    if any(p & (p - 1) for p in programs):
+        raise UsageError(f"--programs must be powers of two, got {','.join(FLAGS.programs)}")
     import jax
 
     with jax.default_matmul_precision(FLAGS.matmul_precision):
@@ -162,6 +188,17 @@ def timings():
         )
         cpp = time_jax("nnjax --kernel=cpp", epoch, carry, x, y, key, test, kernel="cpp", **static)
         print(f"nnjax --kernel=cpp vs plain scan: {plain / cpp:.2f}x")
+    if jax.default_backend() == "gpu":  # off a GPU it would time Pallas's interpreter
+        fused = time_jax(
+            "nnjax --kernel=pallas", epoch, carry, x, y, key, test, kernel="pallas", **static
+        )
+        print(f"nnjax --kernel=pallas vs plain scan: {plain / fused:.2f}x")
+        for programs in FLAGS.programs:
+            seconds = time_jax(
+                f"Pallas kernel, {programs} programs", pallas_epoch(int(programs)), (params,),
+                x, y, key, test,
+            )  # fmt: skip
+            print(f"Pallas kernel, {programs} programs vs plain scan: {plain / seconds:.2f}x")
     if FLAGS.numpy_epochs > 0:
         book = time_numpy(dataset)
         print(f"nnjax (JAX) vs the book's code: {book / default:.1f}x")

@@ -5,7 +5,8 @@
 #   mkdir -p .devdata && cp ~/.cache/nnjax/mnist.pkl.gz .devdata/    # the data travels along
 #   bash benchmarks/gpu_session.sh sweeps     # ~5 min: sweep_speed float32, TF32 and bfloat16
 #                                             # images, flax_speed
-#   bash benchmarks/gpu_session.sh runs       # ~4 min: GPU tests, chapter 1 and the 99.60% run
+#   bash benchmarks/gpu_session.sh runs       # ~6 min: GPU tests, chapter 1 (plain, blocked,
+#                                             # Pallas), epoch_speed and the 99.60% run
 #
 # Each step's output is appended to $OUT/gpu_session.txt (default /tmp) as it finishes, with
 # the time it started, so a run cut short still reports what it did. Steps run in order of
@@ -45,6 +46,8 @@ case "$part" in
     step python -m pytest -q -x tests/test_blocked.py tests/test_epoch.py
     step python -m experiments.mnist --hidden=30
     step python -m experiments.mnist --hidden=30 --kernel=blocked
+    STEP_SECONDS=120 step python -m experiments.mnist --hidden=30 --kernel=pallas
+    STEP_SECONDS=120 step python -m benchmarks.epoch_speed --numpy_epochs=0 --epochs=3 --unroll=1
     STEP_SECONDS=300 step python -m experiments.conv --preset=dropout --matmul_precision=auto
     ;;
 esac

@@ -10,6 +10,8 @@ KERNEL_HELP = {
     "jax": "the JAX epoch, jax.grad of the Python loss",
     "cpp": "on the CPU, chapter 1's one-hidden-layer sigmoid network with plain SGD in "
     "nnjax's hand-fused C++ copy of the same step (faster; see docs/performance.md)",
+    "pallas": "on a GPU, chapter 1's one-hidden-layer sigmoid network with plain SGD in "
+    "one persistent Pallas kernel, the whole epoch in one launch (nnjax/gpu_kernel.py)",
     "blocked": "chapters 1-5's networks with plain SGD, --block mini-batches at a time with "
     "the first layer's weights held and corrected exactly (nnjax/blocked.py; less memory "
     "traffic for many networks at once)",
@@ -40,9 +42,16 @@ def define_kernel_flags(kernels) -> None:
 def check_kernel(model, tx, mesh=None) -> None:
     """UsageError naming --kernel, --block or --devices if the chosen kernel cannot train
     ``model`` with ``tx`` (on ``mesh``). Needs no data, so runners call it before loading
-    any; the C++ kernel's own checks need the data, and are the runner's."""
+    any; the C++ and Pallas kernels' own checks need the data (``check_kernel_data``)."""
+    import jax
+
     from nnjax import blocked
 
+    if flags.FLAGS.kernel == "pallas" and jax.default_backend() != "gpu":
+        raise UsageError(
+            f"--kernel=pallas runs on a GPU, not on {jax.default_backend()} (there it would "
+            "run in Pallas's interpreter, which is for the tests)"
+        )
     if flags.FLAGS.kernel != "jax" and mesh is not None:
         raise UsageError(f"--kernel={flags.FLAGS.kernel} trains on one device: leave out --devices")
     if flags.FLAGS.kernel != "blocked":
@@ -56,16 +65,20 @@ def check_kernel(model, tx, mesh=None) -> None:
 
 
 def check_kernel_data(model, tx, params, x) -> None:
-    """UsageError naming --kernel=cpp if the C++ CPU epoch cannot train ``params`` on the
-    training images ``x`` (N, n_in); nothing to check for the other kernels."""
-    if flags.FLAGS.kernel != "cpp":
+    """UsageError naming --kernel if the C++ CPU epoch or the Pallas GPU epoch cannot train
+    ``params`` on the training images ``x`` (N, n_in) here; nothing to check for the
+    other kernels."""
+    kernel = flags.FLAGS.kernel
+    if kernel not in ("cpp", "pallas"):
         return
-    from nnjax import cpu_kernel
+    from nnjax import cpu_kernel, gpu_kernel
 
     try:
-        cpu_kernel.check(model, tx, params, x, flags.FLAGS.mini_batch_size)
+        (cpu_kernel if kernel == "cpp" else gpu_kernel).check(
+            model, tx, params, x, flags.FLAGS.mini_batch_size
+        )
     except ValueError as e:
-        raise UsageError(f"--kernel=cpp: {e}") from None
+        raise UsageError(f"--kernel={kernel}: {e}") from None
 
 
 def describe_kernel() -> str:
@@ -73,6 +86,8 @@ def describe_kernel() -> str:
     kernel = flags.FLAGS.kernel
     if kernel == "cpp":
         return " (nnjax's C++ CPU epoch)"
+    if kernel == "pallas":
+        return " (nnjax's Pallas GPU epoch)"
     if kernel == "blocked":
         return f" (blocked epoch, {flags.FLAGS.block} mini-batches a block)"
     return ""

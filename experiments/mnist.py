@@ -109,7 +109,7 @@ flags.DEFINE_string(
     "Checkpoint after every epoch in this directory; "
     "rerunning with the same flags resumes from the last finished epoch.",
 )
-define_kernel_flags(("jax", "cpp", "blocked"))
+define_kernel_flags(("jax", "cpp", "blocked", "pallas"))
 flags.DEFINE_string(
     "devices",
     "1",

@@ -33,7 +33,7 @@ import tempfile
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations, costs
+from nnjax import costs, fused
 
 SOURCE = pathlib.Path(__file__).with_name("kernels") / "sgd_epoch_cpu.cc"
 TARGET = "nnjax_sgd_epoch_cpu"
@@ -136,46 +136,22 @@ def _unavailable() -> str:
 
 
 def check(model, tx, params, x, mini_batch_size: int) -> None:
-    """Raises ValueError (one line saying why) unless the kernel can run this epoch: CPU
-    backend; chapter 1-5's network (``model.book_network``) with one hidden layer, sigmoid
-    units and the quadratic or cross-entropy cost; the book's plain SGD with L2 weight decay
-    (``optimizers.make("sgd")``); float32; 1 ≤ m ≤ 32 and at least one full mini-batch.
+    """Raises ValueError (one line saying why) unless the kernel can run this epoch: the CPU
+    backend, and what ``fused.reason`` asks with mini-batches of at most ``MAX_MINI_BATCH``.
     Only then is the kernel built (once per machine) and registered."""
-    from nnjax import optimizers
-
-    why = ""
     if jax.default_backend() != "cpu":
         why = f"it runs on the CPU only, not on {jax.default_backend()}"
-    elif model.book_network is None:
-        why = f"it trains chapter 1-5 networks only, not {model.name or 'this model'}"
-    elif len(params["weights"]) != 2:
-        why = "it trains networks of one hidden layer only"
-    elif model.book_network[0] not in (costs.quadratic, costs.cross_entropy):
-        why = f"it knows the quadratic and cross-entropy costs, not {model.book_network[0].name}"
-    elif model.book_network[1] is not activations.sigmoid:
-        why = f"it knows sigmoid neurons only, not {model.book_network[1].name}"
-    elif tx is not optimizers.make("sgd"):
-        why = "it runs the book's plain SGD with L2 regularisation only"
-    elif not 1 <= mini_batch_size <= MAX_MINI_BATCH:
-        why = f"it takes mini-batches of 1 to {MAX_MINI_BATCH}, not {mini_batch_size}"
-    elif x.shape[0] < mini_batch_size:
-        why = "it needs at least one full mini-batch"
-    elif x.dtype != jnp.float32 or any(p.dtype != jnp.float32 for p in jax.tree.leaves(params)):
-        why = "it computes in float32 only"
-    elif _unavailable():
+    else:
+        why = fused.reason(model, tx, params, x, mini_batch_size, MAX_MINI_BATCH)
+    if not why and _unavailable():
         why = f"it is unavailable ({_unavailable()})"
     if why:
         raise ValueError(f"the C++ CPU epoch cannot train this network: {why}")
 
 
 def book_epoch(params, opt_state, x, y, batches, model):
-    """The epoch's full mini-batches ``batches`` (steps, m) by the kernel: the same updates
-    as the JAX epoch with ``optimizers.make("sgd")``'s state ``opt_state`` (its η and L2
-    weight decay). Returns ``(params, opt_state)``. Call inside ``jit``, after ``check``."""
-    eta = opt_state.hyperparams["learning_rate"]
-    decay = 1 - eta * opt_state.hyperparams["weight_decay"]
-    params = sgd_epoch(params, x, y, batches, eta, cost=model.book_network[0], decay=decay)
-    return params, opt_state._replace(count=opt_state.count + batches.shape[0])
+    """``fused.book_epoch`` by the C++ kernel. Call inside ``jit``, after ``check``."""
+    return fused.book_epoch(sgd_epoch, params, opt_state, x, y, batches, model)
 
 
 def _threads_from_environment() -> int | None:

@@ -27,10 +27,11 @@ additions.
 
 ``kernel="cpp"`` runs the full mini-batches of chapter 1's one-hidden-layer sigmoid network
 in nnjax's hand-fused C++ copy of the same step instead (``nnjax.cpu_kernel``);
-``kernel="blocked"`` runs chapters 1-5's networks ``block`` mini-batches at a time with the
-first layer's weights held for the block and corrected exactly (``nnjax.blocked``), which
-moves less memory when many networks train at once. Both are opt-in, and tested against
-this JAX epoch.
+``kernel="pallas"`` runs them on a GPU in one persistent Pallas kernel, the whole epoch in
+one launch (``nnjax.gpu_kernel``); ``kernel="blocked"`` runs chapters 1-5's networks
+``block`` mini-batches at a time with the first layer's weights held for the block and
+corrected exactly (``nnjax.blocked``), which moves less memory when many networks train at
+once. All three are opt-in, and tested against this JAX epoch.
 """
 
 import functools
@@ -41,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-KERNELS = ("jax", "cpp", "blocked")
+KERNELS = ("jax", "cpp", "blocked", "pallas")
 
 # The shuffle, a random permutation of 0..n−1 from a PRNG key without sorting:
 # ``jax.random.permutation`` sorts random keys, twice for n = 50,000 (about 20 ms on the
@@ -154,6 +155,11 @@ def _one_epoch(
 
         cpu_kernel.check(model, tx, params, x, mini_batch_size)  # one-line ValueError
         params, opt_state = cpu_kernel.book_epoch(params, opt_state, x, y, full, model)
+    elif kernel == "pallas":
+        from nnjax import gpu_kernel
+
+        gpu_kernel.check(model, tx, params, x, mini_batch_size)  # one-line ValueError
+        params, opt_state = gpu_kernel.book_epoch(params, opt_state, x, y, full, model)
     elif kernel == "blocked":
         from nnjax import blocked
 

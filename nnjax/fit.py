@@ -111,8 +111,9 @@ def fit(
         raise ValueError('on_divergence="stop" cannot be checkpointed (after_epoch)')
     k = len(runs)
     vmap = pick_strategy(strategy, k) == "vmap" and k > 1
-    if kernel == "cpp" and (mesh is not None or vmap):
-        raise ValueError("the C++ CPU epoch trains one network on one device at a time")
+    if kernel in ("cpp", "pallas") and (mesh is not None or vmap):
+        what = "C++ CPU" if kernel == "cpp" else "Pallas GPU"
+        raise ValueError(f"the {what} epoch trains one network on one device at a time")
     if mesh is None:
         put, local = jax.device_put, (lambda tree: tree)
     else:

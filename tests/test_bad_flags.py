@@ -224,6 +224,7 @@ CONV = [*TRAIN, "--expand=none", "--layers=conv:4:5x5,fc:20,softmax"]
 BAD_INPUT = [
     # (0) an epoch that cannot train this network, named before any work
     ("experiments.mnist", ["--block=4"], "--block is for --kernel=blocked"),
+    ("experiments.mnist", ["--kernel=pallas"], "--kernel=pallas runs on a GPU, not on cpu"),
     (
         "experiments.sweep",
         ["--kernel=blocked", "--optimizer=adam"],

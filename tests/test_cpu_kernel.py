@@ -29,15 +29,24 @@ def max_difference(a, b):
     )
 
 
-def check(params, x, m, cost=costs.quadratic, activation=activations.sigmoid, **optimizer):
-    """``cpu_kernel.check`` for chapter 1-5's network with these choices: "" where the kernel
-    can run, else the one-line reason."""
+def check(
+    params,
+    x,
+    m,
+    cost=costs.quadratic,
+    activation=activations.sigmoid,
+    kernel=cpu_kernel,
+    **optimizer,
+):
+    """``kernel.check`` (the C++ epoch's, or ``nnjax.gpu_kernel``'s) for chapter 1-5's
+    network with these choices: "" where the kernel can run, else the one-line reason."""
     tx = optimizers.make("sgd", **optimizer)
     try:
-        cpu_kernel.check(network.model(cost, activation), tx, params, x, m)
+        kernel.check(network.model(cost, activation), tx, params, x, m)
         return ""
     except ValueError as e:
-        assert "\n" not in str(e) and str(e).startswith("the C++ CPU epoch cannot train")
+        what = "C++ CPU" if kernel is cpu_kernel else "Pallas GPU"
+        assert "\n" not in str(e) and str(e).startswith(f"the {what} epoch cannot train")
         return str(e)
 
 

@@ -1,14 +1,15 @@
 """Checks that only mean something on a GPU (skipped elsewhere): a sweep's memory estimate at
-the sizes a GPU trains at once, and the blocked epoch against the plain one in float32 and
-TF32 on the GPU's own products. Run them with ``python -m pytest -m gpu`` on a GPU machine
-(``benchmarks/gpu_session.sh`` does)."""
+the sizes a GPU trains at once, the blocked epoch against the plain one in float32 and TF32
+on the GPU's own products, and the Pallas epoch compiled by Triton against the JAX epoch.
+Run them with ``python -m pytest -m gpu`` on a GPU machine (``benchmarks/gpu_session.sh``
+does)."""
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from nnjax import chunks, network, optimizers, sweep
-from nnjax.epoch import epoch
+from nnjax import chunks, gpu_kernel, network, optimizers, sweep
+from nnjax.epoch import epoch, mini_batches
 
 pytestmark = [
     pytest.mark.gpu,
@@ -63,3 +64,31 @@ def test_blocked_epoch_follows_the_plain_epoch_on_the_gpu(precision, share):
         changed = float(jnp.max(jnp.abs(a - start)))
         assert changed > 0
         assert float(jnp.max(jnp.abs(b - a))) <= share * changed
+
+
+@pytest.mark.parametrize("programs", [1, 4])
+def test_the_pallas_epoch_follows_the_jax_epoch_on_the_gpu(programs):
+    """Chapter 1's network on 5,000 MNIST-like images, one epoch by the JAX epoch in float32
+    and one by the Triton kernel compiled for this GPU (the CPU tests run it in Pallas's
+    interpreter), in one program and split between four that meet every step: the same
+    steps, up to float32 rounding."""
+    n = 5000
+    keys = jax.random.split(jax.random.key(1), 3)
+    x = jax.random.uniform(keys[0], (n, SIZES[0]))
+    x = jnp.where(x < 0.8, 0.0, jnp.floor(x * 256) / 256)
+    y = jax.random.randint(keys[1], (n,), 0, 10)
+    params = network.init(keys[2], SIZES)
+    tx = optimizers.make("sgd")
+    state = optimizers.init(tx, params, eta=3.0)
+    common = dict(model=network.model(), tx=tx, mini_batch_size=10)
+    with jax.default_matmul_precision("highest"):
+        plain = epoch(params, state, x, y, keys[2], **common)[0]
+    if programs == 1:
+        fused = epoch(params, state, x, y, keys[2], kernel="pallas", **common)[0]
+    else:  # the mini-batches epoch() draws with this key; 5,000 leaves no last partial one
+        batches = mini_batches(jax.random.split(keys[2])[0], n, 10)[0]
+        fused = gpu_kernel.sgd_epoch(params, x, y, batches, 3.0, programs=programs)
+    for start, a, b in zip(*map(jax.tree.leaves, (params, plain, fused))):
+        changed = float(jnp.max(jnp.abs(a - start)))
+        assert changed > 0
+        assert float(jnp.max(jnp.abs(b - a))) <= 1e-3 * changed
