@@ -131,8 +131,10 @@ def run():
     from experiments.checks import UsageError, parse_positive_ints
 
     programs = parse_positive_ints("programs", FLAGS.programs)
-    if any(p & (p - 1) for p in programs):
-        raise UsageError(f"--programs must be powers of two, got {','.join(FLAGS.programs)}")
+    if any(p & (p - 1) or p > 32 for p in programs):
+        raise UsageError(
+            f"--programs must be powers of two up to 32, got {','.join(FLAGS.programs)}"
+        )
     import jax
 
     with jax.default_matmul_precision(FLAGS.matmul_precision):

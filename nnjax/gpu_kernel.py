@@ -10,8 +10,9 @@ backpropagation (BP1-BP4), and updates the weights, the first layer's in global 
 (it is read and written in chunks of columns, so that it need not fit in registers), the
 rest in registers. ``nnjax.epoch.epoch(kernel="pallas")`` (``--kernel=pallas``) runs it
 where ``check`` allows. The two compute the same SGD steps over the same mini-batches in
-float32 and differ only in the order of float additions (the tests compare them). An edit
-to the Python model or cost does not reach the kernel.
+float32 and differ only in the order of float additions and the rounding of e^x and of
+division (the tests compare them). An edit to the Python model or cost does not reach the
+kernel.
 
 One program means one of the GPU's streaming multiprocessors: the kernel trades the GPU's
 width for having no launches and no round trips through memory between a step's products.
@@ -30,7 +31,13 @@ import jax.numpy as jnp
 from nnjax import costs, fused
 
 MAX_HIDDEN, MAX_OUTPUTS, MAX_MINI_BATCH = 128, 64, 64
-CHUNK_ELEMENTS = 8192  # of the first layer's weights held at once: hidden (padded) × columns
+# Elements of a chunk of the first layer's weights (hidden × columns) or of the mini-batch's
+# rows (m × columns), padded, that a program holds at once: more spills registers.
+CHUNK_ELEMENTS = 4096
+# Programs that meet every step must all run at once: at most one per multiprocessor, far
+# fewer than a GPU has. A program that has polled the others this often (about a second)
+# stops waiting, and says so, rather than hang if they do not.
+MAX_PROGRAMS, MAX_POLLS = 32, 1 << 20
 
 
 def _padded(n: int) -> int:
@@ -57,7 +64,15 @@ def book_epoch(params, opt_state, x, y, batches, model):
     return fused.book_epoch(sgd_epoch, params, opt_state, x, y, batches, model)
 
 
-def sgd_epoch(
+def sgd_epoch(params, x, y, batches, eta, cost=costs.quadratic, decay=1.0, **kernel):
+    """The SGD updates over ``batches`` (steps, m) int32 indices into ``x`` (n, n_in) and
+    ``y`` (n,) int labels, in order; returns the new params. Each update first multiplies
+    the weights by ``decay`` (1 − ηλ/n for L2; 1 without). ``kernel``: ``programs`` and
+    ``interpret``, as ``sgd_epoch_and_waits``."""
+    return sgd_epoch_and_waits(params, x, y, batches, eta, cost, decay, **kernel)[0]
+
+
+def sgd_epoch_and_waits(
     params,
     x,
     y,
@@ -68,27 +83,26 @@ def sgd_epoch(
     programs: int = 1,
     interpret=None,
 ):
-    """The SGD updates over ``batches`` (steps, m) int32 indices into ``x`` (n, n_in) and
-    ``y`` (n,) int labels, in order; returns the new params. Each update first multiplies
-    the weights by ``decay`` (1 − ηλ/n for L2; 1 without). ``programs`` > 1 (a power of
-    two) splits the first layer's columns between that many programs, each on its own
-    streaming multiprocessor, which meet once a step to add up their shares of the hidden
-    layer's weighted input (a GPU only). ``interpret``: run in Pallas's interpreter
-    (default: off a GPU)."""
+    """``sgd_epoch``, also returning how often a program stopped waiting for the others (an
+    int32 scalar; anything but 0 means the result is wrong). ``programs`` > 1 (a power of
+    two, at most ``MAX_PROGRAMS``) splits the first layer's columns between that many
+    programs, each on its own streaming multiprocessor, which meet once a step to add up
+    their shares of the hidden layer's weighted input (a GPU only). ``interpret``: run in
+    Pallas's interpreter (default: off a GPU)."""
     from jax.experimental import pallas as pl
     from jax.experimental.pallas import triton as pltriton
 
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
-    if programs < 1 or programs & (programs - 1):
-        raise ValueError(f"programs must be a power of two, got {programs}")
+    if programs < 1 or programs & (programs - 1) or programs > MAX_PROGRAMS:
+        raise ValueError(f"programs must be a power of two up to {MAX_PROGRAMS}, got {programs}")
     if interpret and programs > 1:  # the interpreter runs programs one after another
         raise ValueError("programs > 1 meet every step: they run at once on a GPU only")
     (w1, w2), (b1, b2) = params["weights"], params["biases"]
     m = batches.shape[1]
     (h, n_in), o = w1.shape, w2.shape[0]
     hp, op, mp = _padded(h), _padded(o), _padded(m)
-    columns = min(CHUNK_ELEMENTS // hp, max(16, _padded(n_in) // programs))
+    columns = min(CHUNK_ELEMENTS // max(hp, mp), max(16, _padded(n_in) // programs))
     inputs = -(-n_in // (columns * programs)) * columns * programs
     state = [
         _pad(w1, (hp, inputs)),
@@ -96,7 +110,8 @@ def sgd_epoch(
         _pad(w2, (op, hp)),
         _pad(b2, (op,)),
         jnp.zeros((2, programs, mp, hp), jnp.float32),  # the programs' shares of z, by step parity
-        jnp.zeros((1,), jnp.int32),  # how many programs have reached each step's meeting
+        # how many programs have reached the meetings so far; how often one stopped waiting
+        jnp.zeros((2,), jnp.int32),
     ]
     kernel = functools.partial(
         _kernel,
@@ -105,7 +120,7 @@ def sgd_epoch(
         cross_entropy=cost is costs.cross_entropy,
         barrier=not interpret,
     )
-    w1, b1, w2, b2, _, _ = pl.pallas_call(
+    w1, b1, w2, b2, _, count = pl.pallas_call(
         kernel,
         out_shape=[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in state],
         grid=(programs,),
@@ -120,7 +135,8 @@ def sgd_epoch(
         jnp.stack([jnp.asarray(eta, jnp.float32), jnp.asarray(decay, jnp.float32)]),
         *state,
     )
-    return {"weights": [w1[:h, :n_in], w2[:o, :h]], "biases": [b1[:h], b2[:o]]}
+    params = {"weights": [w1[:h, :n_in], w2[:o, :h]], "biases": [b1[:h], b2[:o]]}
+    return params, count[1]
 
 
 def _pad(a, shape):
@@ -154,17 +170,27 @@ def _kernel(batches_ref, x_ref, y_ref, hyper_ref, *refs, sizes, padded, cross_en
     def meet(t, share):
         """The sum of every program's ``share`` of step t, in program order (so that every
         program gets the same float sum): each writes its share, then waits until all
-        have (a counter in global memory), then adds them up."""
+        have (a counter in global memory; at most ``MAX_POLLS`` polls), then adds them up."""
         # two slots: a program may write step t + 1's share while others read step t's
         slot = jax.lax.rem(t, jnp.int32(2))
         shares_ref[slot, p] = share
         pltriton.debug_barrier()  # every thread's stores before the count goes up
         pltriton.atomic_add(count_ref, 0, jnp.int32(1))  # acquire-release, GPU scope
-        jax.lax.while_loop(
-            lambda seen: seen < (t + 1) * programs,
-            lambda _: pltriton.atomic_add(count_ref, 0, jnp.int32(0)),
-            jnp.int32(0),
+        arrived = (t + 1) * programs
+
+        def poll(carry):
+            return pltriton.atomic_add(count_ref, 0, jnp.int32(0)), carry[1] + 1
+
+        seen, _ = jax.lax.while_loop(
+            lambda carry: (carry[0] < arrived) & (carry[1] < MAX_POLLS),
+            poll,
+            (jnp.int32(0), jnp.int32(0)),
         )
+
+        @pl.when(seen < arrived)
+        def _():
+            pltriton.atomic_add(count_ref, 1, jnp.int32(1))
+
         pltriton.debug_barrier()
 
         def add(q, total):  # volatile: from L2, where the other programs' stores are

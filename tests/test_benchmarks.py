@@ -15,7 +15,7 @@ from tests.helpers import assert_failed_with_one_error, run_module
         ("epoch_speed", ["--epochs=0"], "--epochs"),
         ("epoch_speed", ["--seed=-1"], "--seed"),
         ("epoch_speed", ["--data_dir=/proc/nonexistent"], "/proc/nonexistent"),
-        ("epoch_speed", ["--programs=2,3"], "--programs must be powers of two"),
+        ("epoch_speed", ["--programs=2,3"], "--programs must be powers of two up to 32"),
         ("expand_speed", ["--repeats=0"], "--repeats"),
         ("data_parallel", ["--mini_batch_sizes=abc"], "--mini_batch_sizes"),
         ("data_parallel", ["--device_counts=2,0"], "--device_counts"),

@@ -66,29 +66,55 @@ def test_blocked_epoch_follows_the_plain_epoch_on_the_gpu(precision, share):
         assert float(jnp.max(jnp.abs(b - a))) <= share * changed
 
 
-@pytest.mark.parametrize("programs", [1, 4])
-def test_the_pallas_epoch_follows_the_jax_epoch_on_the_gpu(programs):
-    """Chapter 1's network on 5,000 MNIST-like images, one epoch by the JAX epoch in float32
-    and one by the Triton kernel compiled for this GPU (the CPU tests run it in Pallas's
-    interpreter), in one program and split between four that meet every step: the same
-    steps, up to float32 rounding."""
-    n = 5000
+def pallas_problem(n=5000):
+    """Chapter 1's network, MNIST-like images (multiples of 1/256, mostly 0), labels, an
+    optimizer state with η = 3, and a key for the epoch's shuffle."""
     keys = jax.random.split(jax.random.key(1), 3)
     x = jax.random.uniform(keys[0], (n, SIZES[0]))
     x = jnp.where(x < 0.8, 0.0, jnp.floor(x * 256) / 256)
     y = jax.random.randint(keys[1], (n,), 0, 10)
     params = network.init(keys[2], SIZES)
-    tx = optimizers.make("sgd")
-    state = optimizers.init(tx, params, eta=3.0)
-    common = dict(model=network.model(), tx=tx, mini_batch_size=10)
+    state = optimizers.init(optimizers.make("sgd"), params, eta=3.0)
+    return params, state, x, y, keys[2]
+
+
+def pallas_epoch(params, x, y, key, programs):
+    """The kernel's epoch over the mini-batches ``epoch`` draws with ``key`` (5,000 images
+    leave no last partial one); returns the params and how often a program gave up waiting."""
+    batches = mini_batches(jax.random.split(key)[0], x.shape[0], 10)[0]
+    return gpu_kernel.sgd_epoch_and_waits(params, x, y, batches, 3.0, programs=programs)
+
+
+@pytest.mark.parametrize("programs", [1, 4])
+def test_the_pallas_epoch_follows_the_jax_epoch_on_the_gpu(programs):
+    """Chapter 1's network on 5,000 MNIST-like images, one epoch by the JAX epoch in float32
+    and one by the Triton kernel compiled for this GPU (the CPU tests run it in Pallas's
+    interpreter), in one program (through ``epoch``) and split between four that meet every
+    step: the same steps, up to float32 rounding."""
+    params, state, x, y, key = pallas_problem()
+    common = dict(model=network.model(), tx=optimizers.make("sgd"), mini_batch_size=10)
     with jax.default_matmul_precision("highest"):
-        plain = epoch(params, state, x, y, keys[2], **common)[0]
+        plain = epoch(params, state, x, y, key, **common)[0]
     if programs == 1:
-        fused = epoch(params, state, x, y, keys[2], kernel="pallas", **common)[0]
-    else:  # the mini-batches epoch() draws with this key; 5,000 leaves no last partial one
-        batches = mini_batches(jax.random.split(keys[2])[0], n, 10)[0]
-        fused = gpu_kernel.sgd_epoch(params, x, y, batches, 3.0, programs=programs)
+        fused = epoch(params, state, x, y, key, kernel="pallas", **common)[0]
+    else:
+        fused, waits = pallas_epoch(params, x, y, key, programs)
+        assert int(waits) == 0  # no program stopped waiting for the others
     for start, a, b in zip(*map(jax.tree.leaves, (params, plain, fused))):
         changed = float(jnp.max(jnp.abs(a - start)))
         assert changed > 0
         assert float(jnp.max(jnp.abs(b - a))) <= 1e-3 * changed
+
+
+@pytest.mark.parametrize("programs", [2, 8])
+def test_programs_that_meet_give_the_same_floats_every_time(programs):
+    """The programs add their shares in program order, so two runs give the same floats to
+    the bit (a race would not), close to one program's."""
+    params, _, x, y, key = pallas_problem()
+    first, waits = pallas_epoch(params, x, y, key, programs)
+    again, _ = pallas_epoch(params, x, y, key, programs)
+    one, _ = pallas_epoch(params, x, y, key, 1)
+    assert int(waits) == 0
+    for start, a, b, c in zip(*map(jax.tree.leaves, (params, first, again, one))):
+        assert bool(jnp.all(a == b))
+        assert float(jnp.max(jnp.abs(a - c))) <= 1e-3 * float(jnp.max(jnp.abs(c - start)))
