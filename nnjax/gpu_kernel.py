@@ -16,7 +16,8 @@ kernel.
 
 One program means one of the GPU's streaming multiprocessors: the kernel trades the GPU's
 width for having no launches and no round trips through memory between a step's products.
-Off a GPU it runs in Pallas's interpreter, slowly: that is for the tests.
+Off a GPU it runs in Pallas's interpreter, slowly: that is for the tests (there one program
+plays the part of each of several in turn, since the interpreter cannot run them at once).
 
 Shapes are padded to Triton's powers of two (mini-batch, hidden and output sizes to at
 least 16, the inputs to whole chunks) with zero weights, and padded rows and units are
@@ -87,8 +88,8 @@ def sgd_epoch_and_waits(
     int32 scalar; anything but 0 means the result is wrong). ``programs`` > 1 (a power of
     two, at most ``MAX_PROGRAMS``) splits the first layer's columns between that many
     programs, each on its own streaming multiprocessor, which meet once a step to add up
-    their shares of the hidden layer's weighted input (a GPU only). ``interpret``: run in
-    Pallas's interpreter (default: off a GPU)."""
+    their shares of the hidden layer's weighted input. ``interpret``: run in Pallas's
+    interpreter (default: off a GPU), where one program plays every program's part."""
     from jax.experimental import pallas as pl
     from jax.experimental.pallas import triton as pltriton
 
@@ -96,8 +97,6 @@ def sgd_epoch_and_waits(
         interpret = jax.default_backend() != "gpu"
     if programs < 1 or programs & (programs - 1) or programs > MAX_PROGRAMS:
         raise ValueError(f"programs must be a power of two up to {MAX_PROGRAMS}, got {programs}")
-    if interpret and programs > 1:  # the interpreter runs programs one after another
-        raise ValueError("programs > 1 meet every step: they run at once on a GPU only")
     (w1, w2), (b1, b2) = params["weights"], params["biases"]
     m = batches.shape[1]
     (h, n_in), o = w1.shape, w2.shape[0]
@@ -119,11 +118,15 @@ def sgd_epoch_and_waits(
         padded=(mp, hp, op, columns),
         cross_entropy=cost is costs.cross_entropy,
         barrier=not interpret,
+        # Pallas's interpreter runs programs one after another, so they could never meet:
+        # there one program plays every program's part in turn, adding up the same shares in
+        # the same order.
+        plays_all=interpret,
     )
     w1, b1, w2, b2, _, count = pl.pallas_call(
         kernel,
         out_shape=[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in state],
-        grid=(programs,),
+        grid=(1 if interpret else programs,),
         input_output_aliases={4 + i: i for i in range(len(state))},  # updated in place
         interpret=interpret,
         compiler_params=None if interpret else pltriton.CompilerParams(num_warps=4, num_stages=1),
@@ -143,7 +146,9 @@ def _pad(a, shape):
     return jnp.pad(a, [(0, n - s) for n, s in zip(shape, a.shape)])
 
 
-def _kernel(batches_ref, x_ref, y_ref, hyper_ref, *refs, sizes, padded, cross_entropy, barrier):
+def _kernel(
+    batches_ref, x_ref, y_ref, hyper_ref, *refs, sizes, padded, cross_entropy, barrier, plays_all
+):
     """Program p of the grid: every step of the epoch, for its own columns of the first
     layer's weights. The state's refs (the last six) alias the inputs: updated in place."""
     from jax.experimental import pallas as pl
@@ -203,13 +208,21 @@ def _kernel(batches_ref, x_ref, y_ref, hyper_ref, *refs, sizes, padded, cross_en
         idx = batches_ref[t, jnp.minimum(rows, m - 1)]
         labels = y_ref[idx]
 
-        def forward(c, z):
-            c = p * own + c
-            return z + dot(x_chunk(idx, c), w1_ref[:, w1_columns(c)], trans_b=True)
+        def share(q, total=0.0):
+            """``total`` plus program q's share of z, x w^T over its columns."""
 
-        z1 = jax.lax.fori_loop(0, own, forward, jnp.zeros((mp, hp), jnp.float32))
-        if programs > 1:
-            z1 = meet(t, z1)
+            def forward(c, z):
+                c = q * own + c
+                return z + dot(x_chunk(idx, c), w1_ref[:, w1_columns(c)], trans_b=True)
+
+            return total + jax.lax.fori_loop(0, own, forward, jnp.zeros((mp, hp), jnp.float32))
+
+        if programs == 1:
+            z1 = share(p)
+        elif plays_all:
+            z1 = jax.lax.fori_loop(0, programs, share, jnp.zeros((mp, hp), jnp.float32))
+        else:
+            z1 = meet(t, share(p))
         # Every program computes the rest of the step, the same floats in each.
         a1 = jnp.where(in_hidden[None, :], jax.nn.sigmoid(z1 + b1[None, :]), 0.0)
         a2 = jax.nn.sigmoid(dot(a1, w2, trans_b=True) + b2[None, :])
@@ -223,12 +236,14 @@ def _kernel(batches_ref, x_ref, y_ref, hyper_ref, *refs, sizes, padded, cross_en
         b1 = b1 - eta * jnp.sum(delta1, axis=0)
 
         def update(c, carry):
-            c = p * own + c
             gradient = dot(delta1, x_chunk(idx, c), trans_a=True)
             w1_ref[:, w1_columns(c)] = decay * w1_ref[:, w1_columns(c)] - eta * gradient
             return carry
 
-        jax.lax.fori_loop(0, own, update, 0)
+        if plays_all:  # every program's columns
+            jax.lax.fori_loop(0, programs * own, update, 0)
+        else:
+            jax.lax.fori_loop(p * own, (p + 1) * own, update, 0)
         if barrier:  # the next step's threads read what other threads of this one wrote
             pltriton.debug_barrier()
         return b1, w2, b2

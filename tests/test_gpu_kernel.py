@@ -103,13 +103,20 @@ def test_the_kernel_lowers_to_one_triton_call_for_a_cuda_gpu(programs):
     assert ("atomic_rmw" in text) == (programs > 1)
 
 
-def test_programs_meet_on_a_gpu_only():
-    params, x, y = problem(40, [12, 6, 4])
-    batches = jnp.arange(40, dtype=jnp.int32).reshape(4, 10)
-    _, waits = gpu_kernel.sgd_epoch_and_waits(params, x, y, batches, 0.5, interpret=True)
-    assert int(waits) == 0  # one program waits for no one
-    with pytest.raises(ValueError, match="on a GPU only"):
-        gpu_kernel.sgd_epoch(params, x, y, batches, 0.5, programs=2, interpret=True)
+@pytest.mark.parametrize("sizes, n, m", [([784, 30, 10], 100, 10), ([20, 7, 3], 53, 5)])
+def test_programs_split_the_columns_as_one_program_does(sizes, n, m):
+    """In the interpreter one program plays every program's part (it cannot run them at
+    once), adding their shares in program order as they do on a GPU: 2, 4 and 8 programs
+    give one program's result up to float rounding, padding columns and all (8 programs of
+    chapter 1's network leave the last with padding only)."""
+    params, x, y = problem(n, sizes)
+    batches = jax.random.permutation(jax.random.key(3), n)[: n // m * m].reshape(-1, m)
+    one, waits = gpu_kernel.sgd_epoch_and_waits(params, x, y, batches, 0.5, interpret=True)
+    assert int(waits) == 0  # no program waited for another
+    assert max_difference(one, params) > 1e-2
+    for programs in (2, 4, 8):
+        split = gpu_kernel.sgd_epoch(params, x, y, batches, 0.5, programs=programs)
+        assert max_difference(split, one) < 1e-5, programs
     for programs in (3, 64):
         with pytest.raises(ValueError, match="power of two up to 32"):
             gpu_kernel.sgd_epoch(params, x, y, batches, 0.5, programs=programs)
