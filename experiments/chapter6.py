@@ -120,7 +120,7 @@ def runs_for(rows, seeds: range, directory: pathlib.Path, together: bool, extra:
     return runs
 
 
-def conv_flags(row: str, seed: int, base: pathlib.Path, extra: list) -> list:
+def conv_args(row: str, seed: int, base: pathlib.Path, extra: list) -> list:
     """experiments.conv's flags for one run (the row's seed ``seed``) whose files are
     ``base``.*."""
     layers = [f.split("=", 1)[1] for f in extra if f.startswith("--layers=")]
@@ -166,11 +166,11 @@ def train(
     where = f" (cores {','.join(map(str, cores))})" if cores is not None else ""
     say(
         f"[{row} seed {seed}]{where} python -m experiments.conv "
-        f"{shlex.join(conv_flags(row, seed, base, extra))}"
+        f"{shlex.join(conv_args(row, seed, base, extra))}"
     )
     with open(base.with_suffix(".log"), "a") as log:
         process = subprocess.Popen(
-            command("experiments.conv", conv_flags(row, seed, base, extra), cores),
+            command("experiments.conv", conv_args(row, seed, base, extra), cores),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -212,7 +212,7 @@ def table(rows, seeds: range, directory: pathlib.Path, extra: list) -> str:
     ]
     for row in rows:
         what, number, _ = ROWS[row]
-        command = shlex.join(["python", "-m", "experiments.conv", f"--preset={row}", *extra])
+        command = " ".join([presets.command(row), *map(shlex.quote, extra)])
         done = {
             s: (
                 vote(s, directory, extra)

@@ -18,7 +18,7 @@ from absl import app, flags
 from experiments import checkpoints, conv_flags, conv_report, presets
 from experiments.checks import UsageError, check_fits, open_metrics
 from experiments.cli import matmul_precision, optimizer_from_flags, run_guarded
-from experiments.conv_flags import SETTINGS, check_flags
+from experiments.conv_flags import SETTINGS, check_flags, parse_layers
 from experiments.devices import device_mesh, start_processes
 from experiments.progress import Progress
 from experiments.training import check_mini_batch, first_images
@@ -53,13 +53,15 @@ def run() -> None:
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
     shape = image_shape(dataset.train.x.shape[1], FLAGS.dataset)
+    if dataset.num_classes != 10:
+        net_layers = parse_layers(dataset.num_classes)
     train_x, train_y = first_images(dataset.train, FLAGS.train_size, dataset.name)
     if FLAGS.expand == "book":
         train_x, train_y = expand.expand(train_x, train_y)
     check_mini_batch(len(train_y))
     k = FLAGS.networks
     seeds = [jax.random.split(jax.random.key(FLAGS.seed + i)) for i in range(k)]
-    net_layers, params = init_networks(net_layers, shape, dataset, train_x.nbytes, seeds)
+    params = init_networks(net_layers, shape, dataset, train_x.nbytes, seeds)
     n_train = len(train_y)
     networks = [
         History(p, optimizers.init(tx, p, FLAGS.eta, FLAGS.l2 / n_train), best_rule="last")
@@ -88,7 +90,7 @@ def run() -> None:
     clock = Progress(FLAGS.epochs, len(networks[0].epochs))
 
     def report(i, r) -> None:
-        say(conv_report.epoch_lines(i, r, clock), flush=True)
+        say(conv_report.epoch_lines(i, r, clock.tick(r.epoch) if i == 0 else ""), flush=True)
         if metrics:
             metrics.write({"network": i, **r.as_dict(), "device": device})
 
@@ -116,28 +118,18 @@ def run() -> None:
     finally:
         if metrics:
             metrics.close()
-    conv_report.finish(networks, net_layers, shape, dataset, SETTINGS, say, primary)
+    conv_report.finish(networks, net_layers, shape, dataset, say, primary)
 
 
 def init_networks(net_layers, shape, dataset, train_bytes: int, seeds):
-    """The layers for ``dataset``'s classes and the networks' initial parameters, one per
-    ``(init_key, shuffle_key)`` of ``seeds``; UsageError naming --layers if they cannot be
-    built, do not fit in memory or do not end in as many outputs as classes."""
+    """The networks' initial parameters, one per ``(init_key, shuffle_key)`` of ``seeds``;
+    UsageError naming --layers if they cannot be built, do not fit in memory or do not end
+    in as many outputs as ``dataset`` has classes."""
     import jax
 
     from nnjax import layers, network3
 
     try:
-        if dataset.num_classes != 10 and "softmax:" not in FLAGS.layers:
-            net_layers = layers.parse(
-                FLAGS.layers,
-                FLAGS.activation,
-                FLAGS.dropout,
-                FLAGS.dropout_kind,
-                FLAGS.init,
-                dataset.num_classes,
-                FLAGS.convolution,
-            )
         shapes = jax.eval_shape(lambda: network3.init(seeds[0][0], net_layers, shape))
         data_bytes = train_bytes + dataset.validation.x.nbytes + dataset.test.x.nbytes
         check_fits("layers", FLAGS.layers, shapes, 3, data_bytes, networks=len(seeds))
@@ -151,7 +143,7 @@ def init_networks(net_layers, shape, dataset, train_bytes: int, seeds):
             f"but {dataset.name} has {dataset.num_classes} classes (write "
             f"softmax for as many outputs as classes)"
         )
-    return net_layers, params
+    return params
 
 
 def main(argv):

@@ -177,22 +177,38 @@ def apply_preset() -> None:
             FLAGS[name].value = value
 
 
-def check_flags():
-    """Validates the flags before any work; returns the layers."""
+def parse_layers(num_classes: int = 10):
+    """The layers --layers and the other flags describe, a softmax of ``num_classes``
+    outputs where --layers leaves it unsized; UsageError naming --layers if they are not."""
     from nnjax import layers
 
+    try:
+        return layers.parse(
+            FLAGS.layers,
+            FLAGS.activation,
+            FLAGS.dropout,
+            FLAGS.dropout_kind,
+            FLAGS.init,
+            num_classes,
+            FLAGS.convolution,
+        )
+    except layers.LayerError as e:
+        raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
+
+
+def check_flags():
+    """Validates the flags before any work; returns the layers."""
     apply_preset()
     check_ranges(
         positive=("eta", "epochs", "mini_batch_size", "networks", "unroll", "train_size"),
         non_negative=("l2",),
+        fractions=("momentum", "dropout"),
     )
     if FLAGS.seed + FLAGS.networks - 1 > MAX_SEED:  # network i has seed --seed + i
         raise UsageError(
             f"--seed={FLAGS.seed} with --networks={FLAGS.networks}: the last "
             f"network's seed would be past 2^31 − 1"
         )
-    if not 0 <= FLAGS.dropout < 1:
-        raise UsageError(f"--dropout must be in [0, 1), got {FLAGS.dropout}")
     for name in ("metrics_out", "save", "summary_out"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
@@ -201,17 +217,7 @@ def check_flags():
             check_png(name, FLAGS[name].value)
     if FLAGS.predictions_out:
         check_predictions_out("predictions_out", FLAGS.predictions_out)
-    try:
-        net = layers.parse(
-            FLAGS.layers,
-            FLAGS.activation,
-            FLAGS.dropout,
-            FLAGS.dropout_kind,
-            FLAGS.init,
-            convolution=FLAGS.convolution,
-        )
-    except layers.LayerError as e:
-        raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
+    net = parse_layers()
     check_devices()
     if FLAGS.filters_png and not FLAGS.layers.startswith("conv"):
         raise UsageError("--filters_png needs a first layer that is conv-pool")

@@ -6,6 +6,7 @@ after training each network's result, the ensemble's vote and the files the flag
 from absl import flags
 
 from experiments.checks import write_summary
+from experiments.conv_flags import SETTINGS
 
 FLAGS = flags.FLAGS
 
@@ -31,14 +32,14 @@ def header(net_layers, strategy: str, precision: str, mesh, dataset: str, n_trai
     )
 
 
-def epoch_lines(i: int, r, clock) -> str:
+def epoch_lines(i: int, r, progress: str) -> str:
     """Network ``i``'s epoch ``r`` as network3 prints it: the validation accuracy and, when
     it is the best so far, the test accuracy; the first network's line also has the
-    epoch's time and the ``Progress`` ``clock``."""
+    epoch's time and ``progress`` (``Progress.tick``'s, e.g. "3/60, about 5 min left")."""
     k = FLAGS.networks
     # r.seconds is each network's share of the epoch; the time shown is the whole epoch's
     took = f"  ({r.seconds * k:.1f} s{f' for the {k} networks' * (k > 1)}" if i == 0 else ""
-    took += f"; epoch {clock.tick(r.epoch)})" if i == 0 else ""
+    took += f"; epoch {progress})" if i == 0 else ""
     who = f"Network {i}, e" if k > 1 else "E"
     line = f"{who}poch {r.epoch}: validation accuracy {100 * r.accuracy:.2f}%{took}"
     if r.test_correct is not None:
@@ -46,7 +47,7 @@ def epoch_lines(i: int, r, clock) -> str:
     return line
 
 
-def finish(networks, net_layers, shape, dataset, settings, say, primary: bool) -> None:
+def finish(networks, net_layers, shape, dataset, say, primary: bool) -> None:
     """After training: prints each network's chapter 6 number and final test accuracy and
     the ensemble's vote, then writes the files the flags ask for (on process 0 only)."""
     import numpy as np
@@ -96,7 +97,7 @@ def finish(networks, net_layers, shape, dataset, settings, say, primary: bool) -
             f"{100 * accuracy:.2f}% ({len(wrong)} test digits wrong)."
         )
     compile_seconds = networks[0].compile_seconds
-    if FLAGS.predictions_out and primary:  # before "Trained in", which marks a run finished
+    if FLAGS.predictions_out and primary:
         from nnjax import predictions
 
         names = [f"{FLAGS.preset or 'conv'} seed {FLAGS.seed + i}" for i in range(k)]
@@ -109,7 +110,7 @@ def finish(networks, net_layers, shape, dataset, settings, say, primary: bool) -
         saving.save_layers(
             FLAGS.save,
             [n.best_params for n in networks],
-            {name: FLAGS[name].value for name in settings},
+            {name: FLAGS[name].value for name in SETTINGS},
         )
         say(f"Saved the networks (at their best validation epochs) to {FLAGS.save}.")
     if FLAGS.filters_png or FLAGS.misclassified_png:

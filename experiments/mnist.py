@@ -14,7 +14,7 @@ Prints the book's ``Epoch k: <correct> / <total>`` after every epoch, then a sum
 
 from absl import app, flags
 
-from experiments import checkpoints
+from experiments import checkpoints, mnist_report
 from experiments.checks import (
     UsageError,
     check_fits,
@@ -34,7 +34,6 @@ from experiments.cli import (
 )
 from experiments.devices import define_process_flags, device_mesh, start_processes
 from experiments.kernels import check_kernel, check_kernel_data, define_kernel_flags
-from experiments.mnist_report import epoch_lines, finish, header, norms_line
 from experiments.progress import Progress
 from experiments.training import check_devices, check_mini_batch, check_ranges, first_images
 
@@ -126,6 +125,7 @@ def check_flags() -> list[int]:
     check_ranges(
         positive=("eta", "epochs", "mini_batch_size", "train_size"),
         non_negative=("l2", "l1", "early_stopping", "halve_eta_after", "gradient_norms"),
+        fractions=("momentum",),
     )
     if FLAGS.l2 > 0 and FLAGS.l1 > 0:
         raise UsageError("--l2 and --l1 cannot both be set")
@@ -194,10 +194,15 @@ def run() -> None:
     check_fits("hidden", FLAGS.hidden, shapes, 3, train_x.nbytes + dataset.test.x.nbytes)
     params = network.init(init_key, sizes, init=FLAGS.init)
     check_kernel_data(model, tx, params, train_x)
-    say(header(sizes, activation, cost, mesh, dataset.name, n_train, len(eval_split.y)), flush=True)
+    say(
+        mnist_report.header(
+            sizes, activation, cost, mesh, dataset.name, n_train, len(eval_split.y)
+        ),
+        flush=True,
+    )
     norms, before_training = gradient_norms(params, train_x, train_y, sizes, cost, activation)
     if before_training is not None:
-        say(norms_line("Before training, ", before_training), flush=True)
+        say(mnist_report.norms_line("Before training, ", before_training), flush=True)
     run = History(params, optimizers.init(tx, params, eta=FLAGS.eta, weight_decay=lmbda / n_train))
     after_epoch = None
     if FLAGS.checkpoint_dir:
@@ -207,17 +212,16 @@ def run() -> None:
 
     # the metrics file describes the whole run, resumed or not; the book's figures start
     # before training, so epoch 0's line carries the norms before training too
+    before = {} if before_training is None else {"gradient_norms_before_training": before_training}
+
     def row(r) -> dict:
-        before = (
-            {} if before_training is None else {"gradient_norms_before_training": before_training}
-        )
         return {**r.as_dict(), **(before if r.epoch == 0 else {})}
 
     metrics = open_metrics(FLAGS.metrics_out if primary else None, map(row, run.epochs))
     clock = Progress(FLAGS.epochs, len(run.epochs))
 
     def report(i, r) -> None:
-        say(epoch_lines(r, clock.tick(r.epoch)), flush=True)
+        say(mnist_report.epoch_lines(r, clock.tick(r.epoch)), flush=True)
         if metrics:
             metrics.write(row(r))
 
@@ -245,7 +249,7 @@ def run() -> None:
     finally:
         if metrics:
             metrics.close()
-    finish(run, dataset.test, cost, activation, say, primary)
+    mnist_report.finish(run, dataset.test, height, cost, activation, say, primary)
 
 
 def gradient_norms(params, x, y, sizes, cost, activation):

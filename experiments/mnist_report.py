@@ -57,9 +57,9 @@ def epoch_lines(r, progress: str) -> str:
     return "\n".join(lines)
 
 
-def finish(run, test, cost, activation, say, primary: bool) -> None:
+def finish(run, test, side: int, cost, activation, say, primary: bool) -> None:
     """After training: saves the network (--save), prints why it stopped and the summary,
-    draws the test digits it gets wrong (--misclassified_png)."""
+    draws the test digits (``side`` × ``side`` pixels) it gets wrong (--misclassified_png)."""
     import jax
 
     from nnjax import network, saving
@@ -81,5 +81,4 @@ def finish(run, test, cost, activation, say, primary: bool) -> None:
         from experiments import figures
 
         predictions = jax.device_get(network.predict(run.params, test.x, activation))
-        side = int(round(test.x.shape[1] ** 0.5))
         say(figures.draw_mistakes(test.x, test.y, predictions, FLAGS.misclassified_png, side=side))

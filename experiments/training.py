@@ -10,10 +10,11 @@ from experiments.devices import check_process_flags, parse_devices
 FLAGS = flags.FLAGS
 
 
-def check_ranges(positive=(), non_negative=()) -> None:
-    """The flags named in ``positive`` are > 0, those in ``non_negative`` ≥ 0 (a flag not
-    given, None, is skipped), and --momentum is in [0, 1) where the runner has it.
-    Raises UsageError naming the first flag out of range (nan is out of every range)."""
+def check_ranges(positive=(), non_negative=(), fractions=()) -> None:
+    """The flags named in ``positive`` are > 0, those in ``non_negative`` ≥ 0 and those in
+    ``fractions`` in [0, 1), checked in that order (a flag whose value is None is
+    skipped). Raises UsageError naming the first flag out of range (nan is out of every
+    range)."""
     for name in positive:
         value = FLAGS[name].value
         if value is not None and not value > 0:
@@ -22,8 +23,10 @@ def check_ranges(positive=(), non_negative=()) -> None:
         value = FLAGS[name].value
         if value is not None and not value >= 0:
             raise UsageError(f"--{name} must be zero or positive, got {value}")
-    if "momentum" in FLAGS and not 0 <= FLAGS.momentum < 1:
-        raise UsageError(f"--momentum must be in [0, 1), got {FLAGS.momentum}")
+    for name in fractions:
+        value = FLAGS[name].value
+        if value is not None and not 0 <= value < 1:
+            raise UsageError(f"--{name} must be in [0, 1), got {value}")
 
 
 def check_devices() -> None:
@@ -51,7 +54,9 @@ def first_images(split, train_size, dataset_name: str):
     return split.x[:train_size], split.y[:train_size]
 
 
-def check_mini_batch(n: int, of: str = "training examples") -> None:
+def check_mini_batch(n: int) -> None:
     """--mini_batch_size is at most the ``n`` examples trained on (UsageError otherwise)."""
     if FLAGS.mini_batch_size > n:
-        raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} exceeds the {n} {of}")
+        raise UsageError(
+            f"--mini_batch_size={FLAGS.mini_batch_size} exceeds the {n} training examples"
+        )
