@@ -107,7 +107,7 @@ def test_the_pallas_epoch_follows_the_jax_epoch_on_the_gpu(programs):
 
 
 @pytest.mark.parametrize("programs", [2, 8])
-def test_programs_that_meet_give_the_same_floats_every_time(programs):
+def test_pallas_programs_that_meet_give_the_same_floats_every_time(programs):
     """The programs add their shares in program order, so two runs give the same floats to
     the bit (a race would not), close to one program's."""
     params, _, x, y, key = pallas_problem()
