@@ -5,6 +5,7 @@
 # this order of importance, as far as the session's device time goes:
 #
 #   mkdir -p .devdata && cp ~/.cache/nnjax/mnist.pkl.gz .devdata/    # the data travels along
+#   pip install --target .devdata/pylib pytest    # for the test steps, if the machine lacks it
 #   bash benchmarks/gpu_session.sh sweeps     # ~5 min: sweep_speed float32, TF32 and bfloat16
 #                                             # images, flax_speed
 #   bash benchmarks/gpu_session.sh pallas     # ~3 min: the Pallas epoch's GPU tests, its
@@ -25,6 +26,13 @@ part=${1:-sweeps}
 if [[ $part != sweeps && $part != pallas && $part != runs ]]; then
   echo "usage: bash benchmarks/gpu_session.sh sweeps|pallas|runs" >&2
   exit 2
+fi
+
+# pytest for the test steps: the machine's own, else the copy carried in .devdata/pylib, on
+# the path of those steps only (its packages would shadow the machine's elsewhere).
+pytest=(python -m pytest)
+if ! python -c "import pytest" 2>/dev/null; then
+  pytest=(env "PYTHONPATH=$PWD/.devdata/pylib${PYTHONPATH:+:$PYTHONPATH}" python -m pytest)
 fi
 
 step() {
@@ -48,14 +56,14 @@ case "$part" in
     ;;
   pallas)
     # A program that waits too long for the others gives up (about a second) and is counted.
-    STEP_SECONDS=120 step python -m pytest -q -m gpu tests/test_gpu.py -k pallas
-    STEP_SECONDS=90 step python -m pytest -q tests/test_gpu_kernel.py
+    STEP_SECONDS=120 step "${pytest[@]}" -q -m gpu tests/test_gpu.py -k pallas
+    STEP_SECONDS=90 step "${pytest[@]}" -q tests/test_gpu_kernel.py
     STEP_SECONDS=150 step python -m benchmarks.epoch_speed --numpy_epochs=0 --epochs=3 --unroll=1 --programs=2,4,8
     STEP_SECONDS=120 step python -m experiments.mnist --hidden=30 --kernel=pallas
     ;;
   runs)
-    STEP_SECONDS=150 step python -m pytest -q -m gpu tests/test_gpu.py -k "not pallas"
-    STEP_SECONDS=150 step python -m pytest -q -x tests/test_blocked.py tests/test_epoch.py
+    STEP_SECONDS=150 step "${pytest[@]}" -q -m gpu tests/test_gpu.py -k "not pallas"
+    STEP_SECONDS=150 step "${pytest[@]}" -q -x tests/test_blocked.py tests/test_epoch.py
     STEP_SECONDS=60 step python -m experiments.mnist --hidden=30
     STEP_SECONDS=60 step python -m experiments.mnist --hidden=30 --kernel=blocked
     STEP_SECONDS=170 step python -m experiments.conv --preset=dropout --matmul_precision=auto  # 83 s + 5 s before
