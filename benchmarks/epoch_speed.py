@@ -65,15 +65,18 @@ def plain_scan_epoch():
 
 def pallas_epoch(programs: int):
     """``nnjax.gpu_kernel``'s epoch with its first layer split between ``programs``
-    programs that meet every step (``--kernel=pallas`` runs one)."""
+    programs that meet every step (``--kernel=pallas`` runs one), as a function of
+    ``(params, waits, x, y, key)`` returning ``(params, waits)``: ``waits`` adds up how
+    often a program stopped waiting for the others (not 0: the result is wrong)."""
     import jax
 
     from nnjax import epoch, gpu_kernel
 
     @jax.jit
-    def one_epoch(params, x, y, key):
+    def one_epoch(params, waits, x, y, key):
         batches = epoch.mini_batches(key, x.shape[0], 10)[0]
-        return (gpu_kernel.sgd_epoch(params, x, y, batches, 3.0, programs=programs),)
+        params, more = gpu_kernel.sgd_epoch_and_waits(params, x, y, batches, 3.0, programs=programs)
+        return params, waits + more
 
     return one_epoch
 
@@ -196,11 +199,15 @@ def timings():
         )
         print(f"nnjax --kernel=pallas vs plain scan: {plain / fused:.2f}x")
         for programs in FLAGS.programs:
+            split = pallas_epoch(int(programs))
             seconds = time_jax(
-                f"Pallas kernel, {programs} programs", pallas_epoch(int(programs)), (params,),
+                f"Pallas kernel, {programs} programs", split, (params, jax.numpy.int32(0)),
                 x, y, key, test,
             )  # fmt: skip
             print(f"Pallas kernel, {programs} programs vs plain scan: {plain / seconds:.2f}x")
+            waits = int(split(params, jax.numpy.int32(0), x, y, key)[1])
+            if waits:
+                print(f"  {programs} programs: one stopped waiting {waits} times; wrong result")
     if FLAGS.numpy_epochs > 0:
         book = time_numpy(dataset)
         print(f"nnjax (JAX) vs the book's code: {book / default:.1f}x")
