@@ -117,11 +117,7 @@ def sgd_epoch_and_waits(
         sizes=(m, n_in, h, o),
         padded=(mp, hp, op, columns),
         cross_entropy=cost is costs.cross_entropy,
-        barrier=not interpret,
-        # Pallas's interpreter runs programs one after another, so they could never meet:
-        # there one program plays every program's part in turn, adding up the same shares in
-        # the same order.
-        plays_all=interpret,
+        interpret=interpret,
     )
     w1, b1, w2, b2, _, count = pl.pallas_call(
         kernel,
@@ -146,11 +142,12 @@ def _pad(a, shape):
     return jnp.pad(a, [(0, n - s) for n, s in zip(shape, a.shape)])
 
 
-def _kernel(
-    batches_ref, x_ref, y_ref, hyper_ref, *refs, sizes, padded, cross_entropy, barrier, plays_all
-):
+def _kernel(batches_ref, x_ref, y_ref, hyper_ref, *refs, sizes, padded, cross_entropy, interpret):
     """Program p of the grid: every step of the epoch, for its own columns of the first
-    layer's weights. The state's refs (the last six) alias the inputs: updated in place."""
+    layer's weights. The state's refs (the last six) alias the inputs: updated in place.
+    Pallas's interpreter runs programs one after another, so they could never meet there:
+    with ``interpret`` one program plays every program's part in turn, adding up the same
+    shares in the same order."""
     from jax.experimental import pallas as pl
     from jax.experimental.pallas import triton as pltriton
 
@@ -219,7 +216,7 @@ def _kernel(
 
         if programs == 1:
             z1 = share(p)
-        elif plays_all:
+        elif interpret:
             z1 = jax.lax.fori_loop(0, programs, share, jnp.zeros((mp, hp), jnp.float32))
         else:
             z1 = meet(t, share(p))
@@ -240,11 +237,11 @@ def _kernel(
             w1_ref[:, w1_columns(c)] = decay * w1_ref[:, w1_columns(c)] - eta * gradient
             return carry
 
-        if plays_all:  # every program's columns
+        if interpret:  # every program's columns
             jax.lax.fori_loop(0, programs * own, update, 0)
         else:
             jax.lax.fori_loop(p * own, (p + 1) * own, update, 0)
-        if barrier:  # the next step's threads read what other threads of this one wrote
+        if not interpret:  # the next step's threads read what other threads of this one wrote
             pltriton.debug_barrier()
         return b1, w2, b2
 
