@@ -150,16 +150,12 @@ def _one_epoch(
         return optax.apply_updates(params, updates), opt_state
 
     steps = full.shape[0]
-    if kernel == "cpp":
-        from nnjax import cpu_kernel
+    if kernel in ("cpp", "pallas"):  # the hand-fused copies of chapter 1's step
+        from nnjax import cpu_kernel, gpu_kernel
 
-        cpu_kernel.check(model, tx, params, x, mini_batch_size)  # one-line ValueError
-        params, opt_state = cpu_kernel.book_epoch(params, opt_state, x, y, full, model)
-    elif kernel == "pallas":
-        from nnjax import gpu_kernel
-
-        gpu_kernel.check(model, tx, params, x, mini_batch_size)  # one-line ValueError
-        params, opt_state = gpu_kernel.book_epoch(params, opt_state, x, y, full, model)
+        fused = cpu_kernel if kernel == "cpp" else gpu_kernel
+        fused.check(model, tx, params, x, mini_batch_size)  # one-line ValueError
+        params, opt_state = fused.book_epoch(params, opt_state, x, y, full, model)
     elif kernel == "blocked":
         from nnjax import blocked
 
