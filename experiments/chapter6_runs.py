@@ -11,7 +11,7 @@ import shlex
 import statistics
 import subprocess
 
-from experiments import presets
+from experiments import metrics_files, presets
 from experiments.checks import UsageError
 from experiments.cli import command, reason
 
@@ -115,17 +115,15 @@ def training_time(epochs: list) -> dict:
 
 def epochs_of(base: pathlib.Path) -> list:
     """A finished run's epochs, its ``.jsonl`` lines (dicts with ``network``, ``correct``,
-    ...); UsageError naming the file if it is not such a file."""
+    ...) as ``metrics_files.read_epochs`` reads them; UsageError naming the file if it is not
+    experiments.conv's --metrics_out file."""
     metrics = base.with_suffix(".jsonl")
     try:
-        epochs = [json.loads(line) for line in metrics.read_text().splitlines()]
-        if not epochs or not all(isinstance(e.get("network"), int) for e in epochs):
-            raise ValueError("no epochs" if not epochs else 'a line without "network"')
-    except (ValueError, AttributeError) as e:
-        raise UsageError(
-            f"{metrics} is not experiments.conv's --metrics_out file ({e}); "
-            "delete the run's files to train it again"
-        ) from None
+        epochs = metrics_files.read_epochs(str(metrics))
+        if not all(isinstance(e.get("network"), int) for e in epochs):
+            raise UsageError(f'{metrics} is not experiments.conv\'s: a line without "network"')
+    except UsageError as e:
+        raise UsageError(f"{e}; delete the run's files to train it again") from None
     return epochs
 
 

@@ -39,40 +39,44 @@ def is_number(v) -> bool:
 
 def read_runs(entries):
     """[(label, [epoch dicts])] from LABEL=PATH entries."""
-    runs = []
-    for label, path in split_runs(entries):
-        if os.path.exists(path) and not os.path.isfile(path):
-            raise PlotError(f"cannot read {path}: not a regular file")
+    return [(label, read_epochs(path)) for label, path in split_runs(entries)]
+
+
+def read_epochs(path) -> list:
+    """The epochs of the --metrics_out file ``path``, one dict per line, each checked by
+    ``check_epoch``; a last line cut off mid-way (a run killed, a disk filled) is left out
+    with a warning. PlotError naming ``path`` if it is not such a file."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise PlotError(f"cannot read {path}: not a regular file")
+    try:
+        with open(path) as f:
+            lines = f.readlines()
+    except OSError as e:
+        raise PlotError(f"cannot read {path}: {e.strerror}") from None
+    except ValueError as e:  # not text at all
+        raise PlotError(f"{path} is not a --metrics_out file: {e}") from None
+    epochs = []
+    for number, line in enumerate(lines, 1):
         try:
-            with open(path) as f:
-                lines = f.readlines()
-        except OSError as e:
-            raise PlotError(f"cannot read {path}: {e.strerror}") from None
-        except ValueError as e:  # not text at all
-            raise PlotError(f"{path} is not a --metrics_out file: {e}") from None
-        epochs = []
-        for number, line in enumerate(lines, 1):
-            try:
-                if line.strip():
-                    epochs.append(json.loads(line))
-                    check_epoch(epochs[-1], path, number)
-            except ValueError as e:
-                if number == len(lines) and not line.endswith("\n") and epochs:
-                    # A run killed, or a disk filled, mid-line: the complete lines stand.
-                    print(
-                        f"warning: {path}: line {number}, the last, is cut off; "
-                        f"drawing the {len(epochs)} complete lines before it",
-                        file=sys.stderr,
-                    )
-                    break
-                raise PlotError(
-                    f"{path} is not a --metrics_out file: line {number} is not JSON ({e})"
-                ) from None
-        if not epochs:
-            raise PlotError(f"{path} has no epochs")
-        check_layers(epochs, path)
-        runs.append((label, epochs))
-    return runs
+            if line.strip():
+                epoch = json.loads(line)
+                check_epoch(epoch, path, number)
+                epochs.append(epoch)
+        except ValueError as e:
+            if number == len(lines) and not line.endswith("\n") and epochs:
+                print(
+                    f"warning: {path}: line {number}, the last, is cut off; "
+                    f"reading the {len(epochs)} complete lines before it",
+                    file=sys.stderr,
+                )
+                break
+            raise PlotError(
+                f"{path} is not a --metrics_out file: line {number} is not JSON ({e})"
+            ) from None
+    if not epochs:
+        raise PlotError(f"{path} has no epochs")
+    check_layers(epochs, path)
+    return epochs
 
 
 def check_epoch(epoch, path, number: int) -> None:

@@ -170,12 +170,21 @@ def test_a_file_that_cannot_be_written_is_a_one_line_error(tmp_path):
     assert_failed_with_one_error(out, "relu_s0.flags")
 
 
-def test_a_metrics_file_that_is_not_one_is_a_one_line_error(tmp_path):
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ('{"epoch": 0}\n', 'a line without "network"'),  # a metrics file, but not conv's
+        ("Epoch 0: 9000 / 10000\n", "line 1 is not JSON"),
+        ("", "has no epochs"),
+    ],
+)
+def test_a_metrics_file_that_is_not_one_is_a_one_line_error(tmp_path, text, why):
     base = tmp_path / "relu_s0"
-    base.with_suffix(".jsonl").write_text('{"epoch": 0}\n')  # no "network": not conv's
+    base.with_suffix(".jsonl").write_text(text)
     pathlib.Path(f"{base}.summary.json").write_text('{"networks": []}')
     out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}")
     assert_failed_with_one_error(out, "relu_s0.jsonl")
+    assert why in out.stderr and "delete the run's files" in out.stderr
 
 
 @pytest.mark.skipif(not PINS, reason="needs os.sched_setaffinity")

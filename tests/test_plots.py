@@ -119,7 +119,7 @@ def test_a_metrics_file_cut_off_mid_line_draws_its_complete_lines(tmp_path):
         f.write('{"epoch": 3, "accur')
     result = plots(f"--run=a={path}", f"--out={tmp_path / 'x.png'}")
     assert result.returncode == 0, result.stderr
-    assert "line 4, the last, is cut off; drawing the 3 complete lines before it" in result.stderr
+    assert "line 4, the last, is cut off; reading the 3 complete lines before it" in result.stderr
     assert (tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0], '{"epoch": 1, "accur', *lines[2:3]]) + "\n")
