@@ -88,18 +88,23 @@ def check_predictions_out(flag: str, path: str, inputs=()) -> None:
 class JsonLines:
     """An output flag's file of JSON lines (``--metrics_out``, ``--jsonl``, ``--out``), each
     row written through to disk at once (killed before its next row, a run still leaves the
-    rows before). The file is replaced only at the first row, so a run that fails before any
-    (a network that diverges in its first epoch) leaves an earlier file as it was. Raises
-    UsageError naming --``flag`` if it cannot be written; a failed write (a full disk) raises
-    OSError naming the file, which ``run_guarded`` names by its flag."""
+    rows before), starting with ``rows`` (the epochs a resumed run already has). The file is
+    replaced only at the first row, so a run that fails before any (a network that diverges
+    in its first epoch) leaves an earlier file as it was. With no ``path`` (the flag not
+    given, or a process that writes no files) rows go nowhere. A context manager that closes
+    the file. Raises UsageError naming --``flag`` if it cannot be written; a failed write (a
+    full disk) raises OSError naming the file, which ``run_guarded`` names by its flag."""
 
     def __init__(self, path, rows=(), flag: str = "metrics_out"):
-        check_writable(flag, path)
-        self.path, self.file = path, None
+        self.path, self.file = path or None, None
+        if self.path:
+            check_writable(flag, self.path)
         for row in rows:
             self.write(row)
 
     def write(self, row: dict) -> None:
+        if self.path is None:
+            return
         try:
             if self.file is None:
                 self.file = open(self.path, "w")
@@ -115,11 +120,11 @@ class JsonLines:
         except OSError:
             pass  # the write that failed has said so
 
+    def __enter__(self):
+        return self
 
-def open_metrics(path, rows):
-    """``--metrics_out``'s ``JsonLines`` holding ``rows`` (dicts: the epochs a resumed run
-    already has), or None if ``path`` is None."""
-    return JsonLines(path, rows) if path else None
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def parse_hidden(text: str) -> list[int]:

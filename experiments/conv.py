@@ -16,7 +16,7 @@ flags given on the command line override it.
 from absl import app, flags
 
 from experiments import checkpoints, conv_flags, conv_report, presets
-from experiments.checks import UsageError, check_fits, open_metrics
+from experiments.checks import JsonLines, UsageError, check_fits
 from experiments.cli import matmul_precision, optimizer_from_flags, run_guarded
 from experiments.conv_flags import SETTINGS, check_flags, parse_layers
 from experiments.devices import device_mesh, start_processes
@@ -79,7 +79,7 @@ def run() -> None:
         settings = {name: FLAGS[name].value for name in SETTINGS if name != "epochs"}
         after_epoch, devices = checkpoints.resume(networks, settings, device, say, primary)
     # the metrics file describes the whole run, resumed or not, each epoch by its device
-    metrics = open_metrics(
+    metrics = JsonLines(
         FLAGS.metrics_out if primary else None,
         (
             {"network": i, **n.epochs[e].as_dict(), "device": devices[e]}
@@ -91,10 +91,9 @@ def run() -> None:
 
     def report(i, r) -> None:
         say(conv_report.epoch_lines(i, r, clock.tick(r.epoch) if i == 0 else ""), flush=True)
-        if metrics:
-            metrics.write({"network": i, **r.as_dict(), "device": device})
+        metrics.write({"network": i, **r.as_dict(), "device": device})
 
-    try:
+    with metrics:
         fit_lib.fit(
             network3.model(tuple(net_layers), shape, FLAGS.expand == "random"),
             tx,
@@ -115,9 +114,6 @@ def run() -> None:
             on_epoch=report,
             after_epoch=after_epoch,
         )
-    finally:
-        if metrics:
-            metrics.close()
     conv_report.finish(networks, net_layers, shape, dataset, say, primary)
 
 

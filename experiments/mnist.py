@@ -16,11 +16,11 @@ from absl import app, flags
 
 from experiments import checkpoints, mnist_report
 from experiments.checks import (
+    JsonLines,
     UsageError,
     check_fits,
     check_png,
     check_writable,
-    open_metrics,
     parse_hidden,
 )
 from experiments.cli import (
@@ -217,15 +217,14 @@ def run() -> None:
     def row(r) -> dict:
         return {**r.as_dict(), **(before if r.epoch == 0 else {})}
 
-    metrics = open_metrics(FLAGS.metrics_out if primary else None, map(row, run.epochs))
+    metrics = JsonLines(FLAGS.metrics_out if primary else None, map(row, run.epochs))
     clock = Progress(FLAGS.epochs, len(run.epochs))
 
     def report(i, r) -> None:
         say(mnist_report.epoch_lines(r, clock.tick(r.epoch)), flush=True)
-        if metrics:
-            metrics.write(row(r))
+        metrics.write(row(r))
 
-    try:
+    with metrics:
         fit(
             model,
             tx,
@@ -246,9 +245,6 @@ def run() -> None:
             after_epoch=after_epoch,
             mesh=mesh,
         )
-    finally:
-        if metrics:
-            metrics.close()
     mnist_report.finish(run, dataset.test, height, cost, activation, say, primary)
 
 

@@ -165,15 +165,14 @@ def run() -> None:
         check_writable("out", FLAGS.out)
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
     # only now: a run that cannot start leaves an earlier --out file as it was
-    out = JsonLines(FLAGS.out, flag="out") if FLAGS.out else None
+    out = JsonLines(FLAGS.out, flag="out")
     table = ["| book | command | nnjax mean ± sd | best | book |", "|---|---|---|---|---|"]
     for name in FLAGS.rows or ROWS:
         what, book, settings = ROWS[name]
         start, results = time.perf_counter(), []
         for seed in range(FLAGS.seeds):
             results.append(run_row(dataset, settings, seed))
-            if out:
-                out.write({"row": name, "seed": seed, "accuracy": results[-1]})
+            out.write({"row": name, "seed": seed, "accuracy": results[-1]})
         sd = statistics.stdev(results) if len(results) > 1 else 0.0
         print(
             f"{name}: {statistics.mean(results):.2f} ± {sd:.2f} (best {max(results):.2f}; "
@@ -184,8 +183,7 @@ def run() -> None:
             f"| {what} | `{command(settings)}` | {statistics.mean(results):.2f} ± "
             f"{sd:.2f}% | {max(results):.2f}% | {book} |"
         )
-    if out:
-        out.close()
+    out.close()
     print("\n".join(table))
 
 

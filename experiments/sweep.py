@@ -173,7 +173,7 @@ def run() -> None:
         flush=True,
     )
 
-    jsonl = JsonLines(FLAGS.jsonl, flag="jsonl") if FLAGS.jsonl and primary else None
+    jsonl = JsonLines(FLAGS.jsonl if primary else None, flag="jsonl")
     common = dict(
         hidden=parsed["hidden"],
         cost=cost.name,
@@ -188,11 +188,10 @@ def run() -> None:
     )
 
     def on_result(setting, run):
-        if jsonl:
-            jsonl.write({**grid.record(setting, run), **common})
+        jsonl.write({**grid.record(setting, run), **common})
 
     start = time.perf_counter()
-    try:
+    with jsonl:
         results = sweep.run(
             settings,
             sizes,
@@ -214,9 +213,6 @@ def run() -> None:
             progress=lambda m: say(m, flush=True),
             on_result=on_result,
         )
-    finally:
-        if jsonl:
-            jsonl.close()
     seconds = time.perf_counter() - start
 
     say(f"\n{'seed':>6s} {'η':>8s} {'λ':>8s} {'n':>6s} {'best':>8s} {'epoch':>6s} {'final':>8s}")
@@ -250,7 +246,7 @@ def run() -> None:
         f"\n{len(results)} networks × {FLAGS.epochs} epochs in {seconds:.1f} s, "
         f"compile and evaluation included ({network_epochs / seconds:.1f} network-epochs/s)."
     )
-    if jsonl:
+    if jsonl.path:
         say(f"Wrote {FLAGS.jsonl}")
     if FLAGS.png and primary:
         from experiments import figures

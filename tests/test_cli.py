@@ -84,19 +84,22 @@ def test_a_failed_start_leaves_an_existing_metrics_file_untouched(tmp_path, bad,
 
 
 def test_resumed_epochs_reach_the_metrics_file_before_the_next_epoch(tmp_path):
-    from experiments.checks import UsageError, open_metrics
+    from experiments.checks import JsonLines, UsageError
 
     path = tmp_path / "m.jsonl"
     path.write_text("an earlier run's lines\n")
     rows = [{"epoch": 0, "correct": 9000}, {"epoch": 1, "correct": 9400}]
-    metrics = open_metrics(str(path), iter(rows))
-    try:  # read while still open, as after a kill before the resumed run's next epoch
+    with JsonLines(str(path), iter(rows)) as metrics:
+        # read while still open, as after a kill before the resumed run's next epoch
         assert [json.loads(line) for line in path.read_text().splitlines()] == rows
-    finally:
-        metrics.close()
-    assert open_metrics(None, rows) is None
+        metrics.write({"epoch": 2, "correct": 9500})
+    assert metrics.file.closed
+    assert len(path.read_text().splitlines()) == 3
+    with JsonLines(None, rows) as nowhere:  # no --metrics_out, or not process 0
+        nowhere.write(rows[0])
+    assert nowhere.file is None
     with pytest.raises(UsageError, match="--metrics_out=.*missing"):
-        open_metrics(str(tmp_path / "missing" / "m.jsonl"), rows)
+        JsonLines(str(tmp_path / "missing" / "m.jsonl"), rows)
 
 
 def test_misclassified_png_draws_the_final_networks_wrong_test_digits(tmp_path):
