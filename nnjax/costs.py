@@ -77,5 +77,11 @@ def get(name: str) -> Cost:
 
 
 def one_hot(y, n_out: int, dtype=jnp.float32):
-    """The desired outputs e_y for integer labels ``y`` (N,) or (): (N, n_out) or (n_out,)."""
+    """The desired outputs e_y for integer labels ``y`` (N,) or (): (N, n_out) or (n_out,).
+    TypeError if ``y`` is not integers (desired outputs already one-hot, say)."""
+    if not jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer) or jnp.ndim(y) > 1:
+        raise TypeError(
+            f"labels must be integers (N,), got {jnp.asarray(y).dtype} {jnp.shape(y)}: "
+            "pass the digit labels, not one-hot vectors"
+        )
     return (y[..., None] == jnp.arange(n_out)).astype(dtype)

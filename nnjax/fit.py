@@ -71,7 +71,9 @@ def fit(
     """Trains ``runs`` (a ``History``, or a list of K of them) for up to ``epochs`` epochs
     each, by ``model``'s loss and the optax transformation ``tx``; returns them, updated.
 
-    ``train_data``, ``eval_data`` and ``test_data`` are pairs ``(x (N, ...), y (N,) int)``.
+    ``train_data``, ``eval_data`` and ``test_data`` are pairs ``(x (N, ...), y (N,))``: the
+    integer labels for the book's networks (their loss makes the one-hot outputs), whatever
+    ``model.loss`` takes otherwise.
     Epoch k of network i draws its shuffle and dropout with ``fold_in(keys[i], k)`` (``key``
     for a single run), so a given key gives the same run every time. ``shuffle``,
     ``drop_last``, ``mesh``, ``unroll``, ``kernel`` and ``block`` are ``epoch.epoch``'s.
@@ -100,8 +102,24 @@ def fit(
     keys = [key] if keys is None else list(keys)
     if len(keys) != len(runs):
         raise ValueError(f"{len(runs)} networks need as many keys, got {len(keys)}")
-    if (early_stopping or halve_eta_after) and eval_data is None:
-        raise ValueError("early stopping and the η schedule need evaluation data")
+    if any(k is None for k in keys):
+        raise ValueError("fit needs a PRNG key: key=jax.random.key(seed) (keys=[...] for K)")
+    _check_runs(runs)
+    n = _check_data(train_data, "train_data")
+    for data, name in ((eval_data, "eval_data"), (test_data, "test_data")):
+        if data is not None:
+            _check_data(data, name)
+    if not (_is_whole(epochs) and epochs >= 0):
+        raise ValueError(f"epochs must be a whole number from 0, got {epochs!r}")
+    if not (_is_whole(mini_batch_size) and mini_batch_size >= 1):
+        raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
+    if drop_last and mini_batch_size > n:
+        raise ValueError(
+            f"mini_batch_size={mini_batch_size} with drop_last leaves no mini-batch of the "
+            f"{n} training examples"
+        )
+    if (early_stopping or halve_eta_after or keep_best) and eval_data is None:
+        raise ValueError("early stopping, the η schedule and keep_best need evaluation data")
     if halve_eta_after and optimizers.hyperparam(runs[0].opt_state, "learning_rate") is None:
         raise ValueError("the η schedule needs an optimizer with a learning_rate hyperparameter")
     if on_divergence not in ("raise", "stop"):
@@ -190,6 +208,43 @@ def fit(
                 after_epoch(runs)
         nets.sync(runs, keep_best)
     return runs[0] if single else runs
+
+
+def _check_runs(runs) -> None:
+    """ValueError unless every run has an optimizer state whose η, if it has one, is set."""
+    for i, r in enumerate(runs):
+        if not isinstance(r, History):
+            raise TypeError(f"runs must be History objects, got {type(r).__name__}")
+        if r.opt_state is None:
+            raise ValueError(
+                f"network {i}'s History has no optimizer state: "
+                "History(params, optimizers.init(tx, params, eta=...))"
+            )
+        eta = optimizers.hyperparam(r.opt_state, "learning_rate")
+        if eta is not None and not np.all(np.asarray(eta) > 0):
+            raise ValueError(
+                f"network {i}'s η is {np.asarray(eta).tolist()}: set it with "
+                "optimizers.init(tx, params, eta=...)"
+            )
+
+
+def _check_data(data, name: str) -> int:
+    """The number of examples of ``data``; ValueError naming ``name`` unless it is a pair
+    ``(x (N, ...), y (N, ...))`` with N > 0."""
+    try:
+        x, y = data
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (x, y)") from None
+    x_shape, y_shape = np.shape(x), np.shape(y)
+    if not x_shape or not y_shape or x_shape[0] != y_shape[0]:
+        raise ValueError(f"{name}'s x {x_shape} and y {y_shape} hold different numbers of examples")
+    if y_shape[0] == 0:
+        raise ValueError(f"{name} holds no examples")
+    return y_shape[0]
+
+
+def _is_whole(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _monitor(model, params, train_data, evaluation) -> dict:

@@ -1,0 +1,88 @@
+"""nnjax.fit.fit refuses, in one error naming what is wrong, the inputs that would otherwise
+train to chance without a word (one-hot labels, x and y of different lengths, an η never set)
+or fail deep inside JAX (no key, no optimizer state, an empty mini-batch)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nnjax import costs, network, optimizers
+from nnjax.fit import fit
+from nnjax.history import History
+
+
+def problem(n=40):
+    x = jax.random.normal(jax.random.key(0), (n, 5))
+    y = (x[:, 0] > 0).astype(jnp.int32)
+    params = network.init(jax.random.key(1), [5, 4, 2])
+    return x, y, params
+
+
+def train(run=None, data=None, **kw):
+    x, y, params = problem()
+    tx = optimizers.make("sgd")
+    run = run or History(params, optimizers.init(tx, params, eta=1.0))
+    args = dict(epochs=1, mini_batch_size=10, key=jax.random.key(2), eval_data=(x, y))
+    return fit(network.model(), tx, run, data or (x, y), **{**args, **kw})
+
+
+def test_good_inputs_train():
+    run = train()
+    assert len(run.epochs) == 1 and run.epochs[0].total == 40
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda x, y: dict(data=(x, y[:20])), r"x \(40, 5\) and y \(20,\) hold different"),
+        (lambda x, y: dict(eval_data=(x[:10], y)), "eval_data's x"),
+        (lambda x, y: dict(test_data=(x, y[:30])), "test_data's x"),
+        (lambda x, y: dict(data=(x[:0], y[:0])), "train_data holds no examples"),
+        (lambda x, y: dict(eval_data=x), r"eval_data must be a pair \(x, y\)"),
+        (lambda x, y: dict(mini_batch_size=0), "mini_batch_size must be a positive integer"),
+        (lambda x, y: dict(mini_batch_size=2.5), "mini_batch_size must be a positive integer"),
+        (lambda x, y: dict(mini_batch_size=41, drop_last=True), "leaves no mini-batch of the 40"),
+        (lambda x, y: dict(epochs=-1), "epochs must be a whole number"),
+        (lambda x, y: dict(key=None), "fit needs a PRNG key"),
+        (lambda x, y: dict(keep_best=True, eval_data=None), "keep_best need evaluation data"),
+    ],
+)
+def test_bad_inputs_are_one_value_error(change, message):
+    x, y, _ = problem()
+    with pytest.raises(ValueError, match=message):
+        train(**change(x, y))
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [lambda y: costs.one_hot(y, 2), lambda y: costs.one_hot(y, 2).astype(jnp.int32)],
+)
+def test_one_hot_labels_are_refused_by_the_books_loss(labels):
+    """The book's networks take digit labels; one-hot vectors, float or integer, would
+    broadcast into a wrong loss."""
+    x, y, _ = problem()
+    with pytest.raises(TypeError, match="pass the digit labels, not one-hot vectors"):
+        train(data=(x, labels(y)))
+
+
+def test_a_run_without_optimizer_state_or_eta_is_refused():
+    _, _, params = problem()
+    with pytest.raises(ValueError, match="History has no optimizer state"):
+        train(run=History(params))
+    unset = History(params, optimizers.init(optimizers.make("sgd"), params))  # η = 0
+    with pytest.raises(ValueError, match="network 0's η is 0.0: set it with optimizers.init"):
+        train(run=unset)
+
+
+def test_numpy_integers_and_a_short_last_batch_are_fine():
+    run = train(mini_batch_size=np.int64(16), epochs=np.int32(2))
+    assert len(run.epochs) == 2
+    run = train(mini_batch_size=41)  # one short mini-batch of all 40
+    assert len(run.epochs) == 1
+
+
+def test_one_hot_refuses_labels_that_are_not_integers():
+    with pytest.raises(TypeError, match="labels must be integers"):
+        costs.one_hot(jnp.ones((3, 10)), 10)
+    np.testing.assert_array_equal(costs.one_hot(jnp.array([1, 0]), 2), [[0, 1], [1, 0]])
