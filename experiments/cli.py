@@ -111,7 +111,7 @@ def define_data_flags(requirement: str = "") -> None:
 def define_network_flags() -> None:
     """Defines ``--cost``, ``--activation`` and ``--init`` of chapters 1–3's networks, from
     the registries ``nnjax.costs.COSTS`` and ``nnjax.activations.HIDDEN``."""
-    from nnjax import activations, costs
+    from nnjax import activations, costs, network
 
     runner = runner_module()
     flags.DEFINE_enum(
@@ -131,7 +131,7 @@ def define_network_flags() -> None:
     flags.DEFINE_enum(
         "init",
         "normal",
-        ["normal", "scaled"],
+        list(network.INITS),
         "Weights from N(0, 1) (chapter 1) or N(0, 1/n_in) (chapter 3).",
         module_name=runner,
     )
@@ -148,7 +148,7 @@ def define_training_flags(momentum: bool = True) -> None:
         "sgd",
         list(optimizers.STEPS),
         "The update rule, after the L2 weight decay: "
-        + "; ".join(f"{name}: {what}" for name, (_, what, _) in optimizers.STEPS.items())
+        + "; ".join(f"{name}: {step.what}" for name, step in optimizers.STEPS.items())
         + ".",
         module_name=runner,
     )

@@ -8,6 +8,7 @@ from experiments.checks import UsageError, check_png, check_predictions_out, che
 from experiments.cli import MAX_SEED, SEED_BOUNDS, define_data_flags, define_training_flags
 from experiments.devices import define_process_flags
 from experiments.training import check_devices, check_ranges
+from nnjax import activations, conv, fit, layers
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -22,7 +23,7 @@ flags.DEFINE_string(
 flags.DEFINE_enum(
     "activation",
     "sigmoid",
-    ["sigmoid", "tanh", "relu", "linear"],
+    list(activations.HIDDEN),
     "Activation of the conv-pool and fully connected layers.",
 )
 flags.DEFINE_float(
@@ -33,7 +34,7 @@ flags.DEFINE_float(
 flags.DEFINE_enum(
     "dropout_kind",
     "book",
-    ["book", "inverted"],
+    list(layers.DROPOUTS),
     "book: drop while training, "
     "scale w by 1 − p at test time (network3); inverted: scale kept inputs by "
     "1/(1 − p) while training.",
@@ -41,7 +42,7 @@ flags.DEFINE_enum(
 flags.DEFINE_enum(
     "init",
     "book",
-    ["book", "corrected"],
+    list(layers.INITS),
     "book: fully connected weights from "
     "N(0, 1/n_out), network3's bug that made the published numbers; corrected: "
     "N(0, 1/n_in).",
@@ -73,7 +74,7 @@ flags.DEFINE_integer(
 flags.DEFINE_enum(
     "strategy",
     "auto",
-    ["auto", "vmap", "loop"],
+    ["auto", *fit.STRATEGIES],
     "Train several networks all "
     "at once with vmap, or one after another; auto: loop on the CPU, vmap "
     "elsewhere.",
@@ -95,7 +96,7 @@ flags.DEFINE_integer(
 flags.DEFINE_enum(
     "convolution",
     "auto",
-    ["auto", "xla", "im2col"],
+    list(conv.CONVOLUTIONS),
     "How conv-pool layers "
     "convolve: xla: XLA's convolution (cuDNN on GPUs); im2col: one matrix "
     "product over the unrolled patches; auto: im2col on CPUs and CUDA GPUs, "

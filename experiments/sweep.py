@@ -40,6 +40,7 @@ from experiments.cli import (
 from experiments.devices import define_process_flags, device_mesh, start_processes
 from experiments.kernels import check_kernel, define_kernel_flags, describe_kernel
 from experiments.training import check_devices, check_ranges
+from nnjax import fit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -71,7 +72,7 @@ flags.DEFINE_enum(
 flags.DEFINE_enum(
     "strategy",
     "auto",
-    ["auto", "vmap", "loop"],
+    ["auto", *fit.STRATEGIES],
     "vmap: all networks in one compiled epoch; loop: one network after another; auto: loop "
     "on the CPU, vmap elsewhere.",
 )
@@ -132,7 +133,7 @@ def run() -> None:
 
     say = start_processes()  # print on process 0, which alone writes the files
     primary = jax.process_index() == 0
-    from nnjax import activations, costs, data, fit, grid, network, sweep
+    from nnjax import activations, costs, data, grid, network, sweep
 
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
     cost, activation = costs.get(FLAGS.cost), activations.get(FLAGS.activation)

@@ -30,6 +30,7 @@ from experiments.checks import (
 )
 from experiments.cli import MAX_SEED, run_guarded
 from experiments.expressions import parse_function
+from nnjax import optimizers
 
 BOOK_F = "0.2 + 0.4 * x**2 + 0.3 * x * sin(15 * x) + 0.05 * cos(50 * x)"
 DEFAULT_F2 = "0.5 + 0.3 * sin(6 * x * y) * cos(3 * x) + 0.1 * y"
@@ -49,7 +50,12 @@ flags.DEFINE_string("towers", "5,10,20", "Grids of m × m towers, comma separate
 flags.DEFINE_bool("compare_trained", False, "Also train networks of the same sizes.")
 flags.DEFINE_integer("epochs", 300, "Epochs of each trained network.")
 flags.DEFINE_float("eta", 0.01, "Learning rate η of the trained networks.")
-flags.DEFINE_enum("optimizer", "adam", ["sgd", "adam"], "Update rule of the trained networks.")
+flags.DEFINE_enum(
+    "optimizer",
+    "adam",
+    [name for name, step in optimizers.STEPS.items() if not step.needs_momentum],
+    "Update rule of the trained networks.",
+)
 flags.DEFINE_integer(
     "seed", 0, "Seed of the trained networks.", lower_bound=0, upper_bound=MAX_SEED
 )

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnjax import optimizers
+
 BEST_RULES = ("first", "last")
 
 
@@ -172,7 +174,7 @@ def initial_eta(run: History) -> Optional[float]:
     hyperparameter (None if it has none)."""
     eta = run.epochs[0].eta if run.epochs else None
     if eta is None and not run.epochs:
-        eta = (getattr(run.opt_state, "hyperparams", None) or {}).get("learning_rate")
+        eta = optimizers.hyperparam(run.opt_state, "learning_rate")
     return None if eta is None else float(eta)
 
 

@@ -271,8 +271,14 @@ def parse(
                 f"unknown layer {spec!r}: layers are {', '.join(KINDS)} "
                 "(e.g. conv:20:5x5, fc:100, softmax)"
             )
-        layers.append(KINDS[kind](args, spec, **options))
-    if not specs[-1].startswith("softmax") or any(s.startswith("softmax") for s in specs[:-1]):
+        try:
+            layers.append(KINDS[kind](args, spec, **options))
+        except (ValueError, TypeError) as e:  # a parser registered from outside
+            if isinstance(e, LayerError):
+                raise
+            raise LayerError(f"layer {spec!r}: {e}") from None
+    kinds = [spec.split(":")[0] for spec in specs]
+    if kinds[-1] != "softmax" or "softmax" in kinds[:-1]:
         raise LayerError(f"the last layer, and only the last, must be softmax: got {text!r}")
     return layers
 

@@ -59,14 +59,19 @@ def loss(params: Params, layers, x, y, input_shape, key, cost: costs.Cost = cost
     return cost.fn(z, cost.output.fn(z), costs.one_hot(y, z.shape[-1], z.dtype))
 
 
-@functools.cache
 def model(
     layers, input_shape, random_shifts: bool = False, cost: costs.Cost = costs.log_likelihood
 ) -> Model:
-    """The network of ``layers`` (a tuple) for examples of shape ``input_shape`` (a tuple),
-    trained on ``cost`` (``loss``), as an ``epoch.Model``. With ``random_shifts`` each image
-    of each mini-batch is first replaced by itself or one of its four one-pixel shifts,
-    drawn afresh (``expand.random_shifts``)."""
+    """The network of ``layers`` (a sequence, as ``layers.parse`` returns) for examples of
+    shape ``input_shape``, trained on ``cost`` (``loss``), as an ``epoch.Model``. With
+    ``random_shifts`` each image of each mini-batch is first replaced by itself or one of its
+    four one-pixel shifts, drawn afresh (``expand.random_shifts``). The same arguments give
+    the same object, so compiled epochs are reused."""
+    return _model(tuple(layers), tuple(input_shape), random_shifts, cost)
+
+
+@functools.cache
+def _model(layers, input_shape, random_shifts, cost) -> Model:
 
     def train_loss(params, x, y, key):
         if random_shifts:

@@ -24,6 +24,7 @@ to ``nnjax.fit`` as it is; only the η schedule needs a ``learning_rate`` hyperp
 """
 
 import functools
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,11 +58,20 @@ def _adam(learning_rate, momentum):
     return optax.adam(learning_rate)
 
 
-# name: (the step's factory (learning_rate, momentum), what it is, whether it needs μ > 0).
+class Step(NamedTuple):
+    """An entry of ``STEPS``: ``factory(learning_rate, momentum)`` returns the step's optax
+    transformation; ``what`` is the line ``--optimizer``'s help shows; ``needs_momentum``
+    says it needs μ > 0."""
+
+    factory: Callable
+    what: str
+    needs_momentum: bool = False
+
+
 STEPS = {
-    "sgd": (_sgd, "the book's SGD; with --momentum, its v → μv − η∇C", False),
-    "nesterov": (_nesterov, "optax.sgd with Nesterov momentum μ", True),
-    "adam": (_adam, "optax.adam (β1 = 0.9, β2 = 0.999); --momentum unused", False),
+    "sgd": Step(_sgd, "the book's SGD; with --momentum, its v → μv − η∇C"),
+    "nesterov": Step(_nesterov, "optax.sgd with Nesterov momentum μ", needs_momentum=True),
+    "adam": Step(_adam, "optax.adam (β1 = 0.9, β2 = 0.999); --momentum unused"),
 }
 
 
@@ -90,8 +100,8 @@ def decay(strength, regularization: str = "l2") -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def _chain(learning_rate, weight_decay, *, name, momentum, regularization):
-    step = STEPS[name][0](learning_rate, momentum)
+def _chain(learning_rate, weight_decay, *, step, momentum, regularization):
+    step = step.factory(learning_rate, momentum)
     return optax.chain(decay(weight_decay, regularization), step)
 
 
@@ -105,7 +115,7 @@ def check(name: str, momentum: float = 0.0, regularization: str = "l2") -> None:
         )
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    if STEPS[name][2] and not momentum:
+    if STEPS[name].needs_momentum and not momentum:
         raise ValueError(f"the {name} optimizer needs a momentum μ > 0")
 
 
@@ -117,12 +127,12 @@ def make(
     them with ``init``). The same arguments give the same object, so compiled epochs are
     reused."""
     check(name, momentum, regularization)
-    return _make(name, float(momentum), regularization)
+    return _make(STEPS[name], float(momentum), regularization)
 
 
 @functools.cache
-def _make(name: str, momentum: float, regularization: str) -> optax.GradientTransformation:
-    factory = functools.partial(_chain, name=name, momentum=momentum, regularization=regularization)
+def _make(step: Step, momentum: float, regularization: str) -> optax.GradientTransformation:
+    factory = functools.partial(_chain, step=step, momentum=momentum, regularization=regularization)
     return optax.inject_hyperparams(factory, static_args="momentum")(
         learning_rate=0.0, weight_decay=0.0
     )

@@ -133,8 +133,9 @@ def gated(args, spec, **options):  # a layer kind for --layers: gated:SIZE
     return layers.Layer(f"gated {n_out}", init, apply)
 
 costs.COSTS["brier"] = costs.Cost("brier", brier, None, activations.softmax)
+activations.HIDDEN["softplus"] = activations.Activation("softplus", jax.nn.softplus, jax.nn.sigmoid)
 layers.KINDS["gated"] = gated
-optimizers.STEPS["rmsprop"] = (lambda lr, mu: optax.rmsprop(lr), "optax.rmsprop", False)
+optimizers.STEPS["rmsprop"] = optimizers.Step(lambda lr, mu: optax.rmsprop(lr), "optax.rmsprop")
 module = sys.argv.pop(1)
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
@@ -154,12 +155,14 @@ def run_extended(module, *flags):
     )
 
 
-def test_a_registered_cost_and_optimizer_train_through_the_mnist_runner():
-    """Registered from outside (one entry each in costs.COSTS and optimizers.STEPS), a cost
-    and an optimizer become --cost and --optimizer choices of experiments.mnist."""
+def test_a_registered_cost_activation_and_optimizer_train_through_the_mnist_runner():
+    """Registered from outside (one entry each in costs.COSTS, activations.HIDDEN and
+    optimizers.STEPS), a cost, an activation and an optimizer become --cost, --activation
+    and --optimizer choices of experiments.mnist."""
     out = run_extended(
         "experiments.mnist",
         "--cost=brier",
+        "--activation=softplus",
         "--optimizer=rmsprop",
         "--eta=0.003",
         "--init=scaled",
@@ -168,23 +171,65 @@ def test_a_registered_cost_and_optimizer_train_through_the_mnist_runner():
     )
     assert out.returncode == 0, out.stderr
     assert "brier cost" in out.stdout and "rmsprop η=0.003" in out.stdout, out.stdout
+    assert "softplus" in out.stdout, out.stdout
     best = float(out.stdout.split("Best: epoch ")[1].split("(")[1].split("%")[0])
     assert best > 80, out.stdout
 
 
-def test_a_registered_layer_trains_through_the_conv_runner():
+def test_a_registered_layer_and_activation_train_through_the_conv_runner():
     """A layer kind registered in layers.KINDS, with parameters {"w", "gain"}, is a --layers
-    name of experiments.conv, trained with Adam."""
+    name of experiments.conv, trained with Adam; a registered activation is an --activation
+    choice of its fully connected layers."""
     out = run_extended(
         "experiments.conv",
-        "--layers=gated:30,softmax",
+        "--layers=gated:30,fc:20,softmax",
+        "--activation=softplus",
         "--optimizer=adam",
-        "--eta=0.001",
+        "--eta=0.003",
         "--epochs=2",
         "--train_size=2000",
         "--l2=1",
     )
     assert out.returncode == 0, out.stderr
-    assert "gated 30 → softmax 10; adam" in out.stdout, out.stdout
+    assert "gated 30 → fully connected 20, softplus → softmax 10; adam" in out.stdout, out.stdout
     final = float(out.stdout.split("Final test accuracy ")[1].split("%")[0])
     assert final > 80, out.stdout
+
+
+def test_a_step_registered_again_under_its_name_is_the_new_one():
+    """optimizers.make caches on the entry, not the name: replacing an entry of STEPS takes
+    effect at once."""
+    tx = optimizers.make("sgd")
+    saved = optimizers.STEPS["sgd"]
+    try:
+        optimizers.STEPS["sgd"] = optimizers.Step(lambda lr, mu: optax.adam(lr), "adam here")
+        assert optimizers.make("sgd") is not tx
+    finally:
+        optimizers.STEPS["sgd"] = saved
+    assert optimizers.make("sgd") is tx
+
+
+def test_a_layer_parser_that_raises_value_error_is_a_layer_error():
+    """A kind registered from outside that rejects its arguments with a plain ValueError (an
+    int() of a bad size) is reported as a LayerError naming the spec, as the runners expect."""
+
+    def sized(args, spec, **options):
+        return layers.Layer(spec, None, None) if int(args[0]) else None
+
+    layers.KINDS["sized"] = layers.KINDS["softmax2"] = sized
+    try:
+        with pytest.raises(layers.LayerError, match="'sized:x'"):
+            layers.parse("sized:x,softmax")
+        with pytest.raises(layers.LayerError, match="only the last, must be softmax"):
+            layers.parse("fc:10,softmax2:3")  # another kind, whatever its name starts with
+    finally:
+        del layers.KINDS["sized"], layers.KINDS["softmax2"]
+
+
+def test_network3_model_takes_the_list_that_parse_returns():
+    net = layers.parse("fc:6,softmax:2")
+    x, y = separable(n=40)
+    params = network3.init(jax.random.key(0), net, (8,))
+    model = network3.model(net, [8])
+    assert model is network3.model(tuple(net), (8,))
+    assert np.isfinite(float(model.loss(params, x, y, jax.random.key(1))))
