@@ -3,6 +3,7 @@ the lists runners parse, files that must be writable, float flags that must be f
 output flags that must name distinct files (none of them an input), networks that must
 fit in memory; and how output files are written (--metrics_out's lines, figures)."""
 
+import importlib.util
 import io
 import json
 import math
@@ -28,9 +29,11 @@ def check_writable(flag: str, path: str) -> None:
 
 def check_png(flag: str, path: str) -> None:
     """Raises UsageError naming --``flag`` unless ``path`` names a .png file that can be
-    written (``check_writable``)."""
+    written (``check_writable``) and matplotlib is installed."""
     if not path.lower().endswith(".png"):
         raise UsageError(f"--{flag}={path} must name a .png file")
+    if importlib.util.find_spec("matplotlib") is None:  # before any work, not after it
+        raise UsageError(f'--{flag} draws with matplotlib: pip install -e ".[plots]"')
     check_writable(flag, path)
 
 

@@ -134,3 +134,45 @@ def test_bad_shapes_are_one_line_errors(tmp_path, call, name):
         call(path)
     assert assert_one_line(e).startswith(name)
     assert not path.exists()
+
+
+WITHOUT_MATPLOTLIB = """
+import runpy, sys
+sys.modules["matplotlib"] = None  # as if `pip install -e .` left the [plots] extra out
+module = sys.argv.pop(1)
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "module, flag",
+    [
+        ("experiments.mnist", "misclassified_png"),
+        ("experiments.conv", "filters_png"),
+        ("experiments.sweep", "png"),
+        ("experiments.plots", "out"),
+        ("experiments.universality", "png"),
+        ("experiments.slowdown", "png"),
+        ("experiments.digits", "png"),
+    ],
+)
+def test_a_figure_without_matplotlib_is_refused_before_any_work(tmp_path, module, flag):
+    """Every figure flag goes through checks.check_png, which names the extra to install,
+    before data loads or training starts (not after hours of training)."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, assert_failed_with_one_error
+
+    png = tmp_path / "f.png"
+    out = subprocess.run(
+        [sys.executable, "-c", WITHOUT_MATPLOTLIB, module, f"--{flag}={png}", "--run=a=m.jsonl"]
+        if module == "experiments.plots"
+        else [sys.executable, "-c", WITHOUT_MATPLOTLIB, module, f"--{flag}={png}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_failed_with_one_error(out, f'--{flag} draws with matplotlib: pip install -e ".[plots]"')
+    assert "Epoch" not in out.stdout and not png.exists()
