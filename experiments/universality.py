@@ -53,7 +53,7 @@ flags.DEFINE_float("eta", 0.01, "Learning rate η of the trained networks.")
 flags.DEFINE_enum(
     "optimizer",
     "adam",
-    [name for name, step in optimizers.STEPS.items() if not step.needs_momentum],
+    [name for name, step in optimizers.STEPS.items() if step.momentum != "needed"],
     "Update rule of the trained networks.",
 )
 flags.DEFINE_integer(

@@ -60,18 +60,18 @@ def _adam(learning_rate, momentum):
 
 class Step(NamedTuple):
     """An entry of ``STEPS``: ``factory(learning_rate, momentum)`` returns the step's optax
-    transformation; ``what`` is the line ``--optimizer``'s help shows; ``needs_momentum``
-    says it needs μ > 0."""
+    transformation; ``what`` is the line ``--optimizer``'s help shows; ``momentum`` says
+    whether it takes a momentum μ: "optional", "needed" (μ > 0) or "unused" (μ must be 0)."""
 
     factory: Callable
     what: str
-    needs_momentum: bool = False
+    momentum: str = "optional"
 
 
 STEPS = {
     "sgd": Step(_sgd, "the book's SGD; with --momentum, its v → μv − η∇C"),
-    "nesterov": Step(_nesterov, "optax.sgd with Nesterov momentum μ", needs_momentum=True),
-    "adam": Step(_adam, "optax.adam (β1 = 0.9, β2 = 0.999); --momentum unused"),
+    "nesterov": Step(_nesterov, "optax.sgd with Nesterov momentum μ", momentum="needed"),
+    "adam": Step(_adam, "optax.adam (β1 = 0.9, β2 = 0.999), no momentum", momentum="unused"),
 }
 
 
@@ -115,8 +115,10 @@ def check(name: str, momentum: float = 0.0, regularization: str = "l2") -> None:
         )
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    if STEPS[name].needs_momentum and not momentum:
+    if STEPS[name].momentum == "needed" and not momentum:
         raise ValueError(f"the {name} optimizer needs a momentum μ > 0")
+    if STEPS[name].momentum == "unused" and momentum:
+        raise ValueError(f"the {name} optimizer takes no momentum μ, got {momentum}")
 
 
 def make(

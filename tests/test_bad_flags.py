@@ -231,6 +231,13 @@ BAD_INPUT = [
         "--kernel=blocked: the blocked epoch cannot train this network: it runs the book's "
         "plain SGD",
     ),
+    # an optimizer and a momentum that do not go together
+    (
+        "experiments.mnist",
+        ["--optimizer=adam", "--momentum=0.9"],
+        "--optimizer=adam: the adam optimizer takes no momentum μ, got 0.9",
+    ),
+    ("experiments.conv", ["--optimizer=nesterov"], "the nesterov optimizer needs a momentum μ > 0"),
     # (1) absurd numbers; divergence (one line naming the epoch, suggesting a smaller η)
     ("experiments.slowdown", ["--y=2"], "--y must be in [0, 1], got 2.0"),
     (
