@@ -2,9 +2,9 @@
 
 The install cell (tagged ``# nnjax: install``) is run on its own, as IPython runs a cell,
 cloning this checkout and installing it into a temporary directory. The other code cells are
-turned into one script: the settings cell (``# nnjax: settings``) gets the tiny values below;
-``!command`` lines become subprocess calls with IPython's ``{NAME}`` expansion; ROOT is this
-checkout and OUT a temporary directory. The script runs in an empty directory of its own
+turned into one script, after the install cell's ``Stop`` and ``run`` (the runners' calls): the
+settings cell (``# nnjax: settings``) gets the tiny values below; ROOT is this checkout and
+OUT a temporary directory. The script runs in an empty directory of its own
 (which must stay empty: every path is absolute) with 8 virtual CPU devices, so that the
 data-parallel cell splits its mini-batches as on an 8-chip TPU; that cell runs again on one
 device, as on Colab's single-chip TPUs and its GPUs.
@@ -41,21 +41,21 @@ TINY = {
 # default command runs, with tiny layers and data.
 TINY_CONV_FLAGS = "--train_size=300 --epochs=1 --expand=none --layers=conv:4:5x5,fc:20,softmax"
 
-PREAMBLE = '''\
-import re, subprocess, sys
+PREAMBLE = """\
+import subprocess, sys
 
 ROOT = {root!r}
 OUT = {out!r}
+"""
 
 
-def _shell(command):
-    """IPython's `!command`: {{NAME}} replaced by the variable's value, `python -m` run by this
-    Python; failing fails."""
-    command = re.sub(r"\\{{(\\w+)\\}}", lambda m: str(globals()[m.group(1)]), command)
-    command = command.replace("python -m ", sys.executable + " -m ")
-    print("$", command, flush=True)
-    subprocess.run(command, shell=True, check=True)
-'''
+def install_cell_helpers() -> str:
+    """The install cell's ``Stop`` and ``run`` (how every cell runs a runner), as source."""
+    tree = ast.parse(dict(code_cells())["install"])
+    found = [n for n in tree.body if getattr(n, "name", None) in ("Stop", "run")]
+    assert [n.name for n in found] == ["Stop", "run"]
+    return "\n\n".join(ast.unparse(n) for n in found)
+
 
 # A cell run as IPython runs it: an exception it raises shown as
 # IPython.core.interactiveshell.showtraceback shows it (SystemExit under a header; one with a
@@ -113,22 +113,19 @@ def tiny_settings() -> str:
 
 
 def to_python(source: str) -> str:
-    out = []
+    """A code cell as plain Python: runners are run by ``run``, which stops on failure, not by
+    IPython's ``!command``, which does not; they run from ROOT and write to OUT."""
     for line in source.splitlines():
         stripped = line.lstrip()
-        assert not stripped.startswith("%"), f"no IPython magics: {line}"
-        if stripped.startswith("!"):
-            assert stripped.startswith("!cd {ROOT} && "), f"runners run from ROOT: {line}"
-            for path in re.findall(r"--\w+=(\S+\.(?:png|jsonl|json|npz))\b", stripped):
-                assert path.startswith("{OUT}/"), f"the runners write to OUT: {line}"
-            line = line[: len(line) - len(stripped)] + f"_shell({stripped[1:]!r})"
-        out.append(line)
-    return "\n".join(out)
+        assert not stripped.startswith(("%", "!")), f"no IPython magics or shell lines: {line}"
+        for path in re.findall(r"--\w+=(\S+\.(?:png|jsonl|json|npz))\b", stripped):
+            assert path.startswith("{OUT}/"), f"the runners write to OUT: {line}"
+    return source
 
 
 def notebook_script(out: pathlib.Path, tags=None) -> str:
     """The code cells (those tagged ``tags``, or all but the install cell) as one script."""
-    parts = [PREAMBLE.format(root=str(ROOT), out=str(out))]
+    parts = [PREAMBLE.format(root=str(ROOT), out=str(out)), install_cell_helpers()]
     seen = []
     for tag, source in code_cells():
         seen.append(tag)
@@ -287,3 +284,25 @@ def test_notebook_conv_cell_trains_the_preset_and_draws_its_figures(ran):
     assert [r["epoch"] for r in epochs] == [0] and epochs[0]["test_total"] == 10000
     for png in ("filters.png", "wrong.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_runner_that_fails_stops_run_all_with_its_error_line(tmp_path):
+    """IPython goes on after a failing ``!command``; the notebook's ``run`` raises Stop, shown
+    as the runner's one error line, so no later cell plots a missing or earlier file."""
+    script = notebook_script(tmp_path, tags=set()) + (
+        'run("experiments.mnist", "--eta=-1")\nprint("went on")\n'
+    )
+    (tmp_path / "cwd").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", AS_IPYTHON, script],
+        cwd=tmp_path / "cwd",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 1 and "went on" not in result.stdout
+    assert "$ python -m experiments.mnist --eta=-1" in result.stdout
+    assert result.stderr.strip() == (
+        "python -m experiments.mnist failed: error: --eta must be positive, got -1.0"
+    ), result.stderr
