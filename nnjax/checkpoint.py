@@ -37,10 +37,10 @@ class OtherSettings(CheckpointError):
 
 # What reading a damaged file raises: a truncated one, flipped bytes (a bad CRC, a corrupt
 # deflate stream), or one that is no zip at all.
-_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
-def _unreadable(what: str, path, e: Exception) -> CheckpointError:
+def unreadable(what: str, path, e: Exception) -> CheckpointError:
     """The one-line error for an unreadable checkpoint ``path``, saying how to start over."""
     detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
     advice = "" if isinstance(e, FileNotFoundError) else "; delete it to start over"
@@ -128,7 +128,7 @@ class Run:
         meta = read_meta(self.path)
         saved = meta.get("settings")
         if not isinstance(saved, dict):
-            raise _unreadable("the checkpoint", self.path, ValueError("it names no settings"))
+            raise unreadable("the checkpoint", self.path, ValueError("it names no settings"))
         if saved != self.settings:  # other settings may not even fit the arrays
             keys = set(saved) | set(self.settings)
             changed = sorted(k for k in keys if saved.get(k) != self.settings.get(k))
@@ -141,7 +141,7 @@ class Run:
         if not (isinstance(epochs, list) and epochs and isinstance(epochs[0], list)):
             # nnjax before 0.1's one checkpoint format kept one network's epochs unnested
             why = ValueError("not a checkpoint of this nnjax: written by an older one?")
-            raise _unreadable("the checkpoint", self.path, why)
+            raise unreadable("the checkpoint", self.path, why)
         return meta
 
     def resume(self, runs, device: str) -> int:
@@ -199,8 +199,8 @@ def read_meta(path) -> dict:
     try:
         with open_npz(path) as archive:
             return json.loads(str(archive["meta"]))
-    except _UNREADABLE as e:
-        raise _unreadable("the checkpoint", path, e) from None
+    except UNREADABLE as e:
+        raise unreadable("the checkpoint", path, e) from None
 
 
 def read_tree(path, like):
@@ -215,6 +215,6 @@ def read_tree(path, like):
             if count != structure.num_leaves:
                 raise ValueError(f"it holds {count} arrays, not {structure.num_leaves}")
             leaves = [jax.numpy.asarray(archive[f"a{i}"]) for i in range(count)]
-    except _UNREADABLE as e:
-        raise _unreadable("the checkpoint", path, e) from None
+    except UNREADABLE as e:
+        raise unreadable("the checkpoint", path, e) from None
     return jax.tree.unflatten(structure, leaves), meta

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from nnjax import activations, costs, layers, network
-from nnjax.checkpoint import _UNREADABLE, CheckpointError, _unreadable, write_atomically
+from nnjax.checkpoint import UNREADABLE, CheckpointError, unreadable, write_atomically
 from nnjax.data.fetch import clean_stale
 
 BOOK_COST_NAMES = {"quadratic": "QuadraticCost", "cross_entropy": "CrossEntropyCost"}
@@ -67,7 +67,7 @@ def load(path, dtype=np.float32):
         book_names = {v: k for k, v in BOOK_COST_NAMES.items()}
         cost = costs.get(ours.get("cost") or book_names.get(document.get("cost"), "quadratic"))
         activation = activations.get(ours.get("activation", "sigmoid"))
-    except (*_UNREADABLE, TypeError) as e:
+    except (*UNREADABLE, TypeError) as e:
         raise CheckpointError(f"cannot read a network from {path}: {e}") from None
     shapes = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
     if [w.shape for w in weights] != shapes or [b.shape for b in biases] != [s[:1] for s in shapes]:
@@ -114,8 +114,8 @@ def load_layers(path):
                 for i in range(meta["networks"])
             ]
         return networks, meta["settings"]
-    except _UNREADABLE as e:
-        raise _unreadable("the networks in", path, e) from None
+    except UNREADABLE as e:
+        raise unreadable("the networks in", path, e) from None
 
 
 def load_networks(path):
