@@ -306,3 +306,19 @@ def test_a_runner_that_fails_stops_run_all_with_its_error_line(tmp_path):
     assert result.stderr.strip() == (
         "python -m experiments.mnist failed: error: --eta must be positive, got -1.0"
     ), result.stderr
+
+
+def test_install_cell_installs_a_dependency_that_is_too_old():
+    """Colab has long shipped absl-py 1.4 where nnjax asks for more: the install cell's
+    is_missing reads the version bound, not only whether a package is there."""
+    tree = ast.parse(dict(code_cells())["install"])
+    (function,) = [n for n in tree.body if getattr(n, "name", None) == "is_missing"]
+    scope = {}
+    exec(
+        "import importlib.metadata\nfrom packaging.requirements import Requirement\n"
+        + ast.unparse(function),
+        scope,
+    )
+    is_missing = scope["is_missing"]
+    assert not is_missing("absl-py>=1.0") and not is_missing("numpy")
+    assert is_missing("absl-py>=999") and is_missing("no-such-package-here>=1")
