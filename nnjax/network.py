@@ -163,8 +163,12 @@ def model(
     regularization: str = "l2",
 ) -> Model:
     """Chapters 1-5's network as an ``epoch.Model``: the loss is ``loss`` on one-hot desired
-    outputs (no randomness), the prediction ``predict``, the monitored cost ``total_cost``
-    with ``lmbda`` and ``regularization`` (training's own decay is the optimizer's)."""
+    outputs (no randomness), the prediction ``predict``, the monitored cost ``total_cost``.
+
+    ``lmbda`` and ``regularization`` only set the L2/L1 term that monitored cost reports (the
+    book's ``total_cost``): training decays the weights through the optimizer, with
+    ``optimizers.init(..., weight_decay=lmbda / n)``. Give both the same λ, as
+    ``experiments.mnist`` does, or the cost reported is not the cost trained on."""
 
     def train_loss(params, x, y, key=None):
         return loss(
