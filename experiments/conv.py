@@ -87,10 +87,15 @@ def run() -> None:
             for i, n in enumerate(networks)
         ),
     )
-    clock = Progress(FLAGS.epochs, len(networks[0].epochs))
+    clock = Progress(FLAGS.epochs)
 
     def report(i, r) -> None:
-        say(conv_report.epoch_lines(i, r, clock.tick(r.epoch) if i == 0 else ""), flush=True)
+        say(
+            conv_report.epoch_lines(
+                i, r, clock.tick(r.epoch, networks[0].compile_seconds) if i == 0 else ""
+            ),
+            flush=True,
+        )
         metrics.write({"network": i, **r.as_dict(), "device": device})
 
     with metrics:

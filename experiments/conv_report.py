@@ -35,11 +35,12 @@ def header(net_layers, strategy: str, precision: str, mesh, dataset: str, n_trai
 def epoch_lines(i: int, r, progress: str) -> str:
     """Network ``i``'s epoch ``r`` as network3 prints it: the validation accuracy and, when
     it is the best so far, the test accuracy; the first network's line also has the
-    epoch's time and ``progress`` (``Progress.tick``'s, e.g. "3/60, about 5 min left")."""
+    epoch's time and ``progress`` (``Progress.tick``'s, e.g. "3 of 60 epochs done, about 5
+    min left")."""
     k = FLAGS.networks
     # r.seconds is each network's share of the epoch; the time shown is the whole epoch's
     took = f"  ({r.seconds * k:.1f} s{f' for the {k} networks' * (k > 1)}" if i == 0 else ""
-    took += f"; epoch {progress})" if i == 0 else ""
+    took += f"; {progress})" if i == 0 else ""
     who = f"Network {i}, e" if k > 1 else "E"
     line = f"{who}poch {r.epoch}: validation accuracy {100 * r.accuracy:.2f}%{took}"
     if r.test_correct is not None:

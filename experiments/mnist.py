@@ -218,10 +218,10 @@ def run() -> None:
         return {**r.as_dict(), **(before if r.epoch == 0 else {})}
 
     metrics = JsonLines(FLAGS.metrics_out if primary else None, map(row, run.epochs))
-    clock = Progress(FLAGS.epochs, len(run.epochs))
+    clock = Progress(FLAGS.epochs)
 
     def report(i, r) -> None:
-        say(mnist_report.epoch_lines(r, clock.tick(r.epoch)), flush=True)
+        say(mnist_report.epoch_lines(r, clock.tick(r.epoch, run.compile_seconds)), flush=True)
         metrics.write(row(r))
 
     with metrics:

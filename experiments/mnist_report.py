@@ -43,9 +43,7 @@ def epoch_lines(r, progress: str) -> str:
     """The book's ``Epoch k: correct / total`` for the ``EpochResult`` ``r``, with what
     --monitor and --gradient_norms add."""
     eta = f", η={r.eta:g}" if FLAGS.halve_eta_after else ""
-    lines = [
-        f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s{eta}; epoch {progress})"
-    ]
+    lines = [f"Epoch {r.epoch}: {r.correct} / {r.total}  ({r.seconds:.2f} s{eta}; {progress})"]
     if FLAGS.monitor:
         lines.append(
             f"  cost on training data: {r.training_cost:.4f}; accuracy on training data: "

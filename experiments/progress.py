@@ -15,21 +15,24 @@ def duration(seconds: float) -> str:
 
 
 class Progress:
-    """Counts epochs of ``total`` (``done`` of them finished before this run started) and
-    says how long the rest will take at the median wall time of the epochs seen so far
-    (training and scoring; early stopping can end a run sooner)."""
+    """Counts epochs of ``total`` and says how long the rest will take at the median wall
+    time of the epochs this run has seen (training and scoring; early stopping can end a run
+    sooner). ``clock`` gives the time in seconds."""
 
-    def __init__(self, total: int, done: int = 0):
-        self.total, self.last, self.times = total, time.perf_counter(), []
+    def __init__(self, total: int, clock=time.perf_counter):
+        self.total, self.clock = total, clock
+        self.last, self.times = clock(), []
 
-    def tick(self, epoch: int) -> str:
-        """Call once epoch ``epoch`` (0-based) is finished: "k/N, about T left"."""
-        now = time.perf_counter()
-        self.times.append(now - self.last)
+    def tick(self, epoch: int, compile_seconds: float = 0.0) -> str:
+        """Call once epoch ``epoch`` (0-based, as the book counts) is finished: "k of N epochs
+        done, about T left". ``compile_seconds``, the time the first epoch of this run
+        waited for the compiler, is left out of its time."""
+        now = self.clock()
+        took = now - self.last - (0.0 if self.times else compile_seconds)
         self.last = now
-        left = self.total - epoch - 1
-        if left <= 0:
-            return f"{epoch + 1}/{self.total}"
-        # The first epoch waits for the compiler too: leave it out once others are known.
-        typical = statistics.median(self.times[1:] or self.times)
-        return f"{epoch + 1}/{self.total}, about {duration(typical * left)} left"
+        self.times.append(max(took, 0.0))
+        done = epoch + 1
+        if done >= self.total:
+            return f"{done} of {self.total} epochs done"
+        left = statistics.median(self.times) * (self.total - done)
+        return f"{done} of {self.total} epochs done, about {duration(left)} left"
