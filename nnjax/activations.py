@@ -31,8 +31,13 @@ softmax = Activation("softmax", lambda z: jax.nn.softmax(z, axis=-1), None)
 HIDDEN = {a.name: a for a in (sigmoid, tanh, relu, linear)}
 
 
-def get(name: str) -> Activation:
-    """The hidden-layer activation called ``name``; ValueError listing the known ones."""
+def get(name) -> Activation:
+    """The hidden-layer activation called ``name`` (an ``Activation`` is returned as it is);
+    ValueError listing the known ones."""
+    if isinstance(name, Activation):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"an activation is an Activation or its name, got {type(name).__name__}")
     try:
         return HIDDEN[name]
     except KeyError:

@@ -68,8 +68,13 @@ log_likelihood = Cost("log_likelihood", log_likelihood_fn, output_error, activat
 COSTS = {c.name: c for c in (quadratic, cross_entropy, log_likelihood)}
 
 
-def get(name: str) -> Cost:
-    """The cost called ``name``; raises ValueError listing the known ones."""
+def get(name) -> Cost:
+    """The cost called ``name`` (a ``Cost`` is returned as it is); raises ValueError listing
+    the known ones."""
+    if isinstance(name, Cost):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"a cost is a Cost or its name, got {type(name).__name__}")
     try:
         return COSTS[name]
     except KeyError:

@@ -87,7 +87,7 @@ def conv_pool(
     filters: int,
     kernel: tuple = (5, 5),
     pool: tuple = (2, 2),
-    activation: str = "sigmoid",
+    activation: str | activations.Activation = "sigmoid",
     convolution: str = "auto",
 ) -> Layer:
     """network3's ``ConvPoolLayer``: ``filters`` kernels of shape ``kernel`` over an image
@@ -132,7 +132,7 @@ def conv_pool(
 
 def fully_connected(
     n_out: int,
-    activation: str = "sigmoid",
+    activation: str | activations.Activation = "sigmoid",
     p_dropout: float = 0.0,
     dropout: str = "book",
     init: str = "book",
@@ -228,7 +228,7 @@ KINDS = {"conv": _parse_conv, "fc": _parse_fc, "softmax": _parse_softmax}
 
 def parse(
     text: str,
-    activation: str = "sigmoid",
+    activation: str | activations.Activation = "sigmoid",
     p_dropout: float = 0.0,
     dropout: str = "book",
     init: str = "book",

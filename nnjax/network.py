@@ -155,7 +155,6 @@ def total_cost(
     return cost.fn(z, cost.output.fn(z), y1) + (lmbda / x.shape[0]) * penalty
 
 
-@functools.cache
 def model(
     cost: costs.Cost = costs.quadratic,
     activation: Activation = activations.sigmoid,
@@ -164,11 +163,18 @@ def model(
 ) -> Model:
     """Chapters 1-5's network as an ``epoch.Model``: the loss is ``loss`` on one-hot desired
     outputs (no randomness), the prediction ``predict``, the monitored cost ``total_cost``.
+    ``cost`` and ``activation`` are a ``Cost`` and an ``Activation`` or their names.
 
     ``lmbda`` and ``regularization`` only set the L2/L1 term that monitored cost reports (the
     book's ``total_cost``): training decays the weights through the optimizer, with
     ``optimizers.init(..., weight_decay=lmbda / n)``. Give both the same λ, as
-    ``experiments.mnist`` does, or the cost reported is not the cost trained on."""
+    ``experiments.mnist`` does, or the cost reported is not the cost trained on. The same
+    arguments give the same object, so compiled epochs are reused."""
+    return _model(costs.get(cost), activations.get(activation), float(lmbda), regularization)
+
+
+@functools.cache
+def _model(cost, activation, lmbda, regularization) -> Model:
 
     def train_loss(params, x, y, key=None):
         return loss(

@@ -233,3 +233,20 @@ def test_network3_model_takes_the_list_that_parse_returns():
     model = network3.model(net, [8])
     assert model is network3.model(tuple(net), (8,))
     assert np.isfinite(float(model.loss(params, x, y, jax.random.key(1))))
+
+
+def test_costs_and_activations_are_given_as_objects_or_names():
+    """network.model and the layers take a Cost / Activation or its name alike; the wrong
+    kind (an activation where the cost goes) is one TypeError naming what was given."""
+    from nnjax import activations, costs
+
+    assert network.model("cross_entropy", "relu") is network.model(
+        costs.cross_entropy, activations.relu
+    )
+    assert (
+        layers.fully_connected(5, activations.tanh).name == layers.fully_connected(5, "tanh").name
+    )
+    with pytest.raises(TypeError, match="a cost is a Cost or its name, got Activation"):
+        network.model(activations.relu)
+    with pytest.raises(ValueError, match="unknown activation 'softsign'"):
+        network.model(costs.quadratic, "softsign")
