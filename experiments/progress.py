@@ -26,7 +26,7 @@ class Progress:
     def tick(self, epoch: int, compile_seconds: float = 0.0) -> str:
         """Call once epoch ``epoch`` (0-based, as the book counts) is finished: "k of N epochs
         done, about T left". ``compile_seconds``, the time the first epoch of this run
-        waited for the compiler, is left out of its time."""
+        waited for the epoch's compiler, is left out of its time, the first estimate's."""
         now = self.clock()
         took = now - self.last - (0.0 if self.times else compile_seconds)
         self.last = now
@@ -34,5 +34,7 @@ class Progress:
         done = epoch + 1
         if done >= self.total:
             return f"{done} of {self.total} epochs done"
-        left = statistics.median(self.times) * (self.total - done)
+        # The first epoch also scored the networks for the first time (compiling that too):
+        # leave it out once others are known.
+        left = statistics.median(self.times[1:] or self.times) * (self.total - done)
         return f"{done} of {self.total} epochs done, about {duration(left)} left"

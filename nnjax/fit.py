@@ -230,11 +230,13 @@ def _check_runs(runs) -> None:
 
 def _check_data(data, name: str) -> int:
     """The number of examples of ``data``; ValueError naming ``name`` unless it is a pair
-    ``(x (N, ...), y (N, ...))`` with N > 0."""
+    ``(x (N, ...), y (N, ...))`` of arrays with N > 0."""
     try:
         x, y = data
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a pair (x, y)") from None
+    if not (hasattr(x, "shape") and hasattr(y, "shape")):
+        raise ValueError(f"{name}'s x and y must be arrays (NumPy or JAX), not lists")
     x_shape, y_shape = np.shape(x), np.shape(y)
     if not x_shape or not y_shape or x_shape[0] != y_shape[0]:
         raise ValueError(f"{name}'s x {x_shape} and y {y_shape} hold different numbers of examples")

@@ -248,7 +248,10 @@ def parse(
     The last layer must be the softmax layer. Raises
     ``LayerError`` with a one-line message for anything else.
     """
-    _check_choice("activation", activation, activations.HIDDEN)
+    try:
+        activation = activations.get(activation)
+    except (ValueError, TypeError) as e:
+        raise LayerError(str(e)) from None
     _check_choice("convolution", convolution, conv.CONVOLUTIONS)
     options = dict(
         activation=activation,

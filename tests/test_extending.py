@@ -246,6 +246,11 @@ def test_costs_and_activations_are_given_as_objects_or_names():
     assert (
         layers.fully_connected(5, activations.tanh).name == layers.fully_connected(5, "tanh").name
     )
+    assert [layer.name for layer in layers.parse("fc:5,softmax", activation=activations.tanh)] == [
+        layer.name for layer in layers.parse("fc:5,softmax", activation="tanh")
+    ]
+    with pytest.raises(layers.LayerError, match="an activation is an Activation or its name"):
+        layers.parse("fc:5,softmax", activation=costs.quadratic)
     with pytest.raises(TypeError, match="a cost is a Cost or its name, got Activation"):
         network.model(activations.relu)
     with pytest.raises(ValueError, match="unknown activation 'softsign'"):

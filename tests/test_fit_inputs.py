@@ -40,6 +40,7 @@ def test_good_inputs_train():
         (lambda x, y: dict(test_data=(x, y[:30])), "test_data's x"),
         (lambda x, y: dict(data=(x[:0], y[:0])), "train_data holds no examples"),
         (lambda x, y: dict(eval_data=x), r"eval_data must be a pair \(x, y\)"),
+        (lambda x, y: dict(data=(x.tolist(), y.tolist())), "must be arrays"),
         (lambda x, y: dict(mini_batch_size=0), "mini_batch_size must be a positive integer"),
         (lambda x, y: dict(mini_batch_size=2.5), "mini_batch_size must be a positive integer"),
         (lambda x, y: dict(mini_batch_size=41, drop_last=True), "leaves no mini-batch of the 40"),

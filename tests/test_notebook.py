@@ -42,7 +42,7 @@ TINY = {
 TINY_CONV_FLAGS = "--train_size=300 --epochs=1 --expand=none --layers=conv:4:5x5,fc:20,softmax"
 
 PREAMBLE = """\
-import subprocess, sys
+import os, subprocess, sys  # what the install cell imports for Stop and run
 
 ROOT = {root!r}
 OUT = {out!r}

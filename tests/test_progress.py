@@ -14,11 +14,13 @@ class Clock:
 
 
 def test_the_estimate_is_the_median_epoch_times_the_epochs_left():
+    """The first estimate has one epoch to go on; later ones leave it out."""
     clock = Progress(5, clock=Clock(0.0, 10.0, 12.0, 20.0, 22.0, 24.0))
     assert clock.tick(0) == "1 of 5 epochs done, about 40 s left"  # 10 s × 4
-    assert clock.tick(1) == "2 of 5 epochs done, about 18 s left"  # median(10, 2) × 3
-    assert clock.tick(2) == "3 of 5 epochs done, about 16 s left"  # median(10, 2, 8) × 2
-    assert clock.tick(3) == "4 of 5 epochs done, about 5 s left"  # median(10, 2, 8, 2) × 1
+    # then the first epoch (which also compiled the scoring) is left out: median(2, ...)
+    assert clock.tick(1) == "2 of 5 epochs done, about 6 s left"  # 2 × 3
+    assert clock.tick(2) == "3 of 5 epochs done, about 10 s left"  # median(2, 8) × 2
+    assert clock.tick(3) == "4 of 5 epochs done, about 2 s left"  # median(2, 8, 2) × 1
     assert clock.tick(4) == "5 of 5 epochs done"
 
 
