@@ -104,6 +104,13 @@ class Model(NamedTuple):
     book_network: Optional[tuple] = None
 
 
+@functools.partial(jax.jit, static_argnames="model")
+def correct(params, x, y, *, model: Model):
+    """How many examples of ``x`` (N, ...) the network ``params`` of ``model`` classifies as
+    ``y`` (N,): an int32 scalar (the book's ``evaluate``)."""
+    return jnp.sum(model.predict(params, x) == y, dtype=jnp.int32)
+
+
 def mini_batches(key, n: int, mini_batch_size: int, shuffle: bool = True):
     """The epoch's split of the indices 0..n−1 into mini-batches, shuffled by ``key``
     (``shuffle=False``: in order). Returns ``(full, rest)``: int32 arrays of shapes

@@ -161,6 +161,7 @@ def fit(
         plans = [history.decide(r, early_stopping, halve_eta_after, e) for r, e in zip(runs, etas0)]
         for r, (_, why) in zip(runs, plans):
             r.stopped = r.stopped or why
+        monitored = local((x, y)) if monitor else None
         for e in range(min(len(r.epochs) for r in runs), epochs):
             active = [i for i, r in enumerate(runs) if not r.stopped and len(r.epochs) == e]
             if not active:
@@ -187,12 +188,16 @@ def fit(
             for i in active:
                 run = runs[i]
                 improved[i] = run.beats(int(correct[i]))
-                extra = {} if metrics is None else dict(metrics(nets.params(i)))
-                if test and (run.best is None or correct[i] >= run.best.correct):
-                    extra["test_correct"] = int(stacked.correct(nets.params(i), *test, model=model))
-                    extra["test_total"] = int(test[1].shape[0])
-                if monitor:
-                    extra.update(_monitor(model, nets.params(i), local((x, y)), evaluation))
+                extra = _measures(
+                    model,
+                    nets.params(i),
+                    int(correct[i]),
+                    run.best,
+                    metrics,
+                    test,
+                    monitored,
+                    evaluation,
+                )
                 eta = None if plans[i][0] is None else float(plans[i][0])
                 total = 0 if evaluation is None else int(evaluation[1].shape[0])
                 result = EpochResult(e, int(correct[i]), total, seconds, eta, **extra)
@@ -249,12 +254,22 @@ def _is_whole(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def _monitor(model, params, train_data, evaluation) -> dict:
-    """The book's monitoring: ``model.cost`` on both sets and the training accuracy."""
-    x, y = train_data
-    return dict(
-        evaluation_cost=None if evaluation is None else float(model.cost(params, *evaluation)),
-        training_cost=float(model.cost(params, x, y)),
-        training_correct=int(stacked.correct(params, x, y, model=model)),
-        training_total=int(y.shape[0]),
-    )
+def _measures(model, params, correct, best, metrics, test, train_data, evaluation) -> dict:
+    """The ``EpochResult`` fields of one network's epoch beyond its ``correct``: the
+    ``metrics`` callback's; the test accuracy when ``correct`` equals or beats ``best``
+    (the test set is scored only then); and, when ``train_data`` is given (``monitor``),
+    the book's monitoring: ``model.cost`` on both sets and the training accuracy."""
+    extra = {} if metrics is None else dict(metrics(params))
+    if test and (best is None or correct >= best.correct):
+        extra["test_correct"] = int(epoch_lib.correct(params, *test, model=model))
+        extra["test_total"] = int(test[1].shape[0])
+    if train_data is not None:
+        x, y = train_data
+        cost = None if evaluation is None else float(model.cost(params, *evaluation))
+        extra.update(
+            evaluation_cost=cost,
+            training_cost=float(model.cost(params, x, y)),
+            training_correct=int(epoch_lib.correct(params, x, y, model=model)),
+            training_total=int(y.shape[0]),
+        )
+    return extra

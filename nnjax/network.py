@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from nnjax import activations, costs
 from nnjax.activations import Activation
-from nnjax.epoch import Model
+from nnjax.epoch import Model, correct
 
 Params = dict  # {"weights": [array (n_out, n_in), ...], "biases": [array (n_out,), ...]}
 
@@ -102,14 +102,13 @@ def predict(params: Params, x, activation: Activation = activations.sigmoid):
     return jnp.argmax(logits(params, x, activation), axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames="activation")
 def evaluate(params: Params, x, y, activation: Activation = activations.sigmoid):
     """The number of examples in ``x`` (N, n_in) whose prediction equals the label ``y`` (N,).
 
     Returns an int32 scalar, like the book's ``evaluate`` (the ``<correct>`` of
     ``Epoch k: <correct> / 10000``).
     """
-    return jnp.sum(predict(params, x, activation) == y, dtype=jnp.int32)
+    return correct(params, x, y, model=model(activation=activation))
 
 
 def loss(

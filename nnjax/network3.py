@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from nnjax import costs, expand
 from nnjax import layers as layers_lib
-from nnjax.epoch import Model
+from nnjax.epoch import Model, correct
 
 Params = list  # [{"w": array, "b": array}, ...], one dict per layer
 
@@ -110,6 +110,4 @@ def predict_all(params: Params, x, *, layers, input_shape, batch: int = 500):
 
 def evaluate(params: Params, layers, x, y, input_shape) -> int:
     """How many examples of ``x`` (N, n_in) the network classifies as ``y`` (N,): an int."""
-    return int(
-        jnp.sum(predict_all(params, x, layers=tuple(layers), input_shape=tuple(input_shape)) == y)
-    )
+    return int(correct(params, x, y, model=model(layers, input_shape)))

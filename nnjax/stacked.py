@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnjax import history, optimizers
+from nnjax.epoch import correct
 
 
 def stack(trees):
@@ -19,13 +20,6 @@ def stack(trees):
 def unstack(tree, k: int) -> list:
     """The K pytrees of a stacked ``tree`` (leading axis K), as a list."""
     return [jax.tree.map(lambda a, i=i: a[i], tree) for i in range(k)]
-
-
-@functools.partial(jax.jit, static_argnames="model")
-def correct(params, x, y, *, model):
-    """How many examples of ``x`` the network ``params`` of ``model`` classifies as ``y``:
-    an int32 scalar."""
-    return jnp.sum(model.predict(params, x) == y, dtype=jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "batch"))

@@ -60,3 +60,26 @@ def test_overfitting_row_for_one_seed(tmp_path):
     accuracy = float(row.split("|")[3].split("±")[0])
     assert 80.0 < accuracy < 90.0
     assert '"row": "ch3_overfit", "seed": 0' in out.read_text()
+
+
+def test_a_row_run_equals_the_command_it_prints():
+    """run_row trains in-process what the table's command column runs: the same seed gives
+    the same best accuracy as ``python -m experiments.mnist`` with those flags."""
+    from nnjax import data
+
+    settings = dict(
+        hidden=[30],
+        epochs=2,
+        train_size=1000,
+        cost="cross_entropy",
+        eta=0.5,
+        l2=5.0,
+        eval_split="validation",
+    )
+    accuracy = reproduce.run_row(data.load("mnist", progress=None), settings, seed=1)
+    command = reproduce.command(settings).split()
+    assert command[:3] == ["python", "-m", "experiments.mnist"]
+    result = run_module("experiments.mnist", *command[3:], "--seed=1")
+    assert result.returncode == 0, result.stderr
+    best = [l for l in result.stdout.splitlines() if l.startswith("Best:")][0]
+    assert f"({accuracy:.2f}%)" in best, (accuracy, best)
