@@ -250,6 +250,23 @@ def check_not_inputs(inputs) -> None:
                 raise UsageError(f"--{name}={value} is also the input file of --{flag} ({path})")
 
 
+def check_not_data() -> None:
+    """Raises UsageError if an output flag names a file the runner's dataset is read from
+    (``nnjax.data.sources`` of --dataset, or the book's MNIST, in --data_dir): the run would
+    overwrite its own data (an IDX file would be lost for good)."""
+    if "data_dir" not in flags.FLAGS:
+        return
+    from nnjax import data
+
+    name = flags.FLAGS.dataset if "dataset" in flags.FLAGS else "mnist"
+    for source in data.sources(name or "mnist", flags.FLAGS.data_dir):
+        where = os.path.realpath(source)
+        for flag, value, target in _outputs():
+            target = os.path.realpath(target)
+            if target == where or target.startswith(where + os.sep):
+                raise UsageError(f"--{flag}={value} would overwrite the data it reads ({source})")
+
+
 def name_flag(path) -> str:
     """``--flag=value`` of the output flag that writes ``path``, or ``path`` itself."""
     for name, value, target in _outputs():

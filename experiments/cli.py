@@ -14,6 +14,7 @@ from experiments.checks import (
     UsageError,
     check_distinct_outputs,
     check_finite_floats,
+    check_not_data,
     check_replaced_outputs,
     name_flag,
 )
@@ -26,7 +27,8 @@ SEED_BOUNDS = dict(lower_bound=0, upper_bound=MAX_SEED)
 
 def run_guarded(run, argv) -> None:
     """A runner's ``main``: rejects stray arguments, non-finite float flags, output flags
-    naming one file and a device where a file would be replaced, then calls ``run()``,
+    naming one file, a device where a file would be replaced, or the data it reads, then
+    calls ``run()``,
     turning a bad flag, a data problem, an unreadable checkpoint, a network that diverged or
     a file that cannot be written (a full disk, a read-only directory: the message names
     the file) into one ``error: ...`` line and a non-zero exit, and Ctrl-C into
@@ -44,6 +46,7 @@ def run_guarded(run, argv) -> None:
         check_finite_floats()
         check_distinct_outputs()
         check_replaced_outputs()
+        check_not_data()
         run()
     except data.DataError as e:  # named by the flag that chose the dataset, if it is not
         message, value = str(e), flags.FLAGS.dataset if "dataset" in flags.FLAGS else None

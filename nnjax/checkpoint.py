@@ -154,11 +154,20 @@ class Run:
             return 0
         done, best = len(meta["epochs"][0]), meta.get("best", True)  # older ones all kept it
         tree, _ = read_tree(self.path, _state(runs, best))
-        self.devices = meta.get("devices", [device] * done)
-        for run, state, epochs in zip(runs, tree, meta["epochs"]):
+        devices = meta.get("devices", [device] * done)
+        try:
+            epochs = [[history.EpochResult.from_dict(e) for e in run] for run in meta["epochs"]]
+            if len(epochs) != len(runs):
+                raise ValueError(f"it holds the epochs of {len(epochs)} networks, not {len(runs)}")
+            if not (isinstance(devices, list) and all(isinstance(d, str) for d in devices)):
+                raise ValueError("its devices are not a list of names")
+        except (TypeError, ValueError, AttributeError) as e:
+            raise unreadable("the checkpoint", self.path, e) from None
+        self.devices = devices
+        for run, state, run_epochs in zip(runs, tree, epochs):
             run.params, run.opt_state = state[:2]
             run.best_params = state[2] if best else None
-            run.epochs = [history.EpochResult.from_dict(e) for e in epochs]
+            run.epochs = run_epochs
         return done
 
     def save(self, runs, device: str) -> None:
@@ -206,7 +215,7 @@ def read_meta(path) -> dict:
 def read_tree(path, like):
     """``(tree, meta)`` from ``write_tree``'s file, the arrays put back into the structure of
     the pytree ``like``; CheckpointError naming the file if it cannot be read or does not
-    hold such a tree."""
+    hold such a tree (as many arrays, each of the shape and dtype of ``like``'s)."""
     structure = jax.tree.structure(like)
     try:
         with open_npz(path) as archive:
@@ -214,7 +223,14 @@ def read_tree(path, like):
             count = sum(1 for k in archive.files if k.startswith("a"))
             if count != structure.num_leaves:
                 raise ValueError(f"it holds {count} arrays, not {structure.num_leaves}")
-            leaves = [jax.numpy.asarray(archive[f"a{i}"]) for i in range(count)]
+            leaves = []
+            for i, want in enumerate(jax.tree.leaves(like)):
+                a, shape, dtype = archive[f"a{i}"], np.shape(want), np.result_type(want)
+                if a.shape != shape or a.dtype != dtype:
+                    raise ValueError(
+                        f"its array a{i} is {a.dtype} {a.shape}, where this run has {dtype} {shape}"
+                    )
+                leaves.append(jax.numpy.asarray(a))
     except UNREADABLE as e:
         raise unreadable("the checkpoint", path, e) from None
     return jax.tree.unflatten(structure, leaves), meta

@@ -194,10 +194,13 @@ def epoch_line(k, **more):
 
 
 def bad_input_files(d):
-    """The files BAD_INPUT's cases name: an earlier output (old.png), a metrics file with
+    """The files BAD_INPUT's cases name: an earlier output (old.png), data files (the book's
+    MNIST and an IDX labels file, which no output may overwrite), a metrics file with
     gradient norms (m.jsonl, and the same named m.png), corrupt metrics files, pipes where
     a file would be replaced, and full.png, a link to /dev/full."""
     (d / "old.png").write_bytes(EARLIER)
+    for data_file in ("mnist.pkl.gz", "t10k-labels-idx1-ubyte"):  # what an output must not be
+        (d / data_file).write_bytes(EARLIER)
     good = epoch_line(0, gradient_norms=[0.1, 0.01]) + epoch_line(1, gradient_norms=[0.1, 0.02])
     (d / "m.jsonl").write_text(good)
     (d / "m.png").write_text(good)
@@ -426,6 +429,22 @@ BAD_INPUT = [
         "experiments.plots",
         ["--run=a={d}/m.jsonl", "--y=gradient_norms,,accuracy", "--out={d}/old.png"],
         "--y='gradient_norms,,accuracy' has an empty item",
+    ),
+    # (7) an output that is the data the run reads
+    (
+        "experiments.mnist",
+        ["--dataset=idx:{d}", "--metrics_out={d}/t10k-labels-idx1-ubyte"],
+        "--metrics_out={d}/t10k-labels-idx1-ubyte would overwrite the data it reads",
+    ),
+    (
+        "experiments.sweep",
+        ["--data_dir={d}", "--jsonl={d}/mnist.pkl.gz"],
+        "--jsonl={d}/mnist.pkl.gz would overwrite the data it reads",
+    ),
+    (
+        "experiments.conv",
+        ["--dataset=tfds:mnist", "--data_dir={d}", "--save={d}/tfds/net.npz"],
+        "--save={d}/tfds/net.npz would overwrite the data it reads ({d}/tfds)",
     ),
 ]
 

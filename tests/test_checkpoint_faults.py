@@ -157,3 +157,39 @@ def test_a_checkpoint_of_the_older_format_is_one_line_saying_so(tmp_path):
         checkpoint.Run(run, {"eta": 3.0}).resume([History(PARAMS)], "cpu")
     msg = assert_one_line(e)
     assert "written by an older one" in msg and "delete it to start over" in msg
+
+
+def rewrite(path, meta=None, **arrays) -> None:
+    """Rewrites the checkpoint ``path`` whole, with ``meta`` and arrays replaced."""
+    with np.load(path) as archive:
+        old = {k: archive[k] for k in archive.files}
+    old.update(arrays)
+    if meta is not None:
+        old["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **old)
+
+
+def meta_with(path, **fields) -> dict:
+    return {**checkpoint.read_meta(path), **fields}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: rewrite(p, a0=np.zeros((3, 3), np.float32)), "float32 (3, 3), where"),
+        (lambda p: rewrite(p, a0=np.zeros((3, 4), np.int8)), "int8 (3, 4), where this run"),
+        (lambda p: rewrite(p, meta_with(p, epochs=[[{"epoch": 0}]])), "missing"),
+        (lambda p: rewrite(p, meta_with(p, epochs=[[], []])), "the epochs of 2 networks"),
+        (lambda p: rewrite(p, meta_with(p, devices=5)), "devices are not a list"),
+    ],
+    ids=["shape", "dtype", "epoch-fields", "networks", "devices"],
+)
+def test_a_checkpoint_with_foreign_contents_is_one_line_naming_it(tmp_path, change, message):
+    """A readable checkpoint whose arrays or epochs do not fit this run (edited, or written
+    by other code): refused before any of it is used, not a traceback in training."""
+    path = write_run(tmp_path)
+    change(path)
+    with pytest.raises(checkpoint.CheckpointError) as e:
+        read_run(path)
+    msg = assert_one_line(e)
+    assert str(path) in msg and message in msg, msg

@@ -33,6 +33,7 @@ __all__ = [
     "Dataset",
     "default_data_dir",
     "load",
+    "sources",
     "fetch_book_mnist",
     "verify_file",
     "read_idx",
@@ -77,3 +78,17 @@ def load(
             )
         return idx.load_idx_dir(pathlib.Path(idx_dir).expanduser(), validation_size)
     raise DataError(f"unknown dataset {name!r}: use mnist, tfds:NAME or idx:DIR")
+
+
+def sources(name: str = "mnist", data_dir: str | os.PathLike | None = None) -> list[pathlib.Path]:
+    """What ``load(name, data_dir)`` reads, which no output may overwrite: the files of the
+    book's MNIST or of ``idx:DIR``, or the TFDS data directory (everything under it). Empty
+    for a name ``load`` would refuse."""
+    data_dir = pathlib.Path(data_dir).expanduser() if data_dir else default_data_dir()
+    if name.lower() == "mnist":
+        return book.book_files(data_dir)
+    if name.startswith("tfds:"):
+        return [data_dir / "tfds"]
+    if name.startswith("idx:") and name[len("idx:") :].strip():
+        return idx.idx_files(pathlib.Path(name[len("idx:") :].strip()).expanduser())
+    return []

@@ -81,6 +81,13 @@ def fetch_book_mnist(
     )
 
 
+def book_files(data_dir: pathlib.Path) -> list[pathlib.Path]:
+    """The files of ``data_dir`` that loading the book's MNIST reads: the book's file and
+    its decoded cache."""
+    pkl = data_dir / BOOK_MNIST_FILENAME
+    return [pkl, _npz_cache_path(pkl)]
+
+
 def _npz_cache_path(pkl: pathlib.Path) -> pathlib.Path:
     return pkl.with_name(f"mnist-{BOOK_MNIST_MD5}.v{_NPZ_CACHE_VERSION}.npz")
 

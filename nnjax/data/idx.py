@@ -55,11 +55,27 @@ def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def _find_idx(directory: pathlib.Path, prefix: str, kind: str, ndim: int) -> pathlib.Path:
-    candidates = []
+def _names(prefix: str, kind: str, ndim: int) -> list[str]:
+    """The file names ``idx:DIR`` accepts for one file, in the order it looks for them."""
+    names = []
     for sep in ("-", "."):
         base = f"{prefix}-{kind}{sep}idx{ndim}-ubyte"
-        candidates += [base, base + ".gz"]
+        names += [base, base + ".gz"]
+    return names
+
+
+def idx_files(directory: pathlib.Path) -> list[pathlib.Path]:
+    """Every path ``load_idx_dir(directory)`` may read (whether or not it exists)."""
+    return [
+        directory / name
+        for prefix in ("train", "t10k")
+        for kind, ndim in (("images", 3), ("labels", 1))
+        for name in _names(prefix, kind, ndim)
+    ]
+
+
+def _find_idx(directory: pathlib.Path, prefix: str, kind: str, ndim: int) -> pathlib.Path:
+    candidates = _names(prefix, kind, ndim)
     for c in candidates:
         if (directory / c).is_file():
             return directory / c
