@@ -42,7 +42,7 @@ from experiments.chapter6_runs import (
     preset_seed,
     table,
 )
-from experiments.checks import UsageError
+from experiments.checks import UsageError, parse_names
 from experiments.cli import MAX_SEED, command, core_groups, reason, run_at_once, run_guarded
 
 FLAGS = flags.FLAGS
@@ -194,10 +194,7 @@ def train(
 
 
 def run() -> None:
-    rows = FLAGS.rows or list(ROWS)
-    unknown = [r for r in rows if r not in ROWS]
-    if unknown:
-        raise UsageError(f"--rows: unknown {', '.join(unknown)} (one of {', '.join(ROWS)})")
+    rows = list(ROWS) if FLAGS.rows is None else parse_names("rows", FLAGS.rows, ROWS)
     if FLAGS.seeds <= 0:
         raise UsageError(f"--seeds must be positive, got {FLAGS.seeds}")
     if FLAGS.first_seed < 0:

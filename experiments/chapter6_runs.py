@@ -48,19 +48,27 @@ def summary_path(base: pathlib.Path) -> pathlib.Path:
     return pathlib.Path(f"{base}{SUMMARY}")
 
 
-def summary_of(path: pathlib.Path, needs: str) -> dict:
-    """A record written by ``--summary_out`` (experiments.conv's or experiments.vote's),
-    which must hold ``needs``; UsageError naming the file otherwise."""
+def summary_of(path: pathlib.Path, read):
+    """``read(record)`` of the record written by ``--summary_out`` (experiments.conv's or
+    experiments.vote's) at ``path``; UsageError naming the file if it is no JSON or ``read``
+    finds it is no such record (a key missing, a value of another type)."""
     try:
-        record = json.loads(path.read_text())
-        if not isinstance(record, dict) or needs not in record:
-            raise ValueError(f'no "{needs}"')
-    except (OSError, ValueError) as e:
+        return read(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        why = f'no "{e.args[0]}"' if isinstance(e, KeyError) else str(e)
         raise UsageError(
-            f"{path} is not a run's --summary_out record ({e}); delete the run's files to "
+            f"{path} is not a run's --summary_out record ({why}); delete the run's files to "
             "train it again"
         ) from None
-    return record
+
+
+def percent(value, optional: bool = False):
+    """``value``, an accuracy in % (None too where ``optional``); ValueError otherwise."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise ValueError(f"an accuracy of {value!r}")
+    return value
 
 
 def asked(row: str, seed: int, extra: list) -> str:
@@ -132,23 +140,26 @@ def result(base: pathlib.Path) -> dict:
     the test accuracy at its (last) best validation epoch, its final test accuracy and its
     ``training_time``."""
     epochs = [e for e in epochs_of(base) if e["network"] == 0]
-    network = summary_of(summary_path(base), "networks")["networks"][0]
-    return {
-        "test": network["test_accuracy"],
-        "final": network["final_test_accuracy"],
-        **training_time(epochs),
-    }
+    test, final = summary_of(
+        summary_path(base),
+        lambda r: (
+            percent(r["networks"][0]["test_accuracy"]),
+            percent(r["networks"][0]["final_test_accuracy"], optional=True),
+        ),
+    )
+    return {"test": test, "final": final, **training_time(epochs)}
 
 
 def ensemble_run(base: pathlib.Path) -> dict:
     """A finished ``--preset=ensemble`` run's vote, ``{"test": %, "final": None, "members":
     [training_time] per network}``."""
-    vote = summary_of(summary_path(base), "vote")["vote"]
-    epochs = epochs_of(base)
+    vote = summary_of(summary_path(base), lambda r: r["vote"])
     if not vote:
         raise UsageError(f"{summary_path(base)} holds no plurality vote")
+    test = summary_of(summary_path(base), lambda r: percent(r["vote"]["test_accuracy"]))
+    epochs = epochs_of(base)
     return {
-        "test": vote["test_accuracy"],
+        "test": test,
         "final": None,
         "members": [training_time([e for e in epochs if e["network"] == i]) for i in range(VOTERS)],
     }
@@ -179,7 +190,8 @@ def vote(seed: int, directory: pathlib.Path, extra: list):
             f"the vote of {MEMBER} seeds {first}–{last} "
             f"failed: {reason(out.stderr.splitlines()) or '?'}"
         )
-    return {"test": summary_of(record, "accuracy")["accuracy"], "final": None, "members": members}
+    accuracy = summary_of(record, lambda r: percent(r["accuracy"]))
+    return {"test": accuracy, "final": None, "members": members}
 
 
 def voter(base: pathlib.Path) -> str:

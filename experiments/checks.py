@@ -159,7 +159,7 @@ def parse_positive_ints(flag: str, text, allow_none: bool = False) -> list[int]:
 
 def parse_names(flag: str, text, choices) -> list[str]:
     """``"a,b"`` (or absl's list ``["a", "b"]``) → ``["a", "b"]``; raises UsageError naming
-    --``flag`` unless there is at least one and each is one of ``choices``."""
+    --``flag`` unless there is at least one, each is one of ``choices`` and none comes twice."""
     text = text if isinstance(text, str) else ",".join(text)
     parts = [p.strip() for p in text.split(",")] if text.strip() else []
     if not all(parts):
@@ -169,6 +169,9 @@ def parse_names(flag: str, text, choices) -> list[str]:
     unknown = [p for p in parts if p not in choices]
     if unknown:
         raise UsageError(f"--{flag}: unknown {unknown[0]!r}; choose from {', '.join(choices)}")
+    twice = [p for i, p in enumerate(parts) if p in parts[:i]]
+    if twice:
+        raise UsageError(f"--{flag}={text} names {twice[0]} twice")
     return parts
 
 

@@ -38,8 +38,28 @@ def is_number(v) -> bool:
 
 
 def read_runs(entries):
-    """[(label, [epoch dicts])] from LABEL=PATH entries."""
-    return [(label, read_epochs(path)) for label, path in split_runs(entries)]
+    """[(label, [epoch dicts])] from LABEL=PATH entries, each the file of one network's run
+    (``one_run``)."""
+    return [(label, one_run(read_epochs(path), path)) for label, path in split_runs(entries)]
+
+
+def one_run(epochs, path) -> list:
+    """``epochs``, checked to be one network's, in order: PlotError naming ``path`` if they
+    are several networks' (experiments.conv --networks=N writes them in one file) or an
+    epoch comes again or out of order."""
+    networks = sorted({e.get("network", 0) for e in epochs}, key=str)
+    if len(networks) > 1:
+        raise PlotError(
+            f"{path} holds the epochs of {len(networks)} networks (a run of --networks); "
+            "--run draws one network's run"
+        )
+    for before, after in zip(epochs, epochs[1:]):
+        if after["epoch"] <= before["epoch"]:
+            raise PlotError(
+                f"{path}: epoch {after['epoch']} comes after epoch {before['epoch']}; "
+                "--run draws one run's epochs in order"
+            )
+    return epochs
 
 
 def read_epochs(path) -> list:

@@ -16,7 +16,7 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import JsonLines, UsageError, check_writable
+from experiments.checks import JsonLines, UsageError, check_writable, parse_names
 from experiments.cli import DATA_DIR_HELP, run_guarded
 
 FLAGS = flags.FLAGS
@@ -152,9 +152,7 @@ def run() -> None:
         for name, (what, book, settings) in ROWS.items():
             print(f"{name:16s} {what} (book: {book})\n{'':16s} {command(settings)}")
         return
-    unknown = sorted(set(FLAGS.rows or ()) - set(ROWS))
-    if unknown:
-        raise UsageError(f"unknown --rows {', '.join(unknown)}: see --list")
+    rows = list(ROWS) if FLAGS.rows is None else parse_names("rows", FLAGS.rows, ROWS)
     if FLAGS.seeds <= 0:
         raise UsageError(f"--seeds must be positive, got {FLAGS.seeds}")
     from nnjax import data
@@ -165,7 +163,7 @@ def run() -> None:
     # only now: a run that cannot start leaves an earlier --out file as it was
     out = JsonLines(FLAGS.out, flag="out")
     table = ["| book | command | nnjax mean ± sd | best | book |", "|---|---|---|---|---|"]
-    for name in FLAGS.rows or ROWS:
+    for name in rows:
         what, book, settings = ROWS[name]
         start, results = time.perf_counter(), []
         for seed in range(FLAGS.seeds):

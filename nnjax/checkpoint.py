@@ -40,10 +40,15 @@ class OtherSettings(CheckpointError):
 UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
-def unreadable(what: str, path, e: Exception) -> CheckpointError:
-    """The one-line error for an unreadable checkpoint ``path``, saying how to start over."""
+def unreadable(
+    what: str, path, e: Exception, advice: str = "delete it to start over"
+) -> CheckpointError:
+    """The one-line error for an unreadable ``path`` (a checkpoint, unless ``what`` says
+    otherwise), with ``advice`` (how to start over) unless the file is missing."""
     detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    advice = "" if isinstance(e, FileNotFoundError) else "; delete it to start over"
+    if isinstance(e, KeyError):
+        detail = f"it holds no {detail}"
+    advice = "" if isinstance(e, FileNotFoundError) else f"; {advice}"
     return CheckpointError(f"cannot read {what} {path} ({detail}){advice}")
 
 

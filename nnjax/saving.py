@@ -101,7 +101,7 @@ def load_layers(path):
     if os.path.isfile(path) and not zipfile.is_zipfile(path):
         raise CheckpointError(
             f"{path} is not an .npz file of networks (damaged, or not written by "
-            "experiments.conv --save); delete it to start over"
+            "experiments.conv --save)"
         )
     try:
         with np.load(path) as archive:
@@ -115,7 +115,8 @@ def load_layers(path):
             ]
         return networks, meta["settings"]
     except UNREADABLE as e:
-        raise unreadable("the networks in", path, e) from None
+        advice = "is it networks saved by experiments.conv --save?"
+        raise unreadable("the networks in", path, e, advice) from None
 
 
 def load_networks(path):

@@ -212,6 +212,8 @@ def bad_input_files(d):
         "norms_zero": epoch_line(0, gradient_norms=[0.0, 0.1]),
         "norms_nan": epoch_line(0, gradient_norms=[float("nan"), 0.1]),
         "norms_layers": epoch_line(0, gradient_norms=[0.1]) + epoch_line(1, gradient_norms=[1, 2]),
+        "two_networks": epoch_line(0, network=0) + epoch_line(0, network=1),
+        "epoch_again": epoch_line(0) + epoch_line(1) + epoch_line(1),
     }
     for name, text in corrupt.items():
         (d / f"{name}.jsonl").write_text(text)
@@ -329,6 +331,16 @@ BAD_INPUT = [
     # (4) corrupt input files: one line naming the file
     (
         "experiments.plots",
+        ["--run=a={d}/two_networks.jsonl", *PLOT],
+        "{d}/two_networks.jsonl holds the epochs of 2 networks",
+    ),
+    (
+        "experiments.plots",
+        ["--run=a={d}/epoch_again.jsonl", *PLOT],
+        "{d}/epoch_again.jsonl: epoch 1 comes after epoch 1",
+    ),
+    (
+        "experiments.plots",
         ["--run=a={d}/epoch_text.jsonl", *PLOT],
         """{d}/epoch_text.jsonl is not a --metrics_out file: line 1's "epoch" is 'a'""",
     ),
@@ -430,6 +442,9 @@ BAD_INPUT = [
         ["--run=a={d}/m.jsonl", "--y=gradient_norms,,accuracy", "--out={d}/old.png"],
         "--y='gradient_norms,,accuracy' has an empty item",
     ),
+    ("experiments.conv", ["--save={d}/net.json"], "--save={d}/net.json: a networks file's name"),
+    ("experiments.chapter6", ["--rows=", "--dir={d}"], "--rows needs at least one of fc100"),
+    ("experiments.slowdown", ["--costs=quadratic,quadratic"], "names quadratic twice"),
     # (7) an output that is the data the run reads
     (
         "experiments.mnist",

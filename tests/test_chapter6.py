@@ -532,6 +532,26 @@ def test_a_run_counts_once_it_wrote_its_record(tmp_path):
     assert_failed_with_one_error(out, "relu_s0.summary.json")
 
 
+@pytest.mark.parametrize(
+    "record, why",
+    [
+        ({"networks": "x"}, "string indices"),
+        ({"networks": []}, "list index out of range"),
+        ({"networks": [{"test_accuracy": 99.0}]}, 'no "final_test_accuracy"'),
+        ({"networks": [{"test_accuracy": None, "final_test_accuracy": 99.0}]}, "accuracy of None"),
+    ],
+    ids=["text", "empty", "missing", "null"],
+)
+def test_a_record_that_is_not_a_runs_is_a_one_line_error(tmp_path, record, why):
+    """A finished run's --summary_out record edited or written by something else: the one
+    line names it and what is wrong, never a traceback from the table's arithmetic."""
+    write_run(tmp_path / "relu_s0")
+    pathlib.Path(f"{tmp_path / 'relu_s0'}.summary.json").write_text(json.dumps(record))
+    out = run_table("--table_only", "--rows=relu", "--seeds=1", f"--dir={tmp_path}")
+    assert_failed_with_one_error(out, "relu_s0.summary.json")
+    assert why in out.stderr and "delete the run's files" in out.stderr
+
+
 def test_table_only_shows_rows_not_yet_run(tmp_path):
     out = run_table("--table_only", "--rows=conv1,dropout", f"--dir={tmp_path}")
     assert out.returncode == 0, out.stderr

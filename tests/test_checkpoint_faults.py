@@ -91,7 +91,23 @@ def test_a_damaged_file_is_one_line_naming_it(tmp_path, kind, damage):
     with pytest.raises(checkpoint.CheckpointError) as e:
         read(path)
     msg = assert_one_line(e)
-    assert str(path) in msg and "delete it to start over" in msg
+    advice = "experiments.conv --save" if kind == "layers" else "delete it to start over"
+    assert str(path) in msg and advice in msg
+
+
+def test_a_file_that_is_not_networks_is_named_without_advice_to_delete_it(tmp_path):
+    """experiments.vote reads networks files a user names: a checkpoint or a directory
+    named there by mistake is said to be no networks, not to be deleted."""
+    path = write_run(tmp_path)
+    for wrong in (path, tmp_path):
+        with pytest.raises(checkpoint.CheckpointError) as e:
+            saving.load_layers(wrong)
+        msg = assert_one_line(e)
+        assert str(wrong) in msg and "saved by experiments.conv --save?" in msg
+        assert "delete" not in msg
+    assert "it holds no 'networks'" in str(
+        pytest.raises(checkpoint.CheckpointError, saving.load_layers, path).value
+    )
 
 
 def test_a_damaged_checkpoint_stops_the_runner_with_one_line(tmp_path):

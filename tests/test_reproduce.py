@@ -31,6 +31,8 @@ def test_rows_print_as_runner_commands():
     "flags, message",
     [
         (["--rows=ch9"], "ch9"),
+        (["--rows="], "--rows needs at least one of ch1_30"),  # not every row
+        (["--rows=ch1_30,ch1_30"], "names ch1_30 twice"),
         (["--seeds=0"], "--seeds"),
         (["--out=/nonexistent/r.jsonl"], "--out"),
         (["ch3_overfit"], "ch3_overfit"),  # a row named without --rows= must not run them all
