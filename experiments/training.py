@@ -13,20 +13,30 @@ FLAGS = flags.FLAGS
 def check_ranges(positive=(), non_negative=(), fractions=()) -> None:
     """The flags named in ``positive`` are > 0, those in ``non_negative`` ≥ 0 and those in
     ``fractions`` in [0, 1), checked in that order (a flag whose value is None is
-    skipped). Raises UsageError naming the first flag out of range (nan is out of every
-    range)."""
+    skipped), and none past float32's range, in which networks train. Raises UsageError
+    naming the first flag out of range (nan is out of every range)."""
     for name in positive:
         value = FLAGS[name].value
         if value is not None and not value > 0:
             raise UsageError(f"--{name} must be positive, got {value}")
+        _check_float32(name, value)
     for name in non_negative:
         value = FLAGS[name].value
         if value is not None and not value >= 0:
             raise UsageError(f"--{name} must be zero or positive, got {value}")
+        _check_float32(name, value)
     for name in fractions:
         value = FLAGS[name].value
         if value is not None and not 0 <= value < 1:
             raise UsageError(f"--{name} must be in [0, 1), got {value}")
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _check_float32(name: str, value) -> None:
+    if isinstance(value, float) and value > FLOAT32_MAX:
+        raise UsageError(f"--{name}={value:g} is past float32's range, in which networks train")
 
 
 def check_devices() -> None:

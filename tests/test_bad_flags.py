@@ -443,6 +443,8 @@ BAD_INPUT = [
         "--y='gradient_norms,,accuracy' has an empty item",
     ),
     ("experiments.conv", ["--save={d}/net.json"], "--save={d}/net.json: a networks file's name"),
+    ("experiments.mnist", ["--eta=1e300"], "--eta=1e+300 is past float32's range"),
+    ("experiments.conv", ["--eta=1e39"], "--eta=1e+39 is past float32's range"),
     ("experiments.chapter6", ["--rows=", "--dir={d}"], "--rows needs at least one of fc100"),
     ("experiments.slowdown", ["--costs=quadratic,quadratic"], "names quadratic twice"),
     # (7) an output that is the data the run reads

@@ -152,3 +152,21 @@ def test_what_a_killed_download_left_is_cleaned_at_the_next_start(server, no_pip
     os.utime(unrelated, (old, old))
     data.fetch_book_mnist(tmp_path, progress=None)
     assert sorted(os.listdir(tmp_path)) == [".nnjax-download-alive", "mnist.pkl.gz", "notes.tmp"]
+
+
+def test_a_data_dir_that_cannot_be_one_is_refused_before_any_download(tmp_path):
+    """A file where the directory should be, a directory where the book's file should be,
+    or a mistyped path (its parent missing): one line each, nothing fetched or created."""
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "d" / "mnist.pkl.gz").mkdir(parents=True)
+    cases = [
+        (tmp_path / "a_file", "is a file: set --data_dir"),
+        (tmp_path / "d", "mnist.pkl.gz is not a regular file"),
+        (tmp_path / "typo" / "nnjax", "its parent " + str(tmp_path / "typo") + " does not exist"),
+    ]
+    for data_dir, message in cases:
+        with pytest.raises(data.DataError) as e:
+            data.load("mnist", data_dir, progress=None)
+        assert message in assert_one_line(e)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "d"]
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["mnist.pkl.gz"]

@@ -55,10 +55,22 @@ def load(
     ``mnist.pkl.gz`` and, under ``tfds/``, TFDS data.  ``validation_size`` is
     the tail of the training data held out for validation for ``tfds:`` and
     ``idx:`` datasets; ``mnist`` always uses the book's own 50000/10000 split.
-    ``progress`` receives one-line status messages (``None`` for silence).
+    ``progress`` receives one-line status messages (``None`` for silence). A ``data_dir``
+    given is created if its parent exists (never the parent: a typo is an error).
     """
     progress = progress or (lambda msg: None)
-    data_dir = pathlib.Path(data_dir).expanduser() if data_dir else default_data_dir()
+    given, data_dir = data_dir, (pathlib.Path(data_dir).expanduser() if data_dir else None)
+    data_dir = data_dir or default_data_dir()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(
+            f"data directory {data_dir} is a file: set --data_dir / NNJAX_DATA_DIR to a directory"
+        )
+    if given and not data_dir.exists() and not data_dir.parent.is_dir():
+        # a mistyped path: nnjax creates the directory itself, never its parents
+        raise DataError(
+            f"data directory {data_dir}: its parent {data_dir.parent} does not exist (is "
+            "--data_dir mistyped? nnjax creates the directory, not its parents)"
+        )
     if name.lower() == "mnist":
         return book.load_book_mnist(data_dir, progress)
     if name.startswith("tfds:"):

@@ -137,6 +137,11 @@ def fetch_verified(
     """Returns ``dest`` once it holds the verified file, downloading it from the first of
     ``sources`` that succeeds if it is missing or corrupt. Raises DataError with every
     source's failure and ``hint`` (what to do by hand) in one line."""
+    if dest.exists() and not dest.is_file():
+        raise DataError(
+            f"{dest} is not a regular file (a directory?): remove it, or set --data_dir / "
+            "NNJAX_DATA_DIR to another directory"
+        )
     if dest.exists():
         if verify_file(dest, size, md5):
             return dest
