@@ -237,6 +237,8 @@ def check_replaced_outputs() -> None:
     """Raises UsageError if an output flag of ``REPLACED_FLAGS`` names something that is not
     a regular file (a device, a pipe): it would be replaced, not written to."""
     for name, value, path in _outputs():
+        if name in REPLACED_FLAGS and os.path.isdir(path):
+            raise UsageError(f"--{name}={value}: {path} is a directory")
         if name in REPLACED_FLAGS and os.path.exists(path) and not os.path.isfile(path):
             raise UsageError(
                 f"--{name}={value}: {path} is not a regular file (a device or a pipe); "

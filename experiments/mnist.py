@@ -129,6 +129,10 @@ def check_flags() -> list[int]:
     )
     if FLAGS.l2 > 0 and FLAGS.l1 > 0:
         raise UsageError("--l2 and --l1 cannot both be set")
+    if FLAGS.gradient_norms and not hidden:
+        raise UsageError(
+            f"--gradient_norms measures hidden layers; --hidden={FLAGS.hidden} has none"
+        )
     for name in ("metrics_out", "save"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)

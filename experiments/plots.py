@@ -192,6 +192,8 @@ def run() -> None:
     if not FLAGS.out:
         raise PlotError("--out must name a .png file")
     check_png("out", FLAGS.out)
+    if FLAGS.from_epoch < 0:
+        raise PlotError(f"--from_epoch must be 0 or more, got {FLAGS.from_epoch}")
     quantities = FLAGS.y
     if FLAGS.y or not FLAGS.against_label:
         quantities = parse_names("y", FLAGS.y, QUANTITIES)

@@ -447,6 +447,9 @@ BAD_INPUT = [
     ("experiments.conv", ["--eta=1e39"], "--eta=1e+39 is past float32's range"),
     ("experiments.chapter6", ["--rows=", "--dir={d}"], "--rows needs at least one of fc100"),
     ("experiments.slowdown", ["--costs=quadratic,quadratic"], "names quadratic twice"),
+    ("experiments.plots", ["--run=a={d}/m.jsonl", *PLOT, "--from_epoch=-1"], "--from_epoch must"),
+    ("experiments.mnist", ["--hidden=", "--gradient_norms=5"], "--gradient_norms measures hidden"),
+    ("experiments.conv", ["--summary_out={d}"], "--summary_out={d}: {d} is a directory"),
     # (7) an output that is the data the run reads
     (
         "experiments.mnist",
