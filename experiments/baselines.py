@@ -4,16 +4,17 @@ r"""Chapter 1's baselines on the book's MNIST split.
     python -m experiments.baselines --svm --svm_2015_defaults   # SVC() as in 2015 (book: 94.35%)
     python -m experiments.baselines --svm            # today's SVC() defaults (97.85%)
 
-The SVM needs scikit-learn (``pip install scikit-learn``), an optional extra; on the full
+The SVM needs scikit-learn (``pip install -e ".[svm]"``), an optional extra; on the full
 50,000 images it trains for many minutes on 2 cores (``--svm_train_size`` trains on fewer).
 """
 
-import sys
+import importlib.util
 import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP
+from experiments.checks import UsageError
+from experiments.cli import DATA_DIR_HELP, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("svm", False, "Also train scikit-learn's SVC() with its defaults.")
@@ -28,20 +29,17 @@ flags.DEFINE_string("dataset", "mnist", "mnist, tfds:NAME or idx:DIR (as experim
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 
-def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]}")
+def run() -> None:
     if FLAGS.svm_train_size is not None and FLAGS.svm_train_size <= 0:
-        sys.exit(f"error: --svm_train_size must be positive, got {FLAGS.svm_train_size}")
+        raise UsageError(f"--svm_train_size must be positive, got {FLAGS.svm_train_size}")
     for name in ("svm_train_size", "svm_2015_defaults"):
         if FLAGS[name].value not in (None, False) and not FLAGS.svm:
-            sys.exit(f"error: --{name} is for the SVM: add --svm")
+            raise UsageError(f"--{name} is for the SVM: add --svm")
+    if FLAGS.svm and importlib.util.find_spec("sklearn") is None:  # before the data loads
+        raise UsageError('--svm needs scikit-learn: pip install -e ".[svm]"')
     from nnjax import baselines, data
 
-    try:
-        dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
-    except data.DataError as e:
-        sys.exit(f"error: {e}")
+    dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     test, train = dataset.test, dataset.train
     means = baselines.darkness_fit(train.x, train.y, dataset.num_classes)
     correct = int((baselines.darkness_predict(means, test.x) == test.y).sum())
@@ -51,19 +49,16 @@ def main(argv):
     )
     if not FLAGS.svm:
         return
-    try:
-        from sklearn import svm
-    except ImportError:
-        sys.exit("error: --svm needs scikit-learn: pip install scikit-learn")
+    from sklearn import svm
+
     n = FLAGS.svm_train_size or len(train.y)
     if n > len(train.y):
-        sys.exit(
-            f"error: --svm_train_size={n} exceeds the {len(train.y)} training images of "
-            f"{dataset.name}"
+        raise UsageError(
+            f"--svm_train_size={n} exceeds the {len(train.y)} training images of {dataset.name}"
         )
     if len(set(train.y[:n].tolist())) < 2:
-        sys.exit(
-            f"error: --svm_train_size={n}: the first {n} training images are all of one "
+        raise UsageError(
+            f"--svm_train_size={n}: the first {n} training images are all of one "
             "class, and an SVM needs two; take more"
         )
     print(f"Training SVC() on {n} images...", flush=True)
@@ -77,6 +72,10 @@ def main(argv):
         f"({100 * correct / len(test.y):.2f}%; the book: 94.35%) in "
         f"{time.perf_counter() - start:.0f} s"
     )
+
+
+def main(argv):
+    run_guarded(run, argv)
 
 
 if __name__ == "__main__":
