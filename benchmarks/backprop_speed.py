@@ -30,7 +30,7 @@ import time
 from absl import app, flags
 
 from experiments.checks import UsageError, bytes_text, check_memory, parse_positive_ints
-from experiments.cli import SEED_BOUNDS, run_guarded
+from experiments.cli import SEED_BOUNDS, parse_flags, run_guarded
 
 VARIANTS = 4  # timed: the book's loop, the per-example loop, the matrix pass, jax.grad
 MAX_SECONDS = 3600  # of timing rounds, at least: --repeats × --round_seconds × ...
@@ -278,4 +278,4 @@ def timings(sizes, mini_batch_sizes):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

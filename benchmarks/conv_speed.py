@@ -21,7 +21,7 @@ import time
 from absl import app, flags
 
 from experiments.checks import UsageError
-from experiments.cli import run_guarded
+from experiments.cli import parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer(
@@ -168,4 +168,4 @@ def run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

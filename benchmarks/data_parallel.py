@@ -19,7 +19,7 @@ import time
 from absl import app, flags
 
 from experiments.checks import parse_positive_ints
-from experiments.cli import DATA_DIR_HELP, run_guarded
+from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("mini_batch_sizes", "10,40,400", "Mini-batch sizes m, comma separated.")
@@ -120,4 +120,4 @@ def run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -15,7 +15,7 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP, SEED_BOUNDS, run_guarded
+from experiments.cli import DATA_DIR_HELP, SEED_BOUNDS, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("epochs", 7, "Timed epochs for each JAX implementation.", lower_bound=1)
@@ -214,4 +214,4 @@ def timings():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

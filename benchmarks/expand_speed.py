@@ -15,7 +15,7 @@ import time
 
 from absl import app, flags
 
-from experiments.cli import DATA_DIR_HELP, run_guarded
+from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 7, "Timed runs of each JAX function.", lower_bound=1)
@@ -101,4 +101,4 @@ def run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -32,7 +32,7 @@ from absl import app, flags
 
 from benchmarks.networks import ETA, SIZES, M, strategy_epochs
 from experiments.checks import parse_positive_ints
-from experiments.cli import DATA_DIR_HELP, run_guarded
+from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("k", None, "Numbers of networks (default: 1,4,16 on the CPU; 1,64,1024,4096).")
@@ -182,4 +182,4 @@ def run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -22,7 +22,7 @@ import time
 from absl import app, flags
 
 from experiments.checks import UsageError
-from experiments.cli import DATA_DIR_HELP, run_guarded
+from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("epochs", 5, "Timed epochs of each variant in each condition.", lower_bound=1)
@@ -122,4 +122,4 @@ def run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -34,7 +34,7 @@ from absl import app, flags
 
 from benchmarks.networks import ETA, M, stored, strategy_epochs, traffic
 from experiments.checks import UsageError, parse_positive_ints
-from experiments.cli import DATA_DIR_HELP, run_guarded
+from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -156,4 +156,4 @@ def run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

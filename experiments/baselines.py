@@ -14,7 +14,7 @@ import time
 from absl import app, flags
 
 from experiments.checks import UsageError
-from experiments.cli import DATA_DIR_HELP, run_guarded
+from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("svm", False, "Also train scikit-learn's SVC() with its defaults.")
@@ -79,4 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -43,7 +43,15 @@ from experiments.chapter6_runs import (
     table,
 )
 from experiments.checks import UsageError, parse_names
-from experiments.cli import MAX_SEED, command, core_groups, reason, run_at_once, run_guarded
+from experiments.cli import (
+    MAX_SEED,
+    command,
+    core_groups,
+    parse_flags,
+    reason,
+    run_at_once,
+    run_guarded,
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -298,4 +306,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

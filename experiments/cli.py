@@ -67,6 +67,20 @@ def run_guarded(run, argv) -> None:
         sys.exit("interrupted")
 
 
+def parse_flags(argv: list) -> list:
+    """A runner's flag parsing (``app.run(main, flags_parser=parse_flags)``): absl's, with a
+    flag it cannot parse (``--eta=abc``, an unknown flag, an unreadable --flagfile) as one
+    ``error: ...`` line and exit status 1, like every other bad input, in place of absl's
+    two. Returns the arguments left, as absl's parser does."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        message = " ".join(str(e).split()).removeprefix("ERROR:: ")
+        sys.exit(f"error: {message} (--help lists the flags)")
+    except (OSError, ValueError) as e:  # a --flagfile that cannot be read as text
+        sys.exit(f"error: --flagfile: {' '.join(str(e).split())}")
+
+
 def reason(lines: list) -> str:
     """Why a run failed, from its output ``lines``: its last line that says so (experiments'
     "error: ...", absl's "FATAL Flags parsing error: ...", a Python exception), else its

@@ -17,7 +17,7 @@ from absl import app, flags
 
 from experiments import checkpoints, conv_flags, conv_report, presets
 from experiments.checks import JsonLines, UsageError, check_fits
-from experiments.cli import matmul_precision, optimizer_from_flags, run_guarded
+from experiments.cli import matmul_precision, optimizer_from_flags, parse_flags, run_guarded
 from experiments.conv_flags import SETTINGS, check_flags, parse_layers
 from experiments.devices import device_mesh, start_processes
 from experiments.progress import Progress
@@ -155,4 +155,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

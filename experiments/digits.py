@@ -10,7 +10,7 @@ prints their labels.
 from absl import app, flags
 
 from experiments.checks import UsageError, check_png
-from experiments.cli import define_data_flags, run_guarded
+from experiments.cli import define_data_flags, parse_flags, run_guarded
 from experiments.figures import MAX_DRAWN
 
 FLAGS = flags.FLAGS
@@ -61,4 +61,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -39,7 +39,7 @@ from experiments.checks import (
     plain_text,
     save_figure,
 )
-from experiments.cli import run_guarded
+from experiments.cli import parse_flags, run_guarded
 from experiments.metrics_files import (
     BEFORE_TRAINING,
     QUANTITIES,
@@ -214,4 +214,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -17,7 +17,7 @@ import time
 from absl import app, flags
 
 from experiments.checks import JsonLines, UsageError, check_writable, parse_names
-from experiments.cli import DATA_DIR_HELP, run_guarded
+from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("rows", None, "Rows to run (default: all; --list shows them).")
@@ -188,4 +188,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

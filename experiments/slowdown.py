@@ -23,7 +23,7 @@ from experiments.checks import (
     parse_names,
     save_figure,
 )
-from experiments.cli import run_guarded
+from experiments.cli import parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_float("eta", 0.15, "Learning rate η.")
@@ -223,4 +223,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

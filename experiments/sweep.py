@@ -35,6 +35,7 @@ from experiments.cli import (
     define_training_flags,
     matmul_precision,
     optimizer_from_flags,
+    parse_flags,
     run_guarded,
 )
 from experiments.devices import define_process_flags, device_mesh, start_processes
@@ -264,4 +265,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

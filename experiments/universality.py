@@ -28,7 +28,7 @@ from experiments.checks import (
     parse_positive_ints,
     save_figure,
 )
-from experiments.cli import MAX_SEED, run_guarded
+from experiments.cli import MAX_SEED, parse_flags, run_guarded
 from experiments.expressions import parse_function
 from nnjax import optimizers
 
@@ -245,4 +245,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -14,7 +14,7 @@ Computed in float64, as the book's code.
 from absl import app, flags
 
 from experiments.checks import UsageError, parse_floats
-from experiments.cli import SEED_BOUNDS, run_guarded
+from experiments.cli import SEED_BOUNDS, parse_flags, run_guarded
 
 # One line is printed per neuron; and the exploding chain's product, 25^(n − 1) / 8, passes
 # float64's largest number at n = 223.
@@ -149,4 +149,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

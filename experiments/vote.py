@@ -28,7 +28,7 @@ from experiments.checks import (
     check_writable,
     write_summary,
 )
-from experiments.cli import DATA_DIR_HELP, run_guarded
+from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 from experiments.voters import classify, load
 
 FLAGS = flags.FLAGS
@@ -130,4 +130,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

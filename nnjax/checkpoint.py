@@ -230,7 +230,8 @@ def read_tree(path, like):
                 raise ValueError(f"it holds {count} arrays, not {structure.num_leaves}")
             leaves = []
             for i, want in enumerate(jax.tree.leaves(like)):
-                a, shape, dtype = archive[f"a{i}"], np.shape(want), np.result_type(want)
+                a, shape = archive[f"a{i}"], np.shape(want)
+                dtype = want.dtype if hasattr(want, "dtype") else np.asarray(want).dtype
                 if a.shape != shape or a.dtype != dtype:
                     raise ValueError(
                         f"its array a{i} is {a.dtype} {a.shape}, where this run has {dtype} {shape}"

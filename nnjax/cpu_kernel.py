@@ -79,7 +79,9 @@ def _cpu_signature() -> str:
 
 def build(compiler=None, cache_dir=None) -> pathlib.Path:
     """Compiles the kernel (once per source, compiler, jaxlib and CPU) and returns the
-    shared library's path. Raises RuntimeError with the compiler's message if it fails."""
+    shared library's path; a cached library whose bytes no longer match the SHA-256 kept
+    beside it is built again. Raises RuntimeError with the compiler's message if it
+    fails."""
     compiler = compiler or _compiler()
     if compiler is None:
         raise RuntimeError("no C++ compiler found (set $CXX or install g++)")
@@ -98,8 +100,10 @@ def build(compiler=None, cache_dir=None) -> pathlib.Path:
     ).hexdigest()[:16]
     cache_dir = pathlib.Path(cache_dir or _cache_dir())
     library = cache_dir / f"sgd_epoch_cpu-{key}.so"
-    if library.exists():
+    digest = library.with_suffix(".sha256")
+    if library.exists() and digest.exists() and digest.read_text() == _sha256(library):
         return library
+    # missing, or altered since it was built (loading a truncated library crashes Python)
     cache_dir.mkdir(parents=True, exist_ok=True)
     logging.info("nnjax: compiling the CPU kernel into %s (once)", library)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".so.tmp")
@@ -113,11 +117,18 @@ def build(compiler=None, cache_dir=None) -> pathlib.Path:
         )
         if result.returncode != 0:
             raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[-2000:]}")
+        from nnjax.checkpoint import write_atomically
+
+        write_atomically(digest, lambda f: f.write(_sha256(pathlib.Path(tmp)).encode()))
         os.replace(tmp, library)  # atomic: concurrent builders each publish a whole file
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return library
+
+
+def _sha256(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @functools.cache

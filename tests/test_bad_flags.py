@@ -199,6 +199,7 @@ def bad_input_files(d):
     gradient norms (m.jsonl, and the same named m.png), corrupt metrics files, pipes where
     a file would be replaced, and full.png, a link to /dev/full."""
     (d / "old.png").write_bytes(EARLIER)
+    (d / "binary.flags").write_bytes(bytes(range(128, 256)))  # no text: a bad --flagfile
     for data_file in ("mnist.pkl.gz", "t10k-labels-idx1-ubyte"):  # what an output must not be
         (d / data_file).write_bytes(EARLIER)
     good = epoch_line(0, gradient_norms=[0.1, 0.01]) + epoch_line(1, gradient_norms=[0.1, 0.02])
@@ -450,6 +451,10 @@ BAD_INPUT = [
     ("experiments.plots", ["--run=a={d}/m.jsonl", *PLOT, "--from_epoch=-1"], "--from_epoch must"),
     ("experiments.mnist", ["--hidden=", "--gradient_norms=5"], "--gradient_norms measures hidden"),
     ("experiments.conv", ["--summary_out={d}"], "--summary_out={d}: {d} is a directory"),
+    # absl's own parsing errors, one line too
+    ("experiments.mnist", ["--eta=abc"], "error: flag --eta=abc: could not convert string"),
+    ("benchmarks.sweep_speed", ["--bogus"], "error: Unknown command line flag 'bogus'"),
+    ("experiments.conv", ["--flagfile={d}/binary.flags"], "error: --flagfile: 'utf-8' codec"),
     # (7) an output that is the data the run reads
     (
         "experiments.mnist",

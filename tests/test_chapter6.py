@@ -131,7 +131,7 @@ def test_a_run_that_fails_says_why_in_the_one_line(tmp_path):
     error quotes the line that says why, not the run's last line (absl's help hint)."""
     out = run_table("--rows=relu", "--seeds=1", f"--dir={tmp_path}", "--flags=--eta=abc")
     assert_failed_with_one_error(
-        out, "relu seed 0 failed (FATAL Flags parsing error: flag --eta=abc"
+        out, "relu seed 0 failed (error: flag --eta=abc: could not convert"
     )
 
 

@@ -142,7 +142,20 @@ def test_build_is_cached(tmp_path):
     mtime = first.stat().st_mtime_ns
     assert cpu_kernel.build(cache_dir=tmp_path) == first
     assert first.stat().st_mtime_ns == mtime
-    assert [p.name for p in tmp_path.iterdir()] == [first.name]
+    digest = first.with_suffix(".sha256")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, digest.name])
+
+
+def test_a_damaged_cached_library_is_built_again(tmp_path):
+    """Loading a truncated shared library crashes Python (a bus error), so one whose bytes
+    no longer match the digest kept beside it is never returned: it is built again."""
+    first = cpu_kernel.build(cache_dir=tmp_path)
+    whole = first.read_bytes()
+    first.write_bytes(whole[:1000])
+    assert cpu_kernel.build(cache_dir=tmp_path) == first
+    assert first.read_bytes() == whole
+    first.with_suffix(".sha256").unlink()  # a library cached before digests were kept
+    assert cpu_kernel.build(cache_dir=tmp_path) == first and first.read_bytes() == whole
 
 
 def test_thread_count_does_not_change_the_result():
