@@ -49,7 +49,10 @@ def run() -> None:
     )
     if not FLAGS.svm:
         return
-    from sklearn import svm
+    try:
+        from sklearn import svm
+    except ImportError as e:  # installed, but broken (built for another NumPy, say)
+        raise UsageError(f"--svm: scikit-learn does not import ({e})") from None
 
     n = FLAGS.svm_train_size or len(train.y)
     if n > len(train.y):

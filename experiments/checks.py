@@ -255,21 +255,29 @@ def check_not_inputs(inputs) -> None:
                 raise UsageError(f"--{name}={value} is also the input file of --{flag} ({path})")
 
 
-def check_not_data() -> None:
+def check_not_data(name=None) -> None:
     """Raises UsageError if an output flag names a file the runner's dataset is read from
-    (``nnjax.data.sources`` of --dataset, or the book's MNIST, in --data_dir): the run would
-    overwrite its own data (an IDX file would be lost for good)."""
+    (``nnjax.data.sources`` of ``name``, else of --dataset, else of the book's MNIST, in
+    --data_dir): the run would overwrite its own data (an IDX file would be lost for good)."""
     if "data_dir" not in flags.FLAGS:
         return
     from nnjax import data
 
-    name = flags.FLAGS.dataset if "dataset" in flags.FLAGS else "mnist"
-    for source in data.sources(name or "mnist", flags.FLAGS.data_dir):
+    name = name or (flags.FLAGS.dataset if "dataset" in flags.FLAGS else None) or "mnist"
+    for source in data.sources(name, flags.FLAGS.data_dir):
         where = os.path.realpath(source)
         for flag, value, target in _outputs():
-            target = os.path.realpath(target)
-            if target == where or target.startswith(where + os.sep):
+            if _same_or_under(target, where):
                 raise UsageError(f"--{flag}={value} would overwrite the data it reads ({source})")
+
+
+def _same_or_under(target, where: str) -> bool:
+    """Whether the file ``target`` is ``where`` (through links, hard links too) or lies
+    under the directory ``where``."""
+    real = os.path.realpath(target)
+    if real == where or real.startswith(where + os.sep):
+        return True
+    return os.path.exists(target) and os.path.exists(where) and os.path.samefile(target, where)
 
 
 def name_flag(path) -> str:

@@ -23,6 +23,7 @@ from absl import app, flags
 
 from experiments.checks import (
     UsageError,
+    check_not_data,
     check_png,
     check_predictions_out,
     check_writable,
@@ -68,6 +69,7 @@ def run(paths) -> None:
     if FLAGS.predictions_out:
         check_predictions_out("predictions_out", FLAGS.predictions_out, paths)
     dataset_name, voters = load(paths)
+    check_not_data(dataset_name)  # known only now, from the networks' files
     import numpy as np
 
     from nnjax import data, ensemble, predictions

@@ -103,6 +103,8 @@ def build(compiler=None, cache_dir=None) -> pathlib.Path:
     digest = library.with_suffix(".sha256")
     if library.exists() and digest.exists() and digest.read_text() == _sha256(library):
         return library
+    if library.exists() and not digest.exists() and not os.access(cache_dir, os.W_OK):
+        return library  # built before digests were kept, where none can be written now
     # missing, or altered since it was built (loading a truncated library crashes Python)
     cache_dir.mkdir(parents=True, exist_ok=True)
     logging.info("nnjax: compiling the CPU kernel into %s (once)", library)

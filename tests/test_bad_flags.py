@@ -202,6 +202,7 @@ def bad_input_files(d):
     (d / "binary.flags").write_bytes(bytes(range(128, 256)))  # no text: a bad --flagfile
     for data_file in ("mnist.pkl.gz", "t10k-labels-idx1-ubyte"):  # what an output must not be
         (d / data_file).write_bytes(EARLIER)
+    os.link(d / "mnist.pkl.gz", d / "hard_link.jsonl")  # the same file by another name
     good = epoch_line(0, gradient_norms=[0.1, 0.01]) + epoch_line(1, gradient_norms=[0.1, 0.02])
     (d / "m.jsonl").write_text(good)
     (d / "m.png").write_text(good)
@@ -460,6 +461,11 @@ BAD_INPUT = [
         "experiments.mnist",
         ["--dataset=idx:{d}", "--metrics_out={d}/t10k-labels-idx1-ubyte"],
         "--metrics_out={d}/t10k-labels-idx1-ubyte would overwrite the data it reads",
+    ),
+    (
+        "experiments.sweep",
+        ["--data_dir={d}", "--jsonl={d}/hard_link.jsonl"],
+        "--jsonl={d}/hard_link.jsonl would overwrite the data it reads",
     ),
     (
         "experiments.sweep",

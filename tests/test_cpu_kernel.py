@@ -146,7 +146,7 @@ def test_build_is_cached(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, digest.name])
 
 
-def test_a_damaged_cached_library_is_built_again(tmp_path):
+def test_a_damaged_cached_library_is_built_again(tmp_path, monkeypatch):
     """Loading a truncated shared library crashes Python (a bus error), so one whose bytes
     no longer match the digest kept beside it is never returned: it is built again."""
     first = cpu_kernel.build(cache_dir=tmp_path)
@@ -155,6 +155,13 @@ def test_a_damaged_cached_library_is_built_again(tmp_path):
     assert cpu_kernel.build(cache_dir=tmp_path) == first
     assert first.read_bytes() == whole
     first.with_suffix(".sha256").unlink()  # a library cached before digests were kept
+    mtime = first.stat().st_mtime_ns
+    compiler = cpu_kernel._compiler()  # found before os.access says nothing is writable
+    monkeypatch.setattr(cpu_kernel.os, "access", lambda *a: False)  # a read-only cache
+    # used as it is, since no digest can be written
+    assert cpu_kernel.build(compiler=compiler, cache_dir=tmp_path) == first
+    assert first.stat().st_mtime_ns == mtime
+    monkeypatch.undo()
     assert cpu_kernel.build(cache_dir=tmp_path) == first and first.read_bytes() == whole
 
 

@@ -170,3 +170,10 @@ def test_a_data_dir_that_cannot_be_one_is_refused_before_any_download(tmp_path):
         assert message in assert_one_line(e)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "d"]
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["mnist.pkl.gz"]
+
+
+def test_an_idx_dataset_does_not_look_at_the_data_dir(tmp_path):
+    """idx:DIR reads DIR alone: a --data_dir it never uses is not checked."""
+    with pytest.raises(DataError) as e:
+        data.load(f"idx:{tmp_path}", tmp_path / "no" / "such" / "cache", progress=None)
+    assert "IDX file" in assert_one_line(e)

@@ -243,6 +243,22 @@ def test_bad_predictions_are_a_one_line_error(tmp_path, args, names):
     assert (tmp_path / "a.json").read_bytes() == before  # nothing overwritten
 
 
+def test_an_output_that_is_the_voted_datasets_file_is_refused(tmp_path):
+    """vote learns its dataset from the files it votes, so an IDX file of that dataset
+    named as an output is refused once they are read, before anything is written."""
+    from nnjax import predictions
+
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    labels_file = idx / "t10k-labels-idx1-ubyte"
+    labels_file.write_bytes(b"the user's only copy")
+    labels = np.arange(20) % 10
+    predictions.save(tmp_path / "p.json", labels[None], labels, f"idx:{idx}", "test")
+    out = run_vote(str(tmp_path / "p.json"), f"--summary_out={labels_file}")
+    assert_failed_with_one_error(out, f"--summary_out={labels_file} would overwrite the data")
+    assert labels_file.read_bytes() == b"the user's only copy"
+
+
 def test_each_network_is_reported_as_soon_as_it_is_classified():
     """classify() hands each voter's classes to ``report`` before it classifies the next
     one, so a long vote shows its progress and a bad file late in the list still leaves

@@ -61,17 +61,8 @@ def load(
     progress = progress or (lambda msg: None)
     given, data_dir = data_dir, (pathlib.Path(data_dir).expanduser() if data_dir else None)
     data_dir = data_dir or default_data_dir()
-    if data_dir.exists() and not data_dir.is_dir():
-        raise DataError(
-            f"data directory {data_dir} is a file: set --data_dir / NNJAX_DATA_DIR to a directory"
-        )
-    if given and not data_dir.exists() and not data_dir.parent.is_dir():
-        # a mistyped path: nnjax creates the directory itself, never its parents
-        raise DataError(
-            f"data directory {data_dir}: its parent {data_dir.parent} does not exist (is "
-            "--data_dir mistyped? nnjax creates the directory, not its parents)"
-        )
     if name.lower() == "mnist":
+        _check_data_dir(data_dir, given)
         return book.load_book_mnist(data_dir, progress)
     if name.startswith("tfds:"):
         tfds_name = name[len("tfds:") :].strip()
@@ -80,6 +71,7 @@ def load(
                 "dataset 'tfds:' names no TFDS dataset: use mnist, tfds:NAME "
                 "(e.g. tfds:fashion_mnist) or idx:DIR"
             )
+        _check_data_dir(data_dir, given)
         return tfds_source.load_tfds(tfds_name, data_dir / "tfds", progress, validation_size)
     if name.startswith("idx:"):
         idx_dir = name[len("idx:") :].strip()
@@ -90,6 +82,21 @@ def load(
             )
         return idx.load_idx_dir(pathlib.Path(idx_dir).expanduser(), validation_size)
     raise DataError(f"unknown dataset {name!r}: use mnist, tfds:NAME or idx:DIR")
+
+
+def _check_data_dir(data_dir: pathlib.Path, given) -> None:
+    """DataError unless ``data_dir`` is a directory or can be made one: not a file, and,
+    where it was ``given`` (not a default), with a parent that exists (a mistyped path is
+    not created with all its parents)."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(
+            f"data directory {data_dir} is a file: set --data_dir / NNJAX_DATA_DIR to a directory"
+        )
+    if given and not data_dir.exists() and not data_dir.parent.is_dir():
+        raise DataError(
+            f"data directory {data_dir}: its parent {data_dir.parent} does not exist (is "
+            "--data_dir mistyped? nnjax creates the directory, not its parents)"
+        )
 
 
 def sources(name: str = "mnist", data_dir: str | os.PathLike | None = None) -> list[pathlib.Path]:
