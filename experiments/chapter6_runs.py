@@ -153,10 +153,11 @@ def result(base: pathlib.Path) -> dict:
 def ensemble_run(base: pathlib.Path) -> dict:
     """A finished ``--preset=ensemble`` run's vote, ``{"test": %, "final": None, "members":
     [training_time] per network}``."""
-    vote = summary_of(summary_path(base), lambda r: r["vote"])
-    if not vote:
+    test = summary_of(
+        summary_path(base), lambda r: r["vote"] and percent(r["vote"]["test_accuracy"])
+    )
+    if not test:  # a record of one network has "vote": null
         raise UsageError(f"{summary_path(base)} holds no plurality vote")
-    test = summary_of(summary_path(base), lambda r: percent(r["vote"]["test_accuracy"]))
     epochs = epochs_of(base)
     return {
         "test": test,

@@ -210,9 +210,8 @@ def check_flags():
             f"--seed={FLAGS.seed} with --networks={FLAGS.networks}: the last "
             f"network's seed would be past 2^31 − 1"
         )
-    if FLAGS.save and not FLAGS.save.lower().endswith(
-        ".npz"
-    ):  # experiments.vote reads by the suffix
+    # experiments.vote tells networks (.npz) from predictions (.json) by the suffix
+    if FLAGS.save and not FLAGS.save.lower().endswith(".npz"):
         raise UsageError(f"--save={FLAGS.save}: a networks file's name must end in .npz")
     for name in ("metrics_out", "save", "summary_out"):
         if FLAGS[name].value:
