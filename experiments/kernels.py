@@ -64,15 +64,17 @@ def check_kernel(model, tx, mesh=None) -> None:
         raise UsageError(f"--kernel=blocked: {e}") from None
 
 
-def check_kernel_data(model, tx, params, x) -> None:
+def check_kernel_data(model, tx, params, x, say=print) -> None:
     """UsageError naming --kernel if the C++ CPU epoch or the Pallas GPU epoch cannot train
     ``params`` on the training images ``x`` (N, n_in) here; nothing to check for the
-    other kernels."""
+    other kernels. Says so (by ``say``) before the C++ epoch is compiled, the first time."""
     kernel = flags.FLAGS.kernel
     if kernel not in ("cpp", "pallas"):
         return
     from nnjax import cpu_kernel, gpu_kernel
 
+    if kernel == "cpp" and cpu_kernel.needs_build():
+        say("Compiling the C++ CPU epoch (once for this CPU and jaxlib) …", flush=True)
     try:
         (cpu_kernel if kernel == "cpp" else gpu_kernel).check(
             model, tx, params, x, flags.FLAGS.mini_batch_size

@@ -198,7 +198,7 @@ def run() -> None:
     shapes = jax.eval_shape(lambda: network.init(init_key, sizes, init=FLAGS.init))
     check_fits("hidden", FLAGS.hidden, shapes, 3, train_x.nbytes + dataset.test.x.nbytes)
     params = network.init(init_key, sizes, init=FLAGS.init)
-    check_kernel_data(model, tx, params, train_x)
+    check_kernel_data(model, tx, params, train_x, say)
     say(
         mnist_report.header(
             sizes, activation, cost, mesh, dataset.name, n_train, len(eval_split.y)

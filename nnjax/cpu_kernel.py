@@ -77,15 +77,8 @@ def _cpu_signature() -> str:
         return platform.processor()
 
 
-def build(compiler=None, cache_dir=None) -> pathlib.Path:
-    """Compiles the kernel (once per source, compiler, jaxlib and CPU) and returns the
-    shared library's path; a cached library whose bytes no longer match the SHA-256 kept
-    beside it is built again. Raises RuntimeError with the compiler's message if it
-    fails."""
-    compiler = compiler or _compiler()
-    if compiler is None:
-        raise RuntimeError("no C++ compiler found (set $CXX or install g++)")
-    include = jax.ffi.include_dir()
+def _library(compiler: str, cache_dir) -> pathlib.Path:
+    """Where the kernel built by ``compiler`` for this source, jaxlib and CPU is cached."""
     key = hashlib.sha256(
         "\0".join(
             [
@@ -98,16 +91,41 @@ def build(compiler=None, cache_dir=None) -> pathlib.Path:
             ]
         ).encode()
     ).hexdigest()[:16]
-    cache_dir = pathlib.Path(cache_dir or _cache_dir())
-    library = cache_dir / f"sgd_epoch_cpu-{key}.so"
+    return pathlib.Path(cache_dir or _cache_dir()) / f"sgd_epoch_cpu-{key}.so"
+
+
+def _cached(library: pathlib.Path) -> bool:
+    """Whether ``library`` can be used as it is: its bytes match the SHA-256 kept beside it,
+    or it was built before digests were kept, in a cache that cannot be written now."""
     digest = library.with_suffix(".sha256")
-    if library.exists() and digest.exists() and digest.read_text() == _sha256(library):
+    if library.exists() and digest.exists():
+        return digest.read_text() == _sha256(library)
+    return library.exists() and not os.access(library.parent, os.W_OK)
+
+
+def needs_build(compiler=None, cache_dir=None) -> bool:
+    """Whether ``build`` would compile the kernel now (False without a compiler, where it
+    cannot)."""
+    compiler = compiler or _compiler()
+    return compiler is not None and not _cached(_library(compiler, cache_dir))
+
+
+def build(compiler=None, cache_dir=None) -> pathlib.Path:
+    """Compiles the kernel (once per source, compiler, jaxlib and CPU) and returns the
+    shared library's path; a cached library whose bytes no longer match the SHA-256 kept
+    beside it is built again. Raises RuntimeError with the compiler's message if it
+    fails."""
+    compiler = compiler or _compiler()
+    if compiler is None:
+        raise RuntimeError("no C++ compiler found (set $CXX or install g++)")
+    include = jax.ffi.include_dir()
+    library = _library(compiler, cache_dir)
+    if _cached(library):
         return library
-    if library.exists() and not digest.exists() and not os.access(cache_dir, os.W_OK):
-        return library  # built before digests were kept, where none can be written now
+    cache_dir, digest = library.parent, library.with_suffix(".sha256")
     # missing, or altered since it was built (loading a truncated library crashes Python)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    logging.info("nnjax: compiling the CPU kernel into %s (once)", library)
+    logging.debug("nnjax: compiling the CPU kernel into %s", library)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".so.tmp")
     os.close(fd)
     try:
