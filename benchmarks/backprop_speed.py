@@ -29,8 +29,9 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import UsageError, bytes_text, check_memory, parse_positive_ints
+from experiments.checks import UsageError, bytes_text, check_memory
 from experiments.cli import SEED_BOUNDS, parse_flags, run_guarded
+from experiments.flag_lists import parse_positive_ints
 
 VARIANTS = 4  # timed: the book's loop, the per-example loop, the matrix pass, jax.grad
 MAX_SECONDS = 3600  # of timing rounds, at least: --repeats × --round_seconds × ...

@@ -18,8 +18,8 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import parse_positive_ints
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
+from experiments.flag_lists import parse_positive_ints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("mini_batch_sizes", "10,40,400", "Mini-batch sizes m, comma separated.")

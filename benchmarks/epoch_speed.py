@@ -131,7 +131,8 @@ def main(argv):
 
 
 def run():
-    from experiments.checks import UsageError, parse_positive_ints
+    from experiments.checks import UsageError
+    from experiments.flag_lists import parse_positive_ints
 
     programs = parse_positive_ints("programs", FLAGS.programs)
     if any(p & (p - 1) or p > 32 for p in programs):

@@ -31,8 +31,8 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks.networks import ETA, SIZES, M, strategy_epochs
-from experiments.checks import parse_positive_ints
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
+from experiments.flag_lists import parse_positive_ints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("k", None, "Numbers of networks (default: 1,4,16 on the CPU; 1,64,1024,4096).")

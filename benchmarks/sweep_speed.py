@@ -33,8 +33,9 @@ import time
 from absl import app, flags
 
 from benchmarks.networks import ETA, M, stored, strategy_epochs, traffic
-from experiments.checks import UsageError, parse_positive_ints
+from experiments.checks import UsageError
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
+from experiments.flag_lists import parse_positive_ints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(

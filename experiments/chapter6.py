@@ -42,7 +42,7 @@ from experiments.chapter6_runs import (
     preset_seed,
     table,
 )
-from experiments.checks import UsageError, parse_names
+from experiments.checks import UsageError
 from experiments.cli import (
     MAX_SEED,
     command,
@@ -52,6 +52,8 @@ from experiments.cli import (
     run_at_once,
     run_guarded,
 )
+from experiments.devices import backend_name
+from experiments.flag_lists import parse_names
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -254,20 +256,6 @@ def run() -> None:
             runs_for(rows, seeds, directory, together, extra), directory, extra, FLAGS.jobs, cores
         )
     print(table(rows, seeds, directory, extra))
-
-
-def backend_name() -> str:
-    """``jax.default_backend()`` as a fresh process sees it: asking here would make this
-    process hold on to the GPU (and most of its memory) while the runs train."""
-    out = subprocess.run(
-        [sys.executable, "-c", "import jax; print(jax.default_backend())"],
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0 or not out.stdout.split():
-        said = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
-        raise UsageError(f"JAX failed to start: {said}")
-    return out.stdout.split()[-1]
 
 
 def train_all(runs: list, directory: pathlib.Path, extra: list, jobs: int, cores) -> None:

@@ -1,7 +1,7 @@
 """The checks every runner makes of its flags before any work: the error for a bad flag,
-the lists runners parse, files that must be writable, float flags that must be finite,
-output flags that must name distinct files (none of them an input), networks that must
-fit in memory; and how output files are written (--metrics_out's lines, figures)."""
+files that must be writable, float flags that must be finite, output flags that must name
+distinct files (none of them an input), networks that must fit in memory; and how output
+files are written (--metrics_out's lines, figures). Lists are parsed in ``flag_lists``."""
 
 import importlib.util
 import io
@@ -24,6 +24,15 @@ def check_writable(flag: str, path: str) -> None:
     if not os.path.isdir(directory):
         raise UsageError(f"--{flag}={path}: directory {directory} does not exist")
     if not os.access(path if os.path.exists(path) else directory, os.W_OK):
+        raise UsageError(f"--{flag}={path} is not writable")
+
+
+def check_directory(flag: str, path: str) -> None:
+    """Raises UsageError unless ``path`` is a directory that can be written or does not
+    exist yet (the run creates it), without creating it."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--{flag}={path} is not a directory")
+    if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"--{flag}={path} is not writable")
 
 
@@ -128,67 +137,6 @@ class JsonLines:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def parse_hidden(text: str) -> list[int]:
-    """``"30,30"`` → ``[30, 30]`` (``""``: none); raises UsageError naming --hidden if it
-    is not that."""
-    return parse_positive_ints("hidden", text, allow_none=True)
-
-
-def parse_positive_ints(flag: str, text, allow_none: bool = False) -> list[int]:
-    """``"10,40"`` (or absl's list ``["10", "40"]``) → ``[10, 40]``; raises UsageError
-    naming --``flag`` unless every value is a positive integer and, unless ``allow_none``,
-    there is at least one."""
-    text = text if isinstance(text, str) else ",".join(text)
-    parts = [p.strip() for p in text.split(",")] if text.strip() else []
-    if not all(parts):
-        raise UsageError(f"--{flag}={text!r} has an empty item")
-    values = []
-    for part in parts:
-        try:
-            values.append(int(part))
-        except ValueError:
-            raise UsageError(f"--{flag} must be comma-separated integers, got {text!r}") from None
-    if any(n <= 0 for n in values):
-        raise UsageError(f"--{flag} values must be positive, got {text!r}")
-    if not values and not allow_none:
-        raise UsageError(f"--{flag} needs at least one value")
-    return values
-
-
-def parse_names(flag: str, text, choices) -> list[str]:
-    """``"a,b"`` (or absl's list ``["a", "b"]``) → ``["a", "b"]``; raises UsageError naming
-    --``flag`` unless there is at least one, each is one of ``choices`` and none comes twice."""
-    text = text if isinstance(text, str) else ",".join(text)
-    parts = [p.strip() for p in text.split(",")] if text.strip() else []
-    if not all(parts):
-        raise UsageError(f"--{flag}={text!r} has an empty item")
-    if not parts:
-        raise UsageError(f"--{flag} needs at least one of {', '.join(choices)}")
-    unknown = [p for p in parts if p not in choices]
-    if unknown:
-        raise UsageError(f"--{flag}: unknown {unknown[0]!r}; choose from {', '.join(choices)}")
-    twice = [p for i, p in enumerate(parts) if p in parts[:i]]
-    if twice:
-        raise UsageError(f"--{flag}={text} names {twice[0]} twice")
-    return parts
-
-
-def parse_floats(flag: str, text) -> list[float]:
-    """``"0.6,-1"`` (or absl's list ``["0.6", "-1"]``) → ``[0.6, -1.0]``; raises UsageError
-    naming --``flag`` unless every item is a finite number."""
-    text = text if isinstance(text, str) else ",".join(text)
-    parts = [p.strip() for p in text.split(",")]
-    if not all(parts):
-        raise UsageError(f"--{flag}={text!r} has an empty item")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise UsageError(f"--{flag} must be comma-separated numbers, got {text!r}") from None
-    if not all(math.isfinite(v) for v in values):
-        raise UsageError(f"--{flag} must be finite numbers, got {text!r}")
-    return values
 
 
 def check_finite_floats() -> None:

@@ -4,7 +4,13 @@ the checks of the flags made before any work starts."""
 from absl import flags
 
 from experiments import presets
-from experiments.checks import UsageError, check_png, check_predictions_out, check_writable
+from experiments.checks import (
+    UsageError,
+    check_directory,
+    check_png,
+    check_predictions_out,
+    check_writable,
+)
 from experiments.cli import MAX_SEED, SEED_BOUNDS, define_data_flags, define_training_flags
 from experiments.devices import define_process_flags
 from experiments.training import check_devices, check_ranges
@@ -216,6 +222,8 @@ def check_flags():
     for name in ("metrics_out", "save", "summary_out"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
+    if FLAGS.checkpoint_dir:
+        check_directory("checkpoint_dir", FLAGS.checkpoint_dir)
     for name in ("filters_png", "misclassified_png"):
         if FLAGS[name].value:
             check_png(name, FLAGS[name].value)

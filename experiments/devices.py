@@ -1,5 +1,9 @@
 """The devices a runner trains on: ``--devices`` (data parallel on one host) and the
-multi-host flags, the same in every runner that takes them."""
+multi-host flags, the same in every runner that takes them; and the backend a fresh
+process finds (``backend_name``)."""
+
+import subprocess
+import sys
 
 from absl import flags
 
@@ -102,3 +106,17 @@ def start_processes():
                 f"process {f.process_id} of {f.num_processes}: {first}"
             ) from None
     return print if jax.process_index() == 0 else (lambda *args, **kwargs: None)
+
+
+def backend_name() -> str:
+    """``jax.default_backend()`` as a fresh process sees it: asking here would make this
+    process hold on to the GPU (and most of its memory) while the runs train."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import jax; print(jax.default_backend())"],
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0 or not out.stdout.split():
+        said = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
+        raise UsageError(f"JAX failed to start: {said}")
+    return out.stdout.split()[-1]

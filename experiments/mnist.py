@@ -18,10 +18,10 @@ from experiments import checkpoints, mnist_report
 from experiments.checks import (
     JsonLines,
     UsageError,
+    check_directory,
     check_fits,
     check_png,
     check_writable,
-    parse_hidden,
 )
 from experiments.cli import (
     SEED_BOUNDS,
@@ -34,6 +34,7 @@ from experiments.cli import (
     run_guarded,
 )
 from experiments.devices import define_process_flags, device_mesh, start_processes
+from experiments.flag_lists import parse_hidden
 from experiments.kernels import check_kernel, check_kernel_data, define_kernel_flags
 from experiments.progress import Progress
 from experiments.training import check_devices, check_mini_batch, check_ranges, first_images
@@ -137,6 +138,8 @@ def check_flags() -> list[int]:
     for name in ("metrics_out", "save"):
         if FLAGS[name].value:
             check_writable(name, FLAGS[name].value)
+    if FLAGS.checkpoint_dir:
+        check_directory("checkpoint_dir", FLAGS.checkpoint_dir)
     if FLAGS.misclassified_png:
         check_png("misclassified_png", FLAGS.misclassified_png)
     check_devices()

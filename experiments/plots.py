@@ -32,14 +32,9 @@ import math
 
 from absl import app, flags
 
-from experiments.checks import (
-    check_not_inputs,
-    check_png,
-    parse_names,
-    plain_text,
-    save_figure,
-)
+from experiments.checks import check_not_inputs, check_png, plain_text, save_figure
 from experiments.cli import parse_flags, run_guarded
+from experiments.flag_lists import parse_names
 from experiments.metrics_files import (
     BEFORE_TRAINING,
     QUANTITIES,

@@ -21,14 +21,7 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import (
-    JsonLines,
-    UsageError,
-    check_fits,
-    check_png,
-    check_writable,
-    parse_hidden,
-)
+from experiments.checks import JsonLines, UsageError, check_fits, check_png, check_writable
 from experiments.cli import (
     define_data_flags,
     define_network_flags,
@@ -39,6 +32,7 @@ from experiments.cli import (
     run_guarded,
 )
 from experiments.devices import define_process_flags, device_mesh, start_processes
+from experiments.flag_lists import parse_hidden
 from experiments.kernels import check_kernel, define_kernel_flags, describe_kernel
 from experiments.training import check_devices, check_ranges
 from nnjax import fit

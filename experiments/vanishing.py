@@ -13,8 +13,9 @@ Computed in float64, as the book's code.
 
 from absl import app, flags
 
-from experiments.checks import UsageError, parse_floats
+from experiments.checks import UsageError
 from experiments.cli import SEED_BOUNDS, parse_flags, run_guarded
+from experiments.flag_lists import parse_floats
 
 # One line is printed per neuron; and the exploding chain's product, 25^(n − 1) / 8, passes
 # float64's largest number at n = 223.

@@ -452,6 +452,12 @@ BAD_INPUT = [
     ("experiments.plots", ["--run=a={d}/m.jsonl", *PLOT, "--from_epoch=-1"], "--from_epoch must"),
     ("experiments.mnist", ["--hidden=", "--gradient_norms=5"], "--gradient_norms measures hidden"),
     ("experiments.conv", ["--summary_out={d}"], "--summary_out={d}: {d} is a directory"),
+    (  # refused before the data loads, not after
+        "experiments.mnist",
+        ["--checkpoint_dir={d}/old.png"],
+        "--checkpoint_dir={d}/old.png is not a directory",
+    ),
+    ("experiments.conv", ["--checkpoint_dir={d}/m.jsonl"], "--checkpoint_dir={d}/m.jsonl is not"),
     # absl's own parsing errors, one line too
     ("experiments.mnist", ["--eta=abc"], "error: flag --eta=abc: could not convert string"),
     ("benchmarks.sweep_speed", ["--bogus"], "error: Unknown command line flag 'bogus'"),
