@@ -15,15 +15,9 @@ float64, as the book's code.
 
 from absl import app, flags
 
-from experiments.checks import (
-    UsageError,
-    bytes_text,
-    check_png,
-    parse_floats,
-    parse_names,
-    save_figure,
-)
+from experiments.checks import UsageError, bytes_text, check_png, save_figure
 from experiments.cli import parse_flags, run_guarded
+from experiments.flag_lists import parse_floats, parse_names
 
 FLAGS = flags.FLAGS
 flags.DEFINE_float("eta", 0.15, "Learning rate η.")
@@ -46,6 +40,7 @@ flags.DEFINE_list("z", ["2.5", "-1", "3.2", "0.5"], "--softmax's weighted inputs
 TABLE_EPOCHS = (0, 50, 100, 150, 200, 300)
 # The run keeps w, b, a and C after every epoch (float64): 32 MB at this bound.
 MAX_EPOCHS = 1_000_000
+SLOWDOWN_FLAGS = ("eta", "epochs", "starts", "costs", "x", "y")
 FORMULAS = {"quadratic": "(a − y) σ'(z) x", "cross_entropy": "x (a − y)"}
 
 
@@ -82,9 +77,13 @@ def check_flags():
     z = parse_floats("z", FLAGS.z)
     if len(z) < 2:
         raise UsageError(f"--z needs at least two weighted inputs, got {','.join(FLAGS.z)!r}")
+    # a flag of the mode not run would be ignored without a word
+    ignored = [n for n in (*SLOWDOWN_FLAGS, "png") if FLAGS[n].present] if FLAGS.softmax else []
+    if ignored:
+        raise UsageError(f"--{ignored[0]} is for the slowdown's runs: leave it out with --softmax")
+    if FLAGS["z"].present and not FLAGS.softmax:
+        raise UsageError("--z is for --softmax's numbers")
     if FLAGS.png is not None:
-        if FLAGS.softmax:
-            raise UsageError("--png draws the slowdown's curves: leave out --softmax")
         check_png("png", FLAGS.png)
     return starts, chosen, z
 

@@ -112,7 +112,9 @@ def test_the_runner_prints_softmax():
         (["--costs=log_likelihood"], "--costs"),
         (["--png=x.jpg"], "--png"),
         (["--z=1"], "--z"),
-        (["--softmax", "--png=x.png"], "--softmax"),
+        (["--softmax", "--png=x.png"], "--png is for the slowdown's runs"),
+        (["--softmax", "--epochs=5"], "--epochs is for the slowdown's runs"),
+        (["--costs=quadratic", "--z=1,2"], "--z is for --softmax"),
     ],
 )
 def test_bad_flags_are_one_line(tmp_path, flags, names):

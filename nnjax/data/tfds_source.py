@@ -160,13 +160,13 @@ def load_tfds(
             raise DataError(
                 f"{label} is not downloaded in {tfds_dir} and the network is unreachable; "
                 f"download it on a machine with internet ({build_cmd}) and copy it, "
-                "or use --dataset=idx:DIR / --dataset=mnist"
+                "or use another dataset (idx:DIR, mnist)"
             )
         if not _tensorflow_available():
             raise DataError(
                 f"{label} is not prepared in {tfds_dir}, and preparing it needs TensorFlow "
                 f"(not installed); run `{build_cmd}` where TensorFlow is installed and copy it, "
-                "or use --dataset=idx:DIR / --dataset=mnist"
+                "or use another dataset (idx:DIR, mnist)"
             )
         progress(f"Downloading and preparing {label} into {tfds_dir} …")
         try:
@@ -174,7 +174,7 @@ def load_tfds(
         except Exception as e:
             raise DataError(
                 f"{label}: download/prepare into {tfds_dir} failed ({_one_line(e)}); "
-                f"run `{build_cmd}` by hand, or use --dataset=idx:DIR / --dataset=mnist"
+                f"run `{build_cmd}` by hand, or use another dataset (idx:DIR, mnist)"
             ) from e
 
     try:
