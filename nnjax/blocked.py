@@ -30,19 +30,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnjax import costs, network, optimizers
+from nnjax import costs, fused, network, optimizers
 
 
 def check(model, tx, mesh=None) -> None:
     """Raises ValueError (one line saying why) unless the blocked epoch can train with this
     model and optimizer: chapter 1-5's network (``model.book_network``), the book's plain
     SGD with L2 weight decay (``optimizers.make("sgd")``), one device."""
-    why = ""
-    if model.book_network is None:
-        why = f"it trains chapter 1-5 networks only, not {model.name or 'this model'}"
-    elif tx is not optimizers.make("sgd"):
-        why = "it runs the book's plain SGD with L2 regularisation only (no momentum, L1 or Adam)"
-    elif mesh is not None:
+    why = fused.book_sgd_reason(model, tx)
+    if not why and mesh is not None:
         why = "it trains on one device (leave out the mesh)"
     if why:
         raise ValueError(f"the blocked epoch cannot train this network: {why}")

@@ -13,6 +13,7 @@ from there exactly as if it had never stopped (checkpoints and resumes are that)
 does nothing per mini-batch: each epoch is one call of ``nnjax.epoch.epoch``.
 """
 
+import dataclasses
 import functools
 import time
 from typing import Callable, Optional, Sequence
@@ -25,6 +26,7 @@ from nnjax import history, optimizers, parallel, stacked
 from nnjax.history import EpochResult, History
 
 STRATEGIES = ("loop", "vmap")
+FIELDS = {field.name for field in dataclasses.fields(EpochResult)}  # what metrics may return
 
 
 def pick_strategy(strategy: str, networks: int, backend: Optional[str] = None) -> str:
@@ -83,13 +85,14 @@ def fit(
 
     After every epoch each network scores ``eval_data`` and, where that is at least its best
     so far, ``test_data`` (network3's protocol); ``monitor`` adds ``model.cost`` on both
-    sets and the training accuracy; ``metrics(params)`` returns more ``EpochResult`` fields
-    (e.g. ``gradient_norms``). ``early_stopping=n`` stops a network after n epochs without a
-    better evaluation accuracy; ``halve_eta_after=n`` halves its η (``tx`` needs a
-    ``learning_rate`` hyperparameter, ``optimizers.make``) after each such n epochs and
-    stops it at η/128. ``keep_best`` keeps each network's parameters after its best epoch
-    in ``History.best_params``. ``eval_batch`` networks are scored at a time (vmap; default
-    all). ``on_epoch(i, EpochResult)`` is called for every network's epoch, then
+    sets and the training accuracy; ``metrics(params)`` returns a dict of more of
+    ``EpochResult``'s fields (e.g. ``gradient_norms``; a new field is added there).
+    ``early_stopping=n`` stops a network after n epochs without a better evaluation
+    accuracy; ``halve_eta_after=n`` halves its η (``tx`` needs a ``learning_rate``
+    hyperparameter, ``optimizers.make``) after each such n epochs and stops it at
+    η/``history.ETA_FLOOR``. ``keep_best`` keeps each network's parameters after its best
+    epoch in ``History.best_params``. ``eval_batch`` networks are scored at a time (vmap;
+    default all). ``on_epoch(i, EpochResult)`` is called for every network's epoch, then
     ``after_epoch(runs)`` once (to checkpoint), with every network's parameters current.
 
     Raises ``history.Diverged`` (naming the epoch and network) when an epoch leaves a
@@ -118,6 +121,8 @@ def fit(
             f"mini_batch_size={mini_batch_size} with drop_last leaves no mini-batch of the "
             f"{n} training examples"
         )
+    if monitor and model.cost is None:
+        raise ValueError(f"monitor reports model.cost, which {model.name or 'this model'} lacks")
     if (early_stopping or halve_eta_after or keep_best) and eval_data is None:
         raise ValueError("early stopping, the η schedule and keep_best need evaluation data")
     if halve_eta_after and optimizers.hyperparam(runs[0].opt_state, "learning_rate") is None:
@@ -260,6 +265,9 @@ def _measures(model, params, correct, best, metrics, test, train_data, evaluatio
     (the test set is scored only then); and, when ``train_data`` is given (``monitor``),
     the book's monitoring: ``model.cost`` on both sets and the training accuracy."""
     extra = {} if metrics is None else dict(metrics(params))
+    unknown = sorted(set(extra) - FIELDS)
+    if unknown:
+        raise ValueError(f"metrics returned {unknown[0]!r}, which is no EpochResult field")
     if test and (best is None or correct >= best.correct):
         extra["test_correct"] = int(epoch_lib.correct(params, *test, model=model))
         extra["test_total"] = int(test[1].shape[0])

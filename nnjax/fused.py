@@ -9,6 +9,19 @@ import jax.numpy as jnp
 from nnjax import activations, costs
 
 
+def book_sgd_reason(model, tx) -> str:
+    """Why an epoch written for the book's network and update cannot train ``model`` with
+    ``tx`` ("" if it can): it needs chapter 1-5's network (``model.book_network``) and the
+    book's plain SGD with L2 weight decay (``optimizers.make("sgd")``)."""
+    from nnjax import optimizers
+
+    if model.book_network is None:
+        return f"it trains chapter 1-5 networks only, not {model.name or 'this model'}"
+    if tx is not optimizers.make("sgd"):
+        return "it runs the book's plain SGD with L2 regularisation only (no momentum, L1 or Adam)"
+    return ""
+
+
 def reason(model, tx, params, x, mini_batch_size: int, max_mini_batch: int) -> str:
     """Why a hand-fused epoch cannot train ``params`` of ``model`` with ``tx`` on ``x`` at
     mini-batch ``mini_batch_size`` ("" if it can): it takes chapter 1-5's network
@@ -16,18 +29,15 @@ def reason(model, tx, params, x, mini_batch_size: int, max_mini_batch: int) -> s
     cross-entropy cost; the book's plain SGD with L2 weight decay
     (``optimizers.make("sgd")``); float32; 1 ≤ m ≤ ``max_mini_batch`` and at least one full
     mini-batch."""
-    from nnjax import optimizers
-
-    if model.book_network is None:
-        return f"it trains chapter 1-5 networks only, not {model.name or 'this model'}"
+    why = book_sgd_reason(model, tx)
+    if why:
+        return why
     if len(params["weights"]) != 2:
         return "it trains networks of one hidden layer only"
     if model.book_network[0] not in (costs.quadratic, costs.cross_entropy):
         return f"it knows the quadratic and cross-entropy costs, not {model.book_network[0].name}"
     if model.book_network[1] is not activations.sigmoid:
         return f"it knows sigmoid neurons only, not {model.book_network[1].name}"
-    if tx is not optimizers.make("sgd"):
-        return "it runs the book's plain SGD with L2 regularisation only"
     if not 1 <= mini_batch_size <= max_mini_batch:
         return f"it takes mini-batches of 1 to {max_mini_batch}, not {mini_batch_size}"
     if x.shape[0] < mini_batch_size:

@@ -147,12 +147,14 @@ def early_stop(accuracies: Sequence[float], patience: int) -> bool:
     return patience > 0 and epochs_without_improvement(accuracies) >= patience
 
 
-def halving_schedule(
-    accuracies: Sequence[float], eta: float, patience: int, floor: float = 1 / 128
-):
+# The book's η schedule stops once η has fallen to 1/ETA_FLOOR of its initial value.
+ETA_FLOOR = 128
+
+
+def halving_schedule(accuracies: Sequence[float], eta: float, patience: int):
     """The book's schedule: halve η each time ``patience`` epochs pass without a new best
     accuracy (the count restarts after each halving), and stop once η has fallen to
-    ``floor`` × its initial value.
+    1/``ETA_FLOOR`` of its initial value.
 
     Returns ``(eta for the next epoch, stop)``; ``patience`` 0 keeps η and never stops.
     """
@@ -166,7 +168,7 @@ def halving_schedule(
             waited += 1
             if waited >= patience:
                 current, waited = current / 2, 0
-    return current, current <= eta * floor
+    return current, current <= eta / ETA_FLOOR
 
 
 def initial_eta(run: History) -> Optional[float]:
@@ -184,7 +186,7 @@ def decide(run: History, early_stopping: int, halve_eta_after: int, eta0):
     correct = [r.correct for r in run.epochs]
     eta, floor = halving_schedule(correct, eta0, halve_eta_after)
     if floor:
-        return eta, f"η fell to 1/128 of {eta0:g} after epoch {len(correct) - 1}"
+        return eta, f"η fell to 1/{ETA_FLOOR} of {eta0:g} after epoch {len(correct) - 1}"
     if early_stop(correct, early_stopping):
         return eta, f"no improvement in {early_stopping} epochs after epoch {len(correct) - 1}"
     return eta, ""

@@ -16,7 +16,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations, costs
+from nnjax import activations, costs, optimizers
 from nnjax.activations import Activation
 from nnjax.epoch import Model, correct
 
@@ -85,15 +85,16 @@ def feedforward(
     params: Params,
     x,
     activation: Activation = activations.sigmoid,
-    output: Activation = activations.sigmoid,
+    cost: costs.Cost = costs.quadratic,
 ):
     """The network's output ``a^L`` for input ``x``.
 
     ``x`` is one example of shape (n_in,) or a batch of shape (N, n_in); returns (n_out,) or
-    (N, n_out) respectively. Hidden layers apply ``activation``, the output layer ``output``
-    (chapter 1: sigmoid everywhere).
+    (N, n_out) respectively. Hidden layers apply ``activation``, the output layer the
+    ``cost``'s own (sigmoid, or softmax for the log-likelihood; chapter 1: sigmoid
+    everywhere).
     """
-    return output.fn(logits(params, x, activation))
+    return cost.output.fn(logits(params, x, activation))
 
 
 def predict(params: Params, x, activation: Activation = activations.sigmoid):
@@ -147,10 +148,7 @@ def total_cost(
     quirk; training itself uses the training-set size)."""
     z = logits(params, x, activation)
     y1 = costs.one_hot(y, z.shape[-1], z.dtype)
-    if regularization == "l1":
-        penalty = sum(jnp.sum(jnp.abs(w)) for w in params["weights"])
-    else:
-        penalty = 0.5 * sum(jnp.sum(w**2) for w in params["weights"])
+    penalty = sum(map(optimizers.regularizer(regularization).penalty, params["weights"]))
     return cost.fn(z, cost.output.fn(z), y1) + (lmbda / x.shape[0]) * penalty
 
 
@@ -169,6 +167,7 @@ def model(
     ``optimizers.init(..., weight_decay=lmbda / n)``. Give both the same λ, as
     ``experiments.mnist`` does, or the cost reported is not the cost trained on. The same
     arguments give the same object, so compiled epochs are reused."""
+    optimizers.regularizer(regularization)  # a ValueError now, not when the cost is reported
     return _model(costs.get(cost), activations.get(activation), float(lmbda), regularization)
 
 

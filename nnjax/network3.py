@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from nnjax import costs, expand
 from nnjax import layers as layers_lib
-from nnjax.epoch import Model, correct
+from nnjax.epoch import Model
 
 Params = list  # [{"w": array, "b": array}, ...], one dict per layer
 
@@ -106,8 +106,3 @@ def predict_all(params: Params, x, *, layers, input_shape, batch: int = 500):
     if n - full:
         out.append(predict(params, layers, x[full:], input_shape))
     return jnp.concatenate(out).astype(jnp.int32)
-
-
-def evaluate(params: Params, layers, x, y, input_shape) -> int:
-    """How many examples of ``x`` (N, n_in) the network classifies as ``y`` (N,): an int."""
-    return int(correct(params, x, y, model=model(layers, input_shape)))

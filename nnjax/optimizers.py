@@ -31,7 +31,30 @@ import jax.numpy as jnp
 import optax
 
 WEIGHT_NAMES = ("weights", "w")
-REGULARIZATIONS = {"l2": lambda w: w, "l1": jnp.sign}
+
+
+class Regularization(NamedTuple):
+    """An entry of ``REGULARIZATIONS``: the ``penalty(w)`` (a scalar) that the book's cost
+    adds for a weight array w, times λ/n, and its ``gradient(w)`` (shaped like w), which
+    weight decay adds to ∂C/∂w, times λ/n."""
+
+    penalty: Callable
+    gradient: Callable
+
+
+REGULARIZATIONS = {
+    "l2": Regularization(lambda w: 0.5 * jnp.sum(w**2), lambda w: w),
+    "l1": Regularization(lambda w: jnp.sum(jnp.abs(w)), jnp.sign),  # the book's sgn(0) = 0
+}
+
+
+def regularizer(name: str) -> Regularization:
+    """The entry ``name`` of ``REGULARIZATIONS``; ValueError (one line) if there is none."""
+    if name not in REGULARIZATIONS:
+        raise ValueError(
+            f"regularization must be one of {', '.join(REGULARIZATIONS)}, got {name!r}"
+        )
+    return REGULARIZATIONS[name]
 
 
 def book_momentum(learning_rate, momentum) -> optax.GradientTransformation:
@@ -89,11 +112,11 @@ def weight_mask(params):
 def decay(strength, regularization: str = "l2") -> optax.GradientTransformation:
     """Adds ``strength`` × w (L2) or ``strength`` × sgn(w) (L1) to the gradient of every
     weight (``weight_mask``); other parameters' gradients pass unchanged."""
-    penalty = REGULARIZATIONS[regularization]
+    gradient = regularizer(regularization).gradient
 
     def update(grads, state, params):
         def one(g, w, decays):
-            return g + strength * penalty(w) if decays else g
+            return g + strength * gradient(w) if decays else g
 
         return jax.tree.map(one, grads, params, weight_mask(params)), state
 
@@ -109,10 +132,7 @@ def check(name: str, momentum: float = 0.0, regularization: str = "l2") -> None:
     """Raises ValueError (one line) unless ``make`` takes these arguments."""
     if name not in STEPS:
         raise ValueError(f"unknown optimizer {name!r}: choose one of {', '.join(STEPS)}")
-    if regularization not in REGULARIZATIONS:
-        raise ValueError(
-            f"regularization must be one of {', '.join(REGULARIZATIONS)}, got {regularization!r}"
-        )
+    regularizer(regularization)
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
     if STEPS[name].momentum == "needed" and not momentum:

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnjax import epoch as epoch_lib
 from nnjax import layers, network3, optimizers
 from nnjax.epoch import epoch
 from nnjax.fit import fit
@@ -232,8 +233,9 @@ def test_train_scores_test_data_only_when_validation_is_at_its_best():
         assert (r.test_correct is not None) == (r.correct >= best)
         best = max(best, r.correct)
     assert any(r.test_correct is None for r in epochs)
-    assert networks[0].best.test_correct == network3.evaluate(
-        networks[0].best_params, net, *test, SHAPE
+    model = network3.model(net, SHAPE)
+    assert networks[0].best.test_correct == epoch_lib.correct(
+        networks[0].best_params, *test, model=model
     )
     assert networks[0].best.correct == max(r.correct for r in epochs)
     assert networks[0].best.epoch == max(r.epoch for r in epochs if r.correct == best)

@@ -47,6 +47,7 @@ def test_good_inputs_train():
         (lambda x, y: dict(epochs=-1), "epochs must be a whole number"),
         (lambda x, y: dict(key=None), "fit needs a PRNG key"),
         (lambda x, y: dict(keep_best=True, eval_data=None), "keep_best need evaluation data"),
+        (lambda x, y: dict(metrics=lambda p: {"speed": 1.0}), "'speed', which is no EpochResult"),
     ],
 )
 def test_bad_inputs_are_one_value_error(change, message):
@@ -87,3 +88,24 @@ def test_one_hot_refuses_labels_that_are_not_integers():
     with pytest.raises(TypeError, match="labels must be integers"):
         costs.one_hot(jnp.ones((3, 10)), 10)
     np.testing.assert_array_equal(costs.one_hot(jnp.array([1, 0]), 2), [[0, 1], [1, 0]])
+
+
+def test_monitoring_a_model_without_a_cost_is_refused():
+    """network3's models report no cost: monitor=True says so before training, instead of a
+    TypeError after the first epoch."""
+    x, y, params = problem()
+    tx = optimizers.make("sgd")
+    model = network.model()._replace(cost=None, name="a model of no cost")
+    run = History(params, optimizers.init(tx, params, eta=1.0))
+    with pytest.raises(ValueError, match="monitor reports model.cost, which a model of no cost"):
+        fit(
+            model,
+            tx,
+            run,
+            (x, y),
+            epochs=1,
+            mini_batch_size=10,
+            key=jax.random.key(2),
+            monitor=True,
+        )
+    assert run.epochs == []

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from nnjax import backprop, costs, network
+from nnjax import backprop, costs, network, optimizers
 from nnjax import history as rules
 from tests import helpers
 
@@ -162,6 +162,16 @@ def test_monitored_cost_under_l1_is_the_l1_cost():
     assert seen[-1].as_dict()["evaluation_cost"] == pytest.approx(
         plain + (2.0 / 20) * absolute, rel=1e-5
     )
+
+
+def test_each_regularization_decays_by_the_gradient_of_the_penalty_it_reports():
+    """One table (``optimizers.REGULARIZATIONS``) gives the reported cost's term and the
+    weight decay; the decay is the term's gradient (away from w = 0, where sgn is 0)."""
+    w = jax.numpy.array([[0.5, -2.0], [3.0, -0.25]])
+    for entry in optimizers.REGULARIZATIONS.values():
+        np.testing.assert_allclose(jax.grad(entry.penalty)(w), entry.gradient(w))
+    with pytest.raises(ValueError, match="regularization must be one of l2, l1, got 'L1'"):
+        network.model(regularization="L1")  # a typo once reported the L2 cost
 
 
 def test_diverged_names_the_epoch_and_the_networks():
