@@ -5,14 +5,13 @@ convolution is a cross-correlation (no filter flip, like every deep-learning lib
 Theano's ``conv2d`` flipped the filters, which changes nothing that is learned except the
 picture of the filters, which is mirrored).
 
-On the CPU, XLA's own convolution at the book's mini-batch of 10 is very slow (about 115 s
-per 50,000-image epoch of the book's two-conv-layer network on 2 cores), so ``conv2d``
+On the CPU, XLA's own convolution at the book's mini-batch of 10 is very slow, so ``conv2d``
 lowers it there to one matrix product over the unrolled patches ("im2col": the kh·kw shifted
-views of the input side by side), which XLA runs — and differentiates — an order of magnitude
-faster. It does the same on CUDA GPUs: on an H200 a mini-batch step of chapter 6's dropout
-network takes 117 µs with im2col against 164 µs with cuDNN's convolution, and 240 against
-531 µs for four networks vmapped (cuDNN's grouped convolutions are slow at this size).
-Other backends (TPUs, ROCm; not measured) use ``lax.conv_general_dilated``.
+views of the input side by side), which XLA runs — and differentiates — much faster. It
+does the same on CUDA GPUs, where it also beats cuDNN's convolution at these sizes, most of
+all for several networks vmapped (grouped convolutions); docs/performance.md has the
+timings, ``benchmarks.conv_speed --convolution=xla,im2col`` measures them. Other backends
+(TPUs, ROCm; not measured) use ``lax.conv_general_dilated``.
 """
 
 import jax.numpy as jnp
@@ -47,8 +46,8 @@ def conv2d_im2col(x, w):
 def _conv2d_one_channel(x, w):
     """``conv2d_im2col`` for one input channel (a first layer), with the patches laid out
     offset-major, (kh·kw, N·oh·ow): then the product is w (F, kh·kw) times a short, wide
-    matrix, which XLA's CPU matmul runs 2–3× faster than the tall, narrow
-    (N·oh·ow, kh·kw) one, even with the transpose back to NHWC."""
+    matrix, which XLA's CPU matmul runs faster than the tall, narrow (N·oh·ow, kh·kw) one,
+    even with the transpose back to NHWC."""
     kh, kw, _, f = w.shape
     n, h, wd, _ = x.shape
     oh, ow = h - kh + 1, wd - kw + 1

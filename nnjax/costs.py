@@ -1,17 +1,20 @@
 """Cost functions, each with its output activation and the error δ^L that backprop starts from.
 
-A cost is three things, all in the book's terms:
+A cost is a ``Cost``: its ``name`` and three things in the book's terms:
 
 * ``output``: the output layer's activation (sigmoid, or softmax for the log-likelihood);
 * ``fn(z, a, y)``: the cost of output weighted inputs ``z``, activations ``a = output(z)``
   and desired outputs ``y`` (one-hot), each (N, n_out) or (n_out,): summed over the output
   neurons, averaged over the examples; a scalar;
-* ``delta(z, a, y)``: ∂C_x/∂z^L for each example (BP1), shaped like ``a``.
+* ``delta(z, a, y)``: ∂C_x/∂z^L for each example (BP1), shaped like ``a``; used only by
+  the hand-written backpropagation (``nnjax.backprop``) and chapter 3's closed-form
+  gradient (``nnjax.slowdown``), so a new cost may leave it None (training takes
+  ``jax.grad`` of ``fn``).
 
-Adding a cost is one more such triple in this file.
+Adding a cost is one more ``Cost`` in this file and its entry in ``COSTS``.
 """
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +26,7 @@ from nnjax.activations import Activation
 class Cost(NamedTuple):
     name: str
     fn: Callable
-    delta: Callable
+    delta: Optional[Callable]
     output: Activation
 
 

@@ -17,13 +17,13 @@ drops a last partial mini-batch; network.py and network2.py train on it, η then
 its own size, as a mean does).
 
 ``stacked=True`` trains K networks at once (``jax.vmap``): every leaf of ``params`` and
-``opt_state`` and ``key`` has a leading axis K; each network has its own shuffle, dropout,
-η and λ (in its optimizer state), and its mini-batches are gathered from ONE copy of the
-data. With a ``mesh`` (``nnjax.parallel.make_mesh``), each mini-batch is split over the
-mesh's devices along the batch axis and XLA partitions the step: every device computes its
-rows' share of the gradient and the shares are summed. The random bits do not depend on
-how an array is split, so the result is the single-device epoch's up to the order of float
-additions.
+``opt_state`` and ``key`` has a leading axis K; each network has its own shuffle, dropout, η
+and weight decay λ/n (in its optimizer state), and its mini-batches are gathered from ONE
+copy of the data. With a ``mesh`` (``nnjax.parallel.make_mesh``), each mini-batch is split
+over the mesh's devices along the batch axis and XLA partitions the step: every device
+computes its rows' share of the gradient and the shares are summed. The random bits do not
+depend on how an array is split, so the result is the single-device epoch's up to the order
+of float additions.
 
 ``kernel="cpp"`` runs the full mini-batches of chapter 1's one-hidden-layer sigmoid network
 in nnjax's hand-fused C++ copy of the same step instead (``nnjax.cpu_kernel``);
@@ -45,10 +45,10 @@ import optax
 KERNELS = ("jax", "cpp", "blocked", "pallas")
 
 # The shuffle, a random permutation of 0..n−1 from a PRNG key without sorting:
-# ``jax.random.permutation`` sorts random keys, twice for n = 50,000 (about 20 ms on the
-# CPU). ``permutation`` instead encrypts each index with a keyed Feistel network (a
-# bijection on [0, 2^bits)) and "cycle-walks" values ≥ n back into range, which keeps it a
-# bijection on [0, n): elementwise integer arithmetic, about 0.5 ms for 50,000, and the
+# ``jax.random.permutation`` sorts random keys, twice for n = 50,000. ``permutation``
+# instead encrypts each index with a keyed Feistel network (a bijection on [0, 2^bits)) and
+# "cycle-walks" values ≥ n back into range, which keeps it a bijection on [0, n):
+# elementwise integer arithmetic, far cheaper than the sorts (docs/performance.md), and the
 # same permutation on every backend for a given key.
 ROUNDS = 8
 
@@ -90,7 +90,8 @@ class Model(NamedTuple):
     * ``predict(params, x)``: the class of each example of ``x`` (N, ...), int (N,);
     * ``cost(params, x, y)``: the cost reported when monitoring (None: not reported);
     * ``book_network``: ``(cost, activation)`` for a chapter 1-5 network, what the opt-in
-      C++ epoch (``kernel="cpp"``) needs to know; None for any other model.
+      hand-written epochs (``kernel="cpp"``, ``"pallas"``, ``"blocked"``) need to know;
+      None for any other model.
 
     Instances are static arguments of the compiled epoch: build one per network design
     (``network.model`` and ``network3.model`` return the same object for the same
@@ -170,7 +171,7 @@ def _one_epoch(
         params, opt_state = blocked.book_epoch(params, opt_state, x, y, full, model, tx, block)
     else:
         # One network: the epoch's mini-batches are gathered in one pass before the loop
-        # (contiguous reads; 1.2x on the CPU). K vmapped networks gather theirs step by
+        # (contiguous reads, faster on the CPU). K vmapped networks gather theirs step by
         # step instead, which never makes K copies of the data.
         batches = (x[full], y[full]) if gather_first else (full,)
 

@@ -8,16 +8,18 @@ vmap): ``init_key, shuffle_key = jax.random.split(jax.random.key(seed))``, its p
 
 ``nnjax.fit.fit`` trains them, by one of its two strategies:
 
-* ``"vmap"`` (the default): the networks' parameters and optimizer states are stacked on a
-  leading axis K and one compiled epoch updates all K at every step, each with its own η, λ
-  and shuffle. Each network's mini-batch is gathered by index from ONE copy of the training
-  data (``x[idx]`` with idx of shape (K, m) gives (K, m, n_in) per step): nothing of size
-  K × n × n_in ever exists (that copy would be 160 GB for K = 1024 on MNIST). Networks that
-  do not fit in memory at once run in chunks (``nnjax.chunks.chunk_size``); on the CPU,
-  chunks of at most ``chunks.CPU_MAX_CHUNK``: there XLA computes a batched product of K
-  small matrices as K small products, so a vmapped step gains only from sharing the rest
-  of the step, and beyond about 32 networks their parameters no longer stay in the cache.
-* ``"loop"``: one network after another, each its own compiled epoch.
+* ``"vmap"`` (``strategy="auto"``'s choice off the CPU): the networks' parameters and
+  optimizer states are stacked on a leading axis K and one compiled epoch updates all K at
+  every step, each with its own η, λ and shuffle. Each network's mini-batch is gathered by
+  index from ONE copy of the training data (``x[idx]`` with idx of shape (K, m) gives
+  (K, m, n_in) per step): nothing of size K × n × n_in ever exists (that copy would be 160
+  GB for K = 1024 on MNIST). Networks that do not fit in memory at once run in chunks
+  (``nnjax.chunks.chunk_size``); on the CPU, chunks of at most ``chunks.CPU_MAX_CHUNK``:
+  there XLA computes a batched product of K small matrices as K small products, so a vmapped
+  step gains only from sharing the rest of the step, and beyond about 32 networks their
+  parameters no longer stay in the cache.
+* ``"loop"`` (``"auto"``'s choice on the CPU): one network after another, each its own
+  compiled epoch.
 
 Different training-set sizes mean different numbers of steps and different shuffles (a
 permutation of n depends on n), so networks are grouped by training-set size, one program

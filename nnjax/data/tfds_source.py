@@ -115,7 +115,7 @@ def _read_source(src, image_key: str, label_key: str, image_shape, n: int):
     labels = np.empty((n,), dtype=np.int32)
     for start in range(0, n, _TFDS_READ_CHUNK):
         keys = list(range(start, min(n, start + _TFDS_READ_CHUNK)))
-        records = src.__getitems__(keys)  # batched read: ~3x faster than src[i]
+        records = src.__getitems__(keys)  # batched: faster than src[i] one at a time
         for i, rec in zip(keys, records):
             images[i] = rec[image_key]
             labels[i] = rec[label_key]
