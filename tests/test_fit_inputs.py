@@ -19,12 +19,12 @@ def problem(n=40):
     return x, y, params
 
 
-def train(run=None, data=None, **kw):
+def train(run=None, data=None, model=None, **kw):
     x, y, params = problem()
     tx = optimizers.make("sgd")
     run = run or History(params, optimizers.init(tx, params, eta=1.0))
     args = dict(epochs=1, mini_batch_size=10, key=jax.random.key(2), eval_data=(x, y))
-    return fit(network.model(), tx, run, data or (x, y), **{**args, **kw})
+    return fit(model or network.model(), tx, run, data or (x, y), **{**args, **kw})
 
 
 def test_good_inputs_train():
@@ -93,19 +93,9 @@ def test_one_hot_refuses_labels_that_are_not_integers():
 def test_monitoring_a_model_without_a_cost_is_refused():
     """network3's models report no cost: monitor=True says so before training, instead of a
     TypeError after the first epoch."""
-    x, y, params = problem()
-    tx = optimizers.make("sgd")
+    _, _, params = problem()
+    run = History(params, optimizers.init(optimizers.make("sgd"), params, eta=1.0))
     model = network.model()._replace(cost=None, name="a model of no cost")
-    run = History(params, optimizers.init(tx, params, eta=1.0))
     with pytest.raises(ValueError, match="monitor reports model.cost, which a model of no cost"):
-        fit(
-            model,
-            tx,
-            run,
-            (x, y),
-            epochs=1,
-            mini_batch_size=10,
-            key=jax.random.key(2),
-            monitor=True,
-        )
+        train(run, model=model, monitor=True)
     assert run.epochs == []
