@@ -29,7 +29,7 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import UsageError, bytes_text, check_memory
+from experiments.checks import UsageError, bytes_text, check_memory, refuse_given
 from experiments.cli import SEED_BOUNDS, parse_flags, run_guarded
 from experiments.flag_lists import parse_positive_ints
 
@@ -64,7 +64,9 @@ def check_flags():
     if len(sizes) < 2:
         raise UsageError(f"--sizes={FLAGS.sizes!r}: a network needs an input and an output layer")
     batches = parse_positive_ints("mini_batch_sizes", FLAGS.mini_batch_sizes)
-    if not FLAGS.check:
+    if FLAGS.check:
+        refuse_given(["repeats", "round_seconds"], "is for timing: leave it out with --check")
+    else:
         seconds = VARIANTS * len(batches) * FLAGS.repeats * FLAGS.round_seconds
         if seconds > MAX_SECONDS:
             raise UsageError(

@@ -134,6 +134,7 @@ def run():
     from experiments.checks import UsageError
     from experiments.flag_lists import parse_positive_ints
 
+    parse_positive_ints("unroll", FLAGS.unroll)
     programs = parse_positive_ints("programs", FLAGS.programs)
     if any(p & (p - 1) or p > 32 for p in programs):
         raise UsageError(

@@ -42,7 +42,7 @@ from experiments.chapter6_runs import (
     preset_seed,
     table,
 )
-from experiments.checks import UsageError
+from experiments.checks import UsageError, refuse_given
 from experiments.cli import (
     MAX_SEED,
     command,
@@ -99,6 +99,7 @@ OWN_FLAGS = (
     "metrics_out",
     "save",
     "predictions_out",
+    "summary_out",
     "checkpoint_dir",
     "filters_png",
     "misclassified_png",
@@ -226,6 +227,8 @@ def run() -> None:
     own = [f for f in extra if f.lstrip("-").split("=")[0] in OWN_FLAGS]
     if own:
         raise UsageError(f"--flags: {', '.join(own)} is set by experiments.chapter6 itself")
+    if FLAGS.table_only:
+        refuse_given(["jobs", "ensemble"], "is for training: leave it out with --table_only")
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     if FLAGS.jobs < 1:
         raise UsageError(f"--jobs must be positive, got {FLAGS.jobs}")

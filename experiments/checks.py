@@ -27,6 +27,15 @@ def check_writable(flag: str, path: str) -> None:
         raise UsageError(f"--{flag}={path} is not writable")
 
 
+def refuse_given(names, why: str) -> None:
+    """Raises UsageError for the first of the flags ``names`` given on the command line,
+    ``why`` saying what it is for: a flag the run would ignore, e.g. ``refuse_given(["y"],
+    "draws the epochs: leave it out with --against_label")``."""
+    for name in names:
+        if flags.FLAGS[name].present:
+            raise UsageError(f"--{name} {why}")
+
+
 def check_directory(flag: str, path: str) -> None:
     """Raises UsageError unless ``path`` is a directory that can be written or does not
     exist yet (the run creates it), without creating it."""

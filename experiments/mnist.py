@@ -196,6 +196,10 @@ def run() -> None:
         )
     n_train = len(train_y)
     check_mini_batch(n_train)
+    if FLAGS.gradient_norms > n_train:  # they are measured on the first N training examples
+        raise UsageError(
+            f"--gradient_norms={FLAGS.gradient_norms} exceeds the {n_train} training examples"
+        )
     sizes = [dataset.train.x.shape[1], *hidden, dataset.num_classes]
     init_key, shuffle_key = jax.random.split(jax.random.key(FLAGS.seed))
     shapes = jax.eval_shape(lambda: network.init(init_key, sizes, init=FLAGS.init))

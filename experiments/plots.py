@@ -32,7 +32,7 @@ import math
 
 from absl import app, flags
 
-from experiments.checks import check_not_inputs, check_png, plain_text, save_figure
+from experiments.checks import check_not_inputs, check_png, plain_text, refuse_given, save_figure
 from experiments.cli import parse_flags, run_guarded
 from experiments.flag_lists import parse_names
 from experiments.metrics_files import (
@@ -189,8 +189,12 @@ def run() -> None:
     check_png("out", FLAGS.out)
     if FLAGS.from_epoch < 0:
         raise PlotError(f"--from_epoch must be 0 or more, got {FLAGS.from_epoch}")
-    quantities = FLAGS.y
-    if FLAGS.y or not FLAGS.against_label:
+    quantities = None
+    if FLAGS.against_label:
+        refuse_given(
+            ["y", "from_epoch"], "draws against the epoch: leave it out with --against_label"
+        )
+    else:
         quantities = parse_names("y", FLAGS.y, QUANTITIES)
     check_not_inputs([("run", path) for _, path in split_runs(FLAGS.run)])
     draw(

@@ -15,7 +15,7 @@ float64, as the book's code.
 
 from absl import app, flags
 
-from experiments.checks import UsageError, bytes_text, check_png, save_figure
+from experiments.checks import UsageError, bytes_text, check_png, refuse_given, save_figure
 from experiments.cli import parse_flags, run_guarded
 from experiments.flag_lists import parse_floats, parse_names
 
@@ -77,12 +77,12 @@ def check_flags():
     z = parse_floats("z", FLAGS.z)
     if len(z) < 2:
         raise UsageError(f"--z needs at least two weighted inputs, got {','.join(FLAGS.z)!r}")
-    # a flag of the mode not run would be ignored without a word
-    ignored = [n for n in (*SLOWDOWN_FLAGS, "png") if FLAGS[n].present] if FLAGS.softmax else []
-    if ignored:
-        raise UsageError(f"--{ignored[0]} is for the slowdown's runs: leave it out with --softmax")
-    if FLAGS["z"].present and not FLAGS.softmax:
-        raise UsageError("--z is for --softmax's numbers")
+    if FLAGS.softmax:  # a flag of the mode not run would be ignored without a word
+        refuse_given(
+            (*SLOWDOWN_FLAGS, "png"), "is for the slowdown's runs: leave it out with --softmax"
+        )
+    else:
+        refuse_given(["z"], "is for --softmax's numbers")
     if FLAGS.png is not None:
         check_png("png", FLAGS.png)
     return starts, chosen, z

@@ -34,7 +34,7 @@ from experiments.cli import (
 from experiments.devices import define_process_flags, device_mesh, start_processes
 from experiments.flag_lists import parse_hidden
 from experiments.kernels import check_kernel, define_kernel_flags, describe_kernel
-from experiments.training import check_devices, check_ranges
+from experiments.training import check_devices, check_mini_batch, check_ranges, first_images
 from nnjax import fit
 
 FLAGS = flags.FLAGS
@@ -112,7 +112,7 @@ def check_flags() -> dict:
             else []
         ),
     )
-    check_ranges(positive=("epochs", "mini_batch_size", "chunk"))
+    check_ranges(positive=("epochs", "mini_batch_size", "chunk"), fractions=("momentum",))
     if FLAGS.jsonl:
         check_writable("jsonl", FLAGS.jsonl)
     if FLAGS.png is not None:
@@ -138,12 +138,8 @@ def run() -> None:
     n_data = len(dataset.train.y)
     train_sizes = parsed["train_sizes"] or [n_data]
     for n in train_sizes:
-        if n > n_data:
-            raise UsageError(
-                f"--train_size={n} exceeds the {n_data} training images of {dataset.name}"
-            )
-        if FLAGS.mini_batch_size > n:
-            raise UsageError(f"--mini_batch_size={FLAGS.mini_batch_size} exceeds --train_size={n}")
+        first_images(dataset.train, n, dataset.name)
+        check_mini_batch(n)
     sizes = [dataset.train.x.shape[1], *parsed["hidden"], dataset.num_classes]
     settings = grid.grid(parsed["seeds"], parsed["etas"], parsed["lmbdas"], train_sizes)
     strategy = fit.pick_strategy(FLAGS.strategy, len(settings))
@@ -247,10 +243,7 @@ def run() -> None:
     if FLAGS.png and primary:
         from experiments import figures
 
-        try:
-            figures.draw_sweep(summaries, FLAGS.png, title)
-        except OSError as e:
-            raise UsageError(f"--png={FLAGS.png}: {e.strerror}") from None
+        figures.draw_sweep(summaries, FLAGS.png, title)
         say(f"Wrote {FLAGS.png}")
 
 

@@ -458,6 +458,26 @@ BAD_INPUT = [
         "--checkpoint_dir={d}/old.png is not a directory",
     ),
     ("experiments.conv", ["--checkpoint_dir={d}/m.jsonl"], "--checkpoint_dir={d}/m.jsonl is not"),
+    # a flag the run would ignore, and flags checked as every runner checks them
+    (
+        "experiments.plots",
+        ["--run=1000={d}/m.jsonl", "--against_label", "--from_epoch=1", "--out={d}/old.png"],
+        "--from_epoch draws against the epoch: leave it out with --against_label",
+    ),
+    ("benchmarks.backprop_speed", ["--check", "--repeats=3"], "--repeats is for timing"),
+    ("experiments.chapter6", ["--table_only", "--jobs=2", "--dir={d}"], "--jobs is for training"),
+    (
+        "experiments.chapter6",
+        ["--flags=--summary_out={d}/x.json", "--dir={d}"],
+        "--flags: --summary_out={d}/x.json is set by experiments.chapter6 itself",
+    ),
+    (
+        "experiments.mnist",
+        ["--train_size=500", "--gradient_norms=1000"],
+        "--gradient_norms=1000 exceeds the 500 training examples",
+    ),
+    ("experiments.sweep", ["--momentum=1.5"], "--momentum must be in [0, 1), got 1.5"),
+    ("benchmarks.epoch_speed", ["--unroll=0"], "--unroll values must be positive"),
     # absl's own parsing errors, one line too
     ("experiments.mnist", ["--eta=abc"], "error: flag --eta=abc: could not convert string"),
     ("benchmarks.sweep_speed", ["--bogus"], "error: Unknown command line flag 'bogus'"),
