@@ -20,8 +20,8 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import UsageError
-from experiments.cli import parse_flags, run_guarded
+from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
+from experiments.flag_lists import parse_names, parse_positive_ints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer(
@@ -56,28 +56,20 @@ flags.DEFINE_list(
     "(TF32 on recent GPUs: what experiments.conv's auto uses there); each value "
     "is timed.",
 )
+flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 
 def check_flags() -> None:
-    """Raises UsageError naming the flag whose value cannot be timed."""
+    """Raises UsageError naming the flag whose value cannot be timed (a list with an empty
+    item, an unknown name or a name given twice)."""
     from experiments.presets import CHAPTER6
     from nnjax.conv import CONVOLUTIONS
 
-    for name in FLAGS.nets:
-        if name not in CHAPTER6:
-            raise UsageError(f"--nets: unknown preset {name!r}; one of {', '.join(CHAPTER6)}")
-    for variant in FLAGS.convolution:
-        if variant not in CONVOLUTIONS:
-            raise UsageError(
-                f"--convolution: unknown {variant!r}; one of {', '.join(CONVOLUTIONS)}"
-            )
-    for flag in ("unroll", "networks"):
-        for value in FLAGS[flag].value:
-            if not value.isdigit() or int(value) < 1:
-                raise UsageError(f"--{flag}: {value!r} is not a positive integer")
-    for value in FLAGS.matmul_precision:
-        if value not in ("highest", "default"):
-            raise UsageError(f"--matmul_precision: unknown {value!r}; highest or default")
+    parse_names("nets", FLAGS.nets, CHAPTER6)
+    parse_names("convolution", FLAGS.convolution, CONVOLUTIONS)
+    parse_positive_ints("unroll", FLAGS.unroll)
+    parse_positive_ints("networks", FLAGS.networks)
+    parse_names("matmul_precision", FLAGS.matmul_precision, ("highest", "default"))
 
 
 def main(argv):
@@ -93,7 +85,7 @@ def run():
     from nnjax import data, layers, network3, optimizers
     from nnjax.epoch import epoch
 
-    ds = data.load("mnist", progress=None)
+    ds = data.load("mnist", FLAGS.data_dir, progress=None)
     x, y = jax.device_put(ds.train.x[: FLAGS.images]), jax.device_put(ds.train.y[: FLAGS.images])
     print(
         f"{jax.default_backend()}, {jax.device_count()} device(s); {FLAGS.images} images "

@@ -7,7 +7,7 @@ import time
 SIZES, ETA, M = (784, 30, 10), 3.0, 10
 
 
-def traffic(sizes, mini_batch_size, block=None, itemsize=4, data_bytes=None) -> int:
+def traffic(sizes, mini_batch_size, block=None, data_bytes=4) -> int:
     """Bytes one network moves through device memory per step, by a simple model: every
     product or elementwise pass reads its operands from memory and writes its result, and
     only the first layer's weights w (n_1 × n_in) and the mini-batch's rows X (m × n_in)
@@ -15,20 +15,20 @@ def traffic(sizes, mini_batch_size, block=None, itemsize=4, data_bytes=None) -> 
     X and w for the forward product, X for the gradient dᵀX, which it writes (w), and the
     update reads w and the gradient and writes w: 4X + 5w. The blocked epoch (``block`` =
     B) gathers (2X), and reads X three times (forward product, Gram, update) per step and
-    w five times per block: 5X + 5w/B. ``itemsize``: bytes per parameter; ``data_bytes``:
-    bytes per pixel of the stored images (default ``itemsize``; 2 for bfloat16, the model
-    assuming each product converts X to the parameters' dtype as it reads it)."""
-    x = mini_batch_size * sizes[0] * (itemsize if data_bytes is None else data_bytes)
-    w = sizes[0] * sizes[1] * itemsize
+    w five times per block: 5X + 5w/B. Parameters are float32 (4 bytes); ``data_bytes``:
+    bytes per pixel of the stored images (4 for float32, 2 for bfloat16, the model assuming
+    each product converts X to float32 as it reads it)."""
+    x = mini_batch_size * sizes[0] * data_bytes
+    w = sizes[0] * sizes[1] * 4
     return 4 * x + 5 * w if block is None else 5 * x + 5 * w // block
 
 
-def strategy_epochs(strategy, k, x, y, sizes=SIZES, block=None, eta=ETA, mini_batch_size=M):
+def strategy_epochs(strategy, k, x, y, sizes=SIZES, block=None):
     """Compiles the epoch of K networks of layer sizes ``sizes`` (seeds 0..K−1, quadratic
-    cost, the book's SGD with η = ``eta``) for ``strategy`` (vmap: one stacked epoch of all
-    K; loop: one network's epoch, run K times), the blocked epoch with ``block`` mini-batches
-    a block if given; returns ``(one_epoch(e), compile seconds, first())``, ``first()`` giving
-    the first network's current parameters."""
+    cost, the book's SGD with η = ``ETA``, mini-batches of ``M``) for ``strategy`` (vmap:
+    one stacked epoch of all K; loop: one network's epoch, run K times), the blocked epoch
+    with ``block`` mini-batches a block if given; returns ``(one_epoch(e), compile seconds,
+    first())``, ``first()`` giving the first network's current parameters."""
     import jax
 
     from nnjax import network, optimizers, sweep
@@ -36,7 +36,7 @@ def strategy_epochs(strategy, k, x, y, sizes=SIZES, block=None, eta=ETA, mini_ba
 
     params, keys = sweep.init_networks(range(k), sizes)
     tx = optimizers.make("sgd")
-    opt_state = jax.vmap(lambda p: optimizers.init(tx, p, eta=eta))(params)
+    opt_state = jax.vmap(lambda p: optimizers.init(tx, p, eta=ETA))(params)
     stacked = strategy == "vmap"
     if stacked:
         nets = [((params, opt_state), keys)]
@@ -53,7 +53,7 @@ def strategy_epochs(strategy, k, x, y, sizes=SIZES, block=None, eta=ETA, mini_ba
         fold(nets[0][1], 0),
         model=network.model(),
         tx=tx,
-        mini_batch_size=mini_batch_size,
+        mini_batch_size=M,
         stacked=stacked,
         **({} if block is None else dict(kernel="blocked", block=block)),
     ).compile()

@@ -33,9 +33,9 @@ import time
 from absl import app, flags
 
 from benchmarks.networks import ETA, M, stored, strategy_epochs, traffic
-from experiments.checks import UsageError
+from experiments.checks import UsageError, refuse_given
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
-from experiments.flag_lists import parse_positive_ints
+from experiments.flag_lists import parse_names, parse_positive_ints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -88,18 +88,13 @@ def main(argv):
 def run():
     ks = parse_positive_ints("k", FLAGS.k) if FLAGS.k is not None else None
     sizes()  # checks --hidden before JAX starts
-    strategies = list(FLAGS.strategies)
-    if not strategies or not set(strategies) <= {"vmap", "loop"}:
-        raise UsageError(f"--strategies must be vmap and/or loop, got {FLAGS.strategies}")
-    if not FLAGS.kernels or not set(FLAGS.kernels) <= {"jax", "blocked"}:
-        raise UsageError(f"--kernels must be jax and/or blocked, got {FLAGS.kernels}")
-    if FLAGS["block"].present and "blocked" not in FLAGS.kernels:
-        raise UsageError("--block is for --kernels=blocked")
-    dtypes = list(dict.fromkeys(FLAGS.data_dtype))
-    if not dtypes or not set(dtypes) <= {"float32", "bfloat16"}:
-        raise UsageError(f"--data_dtype must be float32 and/or bfloat16, got {FLAGS.data_dtype}")
-    blocks = [None] * ("jax" in FLAGS.kernels)
-    if "blocked" in FLAGS.kernels:
+    strategies = parse_names("strategies", FLAGS.strategies, ("vmap", "loop"))
+    kernels = parse_names("kernels", FLAGS.kernels, ("jax", "blocked"))
+    if "blocked" not in kernels:
+        refuse_given(["block"], "is for --kernels=blocked")
+    dtypes = parse_names("data_dtype", FLAGS.data_dtype, ("float32", "bfloat16"))
+    blocks = [None] * ("jax" in kernels)
+    if "blocked" in kernels:
         blocks += parse_positive_ints("block", FLAGS.block)
     import jax
 

@@ -76,10 +76,10 @@ def write_file(path, data: bytes) -> None:
         raise OSError(e.errno, e.strerror, os.fspath(path)) from e
 
 
-def save_figure(fig, path, dpi: int = 100) -> None:
+def save_figure(fig, path) -> None:
     """Writes the matplotlib Figure ``fig`` to ``path`` as a PNG, by ``write_file``."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=dpi, format="png")
+    fig.savefig(buffer, dpi=100, format="png")
     write_file(path, buffer.getvalue())
 
 

@@ -1,6 +1,7 @@
 """What the runners share: ``run_guarded`` (a runner's main, with its one-line errors), the
-flags several runners define, devices, and running other runners (pinned to cores, several
-at once). The checks of flags made before any work are in ``experiments.checks``."""
+flags several runners define, and running other runners (pinned to cores, several at once).
+The checks of flags made before any work are in ``experiments.checks``, the devices in
+``experiments.devices``."""
 
 import logging
 import re
@@ -154,7 +155,7 @@ def define_network_flags() -> None:
     )
 
 
-def define_training_flags(momentum: bool = True) -> None:
+def define_training_flags() -> None:
     """Defines ``--optimizer`` (from the registry ``nnjax.optimizers.STEPS``), ``--momentum``
     and ``--matmul_precision``: the same names, choices and defaults in every runner."""
     from nnjax import optimizers
@@ -169,13 +170,12 @@ def define_training_flags(momentum: bool = True) -> None:
         + ".",
         module_name=runner,
     )
-    if momentum:
-        flags.DEFINE_float(
-            "momentum",
-            0.0,
-            "Momentum coefficient μ (sgd: the book's v → μv − η∇C, w → w + v; 0: plain SGD).",
-            module_name=runner,
-        )
+    flags.DEFINE_float(
+        "momentum",
+        0.0,
+        "Momentum coefficient μ (sgd: the book's v → μv − η∇C, w → w + v; 0: plain SGD).",
+        module_name=runner,
+    )
     flags.DEFINE_enum(
         "matmul_precision",
         PRECISIONS[0],
@@ -192,9 +192,8 @@ def optimizer_from_flags(regularization: str = "l2"):
     they do not go together."""
     from nnjax import optimizers
 
-    momentum = flags.FLAGS.momentum if "momentum" in flags.FLAGS else 0.0
     try:
-        return optimizers.make(flags.FLAGS.optimizer, momentum, regularization)
+        return optimizers.make(flags.FLAGS.optimizer, flags.FLAGS.momentum, regularization)
     except ValueError as e:
         raise UsageError(f"--optimizer={flags.FLAGS.optimizer}: {e}") from None
 

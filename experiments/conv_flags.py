@@ -12,7 +12,7 @@ from experiments.checks import (
     check_writable,
 )
 from experiments.cli import MAX_SEED, SEED_BOUNDS, define_data_flags, define_training_flags
-from experiments.devices import define_process_flags
+from experiments.devices import define_device_flags
 from experiments.training import check_devices, check_ranges
 from nnjax import activations, conv, fit, layers
 
@@ -85,13 +85,7 @@ flags.DEFINE_enum(
     "at once with vmap, or one after another; auto: loop on the CPU, vmap "
     "elsewhere.",
 )
-flags.DEFINE_string(
-    "devices",
-    "1",
-    "Split every mini-batch over this many devices (or all), "
-    "data parallel; must divide --mini_batch_size.",
-)
-define_process_flags()
+define_device_flags()
 flags.DEFINE_integer(
     "unroll",
     1,

@@ -44,10 +44,17 @@ def device_mesh(devices, mini_batch_size: int):
     return None if n == 1 and jax.process_count() == 1 else parallel.make_mesh(n)
 
 
-def define_process_flags() -> None:
-    """Defines the multi-host flags (``--coordinator_address``, ``--num_processes``,
-    ``--process_id``): every runner that takes ``--devices`` takes them the same way."""
+def define_device_flags() -> None:
+    """Defines ``--devices`` and the multi-host flags (``--coordinator_address``,
+    ``--num_processes``, ``--process_id``), the same in every runner that trains."""
     runner = runner_module()
+    flags.DEFINE_string(
+        "devices",
+        "1",
+        "Split every mini-batch over this many devices (an integer, or all: every device of "
+        "every process), data parallel; it must divide --mini_batch_size. 1: one device.",
+        module_name=runner,
+    )
     flags.DEFINE_string(
         "coordinator_address",
         None,

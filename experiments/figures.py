@@ -7,8 +7,9 @@ digits a network or an ensemble got wrong (chapters 1 and 6), and a sweep's accu
     draw_sweep(grid.summarise(results), "sweep.png", title)
 
 Each writes a PNG with matplotlib's Agg renderer (a bare ``Figure``, no pyplot state),
-replacing an earlier file only once the whole figure is written (``checks.save_figure``),
-and returns the path; a wrong shape is a one-line ValueError naming the argument.
+replacing an earlier file only once the whole figure is written (``checks.save_figure``);
+``draw_mistakes`` returns the sentence the runner prints. A wrong shape is a one-line
+ValueError naming the argument.
 """
 
 import math

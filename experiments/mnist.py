@@ -33,7 +33,7 @@ from experiments.cli import (
     parse_flags,
     run_guarded,
 )
-from experiments.devices import define_process_flags, device_mesh, start_processes
+from experiments.devices import define_device_flags, device_mesh, start_processes
 from experiments.flag_lists import parse_hidden
 from experiments.kernels import check_kernel, check_kernel_data, define_kernel_flags
 from experiments.progress import Progress
@@ -111,14 +111,7 @@ flags.DEFINE_string(
     "rerunning with the same flags resumes from the last finished epoch.",
 )
 define_kernel_flags(("jax", "cpp", "blocked", "pallas"))
-flags.DEFINE_string(
-    "devices",
-    "1",
-    "Split every mini-batch over this many devices (an integer, "
-    "or all: every device of every process), data parallel; it must divide "
-    "--mini_batch_size. 1: one device, as before.",
-)
-define_process_flags()
+define_device_flags()
 
 
 def check_flags() -> list[int]:

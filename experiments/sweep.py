@@ -31,7 +31,7 @@ from experiments.cli import (
     parse_flags,
     run_guarded,
 )
-from experiments.devices import define_process_flags, device_mesh, start_processes
+from experiments.devices import define_device_flags, device_mesh, start_processes
 from experiments.flag_lists import parse_hidden
 from experiments.kernels import check_kernel, define_kernel_flags, describe_kernel
 from experiments.training import check_devices, check_mini_batch, check_ranges, first_images
@@ -77,14 +77,8 @@ flags.DEFINE_integer(
     "At most this many networks per compiled program (vmap; "
     "default: as many as fit in memory, and at most 16 on the CPU).",
 )
-flags.DEFINE_string(
-    "devices",
-    "1",
-    "Split every mini-batch over this many devices (or all), data parallel, as "
-    "experiments.mnist's; must divide --mini_batch_size.",
-)
 define_kernel_flags(("jax", "blocked"))
-define_process_flags()
+define_device_flags()
 flags.DEFINE_string("jsonl", None, "Write one JSON object per network to this file.")
 flags.DEFINE_string("png", None, "Draw the sweep's figure into this PNG file.")
 
