@@ -66,6 +66,6 @@ case "$part" in
     STEP_SECONDS=150 step "${pytest[@]}" -q -x tests/test_blocked.py tests/test_epoch.py
     STEP_SECONDS=60 step python -m experiments.mnist --hidden=30
     STEP_SECONDS=60 step python -m experiments.mnist --hidden=30 --kernel=blocked
-    STEP_SECONDS=170 step python -m experiments.conv --preset=dropout --matmul_precision=auto  # 83 s + 5 s before
+    STEP_SECONDS=170 step python -m experiments.conv --preset=dropout --matmul_precision=auto
     ;;
 esac

@@ -89,7 +89,7 @@ flags.DEFINE_integer(
     1,
     "Runs at once, on a CPU only: each is pinned to its own share "
     "of the cores (Linux). More networks per hour where one run at mini-batch "
-    "10 cannot use all the cores well (2 cores: 1.1–1.2×).",
+    "10 cannot use all the cores well (docs/chapter6.md).",
 )
 
 # experiments.conv's flags that experiments.chapter6 sets itself, for every run.

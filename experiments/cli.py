@@ -181,7 +181,7 @@ def define_training_flags() -> None:
         PRECISIONS[0],
         list(PRECISIONS),
         "highest: float32 products, as the book computes (in float64); auto: TF32 products "
-        "on GPUs (20-25% faster for chapter 6 on an H200), float32 elsewhere; default: XLA's "
+        "on GPUs (faster; docs/performance.md), float32 elsewhere; default: XLA's "
         "choice (TF32 on recent GPUs, one bfloat16 pass on TPUs).",
         module_name=runner,
     )

@@ -90,8 +90,7 @@ flags.DEFINE_integer(
     "unroll",
     1,
     "SGD steps compiled into each iteration of the epoch's "
-    "loop: the same networks; no faster on the CPU or on an H200 "
-    "(benchmarks.conv_speed --unroll times them).",
+    "loop: the same networks (benchmarks.conv_speed --unroll times them).",
 )
 flags.DEFINE_enum(
     "convolution",

@@ -85,3 +85,20 @@ def test_a_row_run_equals_the_command_it_prints():
     assert result.returncode == 0, result.stderr
     best = [l for l in result.stdout.splitlines() if l.startswith("Best:")][0]
     assert f"({accuracy:.2f}%)" in best, (accuracy, best)
+
+
+def test_the_settings_a_command_leaves_out_are_experiments_mnists_defaults():
+    """A row's command omits a setting equal to ``reproduce.DEFAULTS``: those must be what
+    experiments.mnist defaults to, or the command would run another network than the row."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; import experiments.mnist; from absl import flags\n"
+        "print(json.dumps({k: flags.FLAGS[k].default for k in sys.argv[1:]}))"
+    )
+    names = [n for n in reproduce.DEFAULTS]
+    out = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == reproduce.DEFAULTS
