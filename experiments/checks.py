@@ -245,6 +245,18 @@ def name_flag(path) -> str:
     return str(path)
 
 
+def square_side(dataset, what: str) -> int:
+    """The side of ``dataset``'s images (its ``image_shape``); UsageError naming --dataset
+    unless they are square and greyscale, which ``what`` (a runner or a flag) needs."""
+    height, width, channels = dataset.image_shape
+    if height != width or channels != 1:
+        raise UsageError(
+            f"--dataset={flags.FLAGS.dataset}: {what} needs square greyscale images, not "
+            f"{height}×{width}×{channels}"
+        )
+    return height
+
+
 def check_fits(flag: str, value, params, copies: int, data_bytes: int, networks: int = 1) -> None:
     """Raises UsageError naming --``flag``=``value`` if ``copies`` of the network ``params``
     (a pytree of arrays or of ``jax.ShapeDtypeStruct``, e.g. from ``jax.eval_shape`` of its

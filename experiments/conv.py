@@ -16,7 +16,7 @@ flags given on the command line override it.
 from absl import app, flags
 
 from experiments import checkpoints, conv_flags, conv_report, presets
-from experiments.checks import JsonLines, UsageError, check_fits
+from experiments.checks import JsonLines, UsageError, check_fits, square_side
 from experiments.cli import matmul_precision, optimizer_from_flags, parse_flags, run_guarded
 from experiments.conv_flags import SETTINGS, check_flags, parse_layers
 from experiments.devices import device_mesh, start_processes
@@ -26,16 +26,6 @@ from experiments.training import check_mini_batch, first_images
 # --helpshort lists the flags defined there as this runner's own
 flags.adopt_module_key_flags(conv_flags)
 FLAGS = flags.FLAGS
-
-
-def image_shape(n_in: int, dataset: str) -> tuple:
-    """(side, side, 1) for square one-channel images of ``n_in`` pixels."""
-    side = int(round(n_in**0.5))
-    if side * side != n_in:
-        raise UsageError(
-            f"--dataset={dataset}: its {n_in}-pixel images are not square one-channel images"
-        )
-    return side, side, 1
 
 
 def run() -> None:
@@ -52,7 +42,8 @@ def run() -> None:
     tx = optimizer_from_flags()
     mesh = device_mesh(FLAGS.devices, FLAGS.mini_batch_size)
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
-    shape = image_shape(dataset.train.x.shape[1], FLAGS.dataset)
+    side = square_side(dataset, "experiments.conv")
+    shape = (side, side, 1)
     if dataset.num_classes != 10:
         net_layers = parse_layers(dataset.num_classes)
     train_x, train_y = first_images(dataset.train, FLAGS.train_size, dataset.name)

@@ -9,7 +9,7 @@ prints their labels.
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_png
+from experiments.checks import UsageError, check_png, square_side
 from experiments.cli import define_data_flags, parse_flags, run_guarded
 from experiments.figures import MAX_DRAWN
 
@@ -37,19 +37,14 @@ def run() -> None:
     from nnjax import data
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
-    height, width, channels = dataset.image_shape
-    if height != width or channels != 1:
-        raise UsageError(
-            f"--dataset={FLAGS.dataset}: draws square greyscale images, not "
-            f"{height}×{width}×{channels}"
-        )
+    side = square_side(dataset, "experiments.digits")
     split = getattr(dataset, FLAGS.split)
     if FLAGS.count > len(split):
         raise UsageError(
             f"--count={FLAGS.count} exceeds the {len(split)} {FLAGS.split} images of {dataset.name}"
         )
     images, labels = split.x[: FLAGS.count], split.y[: FLAGS.count]
-    figures.draw_digits(images, [str(int(d)) for d in labels], FLAGS.png, side=height)
+    figures.draw_digits(images, [str(int(d)) for d in labels], FLAGS.png, side=side)
     print(
         f"Drew the first {FLAGS.count} {NAMES[FLAGS.split]} digits of {dataset.name} to "
         f"{FLAGS.png}; their labels: {' '.join(str(int(d)) for d in labels)}"

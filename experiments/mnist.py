@@ -22,6 +22,7 @@ from experiments.checks import (
     check_fits,
     check_png,
     check_writable,
+    square_side,
 )
 from experiments.cli import (
     SEED_BOUNDS,
@@ -181,12 +182,7 @@ def run() -> None:
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=say)
     eval_split = getattr(dataset, FLAGS.eval_split)
     train_x, train_y = first_images(dataset.train, FLAGS.train_size, dataset.name)
-    height, width, channels = dataset.image_shape
-    if FLAGS.misclassified_png and (height != width or channels != 1):
-        raise UsageError(
-            f"--misclassified_png draws square greyscale digits; --dataset={FLAGS.dataset} "
-            f"has {height}×{width}×{channels} images"
-        )
+    side = square_side(dataset, "--misclassified_png") if FLAGS.misclassified_png else None
     n_train = len(train_y)
     check_mini_batch(n_train)
     if FLAGS.gradient_norms > n_train:  # they are measured on the first N training examples
@@ -250,7 +246,7 @@ def run() -> None:
             after_epoch=after_epoch,
             mesh=mesh,
         )
-    mnist_report.finish(run, dataset.test, height, cost, activation, say, primary)
+    mnist_report.finish(run, dataset.test, side, cost, activation, say, primary)
 
 
 def gradient_norms(params, x, y, sizes, cost, activation):

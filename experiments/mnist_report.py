@@ -55,9 +55,9 @@ def epoch_lines(r, progress: str) -> str:
     return "\n".join(lines)
 
 
-def finish(run, test, side: int, cost, activation, say, primary: bool) -> None:
+def finish(run, test, side, cost, activation, say, primary: bool) -> None:
     """After training: saves the network (--save), prints why it stopped and the summary,
-    draws the test digits (``side`` × ``side`` pixels) it gets wrong (--misclassified_png)."""
+    draws the test digits it gets wrong (--misclassified_png; ``side`` × ``side`` pixels)."""
     import jax
 
     from nnjax import network, saving

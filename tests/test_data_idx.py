@@ -118,3 +118,28 @@ def test_idx_debian_fashion_mnist():
     assert (len(ds.train), len(ds.validation), len(ds.test)) == (50000, 10000, 10000)
     assert ds.image_shape == (28, 28, 1) and ds.num_classes == 10
     assert ds.train.x.shape == (50000, 784) and ds.train.x.max() == 1.0
+
+
+@pytest.mark.parametrize(
+    "runner, flags, what",
+    [
+        ("experiments.digits", ["--png={d}/d.png"], "experiments.digits"),
+        ("experiments.conv", ["--epochs=1", "--expand=none"], "experiments.conv"),
+        (
+            "experiments.mnist",
+            ["--epochs=1", "--misclassified_png={d}/w.png"],
+            "--misclassified_png",
+        ),
+    ],
+)
+def test_what_draws_or_convolves_square_digits_refuses_other_images(tmp_path, runner, flags, what):
+    """5×4 images: one line naming --dataset and the shape, nothing written."""
+    from tests.helpers import assert_failed_with_one_error, run_module
+
+    _write_idx_dir(tmp_path / "idx", n_train=10_050)
+    args = [f"--dataset=idx:{tmp_path / 'idx'}", *(f.format(d=tmp_path) for f in flags)]
+    result = run_module(runner, *args, timeout=120)
+    assert_failed_with_one_error(
+        result, f"--dataset=idx:{tmp_path / 'idx'}: {what} needs square greyscale images, not 5×4×1"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
