@@ -89,20 +89,15 @@ def plain_text(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def check_predictions_out(flag: str, path: str, inputs=()) -> None:
+def check_predictions_out(flag: str, path: str) -> None:
     """UsageError naming --``flag`` unless ``path`` can be written as a predictions file
-    (its name ends in .json, so that experiments.vote reads it as one) that is none of
-    ``inputs``."""
+    (its name ends in .json, so that experiments.vote reads it as one)."""
     from nnjax import predictions
 
     if not path.endswith(predictions.SUFFIX):
         raise UsageError(
             f"--{flag}={path}: a predictions file's name must end in {predictions.SUFFIX}"
         )
-    if any(
-        os.path.exists(p) and os.path.exists(path) and os.path.samefile(p, path) for p in inputs
-    ):
-        raise UsageError(f"--{flag}={path} is one of the files to vote")
     check_writable(flag, path)
 
 
@@ -203,13 +198,14 @@ def check_replaced_outputs() -> None:
             )
 
 
-def check_not_inputs(inputs) -> None:
-    """Raises UsageError if an output flag names one of ``inputs`` (``(flag, path)`` pairs:
-    the files the runner reads): the run would overwrite what it reads."""
-    for flag, path in inputs:
+def check_not_inputs(paths, what: str) -> None:
+    """Raises UsageError if an output flag names one of ``paths``, the files the runner
+    reads (through links, hard links too), which ``what`` describes ("also the input file
+    of --run"): the run would overwrite what it reads."""
+    for path in paths:
         for name, value, target in _outputs():
-            if os.path.realpath(target) == os.path.realpath(path):
-                raise UsageError(f"--{name}={value} is also the input file of --{flag} ({path})")
+            if _same_or_under(target, os.path.realpath(path)):
+                raise UsageError(f"--{name}={value} is {what} ({path})")
 
 
 def check_not_data(name=None) -> None:

@@ -196,7 +196,7 @@ def run() -> None:
         )
     else:
         quantities = parse_names("y", FLAGS.y, QUANTITIES)
-    check_not_inputs([("run", path) for _, path in split_runs(FLAGS.run)])
+    check_not_inputs([path for _, path in split_runs(FLAGS.run)], "also the input file of --run")
     draw(
         read_runs(FLAGS.run),
         quantities,

@@ -17,13 +17,12 @@ class wins). A network can also vote through its predictions: a ``.json`` file t
 repository. Prints every network's accuracy, then the vote's.
 """
 
-import os
-
 from absl import app, flags
 
 from experiments.checks import (
     UsageError,
     check_not_data,
+    check_not_inputs,
     check_png,
     check_predictions_out,
     check_writable,
@@ -59,15 +58,13 @@ def run(paths) -> None:
             "name the .npz (or .json predictions) files of the networks to "
             "vote (python -m experiments.vote a.npz b.npz ...)"
         )
+    check_not_inputs(paths, "one of the files to vote")
     if FLAGS.misclassified_png:
         check_png("misclassified_png", FLAGS.misclassified_png)
-    for name in ("misclassified_png", "summary_out"):
-        if FLAGS[name].value:
-            check_writable(name, FLAGS[name].value)
-            if any(os.path.realpath(FLAGS[name].value) == os.path.realpath(p) for p in paths):
-                raise UsageError(f"--{name}={FLAGS[name].value} is one of the networks voting")
+    if FLAGS.summary_out:
+        check_writable("summary_out", FLAGS.summary_out)
     if FLAGS.predictions_out:
-        check_predictions_out("predictions_out", FLAGS.predictions_out, paths)
+        check_predictions_out("predictions_out", FLAGS.predictions_out)
     dataset_name, voters = load(paths)
     check_not_data(dataset_name)  # known only now, from the networks' files
     import numpy as np

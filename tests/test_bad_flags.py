@@ -478,6 +478,11 @@ BAD_INPUT = [
     ),
     ("experiments.sweep", ["--momentum=1.5"], "--momentum must be in [0, 1), got 1.5"),
     ("benchmarks.epoch_speed", ["--unroll=0"], "--unroll values must be positive"),
+    (  # an output that is a file to vote, here by a hard link
+        "experiments.vote",
+        ["--summary_out={d}/hard_link.jsonl", "{d}/mnist.pkl.gz"],
+        "--summary_out={d}/hard_link.jsonl is one of the files to vote ({d}/mnist.pkl.gz)",
+    ),
     # absl's own parsing errors, one line too
     ("experiments.mnist", ["--eta=abc"], "error: flag --eta=abc: could not convert string"),
     ("benchmarks.sweep_speed", ["--bogus"], "error: Unknown command line flag 'bogus'"),
