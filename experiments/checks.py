@@ -29,19 +29,23 @@ def check_writable(flag: str, path: str) -> None:
 
 def refuse_given(names, why: str) -> None:
     """Raises UsageError for the first of the flags ``names`` given on the command line,
-    ``why`` saying what it is for: a flag the run would ignore, e.g. ``refuse_given(["y"],
-    "draws the epochs: leave it out with --against_label")``."""
+    ``why`` saying what it is for: a flag the run would ignore, e.g. ``refuse_given(["jobs"],
+    "is for training: leave it out with --table_only")``."""
     for name in names:
         if flags.FLAGS[name].present:
             raise UsageError(f"--{name} {why}")
 
 
 def check_directory(flag: str, path: str) -> None:
-    """Raises UsageError unless ``path`` is a directory that can be written or does not
-    exist yet (the run creates it), without creating it."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UsageError(f"--{flag}={path} is not a directory")
-    if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
+    """Raises UsageError unless ``path`` is a directory that can be written, or one the run
+    can create (its nearest existing ancestor a writable directory), without creating it."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "" if existing == os.path.abspath(path) else f" ({existing} is a file)"
+        raise UsageError(f"--{flag}={path} is not a directory{where}")
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--{flag}={path} is not writable")
 
 

@@ -51,7 +51,7 @@ def run_guarded(run, argv) -> None:
         run()
     except data.DataError as e:  # named by the flag that chose the dataset, if it is not
         message, value = str(e), flags.FLAGS.dataset if "dataset" in flags.FLAGS else None
-        if value is not None and "--" not in message:
+        if value is not None and "--dataset" not in message:
             message = message if message.startswith(f"{value}:") else f"{value}: {message}"
             message = f"--dataset={message}"
         sys.exit(f"error: {message}")

@@ -73,12 +73,14 @@ def check_kernel_data(model, tx, params, x, say=print) -> None:
         return
     from nnjax import cpu_kernel, gpu_kernel
 
-    if kernel == "cpp" and cpu_kernel.needs_build():
+    def compiling():
         say("Compiling the C++ CPU epoch (once for this CPU and jaxlib) …", flush=True)
+
     try:
-        (cpu_kernel if kernel == "cpp" else gpu_kernel).check(
-            model, tx, params, x, flags.FLAGS.mini_batch_size
-        )
+        if kernel == "cpp":
+            cpu_kernel.check(model, tx, params, x, flags.FLAGS.mini_batch_size, compiling)
+        else:
+            gpu_kernel.check(model, tx, params, x, flags.FLAGS.mini_batch_size)
     except ValueError as e:
         raise UsageError(f"--kernel={kernel}: {e}") from None
 

@@ -105,9 +105,12 @@ def _cached(library: pathlib.Path) -> bool:
 
 def needs_build(compiler=None, cache_dir=None) -> bool:
     """Whether ``build`` would compile the kernel now (False without a compiler, where it
-    cannot)."""
+    cannot; True where the cache cannot be read, where it would try)."""
     compiler = compiler or _compiler()
-    return compiler is not None and not _cached(_library(compiler, cache_dir))
+    try:
+        return compiler is not None and not _cached(_library(compiler, cache_dir))
+    except OSError:
+        return True
 
 
 def build(compiler=None, cache_dir=None) -> pathlib.Path:
@@ -166,14 +169,18 @@ def _unavailable() -> str:
         return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def check(model, tx, params, x, mini_batch_size: int) -> None:
+def check(model, tx, params, x, mini_batch_size: int, on_build=None) -> None:
     """Raises ValueError (one line saying why) unless the kernel can run this epoch: the CPU
     backend, and what ``fused.reason`` asks with mini-batches of at most ``MAX_MINI_BATCH``.
-    Only then is the kernel built (once per machine) and registered."""
+    Only then is the kernel built (once per machine; ``on_build()`` is called first, e.g.
+    to say so) and registered."""
     if jax.default_backend() != "cpu":
         why = f"it runs on the CPU only, not on {jax.default_backend()}"
     else:
         why = fused.reason(model, tx, params, x, mini_batch_size, MAX_MINI_BATCH)
+    enabled = os.environ.get("NNJAX_CPU_KERNEL", "1") != "0"
+    if not why and enabled and on_build is not None and needs_build():
+        on_build()
     if not why and _unavailable():
         why = f"it is unavailable ({_unavailable()})"
     if why:

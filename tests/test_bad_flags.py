@@ -458,6 +458,11 @@ BAD_INPUT = [
         "--checkpoint_dir={d}/old.png is not a directory",
     ),
     ("experiments.conv", ["--checkpoint_dir={d}/m.jsonl"], "--checkpoint_dir={d}/m.jsonl is not"),
+    (
+        "experiments.mnist",
+        ["--checkpoint_dir={d}/old.png/run"],
+        "--checkpoint_dir={d}/old.png/run is not a directory ({d}/old.png is a file)",
+    ),
     # a flag the run would ignore, and flags checked as every runner checks them
     (
         "experiments.plots",

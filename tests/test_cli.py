@@ -217,3 +217,25 @@ def test_book_chapter3_l2_run_reaches_96_percent():
     assert result.returncode == 0, result.stderr
     best = max(int(l.split()[2]) for l in result.stdout.splitlines() if l.startswith("Epoch "))
     assert best >= 9600, result.stdout
+
+
+def test_a_data_error_names_the_dataset_flag_even_when_it_quotes_a_command():
+    """A TFDS hint quotes a command with flags of its own (``tfds build … --data_dir=D``);
+    the one-line error still begins with the runner's --dataset."""
+    import subprocess
+    import sys
+
+    code = (
+        "from absl import flags\n"
+        "flags.DEFINE_string('dataset', 'tfds:x', '')\n"
+        "flags.FLAGS(['runner'])\n"
+        "from experiments.cli import run_guarded\n"
+        "from nnjax.data import DataError\n"
+        "def run():\n"
+        "    raise DataError('tfds:x is not prepared; run `tfds build x --data_dir=/d` by hand')\n"
+        "run_guarded(run, [])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert_failed_with_one_error(
+        result, "error: --dataset=tfds:x: tfds:x is not prepared; run `tfds build x --data_dir"
+    )

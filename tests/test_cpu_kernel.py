@@ -112,6 +112,23 @@ def test_the_runner_says_once_that_it_compiles_the_kernel(tmp_path):
     assert saying not in again.stdout and "Epoch 0" in again.stdout
 
 
+def test_a_run_the_kernel_cannot_train_compiles_nothing(tmp_path):
+    """--kernel=cpp with Adam is refused in one line, without first saying (or doing) a
+    compile in a fresh directory."""
+    import os
+    import subprocess
+    import sys
+
+    from nnjax.data import default_data_dir
+
+    env = {**os.environ, "NNJAX_DATA_DIR": str(tmp_path), "JAX_PLATFORMS": "cpu"}
+    command = [sys.executable, "-m", "experiments.mnist", "--kernel=cpp", "--optimizer=adam"]
+    command += ["--epochs=1", "--train_size=500", f"--data_dir={default_data_dir()}"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    helpers.assert_failed_with_one_error(result, "--kernel=cpp: the C++ CPU epoch cannot train")
+    assert "Compiling" not in result.stdout and not (tmp_path / "kernels").exists()
+
+
 @pytest.mark.parametrize(
     "sizes, n, m, cost",
     [
