@@ -1,9 +1,14 @@
 """Small helpers shared by the tests."""
 
+import json
 import os
 import pathlib
+import select
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -11,16 +16,88 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def run_module(module: str, *flags, timeout: float = 300, preexec_fn=None):
     """``python -m module flags`` run from the repository's root, as a user runs a runner:
     its ``subprocess.CompletedProcess`` (text output captured; figures drawn off-screen,
-    output unbuffered; ``preexec_fn`` runs in the child first, e.g. to set a limit)."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"},
-        preexec_fn=preexec_fn,
-    )
+    output unbuffered; ``preexec_fn`` runs in the child first, e.g. to set a limit).
+    Forked from a warm interpreter (``tests/warm_runner.py``) where it can be: the same
+    run, without the second of importing JAX each time."""
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", module, *flags]
+    warm = None if preexec_fn is not None else _warm_runner(env)
+    if warm is None:
+        return subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            preexec_fn=preexec_fn,
+        )
+    return warm.run(command, module, list(flags), env, timeout)
+
+
+# What an interpreter reads when it starts or imports JAX: a run whose environment differs
+# here from the warm interpreter's starts a fresh process instead.
+STARTUP = ("PYTHON", "JAX_", "XLA_", "TF_", "LD_", "CUDA", "OMP_", "MKL_")
+
+
+class _Warm:
+    """The test process's ``tests.warm_runner`` process and the environment it started in."""
+
+    def __init__(self, env: dict):
+        self.env = env
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.warm_runner"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.buffer = b""
+
+    def fits(self, env: dict) -> bool:
+        keys = {k for k in (*env, *self.env) if k.startswith(STARTUP)}
+        return self.process.poll() is None and all(env.get(k) == self.env.get(k) for k in keys)
+
+    def _answer(self, deadline=None):
+        while b"\n" not in self.buffer:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self.process.stdout], [], [], wait)[0]:
+                return None
+            chunk = os.read(self.process.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError("tests.warm_runner exited")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, command, module, args, env, timeout):
+        with tempfile.TemporaryDirectory() as d:
+            out, err = pathlib.Path(d, "stdout"), pathlib.Path(d, "stderr")
+            request = dict(module=module, args=args, cwd=str(ROOT), env=env)
+            request.update(stdout=str(out), stderr=str(err))
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+            pid = self._answer()["pid"]
+            answer = self._answer(time.monotonic() + timeout)
+            if answer is None:
+                os.kill(pid, signal.SIGKILL)
+                self._answer()
+                raise subprocess.TimeoutExpired(command, timeout, out.read_text(), err.read_text())
+            return subprocess.CompletedProcess(
+                command, answer["rc"], out.read_text(), err.read_text()
+            )
+
+
+_WARM = []  # this test process's _Warm, started at the first run_module
+
+
+def _warm_runner(env: dict):
+    """The warm interpreter for a run in ``env``, or None where a fresh process is needed."""
+    if os.name != "posix" or os.environ.get("NNJAX_TESTS_COLD"):
+        return None
+    if not _WARM or _WARM[0].process.poll() is not None:
+        _WARM[:] = [_Warm(env)]
+    return _WARM[0] if _WARM[0].fits(env) else None
 
 
 def assert_one_line(exc_info):

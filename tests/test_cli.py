@@ -1,6 +1,7 @@
 """`python -m experiments.mnist` as a user runs it: bad input, and the book's chapter 1 run."""
 
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -239,3 +240,31 @@ def test_a_data_error_names_the_dataset_flag_even_when_it_quotes_a_command():
     assert_failed_with_one_error(
         result, "error: --dataset=tfds:x: tfds:x is not prepared; run `tfds build x --data_dir"
     )
+
+
+def test_a_warm_run_is_the_run_of_a_fresh_process():
+    """helpers.run_module forks runners from an interpreter that has imported JAX
+    (tests/warm_runner.py): what they print and their exit status are a fresh process's."""
+    import re
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    def same(result):
+        return result.returncode, re.sub(r"[\d.]+ s\b", "_ s", result.stdout), result.stderr
+
+    for flags in (["--train_size=500", "--epochs=2"], ["--eta=abc"], ["--hidden=30,,30"]):
+        warm = run_module("experiments.mnist", *flags)
+        cold = subprocess.run(
+            [sys.executable, "-m", "experiments.mnist", *flags],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert same(warm) == same(cold), (warm, cold)
+    from tests import helpers
+
+    if not os.environ.get("NNJAX_TESTS_COLD"):  # the runs above were forked, not started
+        assert helpers._WARM and helpers._WARM[0].process.poll() is None
