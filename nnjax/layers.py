@@ -27,10 +27,9 @@ from N(0, 1/n_out) — a bug the author confirmed, which produced the published 
 and biases from N(0, 1). ``init="corrected"`` draws fully connected weights from
 N(0, 1/n_in). Softmax layers start at zero either way.
 
-A new layer type is one more constructor returning a ``Layer`` here, and one entry in
-``KINDS`` so that ``parse`` knows its name. It is a hidden layer: ``parse`` accepts a
-network only if it ends with the one ``softmax`` layer, whose weighted inputs z the cost
-reads.
+A new layer type is one more constructor returning a ``Layer`` here and one entry in
+``KINDS`` (its name for ``parse``): a hidden layer, as a network must end with the one
+``softmax`` layer, whose weighted inputs z the cost reads.
 """
 
 import math
