@@ -25,10 +25,10 @@ difference between BP1–BP4 and ``jax.grad`` in each layer's ∂C/∂w and ∂C
 
 import statistics
 import sys
-import time
 
 from absl import app, flags
 
+from benchmarks.timing import rounds, timed
 from experiments.checks import UsageError, bytes_text, check_memory, refuse_given
 from experiments.cli import SEED_BOUNDS, parse_flags, run_guarded
 from experiments.flag_lists import parse_positive_ints
@@ -193,18 +193,16 @@ def check_same_gradient(name, got, reference, rtol=1e-4):
 def microseconds(call):
     """Median microseconds of one ``call()`` (which blocks until its result is ready) over
     ``--repeats`` rounds of about ``--round_seconds`` each."""
-    call()  # compile
-    start = time.perf_counter()
-    call()
-    once = time.perf_counter() - start
+    timed(call)  # compile
+    _, once = timed(call)
     n = max(1, int(FLAGS.round_seconds / max(once, 1e-9)))
-    rounds = []
-    for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
+
+    def round_of_n(r, carry):
         for _ in range(n):
             call()
-        rounds.append((time.perf_counter() - start) / n)
-    return 1e6 * statistics.median(rounds)
+
+    seconds, _ = rounds(round_of_n, FLAGS.repeats)
+    return 1e6 * statistics.median(seconds) / n
 
 
 def main(argv):

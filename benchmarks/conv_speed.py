@@ -16,10 +16,10 @@ whole epoch's, for all K.
 
 import itertools
 import statistics
-import time
 
 from absl import app, flags
 
+from benchmarks.timing import compiled, rounds
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 from experiments.flag_lists import parse_names, parse_positive_ints
 
@@ -131,14 +131,11 @@ def run():
                 return jax.random.split(jax.random.key(r), k) if k > 1 else jax.random.key(r)
 
             with jax.default_matmul_precision(precision):
-                start = time.perf_counter()
-                compiled = epoch.lower(*args, x, y, keys(0), **static).compile()
-            compile_s = time.perf_counter() - start
-            times = []
-            for r in range(FLAGS.repeats):
-                start = time.perf_counter()
-                jax.block_until_ready(compiled(*args, x, y, keys(r)))
-                times.append(time.perf_counter() - start)
+                program, compile_s = compiled(epoch, *args, x, y, keys(0), **static)
+            times, _ = rounds(
+                lambda r, _, program=program, args=args, keys=keys: program(*args, x, y, keys(r)),
+                FLAGS.repeats,
+            )
             per_epoch = statistics.median(times) * 50000 / FLAGS.images
             label = ", ".join(
                 [variant]

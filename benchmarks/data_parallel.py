@@ -14,10 +14,10 @@ cores, so the table measures the cost of splitting and all-reducing, not a speed
 """
 
 import statistics
-import time
 
 from absl import app, flags
 
+from benchmarks.timing import rounds, timed
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 from experiments.flag_lists import parse_positive_ints
 
@@ -39,13 +39,9 @@ def time_epochs(epoch, state, key):
     call (the compile), and the state (params, opt_state) they end with."""
     import jax
 
-    jax.block_until_ready(epoch(state, key))  # compiles
-    times = []
-    for k in range(FLAGS.epochs):
-        start = time.perf_counter()
-        state = jax.block_until_ready(epoch(state, jax.random.fold_in(key, k)))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), state
+    timed(epoch, state, key)  # compiles
+    seconds, state = rounds(lambda k, s: epoch(s, jax.random.fold_in(key, k)), FLAGS.epochs, state)
+    return statistics.median(seconds), state
 
 
 def main(argv):

@@ -11,10 +11,10 @@ seconds per epoch (compile excluded and reported separately) and the test accura
 """
 
 import statistics
-import time
 
 from absl import app, flags
 
+from benchmarks.timing import compiled, rounds, timed
 from experiments.cli import DATA_DIR_HELP, SEED_BOUNDS, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
@@ -88,14 +88,10 @@ def time_jax(name, epoch_fn, carry, x, y, key, test, **static):
 
     from nnjax import network
 
-    start = time.perf_counter()
-    compiled = epoch_fn.lower(*carry, x, y, key, **static).compile()
-    compile_s = time.perf_counter() - start
-    times = []
-    for k in range(FLAGS.epochs):
-        start = time.perf_counter()
-        carry = jax.block_until_ready(compiled(*carry, x, y, jax.random.fold_in(key, k)))
-        times.append(time.perf_counter() - start)
+    program, compile_s = compiled(epoch_fn, *carry, x, y, key, **static)
+    times, carry = rounds(
+        lambda k, carry: program(*carry, x, y, jax.random.fold_in(key, k)), FLAGS.epochs, carry
+    )
     correct = int(network.evaluate(carry[0], *test))
     report(name, times, f"compile {compile_s:.2f} s; {correct} / 10000 after {FLAGS.epochs} epochs")
     return statistics.median(times)
@@ -109,11 +105,7 @@ def time_numpy(dataset):
     rng = np.random.default_rng(FLAGS.seed)
     net = book_network.Network([784, 30, 10], rng)
     pairs = book_network.training_pairs(dataset.train.x, dataset.train.y)
-    times = []
-    for _ in range(FLAGS.numpy_epochs):
-        start = time.perf_counter()
-        net.sgd_epoch(pairs, 10, 3.0, rng)
-        times.append(time.perf_counter() - start)
+    times, _ = rounds(lambda r, _: net.sgd_epoch(pairs, 10, 3.0, rng), FLAGS.numpy_epochs)
     correct = net.evaluate(dataset.test.x, dataset.test.y)
     report("book network.py (NumPy)", times, f"{correct} / 10000 after {FLAGS.numpy_epochs} epochs")
     return statistics.median(times)
@@ -184,15 +176,11 @@ def timings():
     for unroll, seconds in ours.items():
         print(f"nnjax (JAX), unroll {unroll} vs plain scan: {plain / seconds:.2f}x")
     try:
-        start = time.perf_counter()
-        cpu_kernel.check(model, tx, params, x, 10)  # builds it if need be
+        _, build_s = timed(cpu_kernel.check, model, tx, params, x, 10)  # builds it if need be
     except ValueError as e:
         print(f"--kernel=cpp: {e}")
     else:
-        print(
-            f"C++ CPU epoch ready in {time.perf_counter() - start:.1f} s, "
-            f"{cpu_kernel.describe_threads()}"
-        )
+        print(f"C++ CPU epoch ready in {build_s:.1f} s, {cpu_kernel.describe_threads()}")
         cpp = time_jax("nnjax --kernel=cpp", epoch, carry, x, y, key, test, kernel="cpp", **static)
         print(f"nnjax --kernel=cpp vs plain scan: {plain / cpp:.2f}x")
     if jax.default_backend() == "gpu":  # off a GPU it would time Pallas's interpreter

@@ -11,10 +11,10 @@ median seconds over ``--repeats`` runs, compile excluded.
 """
 
 import statistics
-import time
 
 from absl import app, flags
 
+from benchmarks.timing import rounds, timed
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
@@ -52,20 +52,6 @@ def book_expand(x, y, side=28):
     return pairs
 
 
-def timed(f, *args):
-    import jax
-
-    start = time.perf_counter()
-    jax.block_until_ready(f(*args))
-    compile_s = time.perf_counter() - start
-    runs = []
-    for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        runs.append(time.perf_counter() - start)
-    return compile_s, runs
-
-
 def main(argv):
     run_guarded(run, argv)
 
@@ -84,16 +70,15 @@ def run():
         ("copy of x (floor)", jax.jit(lambda x: x + 0.0), (x,)),
     ]
     for name, f, args in cases:
-        compile_s, runs = timed(f, *args)
+        _, first_s = timed(f, *args)
+        runs, _ = rounds(lambda r, _, f=f, args=args: f(*args), FLAGS.repeats)
         print(
             f"{name:26s} min {min(runs):.3f} s  median {statistics.median(runs):.3f} s  "
-            f"(first call {compile_s:.2f} s)"
+            f"(first call {first_s:.2f} s)"
         )
     if FLAGS.book_images:
         n = FLAGS.book_images
-        start = time.perf_counter()
-        book_expand(train.x[:n], train.y[:n])
-        seconds = time.perf_counter() - start
+        _, seconds = timed(book_expand, train.x[:n], train.y[:n])
         print(
             f"{'book loop (NumPy)':26s} {seconds:.3f} s for {n:,} images "
             f"(≈ {seconds * x.shape[0] / n:.2f} s for {x.shape[0]:,})"

@@ -25,12 +25,11 @@ so they agree to seed noise). Flax is not a dependency of nnjax: where it is not
 its rows are left out, with a note.
 """
 
-import time
-
 import numpy as np
 from absl import app, flags
 
 from benchmarks.networks import ETA, SIZES, M, strategy_epochs
+from benchmarks.timing import rounds
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 from experiments.flag_lists import parse_positive_ints
 
@@ -107,12 +106,7 @@ def flax_trainer(k, x_host, y_host, on_device):
 
 def time_best(run, repeats):
     """The least of ``repeats`` timings of ``run(i)``, in seconds."""
-    best = float("inf")
-    for i in range(repeats):
-        start = time.perf_counter()
-        run(i)
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(rounds(lambda i, _: run(i), repeats)[0])
 
 
 def main(argv):

@@ -17,10 +17,10 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 from absl import app, flags
 
+from benchmarks.timing import take_turns, timed
 from experiments.checks import UsageError
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 
@@ -44,24 +44,10 @@ while os.getppid() == parent:
 """
 
 
-def time_variants(variants, epochs):
-    """{name: (seconds per epoch, threads each ended on)} for ``variants`` {name: epoch
-    function of no arguments returning (params, threads)}, taking turns epoch by epoch."""
-    import jax
-
-    results = {name: ([], []) for name in variants}
-    for _ in range(epochs):
-        for name, epoch in variants.items():
-            start = time.perf_counter()
-            params, used = jax.block_until_ready(epoch())
-            results[name][0].append(time.perf_counter() - start)
-            results[name][1].append(int(used))
-    return results
-
-
 def report(condition, results):
     print(f"{condition}:")
-    for name, (times, used) in results.items():
+    for name, (times, outs) in results.items():
+        used = [int(threads) for _, threads in outs]
         print(
             f"  {name:34s} {min(times):7.3f} {statistics.median(times):7.3f} "
             f"{max(times):7.3f}   ended on {used} threads",
@@ -94,17 +80,17 @@ def run():
     threads = cpu_kernel.default_threads()
     epoch = jax.jit(cpu_kernel.sgd_epoch_and_threads, static_argnames="threads")
     variants = {
-        label: (lambda t=t: epoch(params, x, y, batches, 3.0, threads=t))
+        label: (lambda r, t=t: epoch(params, x, y, batches, 3.0, threads=t))
         for label, t in [
             ("1 thread", 1),
             (f"{threads} threads, fixed", threads),
             (f"default (up to {threads}, watched)", None),
         ]
     }
-    for run in variants.values():  # compile
-        jax.block_until_ready(run())
+    for call in variants.values():  # compile
+        timed(call, 0)
     print("[784, 30, 10], mini-batch 10, 50,000 images; seconds per epoch: min / median / max")
-    report("cores as they are", time_variants(variants, FLAGS.epochs))
+    report("cores as they are", take_turns(variants, FLAGS.epochs))
     busy = len(os.sched_getaffinity(0)) if FLAGS.busy is None else FLAGS.busy
     if busy:
         spinners = [
@@ -113,7 +99,7 @@ def run():
         try:
             report(
                 f"{busy} spinning process{'es' * (busy > 1)} beside it",
-                time_variants(variants, FLAGS.epochs),
+                take_turns(variants, FLAGS.epochs),
             )
         finally:
             for p in spinners:

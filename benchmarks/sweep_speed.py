@@ -28,11 +28,11 @@ per network-step (``traffic``) with the rate that bandwidth alone would allow
 """
 
 import statistics
-import time
 
 from absl import app, flags
 
 from benchmarks.networks import ETA, M, stored, strategy_epochs, traffic
+from benchmarks.timing import take_turns
 from experiments.checks import UsageError, refuse_given
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 from experiments.flag_lists import parse_names, parse_positive_ints
@@ -130,15 +130,9 @@ def run():
                     for dtype, x in xs.items():
                         variant = strategy, block, dtype
                         runs[variant] = strategy_epochs(strategy, k, x, y, sizes(), block)
-            # The variants take turns, epoch by epoch, so that a busy machine slows each
-            # about equally; the best epoch is the least disturbed.
-            times = {variant: [] for variant in runs}
-            for e in range(FLAGS.epochs):
-                for variant, (one_epoch, *_) in runs.items():
-                    start = time.perf_counter()
-                    one_epoch(e)
-                    times[variant].append(time.perf_counter() - start)
-            for (strategy, block, dtype), seconds in times.items():
+            # The best epoch of each is the least disturbed.
+            turns = take_turns({v: one_epoch for v, (one_epoch, *_) in runs.items()}, FLAGS.epochs)
+            for (strategy, block, dtype), (seconds, _) in turns.items():
                 best, median = min(seconds), statistics.median(seconds)
                 moved = traffic(sizes(), M, block, data_bytes=xs[dtype].dtype.itemsize)
                 kernel = "jax" if block is None else f"blocked({block})"
