@@ -72,14 +72,34 @@ def parse_flags(argv: list) -> list:
     """A runner's flag parsing (``app.run(main, flags_parser=parse_flags)``): absl's, with a
     flag it cannot parse (``--eta=abc``, an unknown flag, an unreadable --flagfile) as one
     ``error: ...`` line and exit status 1, like every other bad input, in place of absl's
-    two. Returns the arguments left, as absl's parser does."""
+    two; ``--help`` (and absl's other help flags) exits 0 after printing the help, not absl's
+    1. Returns the arguments left, as absl's parser does."""
     try:
         return flags.FLAGS(argv)
+    except SystemExit as e:
+        if e.code == 1 and any(_names_help(arg) for arg in argv[1 : _end_of_flags(argv)]):
+            sys.exit(0)
+        raise
     except flags.Error as e:
         message = " ".join(str(e).split()).removeprefix("ERROR:: ")
         sys.exit(f"error: {message} (--help lists the flags)")
     except (OSError, ValueError) as e:  # a --flagfile that cannot be read as text
         sys.exit(f"error: --flagfile: {' '.join(str(e).split())}")
+
+
+HELP_FLAGS = {"help", "?", "helpshort", "helpfull", "helpxml"}
+
+
+def _names_help(arg: str) -> bool:
+    """Whether ``arg`` asks absl for help (``--help``, ``-?``, ``--helpfull=true``, …)."""
+    if not arg.startswith("-"):
+        return False
+    name, _, value = arg.lstrip("-").partition("=")
+    return name in HELP_FLAGS and value.lower() not in ("false", "0")
+
+
+def _end_of_flags(argv: list) -> int:
+    return argv.index("--") if "--" in argv else len(argv)
 
 
 def reason(lines: list) -> str:

@@ -105,8 +105,8 @@ def fit(
     keys = [key] if keys is None else list(keys)
     if len(keys) != len(runs):
         raise ValueError(f"{len(runs)} networks need as many keys, got {len(keys)}")
-    if any(k is None for k in keys):
-        raise ValueError("fit needs a PRNG key: key=jax.random.key(seed) (keys=[...] for K)")
+    for k in keys:
+        _check_key(k)
     _check_runs(runs)
     n = _check_data(train_data, "train_data")
     for data, name in ((eval_data, "eval_data"), (test_data, "test_data")):
@@ -236,6 +236,18 @@ def _check_runs(runs) -> None:
                 f"network {i}'s η is {np.asarray(eta).tolist()}: set it with "
                 "optimizers.init(tx, params, eta=...)"
             )
+
+
+def _check_key(key) -> None:
+    """ValueError unless ``key`` is a PRNG key: ``jax.random.key(seed)``, or a raw
+    ``jax.random.PRNGKey(seed)`` (uint32 (2,))."""
+    if key is None:
+        raise ValueError("fit needs a PRNG key: key=jax.random.key(seed) (keys=[...] for K)")
+    dtype, shape = getattr(key, "dtype", None), np.shape(key)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    if not (typed and shape == () or dtype == np.uint32 and shape == (2,)):
+        what = type(key).__name__ if dtype is None else f"{dtype} {shape}"
+        raise ValueError(f"key must be a PRNG key, jax.random.key(seed); got {what}")
 
 
 def _check_data(data, name: str) -> int:

@@ -188,5 +188,6 @@ def decide(run: History, early_stopping: int, halve_eta_after: int, eta0):
     if floor:
         return eta, f"η fell to 1/{ETA_FLOOR} of {eta0:g} after epoch {len(correct) - 1}"
     if early_stop(correct, early_stopping):
-        return eta, f"no improvement in {early_stopping} epochs after epoch {len(correct) - 1}"
+        epochs = f"{early_stopping} epoch{'s' * (early_stopping != 1)}"
+        return eta, f"no improvement in {epochs} after epoch {len(correct) - 1}"
     return eta, ""

@@ -45,9 +45,10 @@ def device_count(devices: Union[int, str] = "all") -> int:
     if n <= 0:
         raise ValueError(f"devices must be a positive integer or 'all', got {devices!r}")
     if n > available:
-        raise ValueError(
-            f"devices={n} but only {available} {jax.default_backend()} devices are available"
+        there = f"{available} {jax.default_backend()} device" + (
+            "s are" if available != 1 else " is"
         )
+        raise ValueError(f"devices={n} but only {there} available")
     if n % processes:
         raise ValueError(f"devices={n} is not a multiple of the {processes} processes")
     return n

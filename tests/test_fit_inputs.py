@@ -46,6 +46,9 @@ def test_good_inputs_train():
         (lambda x, y: dict(mini_batch_size=41, drop_last=True), "leaves no mini-batch of the 40"),
         (lambda x, y: dict(epochs=-1), "epochs must be a whole number"),
         (lambda x, y: dict(key=None), "fit needs a PRNG key"),
+        (lambda x, y: dict(key=1), "key must be a PRNG key, jax.random.key\\(seed\\); got int"),
+        (lambda x, y: dict(key=jax.random.split(jax.random.key(0))), r"got key<fry> \(2,\)"),
+        (lambda x, y: dict(key=np.zeros(2, np.float32)), r"got float32 \(2,\)"),
         (lambda x, y: dict(keep_best=True, eval_data=None), "keep_best need evaluation data"),
         (lambda x, y: dict(metrics=lambda p: {"speed": 1.0}), "'speed', which is no EpochResult"),
     ],
@@ -54,6 +57,11 @@ def test_bad_inputs_are_one_value_error(change, message):
     x, y, _ = problem()
     with pytest.raises(ValueError, match=message):
         train(**change(x, y))
+
+
+def test_raw_and_typed_keys_train_alike():
+    typed, raw = train(key=jax.random.key(2)), train(key=jax.random.PRNGKey(2))
+    assert jax.tree.all(jax.tree.map(np.array_equal, typed.params, raw.params))
 
 
 @pytest.mark.parametrize(

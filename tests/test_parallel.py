@@ -165,6 +165,20 @@ def test_bad_device_flags_are_one_line_errors(flags, names):
     assert errors and names in errors[0], result.stderr
 
 
+def test_one_device_is_one_device():
+    result = run_python(
+        """
+        from nnjax import parallel
+        try:
+            parallel.make_mesh(2)
+        except ValueError as e:
+            print(e)
+        """,
+        devices=1,
+    )
+    assert result.stdout.strip() == "devices=2 but only 1 cpu device is available", result.stderr
+
+
 def test_library_rejects_bad_device_counts():
     result = run_python("""
         from nnjax import parallel
@@ -178,7 +192,7 @@ def test_library_rejects_bad_device_counts():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3
-    assert "devices=16" in lines[0] and "8" in lines[0]
+    assert lines[0] == "devices=16 but only 8 cpu devices are available"
     assert "devices" in lines[1]
     assert "mini_batch_size=10" in lines[2] and "devices=3" in lines[2]
 

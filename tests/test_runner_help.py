@@ -10,6 +10,8 @@ import types
 import pytest
 from absl import app
 
+from tests.helpers import run_module
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RUNNERS = sorted(
     p
@@ -34,3 +36,19 @@ def test_help_shows_the_docstring_as_written(path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [str(path)])
     app.usage(shorthelp=True, writeto_stdout=True)
     assert capsys.readouterr().out.startswith(doc.replace("%%", "%"))
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["--help"], 0),
+        (["-?"], 0),
+        (["--helpfull"], 0),
+        (["--epochs=2", "--help"], 0),
+        (["--help=false", "--eta=abc"], 1),  # no help asked: the flag error stands
+    ],
+)
+def test_help_exits_zero_as_other_tools_do(args, code):
+    result = run_module("experiments.mnist", *args)
+    assert result.returncode == code, result.stderr
+    assert ("--hidden" in result.stdout) == (code == 0), result.stdout

@@ -29,6 +29,19 @@ def test_early_stop(accuracies, patience, stop):
     assert rules.early_stop(accuracies, patience) == stop
 
 
+@pytest.mark.parametrize(
+    "correct, patience, why",
+    [
+        ([90, 92, 91], 1, "no improvement in 1 epoch after epoch 2"),
+        ([92, 91, 91], 2, "no improvement in 2 epochs after epoch 2"),
+    ],
+)
+def test_decide_says_why_it_stops(correct, patience, why):
+    run = rules.History(params=None)
+    run.epochs = [rules.EpochResult(e, c, 100, 1.0, 0.5) for e, c in enumerate(correct)]
+    assert rules.decide(run, patience, 0, 0.5) == (0.5, why)
+
+
 def test_halving_schedule_halves_after_each_plateau_and_stops_at_one_128th():
     eta = 0.5
     assert rules.halving_schedule([90, 91, 92], eta, 2) == (0.5, False)
