@@ -66,6 +66,13 @@ def run_guarded(run, argv) -> None:
         )
     except KeyboardInterrupt:
         sys.exit("interrupted")
+    except (RuntimeError, AssertionError) as e:
+        from experiments.devices import backend_failure
+
+        why = backend_failure(e)
+        if why is None:
+            raise
+        sys.exit(f"error: {why}")
 
 
 def parse_flags(argv: list) -> list:

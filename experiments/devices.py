@@ -1,7 +1,9 @@
 """The devices a runner trains on: ``--devices`` (data parallel on one host) and the
 multi-host flags, the same in every runner that takes them; and the backend a fresh
-process finds (``backend_name``)."""
+process finds (``backend_name``), and what a backend that cannot start means
+(``backend_failure``)."""
 
+import os
 import subprocess
 import sys
 
@@ -127,3 +129,26 @@ def backend_name() -> str:
         said = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
         raise UsageError(f"JAX failed to start: {said}")
     return out.stdout.split()[-1]
+
+
+NO_DEVICE = "no device of that platform is on this machine"
+UNSET = " (unset it to let JAX choose)"
+
+
+def backend_failure(error: BaseException):
+    """One line saying why JAX could not start the backend that ``JAX_PLATFORMS`` asks for
+    (``cuda`` on a machine without an NVIDIA GPU, a misspelt platform), if ``error`` is
+    that failure (JAX fails so again when asked for its devices); None for any other."""
+    platforms = os.environ.get("JAX_PLATFORMS", "")
+    if not platforms or not isinstance(error, (RuntimeError, AssertionError)):
+        return None
+    import jax
+
+    try:
+        jax.devices()
+    except (RuntimeError, AssertionError) as again:
+        lines = str(again).strip().splitlines()
+        why = lines[0].split(" (set JAX_PLATFORMS=")[0] if lines else NO_DEVICE
+    else:
+        return None
+    return f"JAX_PLATFORMS={platforms}: JAX cannot start it here: {why}" + UNSET

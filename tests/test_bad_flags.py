@@ -563,3 +563,22 @@ def test_a_title_or_label_is_drawn_as_written(tmp_path, flags):
     result = run("experiments.plots", *flags, f"--out={tmp_path / 'x.png'}")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "platform, why",
+    [
+        pytest.param(
+            "cuda",
+            "no device of that platform is on this machine",
+            marks=pytest.mark.skipif(os.path.exists("/dev/nvidia0"), reason="a GPU is here"),
+        ),
+        ("nosuch", "Unable to initialize backend 'nosuch'"),
+    ],
+)
+@pytest.mark.parametrize("runner", ["experiments.mnist", "experiments.sweep"])
+def test_a_backend_jax_cannot_start_is_one_line(monkeypatch, platform, why, runner):
+    monkeypatch.setenv("JAX_PLATFORMS", platform)  # read at start: a fresh process runs it
+    result = run(runner, "--epochs=1", "--train_size=100")
+    assert_failed_with_one_error(result, f"JAX_PLATFORMS={platform}: JAX cannot start it here")
+    assert why in result.stderr
