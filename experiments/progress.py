@@ -15,12 +15,12 @@ def duration(seconds: float) -> str:
 
 
 class Progress:
-    """Counts epochs of ``total`` and says how long the rest will take at the median wall
-    time of the epochs this run has seen (training and scoring; early stopping can end a run
-    sooner). ``clock`` gives the time in seconds."""
+    """Counts epochs (or other ``unit``s: a row's runs) of ``total`` and says how long the
+    rest will take at the median wall time of those seen (training and scoring; early
+    stopping can end a run sooner). ``clock`` gives the time in seconds."""
 
-    def __init__(self, total: int, clock=time.perf_counter):
-        self.total, self.clock = total, clock
+    def __init__(self, total: int, clock=time.perf_counter, unit: str = "epochs"):
+        self.total, self.clock, self.unit = total, clock, unit
         self.last, self.times = clock(), []
 
     def tick(self, epoch: int, compile_seconds: float = 0.0) -> str:
@@ -33,8 +33,8 @@ class Progress:
         self.times.append(max(took, 0.0))
         done = epoch + 1
         if done >= self.total:
-            return f"{done} of {self.total} epochs done"
+            return f"{done} of {self.total} {self.unit} done"
         # The first epoch also scored the networks for the first time (compiling that too):
         # leave it out once others are known.
         left = statistics.median(self.times[1:] or self.times) * (self.total - done)
-        return f"{done} of {self.total} epochs done, about {duration(left)} left"
+        return f"{done} of {self.total} {self.unit} done, about {duration(left)} left"

@@ -8,9 +8,11 @@ Each row is a configuration of ``experiments.mnist`` (the same flags; shown in t
 with the book's published number. The table gives the mean ± sd and the best, over seeds,
 of each run's best accuracy on the row's evaluation split (chapter 1 and 3 report the best
 epoch; where the book reports something else, the row says so). ``--out`` writes one JSON
-object per run.
+object per run as it finishes; ``--resume`` keeps those and runs only the rest.
 """
 
+import json
+import os
 import statistics
 import time
 
@@ -19,12 +21,18 @@ from absl import app, flags
 from experiments.checks import JsonLines, UsageError, check_writable
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 from experiments.flag_lists import parse_names
+from experiments.progress import Progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("rows", None, "Rows to run (default: all; --list shows them).")
 flags.DEFINE_integer("seeds", 5, "Seeds 0..N-1 per row.")
 flags.DEFINE_bool("list", False, "List the rows and exit.")
 flags.DEFINE_string("out", None, "Write one JSON object per run to this file.")
+flags.DEFINE_bool(
+    "resume",
+    False,
+    "Keep the runs --out already holds (same row, seed and command) and run only the rest.",
+)
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 CH3_L2 = dict(cost="cross_entropy", eta=0.5, l2=5.0)
@@ -148,6 +156,25 @@ def run_row(dataset, settings: dict, seed: int) -> float:
     return 100 * history.best.accuracy
 
 
+def finished_runs(path: str) -> dict:
+    """``{(row, seed): record}`` of the runs in reproduce's ``--out`` file ``path`` whose
+    command is still the row's (a row whose settings changed runs again). UsageError naming
+    --out if a line is not one of its records."""
+    kept = {}
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+                row, seed, _ = record["row"], record["seed"], float(record["accuracy"])
+            except (ValueError, TypeError, KeyError):
+                raise UsageError(
+                    f"--out={path}: line {number} is not a run of experiments.reproduce"
+                ) from None
+            if row in ROWS and record.get("command") == command(ROWS[row][2]):
+                kept[row, seed] = record
+    return kept
+
+
 def run() -> None:
     if FLAGS.list:
         for name, (what, book, settings) in ROWS.items():
@@ -158,18 +185,31 @@ def run() -> None:
         raise UsageError(f"--seeds must be positive, got {FLAGS.seeds}")
     from nnjax import data
 
+    kept = {}
     if FLAGS.out:
         check_writable("out", FLAGS.out)
+        if FLAGS.resume and os.path.exists(FLAGS.out):
+            kept = finished_runs(FLAGS.out)
+    elif FLAGS.resume:
+        raise UsageError("--resume reads the runs of --out: give --out")
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
     # only now: a run that cannot start leaves an earlier --out file as it was
-    out = JsonLines(FLAGS.out, flag="out")
+    out = JsonLines(FLAGS.out, rows=kept.values(), flag="out")
     table = ["| book | command | nnjax mean ± sd | best | book |", "|---|---|---|---|---|"]
-    for name in rows:
+    for i, name in enumerate(rows, 1):
         what, book, settings = ROWS[name]
-        start, results = time.perf_counter(), []
-        for seed in range(FLAGS.seeds):
-            results.append(run_row(dataset, settings, seed))
-            out.write({"row": name, "seed": seed, "accuracy": results[-1]})
+        todo = [seed for seed in range(FLAGS.seeds) if (name, seed) not in kept]
+        print(f"{name} (row {i} of {len(rows)}): {command(settings)}", flush=True)
+        if len(todo) < FLAGS.seeds:
+            print(f"  {FLAGS.seeds - len(todo)} of {FLAGS.seeds} seeds kept from --out")
+        start, clock = time.perf_counter(), Progress(len(todo), unit="runs")
+        for done, seed in enumerate(todo):
+            accuracy = run_row(dataset, settings, seed)
+            kept[name, seed] = {"row": name, "seed": seed, "accuracy": accuracy}
+            kept[name, seed]["command"] = command(settings)
+            out.write(kept[name, seed])
+            print(f"  seed {seed}: {accuracy:.2f}% ({clock.tick(done)})", flush=True)
+        results = [kept[name, seed]["accuracy"] for seed in range(FLAGS.seeds)]
         sd = statistics.stdev(results) if len(results) > 1 else 0.0
         print(
             f"{name}: {statistics.mean(results):.2f} ± {sd:.2f} (best {max(results):.2f}; "

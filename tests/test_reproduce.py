@@ -1,6 +1,8 @@
 """experiments.reproduce: the book's rows as commands, and one real row."""
 
+import json
 import pathlib
+import statistics
 
 import pytest
 
@@ -36,6 +38,7 @@ def test_rows_print_as_runner_commands():
         (["--seeds=0"], "--seeds"),
         (["--out=/nonexistent/r.jsonl"], "--out"),
         (["ch3_overfit"], "ch3_overfit"),  # a row named without --rows= must not run them all
+        (["--resume"], "--resume reads the runs of --out: give --out"),
     ],
 )
 def test_bad_input_is_one_line(flags, message):
@@ -62,6 +65,33 @@ def test_overfitting_row_for_one_seed(tmp_path):
     accuracy = float(row.split("|")[3].split("±")[0])
     assert 80.0 < accuracy < 90.0
     assert '"row": "ch3_overfit", "seed": 0' in out.read_text()
+
+
+def test_resume_keeps_the_runs_out_holds_and_runs_the_rest(tmp_path):
+    out = tmp_path / "runs.jsonl"
+    row = ["--rows=ch3_init_scaled", f"--out={out}"]
+    first = run(*row, "--seeds=2")
+    assert first.returncode == 0, first.stderr
+    assert "  seed 0: " in first.stdout and "(1 of 2 runs done, about" in first.stdout
+    kept = out.read_text().splitlines()
+    again = run(*row, "--seeds=3", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert "2 of 3 seeds kept from --out" in again.stdout
+    assert "seed 0:" not in again.stdout and "  seed 2: " in again.stdout
+    lines = out.read_text().splitlines()
+    assert lines[:2] == kept and len(lines) == 3
+    table = [l for l in again.stdout.splitlines() if l.startswith("| ch. 3, N(0, 1/n_in)")]
+    mean = statistics.mean(json.loads(line)["accuracy"] for line in lines)
+    assert f"| {mean:.2f} ± " in table[0]
+
+
+def test_resume_refuses_an_out_that_is_not_reproduces(tmp_path):
+    out = tmp_path / "runs.jsonl"
+    out.write_text('{"epoch": 0, "correct": 9000}\n')
+    result = run("--rows=ch3_init_scaled", f"--out={out}", "--resume")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "line 1 is not a run of experiments.reproduce" in result.stderr
+    assert out.read_text() == '{"epoch": 0, "correct": 9000}\n'
 
 
 def test_a_row_run_equals_the_command_it_prints():
