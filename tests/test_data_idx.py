@@ -28,8 +28,9 @@ def _write_idx_dir(d: pathlib.Path, n_train=25, n_test=7, hw=(5, 4), gz=False, s
         "t10k-images": rng.integers(0, 256, size=(n_test, *hw)).astype(np.uint8),
         "t10k-labels": rng.integers(0, 10, size=n_test).astype(np.uint8),
     }
-    arrays["train-images"][0, 0, 0], arrays["train-images"][0, 0, 1] = 0, 255
-    arrays["train-labels"][0] = 9
+    if arrays["train-images"].size:
+        arrays["train-images"][0, 0, 0], arrays["train-images"][0, 0, 1] = 0, 255
+        arrays["train-labels"][0] = 9
     d.mkdir(parents=True, exist_ok=True)
     for stem, arr in arrays.items():
         name = f"{stem}{sep}idx{arr.ndim}-ubyte"
@@ -104,9 +105,33 @@ def test_idx_bad_directory_and_validation_size(tmp_path):
         data.load(f"idx:{tmp_path / 'nope'}")
     assert "nope" in assert_one_line(e)
     _write_idx_dir(tmp_path)
-    with pytest.raises(DataError) as e:  # default 10000 > 25 training examples
-        data.load(f"idx:{tmp_path}")
-    assert "validation_size" in assert_one_line(e)
+    with pytest.raises(DataError) as e:
+        data.load(f"idx:{tmp_path}", validation_size=25)
+    assert "validation_size=25 must be >= 0 and smaller than the 25" in assert_one_line(e)
+
+
+@pytest.mark.parametrize("n_train, validation", [(25, 4), (600, 100), (60000, 10000)])
+def test_a_sixth_of_a_small_training_set_is_held_out(tmp_path, n_train, validation):
+    """MNIST's 10,000 of 60,000 where there are that many; a sixth of fewer."""
+    _write_idx_dir(tmp_path, n_train=n_train, hw=(2, 2))
+    ds = data.load(f"idx:{tmp_path}", progress=None)
+    assert (len(ds.train), len(ds.validation)) == (n_train - validation, validation)
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        (dict(n_train=5), "5 training examples are too few: a sixth of them is held out"),
+        (dict(n_test=0), "t10k-images-idx3-ubyte holds 0 images of 5×4 pixels: none to use"),
+        (dict(n_train=0), "train-images-idx3-ubyte holds 0 images of 5×4 pixels: none to use"),
+        (dict(hw=(0, 0)), "train-images-idx3-ubyte holds 25 images of 0×0 pixels: none to use"),
+    ],
+)
+def test_an_idx_set_with_nothing_to_learn_from_is_one_line(tmp_path, layout, message):
+    _write_idx_dir(tmp_path, **layout)
+    with pytest.raises(DataError) as e:
+        data.load(f"idx:{tmp_path}", progress=None)
+    assert message in assert_one_line(e)
 
 
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")

@@ -39,22 +39,21 @@ __all__ = [
     "read_idx",
 ]
 
-DEFAULT_VALIDATION_SIZE = 10000
-
 
 def load(
     name: str = "mnist",
     data_dir: str | os.PathLike | None = None,
     *,
     progress: Progress | None = print,
-    validation_size: int = DEFAULT_VALIDATION_SIZE,
+    validation_size: int | None = None,
 ) -> Dataset:
     """Loads a dataset by name: ``mnist``, ``tfds:NAME`` or ``idx:DIR``.
 
     ``data_dir`` (default :func:`default_data_dir`) holds the book's
     ``mnist.pkl.gz`` and, under ``tfds/``, TFDS data.  ``validation_size`` is
     the tail of the training data held out for validation for ``tfds:`` and
-    ``idx:`` datasets; ``mnist`` always uses the book's own 50000/10000 split.
+    ``idx:`` datasets (default: 10,000, or a sixth of the training data where it holds
+    fewer than 60,000); ``mnist`` always uses the book's own 50000/10000 split.
     ``progress`` receives one-line status messages (``None`` for silence). A ``data_dir``
     given is created if its parent exists (never the parent: a typo is an error).
     """

@@ -75,9 +75,24 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _split_train(name: str, x: np.ndarray, y: np.ndarray, validation_size: int):
-    """Train = first N - validation_size, validation = the last validation_size."""
+def validation_share(n: int) -> int:
+    """How many of ``n`` training examples a ``tfds:`` or ``idx:`` dataset holds out for
+    validation unless told: the book's 10,000 (of MNIST's 60,000), or a sixth of them where
+    there are fewer than 60,000."""
+    return min(10000, n // 6)
+
+
+def _split_train(name: str, x: np.ndarray, y: np.ndarray, validation_size: int | None):
+    """Train = first N - validation_size, validation = the last validation_size
+    (``validation_share(N)`` if None)."""
     n = len(y)
+    if validation_size is None:
+        validation_size = validation_share(n)
+        if validation_size == 0:
+            raise DataError(
+                f"{name}: {n} training examples are too few: a sixth of them is held out "
+                "for validation, so at least 6 are needed"
+            )
     if not 0 <= validation_size < n:
         raise DataError(
             f"{name}: validation_size={validation_size} must be >= 0 and smaller than "

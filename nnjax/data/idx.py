@@ -91,6 +91,9 @@ def _read_idx_pair(directory: pathlib.Path, prefix: str):
     lbl_path = _find_idx(directory, prefix, "labels", 1)
     images = read_idx(img_path, 3)
     labels = read_idx(lbl_path, 1)
+    if not len(images) or 0 in images.shape[1:]:
+        pixels = "×".join(map(str, images.shape[1:]))
+        raise DataError(f"{img_path} holds {len(images)} images of {pixels} pixels: none to use")
     if len(images) != len(labels):
         raise DataError(
             f"{img_path} has {len(images)} images but {lbl_path} has {len(labels)} labels; "
@@ -99,10 +102,11 @@ def _read_idx_pair(directory: pathlib.Path, prefix: str):
     return images, labels, img_path
 
 
-def load_idx_dir(directory: pathlib.Path, validation_size: int) -> Dataset:
+def load_idx_dir(directory: pathlib.Path, validation_size: int | None) -> Dataset:
     """The ``train-``/``t10k-`` IDX image and label files in ``directory`` as a ``Dataset``:
     x float32 (N, H·W) in [0, 1], y int32 (N,), the last ``validation_size`` training images
-    held out for validation. Raises DataError naming the directory or file."""
+    held out for validation (None: ``common.validation_share``). Raises DataError naming the
+    directory or file."""
     label = f"idx:{directory}"
     if not directory.is_dir():
         raise DataError(

@@ -123,7 +123,7 @@ def _read_source(src, image_key: str, label_key: str, image_shape, n: int):
 
 
 def load_tfds(
-    name: str, tfds_dir: pathlib.Path, progress: Progress, validation_size: int
+    name: str, tfds_dir: pathlib.Path, progress: Progress, validation_size: int | None
 ) -> Dataset:
     """The TFDS dataset ``name`` from ``tfds_dir`` (downloaded and prepared there first
     where the network and TensorFlow allow) as a ``Dataset``: x float32 (N, H·W·C) in
