@@ -172,6 +172,14 @@ def test_a_data_dir_that_cannot_be_one_is_refused_before_any_download(tmp_path):
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["mnist.pkl.gz"]
 
 
+def test_a_mistyped_nnjax_data_dir_is_refused_not_created(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNJAX_DATA_DIR", str(tmp_path / "typo" / "nnjax"))
+    with pytest.raises(data.DataError) as e:
+        data.load("mnist", progress=None)
+    assert "does not exist (is NNJAX_DATA_DIR mistyped?" in assert_one_line(e)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_idx_dataset_does_not_look_at_the_data_dir(tmp_path):
     """idx:DIR reads DIR alone: a --data_dir it never uses is not checked."""
     with pytest.raises(DataError) as e:

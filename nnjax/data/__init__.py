@@ -85,16 +85,17 @@ def load(
 
 def _check_data_dir(data_dir: pathlib.Path, given) -> None:
     """DataError unless ``data_dir`` is a directory or can be made one: not a file, and,
-    where it was ``given`` (not a default), with a parent that exists (a mistyped path is
-    not created with all its parents)."""
+    where it was ``given`` or set by $NNJAX_DATA_DIR (not a default), with a parent that
+    exists (a mistyped path is not created with all its parents)."""
     if data_dir.exists() and not data_dir.is_dir():
         raise DataError(
             f"data directory {data_dir} is a file: set --data_dir / NNJAX_DATA_DIR to a directory"
         )
-    if given and not data_dir.exists() and not data_dir.parent.is_dir():
+    named = "--data_dir" if given else "NNJAX_DATA_DIR" if os.environ.get("NNJAX_DATA_DIR") else ""
+    if named and not data_dir.exists() and not data_dir.parent.is_dir():
         raise DataError(
             f"data directory {data_dir}: its parent {data_dir.parent} does not exist (is "
-            "--data_dir mistyped? nnjax creates the directory, not its parents)"
+            f"{named} mistyped? nnjax creates the directory, not its parents)"
         )
 
 
