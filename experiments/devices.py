@@ -91,6 +91,9 @@ def check_process_flags() -> None:
             raise UsageError(f"--process_id must be in 0 … {n - 1}, got {i}")
 
 
+JOIN_TIMEOUT = 300  # seconds, JAX's default
+
+
 def start_processes():
     """Joins the other processes (``jax.distributed.initialize``) when the multi-host flags
     are given; must come before any JAX computation. Returns ``say``: ``print`` on process
@@ -102,11 +105,18 @@ def start_processes():
         if jax.config.jax_cpu_collectives_implementation is None:
             # CPU processes exchange gradients over TCP with gloo (JAX's default since 0.5).
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        print(  # the runtime waits in silence for every process to join
+            f"process {f.process_id} of {f.num_processes}: waiting for the others at "
+            f"--coordinator_address={f.coordinator_address} (up to {JOIN_TIMEOUT // 60} min) …",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             jax.distributed.initialize(
                 coordinator_address=f.coordinator_address,
                 num_processes=f.num_processes,
                 process_id=f.process_id,
+                initialization_timeout=JOIN_TIMEOUT,
             )
         except Exception as e:  # the runtime's errors are long and of many types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
