@@ -140,8 +140,11 @@ def check_flags() -> list[int]:
     return hidden
 
 
-# The flags that decide a run's trajectory: a checkpoint resumes only a run with the same.
+# The flags that decide a run's trajectory, or what every epoch records (--metrics_out holds
+# a resumed run's earlier epochs too): a checkpoint resumes only a run with the same.
 TRAINING_FLAGS = (
+    "monitor",
+    "gradient_norms",
     "hidden",
     "mini_batch_size",
     "eta",

@@ -243,6 +243,12 @@ def test_mnist_records_the_norms_before_training_in_epoch_0_also_when_resumed(tm
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1]
     assert "gradient_norms_before_training" not in rows[1]
+    for other in ("--gradient_norms=0", "--monitor"):  # epochs 0-1 would lack or hold them
+        result = run_module("experiments.mnist", *flags, other, "--epochs=3")
+        assert result.returncode != 0, result.stdout
+        assert other.split("=")[0] in result.stderr.splitlines()[-1]
+        assert "other settings" in result.stderr.splitlines()[-1]
+    assert [json.loads(line) for line in metrics.read_text().splitlines()] == rows
     train = data.load("mnist", progress=None).train
     init_key, _ = jax.random.split(jax.random.key(3))
     params = network.init(init_key, [784, 5, 4, 10], init="scaled")
