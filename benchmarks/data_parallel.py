@@ -30,7 +30,9 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("hidden", 30, "Hidden layer size.", lower_bound=1)
 flags.DEFINE_integer("epochs", 3, "Timed epochs per cell.", lower_bound=1)
-flags.DEFINE_integer("cpu_devices", 8, "On the CPU, this many virtual devices.", lower_bound=1)
+flags.DEFINE_integer(
+    "cpu_devices", 8, "On the CPU, this many virtual devices.", lower_bound=1, upper_bound=64
+)
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 
 

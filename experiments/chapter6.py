@@ -42,18 +42,11 @@ from experiments.chapter6_runs import (
     preset_seed,
     table,
 )
-from experiments.checks import UsageError, refuse_given
-from experiments.cli import (
-    MAX_SEED,
-    command,
-    core_groups,
-    parse_flags,
-    reason,
-    run_at_once,
-    run_guarded,
-)
+from experiments.checks import UsageError, check_directory, refuse_given
+from experiments.cli import MAX_SEED, parse_flags, run_guarded
 from experiments.devices import backend_name
 from experiments.flag_lists import parse_names
+from experiments.jobs import command, core_groups, reason, run_at_once
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -238,11 +231,9 @@ def run() -> None:
     directory = pathlib.Path(FLAGS.dir)
     if FLAGS.table_only and not directory.is_dir():
         raise UsageError(f"--dir={FLAGS.dir}: no such directory, so no runs to tabulate")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--dir={FLAGS.dir}: {e.strerror}") from None
     if not FLAGS.table_only:
+        check_directory("dir", FLAGS.dir)  # a file, or read-only: refused before any run
+        directory.mkdir(parents=True, exist_ok=True)
         backend = (
             backend_name()
             if FLAGS.jobs > 1 or (FLAGS.ensemble == "auto" and ENSEMBLE in rows)

@@ -13,7 +13,7 @@ import subprocess
 
 from experiments import metrics_files, presets
 from experiments.checks import UsageError
-from experiments.cli import command, reason
+from experiments.jobs import command, reason
 
 ROWS = presets.CHAPTER6
 ENSEMBLE, MEMBER = "ensemble", "dropout"

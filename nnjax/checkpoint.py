@@ -46,8 +46,9 @@ def unreadable(
     """The one-line error for an unreadable ``path`` (a checkpoint, unless ``what`` says
     otherwise), with ``advice`` (how to start over) unless the file is missing."""
     detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    if isinstance(e, KeyError):
-        detail = f"it holds no {detail}"
+    if isinstance(e, KeyError):  # NumPy's: "'meta is not a file in the archive'"
+        key = str(e.args[0]) if e.args else detail
+        detail = f"it holds no {key.removesuffix(' is not a file in the archive')}"
     advice = "" if isinstance(e, FileNotFoundError) else f"; {advice}"
     return CheckpointError(f"cannot read {what} {path} ({detail}){advice}")
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from experiments.cli import command, core_groups, reason, run_at_once
+from experiments.jobs import command, core_groups, reason, run_at_once
 from tests.helpers import assert_failed_with_one_error, run_module
 from tests.test_conv_cli import run_conv
 
@@ -574,6 +574,7 @@ def test_table_only_shows_rows_not_yet_run(tmp_path):
         (["--flags=--epochs='2"], "--flags"),
         (["--flags=--data_dir /data"], "--flags"),
         (["--dir=/proc/nope/runs"], "--dir"),
+        (["--dir=README.md"], "--dir=README.md is not a directory"),
         (["--ensemble=both"], "--ensemble"),
         (["--jobs=0"], "--jobs"),
         ([f"--jobs={len(CORES) + 1}"], "--jobs"),

@@ -105,7 +105,7 @@ def test_a_file_that_is_not_networks_is_named_without_advice_to_delete_it(tmp_pa
         msg = assert_one_line(e)
         assert str(wrong) in msg and "saved by experiments.conv --save?" in msg
         assert "delete" not in msg
-    assert "it holds no 'networks'" in str(
+    assert "it holds no networks" in str(
         pytest.raises(checkpoint.CheckpointError, saving.load_layers, path).value
     )
 
@@ -209,3 +209,11 @@ def test_a_checkpoint_with_foreign_contents_is_one_line_naming_it(tmp_path, chan
         read_run(path)
     msg = assert_one_line(e)
     assert str(path) in msg and message in msg, msg
+
+
+def test_an_npz_that_is_no_checkpoint_says_what_it_lacks(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, a=np.zeros(3))
+    with pytest.raises(checkpoint.CheckpointError) as e:
+        checkpoint.read_meta(path)
+    assert f"cannot read the checkpoint {path} (it holds no meta)" in assert_one_line(e)
