@@ -233,7 +233,10 @@ def run() -> None:
         raise UsageError(f"--dir={FLAGS.dir}: no such directory, so no runs to tabulate")
     if not FLAGS.table_only:
         check_directory("dir", FLAGS.dir)  # a file, or read-only: refused before any run
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--dir={FLAGS.dir}: {e.strerror}") from None
         backend = (
             backend_name()
             if FLAGS.jobs > 1 or (FLAGS.ensemble == "auto" and ENSEMBLE in rows)
