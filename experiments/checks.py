@@ -1,13 +1,12 @@
 """The checks every runner makes of its flags before any work: the error for a bad flag,
 files that must be writable, float flags that must be finite, output flags that must name
-distinct files (none of them an input), networks that must fit in memory; and how output
-files are written (--metrics_out's lines, figures). Lists are parsed in ``flag_lists``."""
+distinct files (none of them an input), networks that must fit in memory. Lists are parsed
+in ``flag_lists``; output files are written by ``writing``."""
 
 import importlib.util
-import io
-import json
 import math
 import os
+import sys
 
 from absl import flags
 
@@ -59,34 +58,6 @@ def check_png(flag: str, path: str) -> None:
     check_writable(flag, path)
 
 
-def write_file(path, data: bytes) -> None:
-    """Writes ``data`` to ``path``. A regular file (or a new one) is replaced whole, through
-    a temporary file, so that a failed write (a full disk) leaves an earlier file as it was;
-    a device or pipe (``/dev/null``, ``/dev/full``) is written in place, never replaced. A
-    failure is an OSError naming ``path``, which ``run_guarded`` names by its flag."""
-    from nnjax import checkpoint
-
-    target = os.path.realpath(path)  # through a symlink, its file is replaced, not the link
-    if os.path.exists(target) and not os.path.isfile(target):
-        try:
-            with open(target, "wb") as f:
-                f.write(data)
-        except OSError as e:
-            raise OSError(e.errno, e.strerror or str(e), os.fspath(path)) from e
-        return
-    try:
-        checkpoint.write_atomically(target, lambda f: f.write(data))
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, os.fspath(path)) from e
-
-
-def save_figure(fig, path) -> None:
-    """Writes the matplotlib Figure ``fig`` to ``path`` as a PNG, by ``write_file``."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=100, format="png")
-    write_file(path, buffer.getvalue())
-
-
 def plain_text(text: str) -> str:
     """``text`` (a label or title from a flag) as matplotlib draws it literally: its ``$``
     escaped, which would otherwise start mathtext and fail on ``$\\frac{$``."""
@@ -103,48 +74,6 @@ def check_predictions_out(flag: str, path: str) -> None:
             f"--{flag}={path}: a predictions file's name must end in {predictions.SUFFIX}"
         )
     check_writable(flag, path)
-
-
-class JsonLines:
-    """An output flag's file of JSON lines (``--metrics_out``, ``--jsonl``, ``--out``), each
-    row written through to disk at once (killed before its next row, a run still leaves the
-    rows before), starting with ``rows`` (the epochs a resumed run already has). The file is
-    replaced only at the first row, so a run that fails before any (a network that diverges
-    in its first epoch) leaves an earlier file as it was. With no ``path`` (the flag not
-    given, or a process that writes no files) rows go nowhere. A context manager that closes
-    the file. Raises UsageError naming --``flag`` if it cannot be written; a failed write (a
-    full disk) raises OSError naming the file, which ``run_guarded`` names by its flag."""
-
-    def __init__(self, path, rows=(), flag: str = "metrics_out"):
-        self.path, self.file = path or None, None
-        if self.path:
-            check_writable(flag, self.path)
-        for row in rows:
-            self.write(row)
-
-    def write(self, row: dict) -> None:
-        if self.path is None:
-            return
-        try:
-            if self.file is None:
-                self.file = open(self.path, "w")
-            self.file.write(json.dumps(row) + "\n")
-            self.file.flush()
-        except OSError as e:
-            raise OSError(e.errno, e.strerror or str(e), self.path) from e
-
-    def close(self) -> None:
-        try:
-            if self.file is not None:
-                self.file.close()
-        except OSError:
-            pass  # the write that failed has said so
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def check_finite_floats() -> None:
@@ -184,6 +113,23 @@ def check_distinct_outputs() -> None:
         seen[key] = f"{name}={value}"
 
 
+def own_stream(path):
+    """``sys.stdout`` or ``sys.stderr`` if ``path`` is the very file it writes to (opening
+    or replacing the path would cut or lose what the run printed); else None."""
+    try:
+        target = os.stat(path)
+    except OSError:
+        return None
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = os.fstat(stream.fileno())
+        except (OSError, ValueError, AttributeError):  # closed, or not a real file
+            continue
+        if (fd.st_dev, fd.st_ino) == (target.st_dev, target.st_ino):
+            return stream
+    return None
+
+
 # The output flags whose file is replaced by a new one (written to a temporary name, then
 # renamed): naming a device there, as root, would replace /dev/full itself.
 REPLACED_FLAGS = ("save", "predictions_out", "summary_out", "checkpoint_dir")
@@ -199,6 +145,12 @@ def check_replaced_outputs() -> None:
             raise UsageError(
                 f"--{name}={value}: {path} is not a regular file (a device or a pipe); "
                 "it would be replaced, not written to"
+            )
+        stream = own_stream(path) if name in REPLACED_FLAGS else None
+        if stream is not None:
+            raise UsageError(
+                f"--{name}={value} is the file this run's {stream.name[1:-1]} goes to; it "
+                "would be replaced under it: name another file"
             )
 
 
@@ -295,12 +247,3 @@ def bytes_text(n: int) -> str:
     if n >= 1e12:
         return f"{n / 1e12:,.1f} TB"
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
-
-
-def write_summary(path, summary: dict) -> None:
-    """Writes a run's final record, one JSON object, to ``path`` (atomically: a reader finds
-    the whole record or none; a failure is an OSError naming ``path``)."""
-    from nnjax import checkpoint
-
-    text = json.dumps(summary, indent=1) + "\n"
-    checkpoint.write_atomically(path, lambda f: f.write(text.encode()))

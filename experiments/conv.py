@@ -16,12 +16,13 @@ flags given on the command line override it.
 from absl import app, flags
 
 from experiments import checkpoints, conv_flags, conv_report, presets
-from experiments.checks import JsonLines, UsageError, check_fits, square_side
+from experiments.checks import UsageError, check_fits, square_side
 from experiments.cli import matmul_precision, optimizer_from_flags, parse_flags, run_guarded
 from experiments.conv_flags import SETTINGS, check_flags, parse_layers
 from experiments.devices import device_mesh, start_processes
 from experiments.progress import Progress
 from experiments.training import check_mini_batch, first_images
+from experiments.writing import JsonLines
 
 # --helpshort lists the flags defined there as this runner's own
 flags.adopt_module_key_flags(conv_flags)

@@ -5,8 +5,8 @@ after training each network's result, the ensemble's vote and the files the flag
 
 from absl import flags
 
-from experiments.checks import write_summary
 from experiments.conv_flags import SETTINGS
+from experiments.writing import write_summary
 
 FLAGS = flags.FLAGS
 

@@ -7,7 +7,7 @@ digits a network or an ensemble got wrong (chapters 1 and 6), and a sweep's accu
     draw_sweep(grid.summarise(results), "sweep.png", title)
 
 Each writes a PNG with matplotlib's Agg renderer (a bare ``Figure``, no pyplot state),
-replacing an earlier file only once the whole figure is written (``checks.save_figure``);
+replacing an earlier file only once the whole figure is written (``writing.save_figure``);
 ``draw_mistakes`` returns the sentence the runner prints. A wrong shape is a one-line
 ValueError naming the argument.
 """
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from experiments.checks import save_figure
+from experiments.writing import save_figure
 
 COLUMNS = 10  # grid width, for the book's 20 filters (2 rows) and up to ~100 digits
 

@@ -16,7 +16,6 @@ from absl import app, flags
 
 from experiments import checkpoints, mnist_report
 from experiments.checks import (
-    JsonLines,
     UsageError,
     check_directory,
     check_fits,
@@ -39,6 +38,7 @@ from experiments.flag_lists import parse_hidden
 from experiments.kernels import check_kernel, check_kernel_data, define_kernel_flags
 from experiments.progress import Progress
 from experiments.training import check_devices, check_mini_batch, check_ranges, first_images
+from experiments.writing import JsonLines
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(

@@ -32,7 +32,7 @@ import math
 
 from absl import app, flags
 
-from experiments.checks import check_not_inputs, check_png, plain_text, refuse_given, save_figure
+from experiments.checks import check_not_inputs, check_png, plain_text, refuse_given
 from experiments.cli import parse_flags, run_guarded
 from experiments.flag_lists import parse_names
 from experiments.metrics_files import (
@@ -42,6 +42,7 @@ from experiments.metrics_files import (
     read_runs,
     split_runs,
 )
+from experiments.writing import save_figure
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string(

@@ -15,9 +15,10 @@ float64, as the book's code.
 
 from absl import app, flags
 
-from experiments.checks import UsageError, bytes_text, check_png, refuse_given, save_figure
+from experiments.checks import UsageError, bytes_text, check_png, refuse_given
 from experiments.cli import parse_flags, run_guarded
 from experiments.flag_lists import parse_floats, parse_names
+from experiments.writing import save_figure
 
 FLAGS = flags.FLAGS
 flags.DEFINE_float("eta", 0.15, "Learning rate η.")

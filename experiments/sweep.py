@@ -21,7 +21,7 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import JsonLines, UsageError, check_fits, check_png, check_writable
+from experiments.checks import UsageError, check_fits, check_png, check_writable
 from experiments.cli import (
     define_data_flags,
     define_network_flags,
@@ -35,6 +35,7 @@ from experiments.devices import define_device_flags, device_mesh, start_processe
 from experiments.flag_lists import parse_hidden
 from experiments.kernels import check_kernel, define_kernel_flags, describe_kernel
 from experiments.training import check_devices, check_mini_batch, check_ranges, first_images
+from experiments.writing import JsonLines
 from nnjax import fit
 
 FLAGS = flags.FLAGS

@@ -20,10 +20,11 @@ import functools
 import numpy as np
 from absl import app, flags
 
-from experiments.checks import UsageError, bytes_text, check_memory, check_png, save_figure
+from experiments.checks import UsageError, bytes_text, check_memory, check_png
 from experiments.cli import MAX_SEED, parse_flags, run_guarded
 from experiments.expressions import parse_function
 from experiments.flag_lists import parse_positive_ints
+from experiments.writing import save_figure
 from nnjax import optimizers
 
 BOOK_F = "0.2 + 0.4 * x**2 + 0.3 * x * sin(15 * x) + 0.05 * cos(50 * x)"

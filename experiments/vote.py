@@ -26,10 +26,10 @@ from experiments.checks import (
     check_png,
     check_predictions_out,
     check_writable,
-    write_summary,
 )
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 from experiments.voters import classify, load
+from experiments.writing import write_summary
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("split", "test", ["test", "validation"], "The images to classify.")

@@ -57,12 +57,11 @@ def write_atomically(path, write) -> None:
     """Calls ``write(f)`` on a new binary file that then replaces ``path`` whole: a reader
     finds the old file or the new one, never half of one. Raises OSError, before writing
     anything, if ``path`` exists and is not a regular file (a device, a pipe, a directory):
-    replacing it would destroy it, not write to it."""
-    path = pathlib.Path(path)
+    replacing it would destroy it, not write to it. Through a symbolic link, its target is
+    replaced, never the link (``/dev/stderr`` itself, when stderr goes to a file)."""
+    given, path = os.fspath(path), pathlib.Path(os.path.realpath(path))
     if path.exists() and not path.is_file():
-        raise OSError(
-            errno.EINVAL, "not a regular file (a device, a pipe or a directory)", os.fspath(path)
-        )
+        raise OSError(errno.EINVAL, "not a regular file (a device, a pipe or a directory)", given)
     mask = os.umask(0)
     os.umask(mask)
     tmp = None
@@ -75,7 +74,7 @@ def write_atomically(path, write) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:  # name the file being written, not its temporary name
-        raise OSError(e.errno, e.strerror or str(e), os.fspath(path)) from e
+        raise OSError(e.errno, e.strerror or str(e), given) from e
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)

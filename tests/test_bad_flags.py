@@ -11,6 +11,8 @@ import os
 import pathlib
 import resource
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -582,3 +584,46 @@ def test_a_backend_jax_cannot_start_is_one_line(monkeypatch, platform, why, runn
     result = run(runner, "--epochs=1", "--train_size=100")
     assert_failed_with_one_error(result, f"JAX_PLATFORMS={platform}: JAX cannot start it here")
     assert why in result.stderr
+
+
+def run_into(path, *flags):
+    """experiments.mnist with its stdout and stderr going to the file ``path`` (appended)."""
+    with open(path, "a") as out:
+        return subprocess.run(
+            [sys.executable, "-m", "experiments.mnist", "--epochs=2", "--train_size=100", *flags],
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            timeout=120,
+        )
+
+
+@pytest.mark.parametrize("flag", ["save", "summary_out"])
+def test_an_output_that_is_the_runs_own_log_file_is_refused(tmp_path, flag):
+    log = tmp_path / "log.txt"
+    log.write_text("earlier lines\n")
+    runner = "experiments.conv" if flag == "summary_out" else "experiments.mnist"
+    with open(log, "a") as out:
+        result = subprocess.run(
+            [sys.executable, "-m", runner, "--epochs=1", "--train_size=100", f"--{flag}={log}"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    text = log.read_text()
+    assert text.startswith("earlier lines\n") and "Traceback" not in text
+    assert f"--{flag}={log} is the file this run's stdout goes to" in text
+
+
+def test_metrics_written_to_the_runs_own_log_file_interleave_with_its_lines(tmp_path):
+    log = tmp_path / "log.txt"
+    assert run_into(log, f"--metrics_out={log}").returncode == 0
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("nnjax: ") and lines[-1].startswith("Best: ")
+    rows = [json.loads(line) for line in lines if line.startswith("{")]
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert lines.index(next(l for l in lines if l.startswith("Epoch 0:"))) < lines.index(
+        next(l for l in lines if l.startswith("{"))
+    )

@@ -151,6 +151,18 @@ def test_a_pipe_or_a_directory_is_never_replaced_by_a_write(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["dir", "pipe"]  # no temporary file left
 
 
+def test_a_write_through_a_link_replaces_its_target_never_the_link(tmp_path):
+    """As /dev/stderr is a link to the file stderr goes to: replacing the link would make
+    it a file for every later process."""
+    (tmp_path / "real.json").write_bytes(b"old")
+    link = tmp_path / "link.json"
+    link.symlink_to("real.json")
+    checkpoint.write_atomically(link, lambda f: f.write(b"new"))
+    assert link.is_symlink() and os.readlink(link) == "real.json"
+    assert (tmp_path / "real.json").read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == ["link.json", "real.json"]
+
+
 def test_temporary_files_a_killed_checkpoint_left_are_removed_at_the_next_start(tmp_path):
     old = time.time() - fetch.STALE_SECONDS - 60
     stale = tmp_path / ".checkpoint.npz.k1ll3d.tmp"

@@ -85,7 +85,8 @@ def test_a_failed_start_leaves_an_existing_metrics_file_untouched(tmp_path, bad,
 
 
 def test_resumed_epochs_reach_the_metrics_file_before_the_next_epoch(tmp_path):
-    from experiments.checks import JsonLines, UsageError
+    from experiments.checks import UsageError
+    from experiments.writing import JsonLines
 
     path = tmp_path / "m.jsonl"
     path.write_text("an earlier run's lines\n")
