@@ -16,8 +16,9 @@ class UsageError(Exception):
 
 
 def check_writable(flag: str, path: str) -> None:
-    """Raises UsageError unless ``path`` can be written, without creating or changing it."""
-    directory = os.path.dirname(os.path.abspath(path))
+    """Raises UsageError unless ``path`` can be written, without creating or changing it
+    (through a symbolic link, its target: what a write replaces)."""
+    directory = os.path.dirname(os.path.realpath(path))
     if os.path.isdir(path):
         raise UsageError(f"--{flag}={path} is a directory")
     if not os.path.isdir(directory):

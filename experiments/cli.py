@@ -5,6 +5,7 @@ the flags several runners define. The checks of flags made before any work are i
 
 import logging
 import os
+import select
 import sys
 
 from absl import flags
@@ -47,6 +48,7 @@ def run_guarded(run, argv) -> None:
         check_replaced_outputs()
         check_not_data()
         run()
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
     except data.DataError as e:  # named by the flag that chose the dataset, if it is not
         message, value = str(e), flags.FLAGS.dataset if "dataset" in flags.FLAGS else None
         if value is not None and "--dataset" not in message:
@@ -59,7 +61,7 @@ def run_guarded(run, argv) -> None:
         eta = f" (--eta={flags.FLAGS.eta})" if "eta" in flags.FLAGS else ""
         sys.exit(f"error: {e}{eta}")
     except OSError as e:
-        if isinstance(e, BrokenPipeError) and e.filename is None:  # stdout read by `| head`
+        if isinstance(e, BrokenPipeError) and _stdout_closed():  # read by `| head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no more to say
             sys.exit(1)
         sys.exit(
@@ -74,6 +76,16 @@ def run_guarded(run, argv) -> None:
         if why is None:
             raise
         sys.exit(f"error: {why}")
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (``| head`` after its lines)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def parse_flags(argv: list) -> list:

@@ -137,28 +137,31 @@ def backend_name() -> str:
     )
     if out.returncode != 0 or not out.stdout.split():
         said = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
-        raise UsageError(f"JAX failed to start: {said}")
+        kind, _, text = said.partition(": ")
+        error = {"RuntimeError": RuntimeError, "AssertionError": AssertionError}.get(kind)
+        why = backend_failure(error(text) if text else error()) if error else None
+        raise UsageError(why or f"JAX failed to start: {said}")
     return out.stdout.split()[-1]
 
 
 NO_DEVICE = "no device of that platform is on this machine"
-UNSET = " (unset it to let JAX choose)"
 
 
 def backend_failure(error: BaseException):
-    """One line saying why JAX could not start the backend that ``JAX_PLATFORMS`` asks for
-    (``cuda`` on a machine without an NVIDIA GPU, a misspelt platform), if ``error`` is
-    that failure (JAX fails so again when asked for its devices); None for any other."""
+    """One line saying why JAX could not start the backend that ``JAX_PLATFORMS`` asks for,
+    if ``error`` is that failure: JAX's RuntimeError "Unable to initialize backend …" (a
+    misspelt platform), or the bare AssertionError it raises when it finds none of them
+    (``cuda`` on a machine without an NVIDIA GPU); None for any other error."""
     platforms = os.environ.get("JAX_PLATFORMS", "")
-    if not platforms or not isinstance(error, (RuntimeError, AssertionError)):
+    text = str(error).strip()
+    if not platforms:
         return None
-    import jax
-
-    try:
-        jax.devices()
-    except (RuntimeError, AssertionError) as again:
-        lines = str(again).strip().splitlines()
-        why = lines[0].split(" (set JAX_PLATFORMS=")[0] if lines else NO_DEVICE
+    if isinstance(error, RuntimeError) and text.startswith("Unable to initialize backend"):
+        why = text.splitlines()[0].split(" (set JAX_PLATFORMS=")[0]
+    elif isinstance(error, AssertionError) and not text:
+        why = NO_DEVICE
     else:
         return None
-    return f"JAX_PLATFORMS={platforms}: JAX cannot start it here: {why}" + UNSET
+    return (
+        f"JAX_PLATFORMS={platforms}: JAX cannot start it here: {why} (unset it to let JAX choose)"
+    )

@@ -140,11 +140,8 @@ def check_flags() -> list[int]:
     return hidden
 
 
-# The flags that decide a run's trajectory, or what every epoch records (--metrics_out holds
-# a resumed run's earlier epochs too): a checkpoint resumes only a run with the same.
+# The flags that decide a run's trajectory: a checkpoint resumes only a run with the same.
 TRAINING_FLAGS = (
-    "monitor",
-    "gradient_norms",
     "hidden",
     "mini_batch_size",
     "eta",
@@ -162,6 +159,9 @@ TRAINING_FLAGS = (
     "early_stopping",
     "halve_eta_after",
 )
+# And what every epoch records (--metrics_out holds a resumed run's earlier epochs too): in
+# the settings only when on, so a checkpoint from before they were compared still resumes.
+RECORD_FLAGS = ("monitor", "gradient_norms")
 
 
 def run() -> None:
@@ -211,6 +211,7 @@ def run() -> None:
     after_epoch = None
     if FLAGS.checkpoint_dir:
         settings = {k: FLAGS[k].value for k in TRAINING_FLAGS}
+        settings |= {k: FLAGS[k].value for k in RECORD_FLAGS if FLAGS[k].value}
         device = jax.local_devices()[0].device_kind
         after_epoch, _ = checkpoints.resume([run], settings, device, say, primary)
 

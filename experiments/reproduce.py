@@ -157,23 +157,29 @@ def run_row(dataset, settings: dict, seed: int) -> float:
     return 100 * history.best.accuracy
 
 
-def finished_runs(path: str) -> dict:
-    """``{(row, seed): record}`` of the runs in reproduce's ``--out`` file ``path`` whose
-    command is still the row's (a row whose settings changed runs again). UsageError naming
-    --out if a line is not one of its records."""
-    kept = {}
+def finished_runs(path: str) -> tuple:
+    """The records of reproduce's ``--out`` file ``path``, in order; ``{(row, seed):
+    record}`` of those whose command is still the row's; and how many are not (older, or of
+    changed settings: kept in the file, but run again). UsageError naming --out if a line is not
+    one of its records."""
+    records, kept, stale = [], {}, 0
     with open(path) as f:
         for number, line in enumerate(f, 1):
             try:
                 record = json.loads(line)
-                row, seed, _ = record["row"], record["seed"], float(record["accuracy"])
+                row, seed, accuracy = record["row"], record["seed"], record["accuracy"]
+                if not (isinstance(row, str) and type(seed) is int and type(accuracy) is float):
+                    raise TypeError
             except (ValueError, TypeError, KeyError):
                 raise UsageError(
                     f"--out={path}: line {number} is not a run of experiments.reproduce"
                 ) from None
+            records.append(record)
             if row in ROWS and record.get("command") == command(ROWS[row][2]):
                 kept[row, seed] = record
-    return kept
+            else:
+                stale += 1
+    return records, kept, stale
 
 
 def run() -> None:
@@ -186,16 +192,21 @@ def run() -> None:
         raise UsageError(f"--seeds must be positive, got {FLAGS.seeds}")
     from nnjax import data
 
-    kept = {}
+    records, kept, stale = [], {}, 0
     if FLAGS.out:
         check_writable("out", FLAGS.out)
         if FLAGS.resume and os.path.exists(FLAGS.out):
-            kept = finished_runs(FLAGS.out)
+            records, kept, stale = finished_runs(FLAGS.out)
     elif FLAGS.resume:
         raise UsageError("--resume reads the runs of --out: give --out")
+    if stale:
+        print(
+            f"--out={FLAGS.out}: {stale} of its {len(records)} runs are of other settings "
+            "(or an older nnjax): kept there, not counted"
+        )
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
     # only now: a run that cannot start leaves an earlier --out file as it was
-    out = JsonLines(FLAGS.out, rows=kept.values(), flag="out")
+    out = JsonLines(FLAGS.out, rows=records, flag="out")
     table = ["| book | command | nnjax mean ± sd | best | book |", "|---|---|---|---|---|"]
     for i, name in enumerate(rows, 1):
         what, book, settings = ROWS[name]

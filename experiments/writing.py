@@ -14,28 +14,24 @@ from experiments.checks import check_writable, own_stream
 def write_file(path, data: bytes) -> None:
     """Writes ``data`` to ``path``. A regular file (or a new one) is replaced whole, through
     a temporary file, so that a failed write (a full disk) leaves an earlier file as it was;
-    a device or pipe (``/dev/null``, ``/dev/full``) is written in place, never replaced. A
-    failure is an OSError naming ``path``, which ``run_guarded`` names by its flag."""
+    a device or pipe (``/dev/null``, ``/dev/full``) is written in place, never replaced, and
+    the run's own stdout or stderr through that stream (``own_stream``). A failure is an
+    OSError naming ``path``, which ``run_guarded`` names by its flag."""
     from nnjax import checkpoint
 
     stream = own_stream(path)
-    if stream is not None:
-        stream.flush()
-        stream.buffer.write(data)
-        stream.buffer.flush()
-        return
-    target = os.path.realpath(path)  # through a symlink, its file is replaced, not the link
-    if os.path.exists(target) and not os.path.isfile(target):
-        try:
-            with open(target, "wb") as f:
-                f.write(data)
-        except OSError as e:
-            raise OSError(e.errno, e.strerror or str(e), os.fspath(path)) from e
-        return
     try:
-        checkpoint.write_atomically(target, lambda f: f.write(data))
+        if stream is not None:
+            stream.flush()
+            stream.buffer.write(data)
+            stream.buffer.flush()
+        elif os.path.exists(path) and not os.path.isfile(path):
+            with open(path, "wb") as f:
+                f.write(data)
+        else:  # through a symbolic link, its target is replaced, never the link
+            checkpoint.write_atomically(path, lambda f: f.write(data))
     except OSError as e:
-        raise OSError(e.errno, e.strerror, os.fspath(path)) from e
+        raise OSError(e.errno, e.strerror or str(e), os.fspath(path)) from e
 
 
 def save_figure(fig, path) -> None:

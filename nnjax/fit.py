@@ -240,12 +240,13 @@ def _check_runs(runs) -> None:
 
 def _check_key(key) -> None:
     """ValueError unless ``key`` is a PRNG key: ``jax.random.key(seed)``, or a raw
-    ``jax.random.PRNGKey(seed)`` (uint32 (2,))."""
+    ``jax.random.PRNGKey(seed)`` of the default implementation (uint32 (2,) for threefry)."""
     if key is None:
         raise ValueError("fit needs a PRNG key: key=jax.random.key(seed) (keys=[...] for K)")
     dtype, shape = getattr(key, "dtype", None), np.shape(key)
     typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
-    if not (typed and shape == () or dtype == np.uint32 and shape == (2,)):
+    raw = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0))).shape
+    if not (typed and shape == () or dtype == np.uint32 and shape == raw):
         what = type(key).__name__ if dtype is None else f"{dtype} {shape}"
         raise ValueError(f"key must be a PRNG key, jax.random.key(seed); got {what}")
 

@@ -627,3 +627,41 @@ def test_metrics_written_to_the_runs_own_log_file_interleave_with_its_lines(tmp_
     assert lines.index(next(l for l in lines if l.startswith("Epoch 0:"))) < lines.index(
         next(l for l in lines if l.startswith("{"))
     )
+
+
+def test_chapter6_asks_a_fresh_process_and_says_the_same(monkeypatch, tmp_path):
+    """chapter6 asks a child for the backend (so as not to hold the GPU itself)."""
+    monkeypatch.setenv("JAX_PLATFORMS", "nosuch")
+    result = run("experiments.chapter6", "--rows=ensemble", "--seeds=1", f"--dir={tmp_path}")
+    assert_failed_with_one_error(result, "JAX_PLATFORMS=nosuch: JAX cannot start it here")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "runner, flags",
+    [
+        ("experiments.reproduce", ["--list"]),
+        ("experiments.mnist", ["--epochs=2", "--train_size=100"]),
+    ],
+)
+def test_a_closed_stdout_ends_the_run_without_a_word(runner, flags):
+    """As under `| head -1`: the reader has gone before the run prints."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", runner, *flags],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    child.stdout.close()
+    stderr = child.stderr.read()
+    assert child.wait(timeout=120) == 1
+    assert stderr == ""
+
+
+def test_an_output_link_to_a_missing_directory_is_refused_before_training(tmp_path):
+    link = tmp_path / "net.json"
+    link.symlink_to(tmp_path / "gone" / "net.json")
+    result = run("experiments.mnist", "--epochs=1", "--train_size=100", f"--save={link}")
+    assert_failed_with_one_error(result, f"--save={link}: directory {tmp_path / 'gone'}")
+    assert "Epoch" not in result.stdout and link.is_symlink()

@@ -69,10 +69,10 @@ def test_bad_flags_are_one_line_errors(flags, names, tmp_path):
 
 
 def write_idx(directory, classes=3):
-    """An IDX dataset of random 8×8 images in ``directory``: 10,100 training images (the
-    last 10,000 are validation) and 50 test images, labels in [0, classes)."""
+    """An IDX dataset of random 8×8 images in ``directory``: 600 training images (the last
+    100, a sixth, are validation) and 50 test images, labels in [0, classes)."""
     rng = np.random.default_rng(0)
-    for stem, n in (("train", 10_100), ("t10k", 50)):
+    for stem, n in (("train", 600), ("t10k", 50)):
         images = rng.integers(0, 256, size=(n, 8, 8), dtype=np.uint8)
         labels = rng.integers(0, classes, size=n, dtype=np.uint8)
         for kind, arr in (("images", images), ("labels", labels)):

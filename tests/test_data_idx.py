@@ -110,9 +110,12 @@ def test_idx_bad_directory_and_validation_size(tmp_path):
     assert "validation_size=25 must be >= 0 and smaller than the 25" in assert_one_line(e)
 
 
-@pytest.mark.parametrize("n_train, validation", [(25, 4), (600, 100), (60000, 10000)])
+@pytest.mark.parametrize(
+    "n_train, validation", [(25, 4), (600, 100), (19999, 3333), (20000, 10000), (60000, 10000)]
+)
 def test_a_sixth_of_a_small_training_set_is_held_out(tmp_path, n_train, validation):
-    """MNIST's 10,000 of 60,000 where there are that many; a sixth of fewer."""
+    """MNIST's 10,000 where 20,000 or more leave at least as many to train on (CIFAR-10's
+    50,000 as before); a sixth, as MNIST's, of fewer."""
     _write_idx_dir(tmp_path, n_train=n_train, hw=(2, 2))
     ds = data.load(f"idx:{tmp_path}", progress=None)
     assert (len(ds.train), len(ds.validation)) == (n_train - validation, validation)

@@ -85,13 +85,35 @@ def test_resume_keeps_the_runs_out_holds_and_runs_the_rest(tmp_path):
     assert f"| {mean:.2f} ± " in table[0]
 
 
-def test_resume_refuses_an_out_that_is_not_reproduces(tmp_path):
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"epoch": 0, "correct": 9000}',  # a --metrics_out file
+        '{"row": ["ch1_30"], "seed": 0, "accuracy": 95.0}',
+        '{"row": "ch1_30", "seed": 0, "accuracy": "95"}',
+        "not json",
+    ],
+)
+def test_resume_refuses_an_out_that_is_not_reproduces(tmp_path, line):
     out = tmp_path / "runs.jsonl"
-    out.write_text('{"epoch": 0, "correct": 9000}\n')
+    out.write_text(line + "\n")
     result = run("--rows=ch3_init_scaled", f"--out={out}", "--resume")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "line 1 is not a run of experiments.reproduce" in result.stderr
-    assert out.read_text() == '{"epoch": 0, "correct": 9000}\n'
+    assert out.read_text() == line + "\n"
+
+
+def test_resume_keeps_runs_of_other_settings_in_the_file_but_runs_again(tmp_path):
+    """A record of an older nnjax (no command) or of a row whose settings changed."""
+    out = tmp_path / "runs.jsonl"
+    old = '{"row": "ch3_init_scaled", "seed": 0, "accuracy": 99.0}'
+    out.write_text(old + "\n")
+    result = run("--rows=ch3_init_scaled", "--seeds=1", f"--out={out}", "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "1 of its 1 runs are of other settings (or an older nnjax)" in result.stdout
+    assert "  seed 0: " in result.stdout and "99.00" not in result.stdout
+    lines = out.read_text().splitlines()
+    assert lines[0] == old and len(lines) == 2 and '"command": ' in lines[1]
 
 
 def test_a_row_run_equals_the_command_it_prints():

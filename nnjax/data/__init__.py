@@ -53,7 +53,7 @@ def load(
     ``mnist.pkl.gz`` and, under ``tfds/``, TFDS data.  ``validation_size`` is
     the tail of the training data held out for validation for ``tfds:`` and
     ``idx:`` datasets (default: 10,000, or a sixth of the training data where it holds
-    fewer than 60,000); ``mnist`` always uses the book's own 50000/10000 split.
+    fewer than 20,000); ``mnist`` always uses the book's own 50000/10000 split.
     ``progress`` receives one-line status messages (``None`` for silence). A ``data_dir``
     given is created if its parent exists (never the parent: a typo is an error).
     """

@@ -77,9 +77,9 @@ def _one_line(exc: BaseException) -> str:
 
 def validation_share(n: int) -> int:
     """How many of ``n`` training examples a ``tfds:`` or ``idx:`` dataset holds out for
-    validation unless told: the book's 10,000 (of MNIST's 60,000), or a sixth of them where
-    there are fewer than 60,000."""
-    return min(10000, n // 6)
+    validation unless told: the book's 10,000 (of MNIST's 60,000), or a sixth of them (as
+    in MNIST) where there are fewer than 20,000, which 10,000 would leave half or less."""
+    return 10000 if n >= 20000 else n // 6
 
 
 def _split_train(name: str, x: np.ndarray, y: np.ndarray, validation_size: int | None):
