@@ -13,24 +13,30 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_module(module: str, *flags, timeout: float = 300, preexec_fn=None):
+# ``python -m argv[2]`` with files limited to argv[1] bytes, the limit set by the child
+# itself: a preexec_fn would run Python in a fork of a test process that may hold JAX's
+# threads (and their locks).
+_LIMITED = (
+    "import resource, runpy, sys; n = int(sys.argv.pop(1)); sys.argv.pop(0); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
+
+
+def run_module(module: str, *flags, timeout: float = 300, max_file_bytes=None):
     """``python -m module flags`` run from the repository's root, as a user runs a runner:
     its ``subprocess.CompletedProcess`` (text output captured; figures drawn off-screen,
-    output unbuffered; ``preexec_fn`` runs in the child first, e.g. to set a limit).
-    Forked from a warm interpreter (``tests/warm_runner.py``) where it can be: the same
-    run, without the second of importing JAX each time."""
+    output unbuffered; with ``max_file_bytes``, no file it writes may grow past that, as on
+    a full disk). Forked from a warm interpreter (``tests/warm_runner.py``) where it can be:
+    the same run, without the second of importing JAX each time."""
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", module, *flags]
-    warm = None if preexec_fn is not None else _warm_runner(env)
+    if max_file_bytes is not None:
+        command = [sys.executable, "-c", _LIMITED, str(max_file_bytes), module, *flags]
+    warm = None if max_file_bytes is not None else _warm_runner(env)
     if warm is None:
         return subprocess.run(
-            command,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            preexec_fn=preexec_fn,
+            command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
         )
     return warm.run(command, module, list(flags), env, timeout)
 
