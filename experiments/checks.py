@@ -138,20 +138,24 @@ REPLACED_FLAGS = ("save", "predictions_out", "summary_out", "checkpoint_dir")
 
 def check_replaced_outputs() -> None:
     """Raises UsageError if an output flag of ``REPLACED_FLAGS`` names something that is not
-    a regular file (a device, a pipe): it would be replaced, not written to."""
+    a regular file (a device, a pipe), which would be replaced, not written to, or the file
+    the run's own stdout or stderr goes to, which would be replaced under it."""
     for name, value, path in _outputs():
-        if name in REPLACED_FLAGS and os.path.isdir(path):
+        if name not in REPLACED_FLAGS:
+            continue
+        if os.path.isdir(path):
             raise UsageError(f"--{name}={value}: {path} is a directory")
-        if name in REPLACED_FLAGS and os.path.exists(path) and not os.path.isfile(path):
+        if os.path.exists(path) and not os.path.isfile(path):
             raise UsageError(
                 f"--{name}={value}: {path} is not a regular file (a device or a pipe); "
                 "it would be replaced, not written to"
             )
-        stream = own_stream(path) if name in REPLACED_FLAGS else None
+        stream = own_stream(path)
         if stream is not None:
             raise UsageError(
-                f"--{name}={value} is the file this run's {stream.name[1:-1]} goes to; it "
-                "would be replaced under it: name another file"
+                f"--{name}={value} is the file this run's "
+                f"{'stdout' if stream is sys.stdout else 'stderr'} goes to; it would be "
+                "replaced under it: name another file"
             )
 
 

@@ -137,10 +137,8 @@ def backend_name() -> str:
     )
     if out.returncode != 0 or not out.stdout.split():
         said = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
-        kind, _, text = said.partition(": ")
-        error = {"RuntimeError": RuntimeError, "AssertionError": AssertionError}.get(kind)
-        why = backend_failure(error(text) if text else error()) if error else None
-        raise UsageError(why or f"JAX failed to start: {said}")
+        kind, _, text = said.partition(": ")  # the child's last line: "Kind: text"
+        raise UsageError(_platforms_failure(kind, text) or f"JAX failed to start: {said}")
     return out.stdout.split()[-1]
 
 
@@ -149,16 +147,21 @@ NO_DEVICE = "no device of that platform is on this machine"
 
 def backend_failure(error: BaseException):
     """One line saying why JAX could not start the backend that ``JAX_PLATFORMS`` asks for,
-    if ``error`` is that failure: JAX's RuntimeError "Unable to initialize backend …" (a
-    misspelt platform), or the bare AssertionError it raises when it finds none of them
-    (``cuda`` on a machine without an NVIDIA GPU); None for any other error."""
-    platforms = os.environ.get("JAX_PLATFORMS", "")
-    text = str(error).strip()
+    if ``error`` is that failure; None for any other error (``_platforms_failure``)."""
+    return _platforms_failure(type(error).__name__, str(error))
+
+
+def _platforms_failure(kind: str, text: str):
+    """``backend_failure`` for an error named ``kind`` with message ``text``: JAX's
+    RuntimeError "Unable to initialize backend …" (a misspelt platform), or the bare
+    AssertionError it raises when it finds none of them (``cuda`` on a machine without an
+    NVIDIA GPU), where ``JAX_PLATFORMS`` is set; else None."""
+    platforms, text = os.environ.get("JAX_PLATFORMS", ""), text.strip()
     if not platforms:
         return None
-    if isinstance(error, RuntimeError) and text.startswith("Unable to initialize backend"):
+    if kind == "RuntimeError" and text.startswith("Unable to initialize backend"):
         why = text.splitlines()[0].split(" (set JAX_PLATFORMS=")[0]
-    elif isinstance(error, AssertionError) and not text:
+    elif kind == "AssertionError" and not text:
         why = NO_DEVICE
     else:
         return None

@@ -211,14 +211,14 @@ def run() -> None:
     for i, name in enumerate(rows, 1):
         what, book, settings = ROWS[name]
         todo = [seed for seed in range(FLAGS.seeds) if (name, seed) not in kept]
-        print(f"{name} (row {i} of {len(rows)}): {command(settings)}", flush=True)
+        row_command = command(settings)
+        print(f"{name} (row {i} of {len(rows)}): {row_command}", flush=True)
         if len(todo) < FLAGS.seeds:
             print(f"  {FLAGS.seeds - len(todo)} of {FLAGS.seeds} seeds kept from --out")
         start, clock = time.perf_counter(), Progress(len(todo), unit="runs")
         for done, seed in enumerate(todo):
             accuracy = run_row(dataset, settings, seed)
-            kept[name, seed] = {"row": name, "seed": seed, "accuracy": accuracy}
-            kept[name, seed]["command"] = command(settings)
+            kept[name, seed] = dict(row=name, seed=seed, accuracy=accuracy, command=row_command)
             out.write(kept[name, seed])
             print(f"  seed {seed}: {accuracy:.2f}% ({clock.tick(done)})", flush=True)
         results = [kept[name, seed]["accuracy"] for seed in range(FLAGS.seeds)]
@@ -229,7 +229,7 @@ def run() -> None:
             flush=True,
         )
         table.append(
-            f"| {what} | `{command(settings)}` | {statistics.mean(results):.2f} ± "
+            f"| {what} | `{row_command}` | {statistics.mean(results):.2f} ± "
             f"{sd:.2f}% | {max(results):.2f}% | {book} |"
         )
     out.close()
