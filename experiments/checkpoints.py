@@ -22,6 +22,12 @@ def resume(runs, settings: dict, device: str, say=print, primary: bool = True):
         saved = checkpoint.Run(directory, settings)
         held = saved.resume(runs, device)
     except checkpoint.OtherSettings as e:  # the settings are flags: name them so
+        foreign = [name for name in e.changed if name not in flags.FLAGS]
+        if foreign:  # only the checkpoint can hold a setting this runner has no flag for
+            raise UsageError(
+                f"--checkpoint_dir={directory} holds a run of another runner (it has "
+                f"{', '.join('--' + name for name in foreign)}, which this one lacks)"
+            ) from None
         raise UsageError(
             f"--checkpoint_dir={directory} holds a run with other settings "
             f"({', '.join('--' + name for name in e.changed)})"

@@ -97,7 +97,7 @@ def parse_flags(argv: list) -> list:
     try:
         return flags.FLAGS(argv)
     except SystemExit as e:
-        if e.code == 1 and any(_names_help(arg) for arg in argv[1 : _end_of_flags(argv)]):
+        if e.code == 1 and any(_names_help(arg) for arg in _expanded(argv)):
             sys.exit(0)
         raise
     except flags.Error as e:
@@ -118,8 +118,13 @@ def _names_help(arg: str) -> bool:
     return name in HELP_FLAGS and value.lower() not in ("false", "0")
 
 
-def _end_of_flags(argv: list) -> int:
-    return argv.index("--") if "--" in argv else len(argv)
+def _expanded(argv: list) -> list:
+    """The flags of ``argv`` (up to a ``--``) with each --flagfile's lines in its place."""
+    try:
+        argv = flags.FLAGS.read_flags_from_files(argv, force_gnu=False)
+    except (flags.Error, OSError, ValueError):
+        pass  # absl has already said what is wrong with it
+    return argv[1 : argv.index("--") if "--" in argv else len(argv)]
 
 
 PRECISIONS = ("highest", "auto", "default")  # --matmul_precision's values, default first

@@ -310,3 +310,7 @@ def test_checkpointed_run_resumes_exactly(tmp_path):
     # settings that change the checkpoint's arrays are named too, not "holds N arrays"
     more = run_conv(*common, "--epochs=3", "--networks=3", f"--checkpoint_dir={ckpt}")
     assert_failed_with_one_error(more, "--networks")
+    # experiments.mnist given this checkpoint says it is another runner's
+    mnist = run_module("experiments.mnist", "--epochs=3", f"--checkpoint_dir={ckpt}", timeout=120)
+    assert_failed_with_one_error(mnist, "holds a run of another runner")
+    assert "--layers" in mnist.stderr and "--eta" not in mnist.stderr

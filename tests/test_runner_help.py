@@ -52,3 +52,9 @@ def test_help_exits_zero_as_other_tools_do(args, code):
     result = run_module("experiments.mnist", *args)
     assert result.returncode == code, result.stderr
     assert ("--hidden" in result.stdout) == (code == 0), result.stdout
+
+
+def test_help_inside_a_flagfile_exits_zero_too(tmp_path):
+    (tmp_path / "help.flags").write_text("--epochs=2\n--help\n")
+    result = run_module("experiments.mnist", f"--flagfile={tmp_path / 'help.flags'}")
+    assert result.returncode == 0 and "--hidden" in result.stdout, result.stderr
