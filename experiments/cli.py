@@ -6,6 +6,7 @@ the flags several runners define. The checks of flags made before any work are i
 import logging
 import os
 import select
+import signal
 import sys
 
 from absl import flags
@@ -42,6 +43,9 @@ def run_guarded(run, argv) -> None:
         # after JAX's import: a level set before it becomes jax_logging_level, for which JAX
         # adds a handler of its own, and its warnings would print twice.
         logging.getLogger("jax").setLevel(logging.WARNING)
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:  # as a shell's background job is started
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         check_finite_floats()
         check_distinct_outputs()
@@ -76,6 +80,16 @@ def run_guarded(run, argv) -> None:
         if why is None:
             raise
         sys.exit(f"error: {why}")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt(signum, frame):
+    """Ctrl-C during a run: KeyboardInterrupt, which ends it as ``interrupted``; a second
+    Ctrl-C (one the first's KeyboardInterrupt was swallowed by, or one while it ends) ends
+    the process at once."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    raise KeyboardInterrupt
 
 
 def _stdout_closed() -> bool:

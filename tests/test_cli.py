@@ -269,3 +269,62 @@ def test_a_warm_run_is_the_run_of_a_fresh_process():
 
     if not os.environ.get("NNJAX_TESTS_COLD"):  # the runs above were forked, not started
         assert helpers._WARM and helpers._WARM[0].process.poll() is None
+
+
+def start_runner(*flags, env=(), **popen):
+    """``python -m experiments.mnist`` with ``flags`` as a user starts it, in a process of
+    its own (as Ctrl-C reaches it), its output read as it comes."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **dict(env)}
+    command = [sys.executable, "-m", "experiments.mnist", *flags]
+    return subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, **popen)
+
+
+def test_ctrl_c_while_jax_is_imported_ends_the_runner_at_once():
+    """Python's KeyboardInterrupt could land in a garbage-collection callback of JAX's,
+    which swallowed it, and the run went on."""
+    import signal
+    import subprocess
+
+    verbose = {"PYTHONVERBOSE": "1"}  # Python names each module it imports
+    runner = start_runner(env=verbose, stderr=subprocess.PIPE)
+    for line in runner.stderr:
+        if line.startswith("import 'jax"):
+            runner.send_signal(signal.SIGINT)
+            break
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == -signal.SIGINT and out == ""
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_ctrl_c_while_training_ends_the_run_as_interrupted():
+    import signal
+    import subprocess
+
+    runner = start_runner("--epochs=1000", "--train_size=2000", stderr=subprocess.PIPE)
+    for line in runner.stdout:
+        if line.startswith("Epoch 0:"):
+            runner.send_signal(signal.SIGINT)
+            break
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 1 and err == "interrupted\n", err
+    assert "Epoch 999" not in out
+
+
+def test_a_second_ctrl_c_ends_the_process_at_once():
+    """The first may have been swallowed, or the run may be slow to end."""
+    import signal
+
+    from experiments import cli
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cli._interrupt(signal.SIGINT, None)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, previous)
