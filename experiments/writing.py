@@ -17,7 +17,7 @@ def write_file(path, data: bytes) -> None:
     a device or pipe (``/dev/null``, ``/dev/full``) is written in place, never replaced, and
     the run's own stdout or stderr through that stream (``own_stream``). A failure is an
     OSError naming ``path``, which ``run_guarded`` names by its flag."""
-    from nnjax import checkpoint
+    from nnjax import files
 
     stream = own_stream(path)
     try:
@@ -29,7 +29,7 @@ def write_file(path, data: bytes) -> None:
             with open(path, "wb") as f:
                 f.write(data)
         else:  # through a symbolic link, its target is replaced, never the link
-            checkpoint.write_atomically(path, lambda f: f.write(data))
+            files.write_atomically(path, lambda f: f.write(data))
     except OSError as e:
         raise OSError(e.errno, e.strerror or str(e), os.fspath(path)) from e
 

@@ -1,14 +1,11 @@
-"""Checkpointing training runs, and writing and reading nnjax's files safely.
+"""Checkpointing training runs, and reading nnjax's files safely.
 
 ``Run`` keeps a training run's state (one network or K) after every epoch in one ``.npz``
 file: the exact parameters and optimizer states, the epochs so far and the settings of the
-run. Every file is written to a temporary name and renamed over the old one, so a process
-killed at any moment leaves either the old or the new file, never half of one
-(``write_atomically``, which ``nnjax.saving``'s networks use too). A file that cannot be
+run, written whole or not at all (``nnjax.files.write_atomically``). A file that cannot be
 read raises ``CheckpointError``, one line naming it.
 """
 
-import errno
 import json
 import os
 import pathlib
@@ -20,7 +17,7 @@ import jax
 import numpy as np
 
 from nnjax import history
-from nnjax.data.fetch import clean_stale
+from nnjax.files import open_npz, write_atomically
 
 
 class CheckpointError(Exception):
@@ -53,54 +50,17 @@ def unreadable(
     return CheckpointError(f"cannot read {what} {path} ({detail}){advice}")
 
 
-def write_atomically(path, write) -> None:
-    """Calls ``write(f)`` on a new binary file that then replaces ``path`` whole: a reader
-    finds the old file or the new one, never half of one. Raises OSError, before writing
-    anything, if ``path`` exists and is not a regular file (a device, a pipe, a directory):
-    replacing it would destroy it, not write to it. Through a symbolic link, its target is
-    replaced, never the link (``/dev/stderr`` itself, when stderr goes to a file)."""
-    given, path = os.fspath(path), pathlib.Path(os.path.realpath(path))
-    if path.exists() and not path.is_file():
-        raise OSError(errno.EINVAL, "not a regular file (a device, a pipe or a directory)", given)
-    mask = os.umask(0)
-    os.umask(mask)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 would make every file private
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:  # name the file being written, not its temporary name
-        raise OSError(e.errno, e.strerror or str(e), given) from e
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def open_npz(path):
-    """``np.load(path)`` for an ``.npz`` file; ValueError if ``path`` is a file of another
-    kind (a damaged or truncated one), which np.load would try as a pickle and refuse with
-    advice to unpickle it."""
-    if os.path.isfile(path) and not zipfile.is_zipfile(path):
-        raise ValueError("it is not an .npz file (damaged, or not written by nnjax)")
-    return np.load(path)
-
-
 def prepare_directory(directory) -> pathlib.Path:
     """Creates the checkpoint directory ``directory`` if need be and returns it as a path,
     having written (and removed) a file there: a directory that exists but cannot take the
-    checkpoint is refused now, not after the first epoch. Temporary files a killed run's
-    checkpoint left are removed. Raises CheckpointError naming it."""
+    checkpoint is refused now, not after the first epoch. Raises CheckpointError naming
+    it."""
     path = pathlib.Path(directory)
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".probe.", suffix=".tmp")
         os.close(fd)
         os.remove(probe)
-        clean_stale(path, "checkpoint.npz")  # what a run killed mid-checkpoint left
     except OSError as e:
         raise CheckpointError(
             f"cannot use the checkpoint directory {directory}: {e.strerror}"

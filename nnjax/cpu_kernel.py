@@ -33,7 +33,7 @@ import tempfile
 import jax
 import jax.numpy as jnp
 
-from nnjax import costs, fused
+from nnjax import costs, files, fused
 
 SOURCE = pathlib.Path(__file__).with_name("kernels") / "sgd_epoch_cpu.cc"
 TARGET = "nnjax_sgd_epoch_cpu"
@@ -140,9 +140,7 @@ def build(compiler=None, cache_dir=None) -> pathlib.Path:
         )
         if result.returncode != 0:
             raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[-2000:]}")
-        from nnjax.checkpoint import write_atomically
-
-        write_atomically(digest, lambda f: f.write(_sha256(pathlib.Path(tmp)).encode()))
+        files.write_atomically(digest, lambda f: f.write(_sha256(pathlib.Path(tmp)).encode()))
         os.replace(tmp, library)  # atomic: concurrent builders each publish a whole file
     finally:
         if os.path.exists(tmp):

