@@ -14,7 +14,7 @@ import jax.numpy as jnp
 class Activation(NamedTuple):
     name: str
     fn: Callable
-    prime: Optional[Callable]  # None: not for hidden layers
+    prime: Optional[Callable]  # used only by chapter 2's hand-written backprop; may be None
 
 
 def _sigmoid_prime(z):

@@ -277,7 +277,7 @@ def parse(
             )
         try:
             layers.append(KINDS[kind](args, spec, **options))
-        except (ValueError, TypeError) as e:  # a parser registered from outside
+        except (ValueError, TypeError, LookupError) as e:  # a parser registered from outside
             if isinstance(e, LayerError):
                 raise
             raise LayerError(f"layer {spec!r}: {e}") from None

@@ -84,17 +84,17 @@ def _adam(learning_rate, momentum):
 class Step(NamedTuple):
     """An entry of ``STEPS``: ``factory(learning_rate, momentum)`` returns the step's optax
     transformation; ``what`` is the line ``--optimizer``'s help shows; ``momentum`` says
-    whether it takes a momentum μ: "optional", "needed" (μ > 0) or "unused" (μ must be 0)."""
+    whether it takes a momentum μ: "unused" (μ must be 0), "optional" or "needed" (μ > 0)."""
 
     factory: Callable
     what: str
-    momentum: str = "optional"
+    momentum: str = "unused"
 
 
 STEPS = {
-    "sgd": Step(_sgd, "the book's SGD; with --momentum, its v → μv − η∇C"),
+    "sgd": Step(_sgd, "the book's SGD; with --momentum, its v → μv − η∇C", momentum="optional"),
     "nesterov": Step(_nesterov, "optax.sgd with Nesterov momentum μ", momentum="needed"),
-    "adam": Step(_adam, "optax.adam (β1 = 0.9, β2 = 0.999), no momentum", momentum="unused"),
+    "adam": Step(_adam, "optax.adam (β1 = 0.9, β2 = 0.999), no momentum"),
 }
 
 
@@ -167,7 +167,11 @@ def set_hyperparams(opt_state, **values):
     hyper = dict(getattr(opt_state, "hyperparams", None) or {})
     for name, value in values.items():
         if name not in hyper:
-            raise ValueError(f"this optimizer has no hyperparameter {name!r}")
+            raise ValueError(
+                f"this optimizer has no hyperparameter {name!r}: only those of "
+                "optimizers.make keep η and the weight decay in their state (give another "
+                "optax transformation its η when you make it, and call init without them)"
+            )
         old = hyper[name]
         hyper[name] = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
     return opt_state._replace(hyperparams=hyper)

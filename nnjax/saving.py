@@ -27,6 +27,8 @@ from nnjax.checkpoint import UNREADABLE, CheckpointError, unreadable
 from nnjax.files import write_atomically
 
 BOOK_COST_NAMES = {"quadratic": "QuadraticCost", "cross_entropy": "CrossEntropyCost"}
+# Added to the message when a saved file names a cost, activation or layer kind unknown here.
+UNREGISTERED = "one registered outside nnjax where the file was saved must be registered here too"
 
 
 def save(
@@ -63,8 +65,11 @@ def load(path, dtype=np.float32):
         biases = [np.asarray(b, dtype).reshape(-1) for b in document["biases"]]
         ours = document.get("nnjax", {})
         book_names = {v: k for k, v in BOOK_COST_NAMES.items()}
-        cost = costs.get(ours.get("cost") or book_names.get(document.get("cost"), "quadratic"))
-        activation = activations.get(ours.get("activation", "sigmoid"))
+        try:
+            cost = costs.get(ours.get("cost") or book_names.get(document.get("cost"), "quadratic"))
+            activation = activations.get(ours.get("activation", "sigmoid"))
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e} ({UNREGISTERED})") from None
     except (*UNREADABLE, TypeError) as e:
         raise CheckpointError(f"cannot read a network from {path}: {e}") from None
     shapes = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
@@ -140,6 +145,8 @@ def load_networks(path):
                 f"{settings['layers']!r} has {len(net)} layers, the file {len(networks[0])}"
             )
     except (KeyError, IndexError, TypeError, ValueError, layers.LayerError) as e:
+        if str(e).startswith("unknown "):  # a layer kind or activation: see UNREGISTERED
+            raise CheckpointError(f"{path}: {e} ({UNREGISTERED})") from None
         raise CheckpointError(
             f"{path}: not networks saved by experiments.conv --save ({e})"
         ) from None

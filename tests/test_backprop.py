@@ -35,8 +35,16 @@ def test_backprop_equals_autodiff_float64(sizes, seed):
         assert_trees_close(backprop.backprop(params, x, y), backprop.grad(params, x, y))
 
 
-@pytest.mark.parametrize("cost", list(costs.COSTS.values()), ids=lambda c: c.name)
-@pytest.mark.parametrize("activation", list(activations.HIDDEN.values()), ids=lambda a: a.name)
+# Every entry a hand-written backprop can take (a cost or activation registered without its
+# derivative, delta or prime None, trains only through jax.grad).
+@pytest.mark.parametrize(
+    "cost", [c for c in costs.COSTS.values() if c.delta is not None], ids=lambda c: c.name
+)
+@pytest.mark.parametrize(
+    "activation",
+    [a for a in activations.HIDDEN.values() if a.prime is not None],
+    ids=lambda a: a.name,
+)
 def test_backprop_equals_autodiff_for_every_cost_and_activation(cost, activation):
     with jax.enable_x64(True):
         for seed, sizes in enumerate([[5, 4, 3], [6, 5, 4, 3]]):
@@ -134,8 +142,8 @@ def test_scaled_initialisation_has_variance_one_over_n_in():
 def test_unknown_cost_and_activation_are_named():
     with pytest.raises(ValueError, match="unknown cost 'hinge'"):
         costs.get("hinge")
-    with pytest.raises(ValueError, match="unknown activation 'swish'"):
-        activations.get("swish")
+    with pytest.raises(ValueError, match="unknown activation 'no_such_activation'"):
+        activations.get("no_such_activation")
 
 
 def test_hidden_layer_speeds_are_the_bias_gradient_norms():

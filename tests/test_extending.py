@@ -2,13 +2,16 @@
 layer whose parameters are not {"w", "b"}, and an optax optimizer, each trained through the
 public API (``nnjax.fit.fit``) on a small problem a network can learn."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from nnjax import layers, network, network3, optimizers
+from nnjax import layers, network, network3, optimizers, saving
+from nnjax.checkpoint import CheckpointError
 from nnjax.epoch import Model
 from nnjax.fit import fit
 from nnjax.history import History
@@ -102,7 +105,7 @@ def test_any_optax_optimizer_trains_and_resumes_exactly():
         )
 
     whole = trained(3, History(params, optimizers.init(tx, params)))  # tx.init's state
-    with pytest.raises(ValueError, match="no hyperparameter 'learning_rate'"):
+    with pytest.raises(ValueError, match="no hyperparameter 'learning_rate': only those of"):
         optimizers.init(tx, params, eta=0.1)  # η is optax.adam's own argument
     assert whole.best.accuracy > 0.9 and whole.epochs[0].eta is None
     part = trained(2, History(params, tx.init(params)))
@@ -155,12 +158,14 @@ def run_extended(module, *flags):
     )
 
 
-def test_a_registered_cost_activation_and_optimizer_train_through_the_mnist_runner():
+def test_a_registered_cost_activation_and_optimizer_train_through_the_mnist_runner(tmp_path):
     """Registered from outside (one entry each in costs.COSTS, activations.HIDDEN and
     optimizers.STEPS), a cost, an activation and an optimizer become --cost, --activation
-    and --optimizer choices of experiments.mnist."""
+    and --optimizer choices of experiments.mnist. The saved network names its cost, which a
+    process that has not registered it cannot load."""
     out = run_extended(
         "experiments.mnist",
+        f"--save={tmp_path / 'net.json'}",
         "--cost=brier",
         "--activation=softplus",
         "--optimizer=rmsprop",
@@ -174,14 +179,18 @@ def test_a_registered_cost_activation_and_optimizer_train_through_the_mnist_runn
     assert "softplus" in out.stdout, out.stdout
     best = float(out.stdout.split("Best: epoch ")[1].split("(")[1].split("%")[0])
     assert best > 80, out.stdout
+    with pytest.raises(CheckpointError, match="unknown cost 'brier'.*must be registered here"):
+        saving.load(tmp_path / "net.json")
 
 
-def test_a_registered_layer_and_activation_train_through_the_conv_runner():
+def test_a_registered_layer_and_activation_train_through_the_conv_runner(tmp_path):
     """A layer kind registered in layers.KINDS, with parameters {"w", "gain"}, is a --layers
     name of experiments.conv, trained with Adam; a registered activation is an --activation
-    choice of its fully connected layers."""
+    choice of its fully connected layers. A process that has not registered them cannot
+    load the saved networks, and says why."""
     out = run_extended(
         "experiments.conv",
+        f"--save={tmp_path / 'nets.npz'}",
         "--layers=gated:30,fc:20,softmax",
         "--activation=softplus",
         "--optimizer=adam",
@@ -194,6 +203,10 @@ def test_a_registered_layer_and_activation_train_through_the_conv_runner():
     assert "gated 30 → fully connected 20, softplus → softmax 10; adam" in out.stdout, out.stdout
     final = float(out.stdout.split("Final test accuracy ")[1].split("%")[0])
     assert final > 80, out.stdout
+    with pytest.raises(
+        CheckpointError, match="unknown activation 'softplus'.*must be registered here"
+    ):
+        saving.load_networks(tmp_path / "nets.npz")
 
 
 def test_a_step_registered_again_under_its_name_is_the_new_one():
@@ -220,10 +233,23 @@ def test_a_layer_parser_that_raises_value_error_is_a_layer_error():
     try:
         with pytest.raises(layers.LayerError, match="'sized:x'"):
             layers.parse("sized:x,softmax")
+        with pytest.raises(layers.LayerError, match="'sized'"):  # its args[0]: an IndexError
+            layers.parse("sized,softmax")
         with pytest.raises(layers.LayerError, match="only the last, must be softmax"):
             layers.parse("fc:10,softmax2:3")  # another kind, whatever its name starts with
     finally:
         del layers.KINDS["sized"], layers.KINDS["softmax2"]
+
+
+def test_a_registered_step_takes_no_momentum_unless_it_says_so():
+    """A --momentum given to a step that would ignore it is refused, not silently dropped."""
+    optimizers.STEPS["plain"] = optimizers.Step(lambda lr, mu: optax.rmsprop(lr), "rmsprop")
+    try:
+        with pytest.raises(ValueError, match="takes no momentum"):
+            optimizers.make("plain", momentum=0.9)
+        assert optimizers.make("plain") is not None
+    finally:
+        del optimizers.STEPS["plain"]
 
 
 def test_network3_model_takes_the_list_that_parse_returns():
@@ -255,3 +281,29 @@ def test_costs_and_activations_are_given_as_objects_or_names():
         network.model(activations.relu)
     with pytest.raises(ValueError, match="unknown activation 'softsign'"):
         network.model(costs.quadratic, "softsign")
+
+
+def test_the_script_in_library_md_registers_a_cost_for_the_mnist_runner(tmp_path):
+    """docs/library.md's script, as written: its cost is a --cost choice, --help lists the
+    runner's flags, and training with it learns."""
+    import pathlib
+    import re
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    blocks = re.findall(r"```python\n(.*?)```", (root / "docs/library.md").read_text(), re.S)
+    script = next(b for b in blocks if "python my_mnist.py" in b)
+    (tmp_path / "my_mnist.py").write_text(script)
+
+    def run(*flags):
+        command = [sys.executable, str(tmp_path / "my_mnist.py"), *flags]
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        return subprocess.run(
+            command, cwd=root, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    assert "--mini_batch_size" in run("--help").stdout
+    out = run("--cost=brier", "--eta=0.5", "--epochs=2", "--train_size=5000")
+    assert out.returncode == 0 and "brier cost" in out.stdout, out.stderr
+    assert float(out.stdout.split("Final: ")[1].split("(")[1].split("%")[0]) > 60, out.stdout

@@ -283,7 +283,10 @@ def test_bad_layer_options_are_one_line_errors():
         (lambda: layers.fully_connected(10, p_dropout=1.0), "dropout probability"),
         (lambda: layers.fully_connected(10, dropout="gaussian"), "dropout 'gaussian'"),
         (lambda: layers.fully_connected(10, init="xavier"), "initialisation 'xavier'"),
-        (lambda: layers.parse("fc:10,softmax", activation="swish"), "activation 'swish'"),
+        (
+            lambda: layers.parse("fc:10,softmax", activation="no_such_activation"),
+            "activation 'no_such_activation'",
+        ),
         (lambda: layers.parse("conv:2,softmax", convolution="fft"), "convolution 'fft'"),
     ):
         with pytest.raises(ValueError) as e:
