@@ -20,9 +20,9 @@ from experiments.checks import UsageError, check_fits, square_side
 from experiments.cli import matmul_precision, optimizer_from_flags, parse_flags, run_guarded
 from experiments.conv_flags import SETTINGS, check_flags, parse_layers
 from experiments.devices import device_mesh, start_processes
-from experiments.progress import Progress
 from experiments.training import check_mini_batch, first_images
 from experiments.writing import JsonLines
+from nnjax.progress import Progress
 
 # --helpshort lists the flags defined there as this runner's own
 flags.adopt_module_key_flags(conv_flags)

@@ -36,9 +36,9 @@ from experiments.cli import (
 from experiments.devices import define_device_flags, device_mesh, start_processes
 from experiments.flag_lists import parse_hidden
 from experiments.kernels import check_kernel, check_kernel_data, define_kernel_flags
-from experiments.progress import Progress
 from experiments.training import check_devices, check_mini_batch, check_ranges, first_images
 from experiments.writing import JsonLines
+from nnjax.progress import Progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(

@@ -21,8 +21,8 @@ from absl import app, flags
 from experiments.checks import UsageError, check_writable
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 from experiments.flag_lists import parse_names
-from experiments.progress import Progress
 from experiments.writing import JsonLines
+from nnjax.progress import Progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("rows", None, "Rows to run (default: all; --list shows them).")

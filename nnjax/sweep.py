@@ -39,6 +39,7 @@ from nnjax import activations, chunks, costs, fit, history, network, optimizers,
 from nnjax.activations import Activation
 from nnjax.grid import Setting
 from nnjax.history import History
+from nnjax.progress import duration
 
 
 def init_networks(
@@ -82,16 +83,13 @@ def _train_group(
     mesh,
     kernel,
     block,
+    work,
 ):
-    """The networks of one training-set size, chunk by chunk; returns (Setting, History)s."""
+    """The networks of one training-set size, chunk by chunk (``ranges``); returns
+    (Setting, History)s. ``work`` counts the sweep's network-epochs, for the time left."""
     n = settings[0].train_size
     x, y = (a[:n] for a in train_data)
-    if chunk is None:
-        blocks = block if kernel == "blocked" else 1
-        chunk = chunks.chunk_size(len(settings), sizes, mini_batch_size, n, block=blocks)
-        if jax.default_backend() == "cpu":
-            chunk = min(chunk, chunks.CPU_MAX_CHUNK)
-    ranges = chunks.split_evenly(len(settings), chunk)
+    ranges = chunk
     width = len(ranges[0])
     batch = min(width, chunks.eval_batch(sizes, eval_data[0].shape[0]))
     results = []
@@ -108,18 +106,20 @@ def _train_group(
         start = [time.perf_counter()]
         where = f", chunk {part + 1}/{len(ranges)}" if len(ranges) > 1 else ""
 
-        def report(i, r, chosen=chosen, where=where, start=start, runs=runs):
+        def report(i, r, chosen=chosen, where=where, start=start, runs=runs, part=part):
             going = [j for j, run in enumerate(runs) if run.diverged is None]
             if progress and i == going[-1]:  # the epoch's last report
                 alive = [run for run in runs[: len(chosen)] if run.diverged is None]
                 acc = np.array([run.epochs[-1].accuracy for run in alive] or [np.nan])
                 lost = len(chosen) - len(alive)
                 now = time.perf_counter()
+                first = r.epoch == 0 and part == 0  # the size's first program compiles
+                left = work.tick(n * width, now - start[0], first)
                 progress(
                     f"n={n}{where}: epoch {r.epoch + 1}/{epochs}, {len(alive)} networks"
                     + (f" ({lost} diverged)" if lost else "")
                     + f", accuracy {100 * acc.mean():.2f}% mean, {100 * acc.max():.2f}% max "
-                    f"({now - start[0]:.2f} s{', compile included' if r.epoch == 0 else ''})"
+                    f"({now - start[0]:.2f} s{', compile included' if first else ''}{left})"
                 )
                 start[0] = now
 
@@ -151,6 +151,39 @@ def _train_group(
             if on_result and run.diverged is None:
                 on_result(s, run)
     return results
+
+
+def _chunks(settings, sizes, mini_batch_size, chunk, kernel, block) -> list:
+    """How the networks of ``settings`` (of one training-set size) are split into chunks,
+    one program each: lists of their indices, all of one width."""
+    if chunk is None:
+        blocks = block if kernel == "blocked" else 1
+        n = settings[0].train_size
+        chunk = chunks.chunk_size(len(settings), sizes, mini_batch_size, n, block=blocks)
+        if jax.default_backend() == "cpu":
+            chunk = min(chunk, chunks.CPU_MAX_CHUNK)
+    return chunks.split_evenly(len(settings), chunk)
+
+
+class _Work:
+    """A sweep's work, in network-epochs weighted by their training-set size, and the time
+    left at the rate so far (leaving out the epochs that compiled, once others ran)."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+        self.timed = [0, 0.0]  # the work and seconds of epochs that did not compile
+        self.first = (1, 0.0)  # the last that did, compilation included
+
+    def tick(self, amount: int, seconds: float, first: bool) -> str:
+        """Counts ``amount`` done in ``seconds``; returns "; about T left" (or "")."""
+        self.done += amount
+        if first:
+            self.first = (amount, seconds)
+        else:
+            self.timed = [self.timed[0] + amount, self.timed[1] + seconds]
+        work, spent = self.timed if self.timed[0] else self.first
+        left = self.total - self.done
+        return f"; about {duration(spent / work * left)} left" if left > 0 else ""
 
 
 def _all_diverged(results) -> history.Diverged:
@@ -243,9 +276,15 @@ def run(
                 f"training-set size {s.train_size} is not between the mini-batch size "
                 f"{mini_batch_size} and the {x.shape[0]} training examples"
             )
+    groups = [
+        [s for s in settings if s.train_size == n]
+        for n in dict.fromkeys(s.train_size for s in settings)
+    ]
+    splits = [_chunks(group, sizes, mini_batch_size, chunk, kernel, block) for group in groups]
+    work = _Work(sum(g[0].train_size * len(r) * len(r[0]) * epochs for g, r in zip(groups, splits)))
     by_setting, diverged = {}, []
-    for n in dict.fromkeys(s.train_size for s in settings):
-        group = [s for s in settings if s.train_size == n]
+    for group, ranges in zip(groups, splits):
+        common |= dict(chunk=ranges, work=work)
         for s, r in _train_group(group, sizes, (x, y), evaluation, **common):
             by_setting.setdefault(s, []).append(r)
             if r.diverged is not None:

@@ -1,6 +1,6 @@
-"""experiments.progress: the "k of N epochs done, about T left" of the runners' epoch lines."""
+"""nnjax.progress: the "k of N epochs done, about T left" of the runners' epoch lines."""
 
-from experiments.progress import Progress, duration
+from nnjax.progress import Progress, duration
 
 
 class Clock:

@@ -202,6 +202,17 @@ def test_chunked_equals_unchunked():
         assert [r.correct for r in a.epochs] == [r.correct for r in b.epochs]
         assert_trees_close(a.params, b.params)
     assert any("chunk 3/3" in line for line in progress), progress
+    # one program, compiled for the first epoch; the time left on every line but the last
+    assert ["compile included" in line for line in progress] == [True] + [False] * 5
+    assert all("left)" in line for line in progress[:-1]) and "left" not in progress[-1]
+
+
+def test_the_time_left_is_at_the_rate_of_the_epochs_that_did_not_compile():
+    work = sweep._Work(100)
+    assert work.tick(10, 5.0, first=True) == "; about 45 s left"  # all it knows yet
+    assert work.tick(10, 1.0, first=False) == "; about 8 s left"  # 0.1 s a unit
+    assert work.tick(30, 3.0, first=True) == "; about 5 s left"  # another size compiles
+    assert work.tick(50, 5.0, first=False) == ""
 
 
 def test_split_evenly():

@@ -1,4 +1,5 @@
-"""Progress on long work: "k/N" and an estimate of the time left, for epoch lines."""
+"""Progress on long work: "k of N done" and an estimate of the time left, for the runners' epoch
+lines and a sweep's chunks."""
 
 import statistics
 import time
