@@ -62,7 +62,8 @@ def run_guarded(run, argv) -> None:
     except (UsageError, checkpoint.CheckpointError) as e:
         sys.exit(f"error: {e}")
     except history.Diverged as e:  # nothing of the diverged network has been written
-        eta = f" (--eta={flags.FLAGS.eta})" if "eta" in flags.FLAGS else ""
+        # a sweep's message names the network's own η; --eta there is a list
+        eta = f" (--eta={flags.FLAGS.eta})" if "eta" in flags.FLAGS and "η =" not in str(e) else ""
         sys.exit(f"error: {e}{eta}")
     except OSError as e:
         if isinstance(e, BrokenPipeError) and _stdout_closed():  # read by `| head`

@@ -15,8 +15,8 @@ data set too large for that would need the batches gathered on the host instead.
 
 Across hosts (``jax.distributed.initialize`` first), the mesh takes the same number of devices
 from every process; each process passes the same data and parameters (same files, same seed)
-and ``replicate`` assembles them into global arrays without copying between hosts. The C++
-CPU epoch (``kernel="cpp"``) is single-device.
+and ``replicate`` assembles them into global arrays without copying between hosts. The
+opt-in epochs (``kernel`` "cpp", "pallas" or "blocked") train on one device.
 """
 
 import os

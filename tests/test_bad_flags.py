@@ -90,7 +90,9 @@ def test_a_diverged_network_stops_with_one_line_and_writes_nothing(tmp_path, run
         (tmp_path / name).write_bytes(b"an earlier run's output")
     result = run(runner, *flags, *outputs, "--epochs=2")
     assert_failed_with_one_error(result, "training diverged in epoch 0:")
-    assert "try a smaller η (or λ) (--eta=" in result.stderr
+    # a sweep's line names the first network's η; --eta is added where it is the network's
+    suffix = "try a smaller η (or λ)\n" if runner == "experiments.sweep" else "(or λ) (--eta="
+    assert suffix in result.stderr
     for name in filter(None, names):
         assert (tmp_path / name).read_bytes() == b"an earlier run's output"
     assert not (tmp_path / "run" / "checkpoint.npz").exists()  # the NaN network is not kept
