@@ -177,7 +177,8 @@ def initial_eta(run: History) -> Optional[float]:
     eta = run.epochs[0].eta if run.epochs else None
     if eta is None and not run.epochs:
         eta = optimizers.hyperparam(run.opt_state, "learning_rate")
-    return None if eta is None else float(eta)
+    # the shortest decimal of its own precision: 0.03, not float32's 0.029999999329447746
+    return None if eta is None else float(str(np.asarray(eta)[()]))
 
 
 def decide(run: History, early_stopping: int, halve_eta_after: int, eta0):
