@@ -69,6 +69,9 @@ def run():
         raise UsageError("the C++ kernel is the CPU's: run with JAX_PLATFORMS=cpu")
     if os.environ.get("NNJAX_CPU_THREADS"):
         raise UsageError("unset NNJAX_CPU_THREADS: it turns the watching off")
+    cores = len(os.sched_getaffinity(0))
+    if FLAGS.busy is not None and FLAGS.busy > 4 * cores:  # each one a spinning process
+        raise UsageError(f"--busy={FLAGS.busy} is more than 4 per usable core ({cores} here)")
     dataset = data.load("mnist", FLAGS.data_dir, progress=print)
     x, y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
     params = network.init(jax.random.key(0), [784, 30, 10])
@@ -91,7 +94,7 @@ def run():
         timed(call, 0)
     print("[784, 30, 10], mini-batch 10, 50,000 images; seconds per epoch: min / median / max")
     report("cores as they are", take_turns(variants, FLAGS.epochs))
-    busy = len(os.sched_getaffinity(0)) if FLAGS.busy is None else FLAGS.busy
+    busy = cores if FLAGS.busy is None else FLAGS.busy
     if busy:
         spinners = [
             subprocess.Popen([sys.executable, "-c", SPIN, str(os.getpid())]) for _ in range(busy)

@@ -147,8 +147,13 @@ NO_DEVICE = "no device of that platform is on this machine"
 
 def backend_failure(error: BaseException):
     """One line saying why JAX could not start the backend that ``JAX_PLATFORMS`` asks for,
-    if ``error`` is that failure; None for any other error (``_platforms_failure``)."""
-    return _platforms_failure(type(error).__name__, str(error))
+    if ``error`` is that failure (``_platforms_failure``), or that the device ran out of
+    memory where no estimate refused the run first; None for any other error."""
+    text = str(error).strip()
+    if isinstance(error, RuntimeError) and text.startswith("RESOURCE_EXHAUSTED"):
+        what = text.splitlines()[0].removeprefix("RESOURCE_EXHAUSTED: ").rstrip(".")
+        return f"the device ran out of memory ({what}): ask for fewer or smaller networks"
+    return _platforms_failure(type(error).__name__, text)
 
 
 def _platforms_failure(kind: str, text: str):

@@ -70,7 +70,10 @@ def parse_function(flag: str, text: str, variables: tuple):
         if not isinstance(node, NODES):
             what = type(node).__name__
             raise UsageError(f"--{flag}={text!r}: no {what} here, only arithmetic ({help_})")
-    code = compile(ast.fix_missing_locations(_Floats().visit(tree)), f"--{flag}", "eval")
+    try:
+        code = compile(ast.fix_missing_locations(_Floats().visit(tree)), f"--{flag}", "eval")
+    except (RecursionError, MemoryError):  # nested deeper than Python compiles
+        raise UsageError(f"--{flag}={text!r}: nested too deeply to evaluate") from None
 
     def f(*values):
         scope = {"__builtins__": {}, "_float": np.float64, **names, **modules}

@@ -34,7 +34,13 @@ from experiments.cli import (
 from experiments.devices import define_device_flags, device_mesh, start_processes
 from experiments.flag_lists import parse_hidden
 from experiments.kernels import check_kernel, define_kernel_flags, describe_kernel
-from experiments.training import check_devices, check_mini_batch, check_ranges, first_images
+from experiments.training import (
+    check_devices,
+    check_float32,
+    check_mini_batch,
+    check_ranges,
+    first_images,
+)
 from experiments.writing import JsonLines
 from nnjax import fit
 
@@ -108,6 +114,9 @@ def check_flags() -> dict:
         ),
     )
     check_ranges(positive=("epochs", "mini_batch_size", "chunk"), fractions=("momentum",))
+    for name, values in (("eta", parsed["etas"]), ("l2", parsed["lmbdas"])):
+        for value in values:
+            check_float32(name, value)
     if FLAGS.jsonl:
         check_writable("jsonl", FLAGS.jsonl)
     if FLAGS.png is not None:

@@ -19,12 +19,12 @@ def check_ranges(positive=(), non_negative=(), fractions=()) -> None:
         value = FLAGS[name].value
         if value is not None and not value > 0:
             raise UsageError(f"--{name} must be positive, got {value}")
-        _check_float32(name, value)
+        check_float32(name, value)
     for name in non_negative:
         value = FLAGS[name].value
         if value is not None and not value >= 0:
             raise UsageError(f"--{name} must be zero or positive, got {value}")
-        _check_float32(name, value)
+        check_float32(name, value)
     for name in fractions:
         value = FLAGS[name].value
         if value is not None and not 0 <= value < 1:
@@ -34,7 +34,8 @@ def check_ranges(positive=(), non_negative=(), fractions=()) -> None:
 FLOAT32_MAX = 3.4028234663852886e38
 
 
-def _check_float32(name: str, value) -> None:
+def check_float32(name: str, value) -> None:
+    """UsageError naming --``name`` if the float ``value`` is past float32's range."""
     if isinstance(value, float) and value > FLOAT32_MAX:
         raise UsageError(f"--{name}={value:g} is past float32's range, in which networks train")
 

@@ -24,6 +24,7 @@ from experiments.checks import UsageError, bytes_text, check_memory, check_png
 from experiments.cli import MAX_SEED, parse_flags, run_guarded
 from experiments.expressions import parse_function
 from experiments.flag_lists import parse_positive_ints
+from experiments.training import check_ranges
 from experiments.writing import save_figure
 from nnjax import optimizers
 
@@ -91,9 +92,7 @@ def check_flags() -> None:
     for name in ("epochs", "eta", "optimizer", "seed"):
         if FLAGS[name].present and not FLAGS.compare_trained:
             raise UsageError(f"--{name} is for the trained networks: add --compare_trained")
-    for name in ("epochs", "eta"):
-        if FLAGS[name].value <= 0:
-            raise UsageError(f"--{name} must be positive, got {FLAGS[name].value}")
+    check_ranges(positive=("epochs", "eta"))
     if FLAGS.epochs > MAX_EPOCHS:
         raise UsageError(
             f"--epochs={FLAGS.epochs} is more than {MAX_EPOCHS:,} (each epoch is 100 steps, "

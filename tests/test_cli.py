@@ -328,3 +328,24 @@ def test_a_second_ctrl_c_ends_the_process_at_once():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_running_out_of_device_memory_is_one_line():
+    """Where no estimate refused the run first (a benchmark's K networks), XLA's
+    RESOURCE_EXHAUSTED is one line, not a traceback."""
+    import subprocess
+    import sys
+
+    code = (
+        "from absl import flags\n"
+        "flags.FLAGS(['runner'])\n"
+        "from experiments.cli import run_guarded\n"
+        "import jax.numpy as jnp\n"
+        "run_guarded(lambda: jnp.zeros((2**44,), jnp.uint8).block_until_ready(), [])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert_failed_with_one_error(
+        result,
+        "error: the device ran out of memory (Out of memory allocating 17592186044416 bytes): "
+        "ask for fewer or smaller networks",
+    )
