@@ -248,7 +248,9 @@ def check_memory(flag: str, value, need: int, what: str) -> None:
 
 
 def bytes_text(n: int) -> str:
-    """``n`` bytes in MB or GB, for messages."""
+    """``n`` bytes in kB, MB, GB or TB, for messages."""
     if n >= 1e12:
         return f"{n / 1e12:,.1f} TB"
+    if n < 1e5:
+        return f"{n / 1e3:.1f} kB"
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"

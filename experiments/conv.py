@@ -52,8 +52,7 @@ def run() -> None:
         train_x, train_y = expand.expand(train_x, train_y)
     check_mini_batch(len(train_y))
     k = FLAGS.networks
-    seeds = [jax.random.split(jax.random.key(FLAGS.seed + i)) for i in range(k)]
-    params = init_networks(net_layers, shape, dataset, train_x.nbytes, seeds)
+    params, seeds = init_networks(net_layers, shape, dataset, train_x.nbytes, k)
     n_train = len(train_y)
     networks = [
         History(p, optimizers.init(tx, p, FLAGS.eta, FLAGS.l2 / n_train), best_rule="last")
@@ -114,18 +113,20 @@ def run() -> None:
     conv_report.finish(networks, net_layers, shape, dataset, say, primary)
 
 
-def init_networks(net_layers, shape, dataset, train_bytes: int, seeds):
-    """The networks' initial parameters, one per ``(init_key, shuffle_key)`` of ``seeds``;
-    UsageError naming --layers if they cannot be built, do not fit in memory or do not end
-    in as many outputs as ``dataset`` has classes."""
+def init_networks(net_layers, shape, dataset, train_bytes: int, k: int):
+    """The initial parameters of the ``k`` networks of seeds --seed, --seed + 1, …, and their
+    ``(init_key, shuffle_key)``s; UsageError naming --layers if they cannot be built, do not
+    fit in memory (checked first) or do not end in as many outputs as ``dataset`` has
+    classes."""
     import jax
 
     from nnjax import layers, network3
 
     try:
-        shapes = jax.eval_shape(lambda: network3.init(seeds[0][0], net_layers, shape))
+        shapes = jax.eval_shape(lambda: network3.init(jax.random.key(0), net_layers, shape))
         data_bytes = train_bytes + dataset.validation.x.nbytes + dataset.test.x.nbytes
-        check_fits("layers", FLAGS.layers, shapes, 3, data_bytes, networks=len(seeds))
+        check_fits("layers", FLAGS.layers, shapes, 3, data_bytes, networks=k)
+        seeds = [jax.random.split(jax.random.key(FLAGS.seed + i)) for i in range(k)]
         params = [network3.init(init_key, net_layers, shape) for init_key, _ in seeds]
     except layers.LayerError as e:
         raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
@@ -136,7 +137,7 @@ def init_networks(net_layers, shape, dataset, train_bytes: int, seeds):
             f"but {dataset.name} has {dataset.num_classes} classes (write "
             f"softmax for as many outputs as classes)"
         )
-    return params
+    return params, seeds
 
 
 def main(argv):

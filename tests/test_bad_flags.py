@@ -167,6 +167,11 @@ TOO_LARGE = [
         ["--layers=fc:100000000,softmax", "--epochs=1"],
         "--layers=fc:100000000,softmax: training needs at least",
     ),
+    (  # refused before a key is made for each (which took minutes and gigabytes)
+        "experiments.conv",
+        ["--layers=conv:2:5x5,fc:10,softmax", "--networks=2147483647"],
+        "(3 × 12.2 kB of parameters, gradients and updates for each of 2,147,483,647 networks",
+    ),
     # one network that cannot fit (a sweep trains as many at once as fit)
     ("experiments.sweep", ["--hidden=100000000"], "--hidden=100000000: training needs at least"),
     ("experiments.sweep", ["--seeds=0:2000000000"], "more than 1,048,576 seeds"),
