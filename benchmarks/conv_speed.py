@@ -27,8 +27,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer(
     "images",
     5000,
-    "Training images per timed epoch (scaled to 50,000).",
-    lower_bound=1,
+    "Training images per timed epoch (scaled to 50,000; at least a mini-batch of 10).",
+    lower_bound=10,
     upper_bound=50000,
 )
 flags.DEFINE_integer(

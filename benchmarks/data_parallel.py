@@ -18,6 +18,7 @@ import statistics
 from absl import app, flags
 
 from benchmarks.timing import rounds, timed
+from experiments.checks import UsageError
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 from experiments.flag_lists import parse_positive_ints
 
@@ -64,6 +65,8 @@ def run():
     x, y = jax.device_put(mnist.train.x), jax.device_put(mnist.train.y)
     test = (jax.device_put(mnist.test.x), jax.device_put(mnist.test.y))
     n = len(mnist.train.y)
+    if max(sizes_m) > n:  # an epoch of no step would be timed
+        raise UsageError(f"--mini_batch_sizes: {max(sizes_m)} exceeds the {n} training images")
     init_key, key = jax.random.split(jax.random.key(0))
     params0 = network.init(init_key, [784, FLAGS.hidden, 10])
     eta = 3.0

@@ -64,7 +64,7 @@ flags.DEFINE_float(
 )
 flags.DEFINE_integer("loop_max_k", 16, "Time the loop only up to this K.", lower_bound=0)
 flags.DEFINE_integer(
-    "train_size", 50000, "Training images per epoch.", lower_bound=1, upper_bound=50000
+    "train_size", 50000, "Training images per epoch.", lower_bound=M, upper_bound=50000
 )
 flags.DEFINE_string("data_dir", None, DATA_DIR_HELP)
 flags.DEFINE_list("hidden", ["30"], "Hidden layer sizes (the book's [784, 30, 10] by default).")

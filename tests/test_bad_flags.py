@@ -460,6 +460,10 @@ BAD_INPUT = [
     ),
     ("experiments.universality", ["--f=" + "-" * 500 + "x"], "nested too deeply to evaluate"),
     ("benchmarks.kernel_threads", ["--busy=1000000"], "--busy=1000000 is more than 4 per usable"),
+    # an epoch of no step is not timed
+    ("benchmarks.data_parallel", ["--mini_batch_sizes=50001"], "50001 exceeds the 50000 training"),
+    ("benchmarks.sweep_speed", ["--train_size=5"], "not an integer in the range [10, 50000]"),
+    ("benchmarks.conv_speed", ["--images=5"], "not an integer in the range [10, 50000]"),
     ("experiments.chapter6", ["--rows=", "--dir={d}"], "--rows needs at least one of fc100"),
     ("experiments.slowdown", ["--costs=quadratic,quadratic"], "names quadratic twice"),
     ("experiments.plots", ["--run=a={d}/m.jsonl", *PLOT, "--from_epoch=-1"], "--from_epoch must"),
