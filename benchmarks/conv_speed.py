@@ -20,7 +20,7 @@ import statistics
 from absl import app, flags
 
 from benchmarks.timing import compiled, rounds
-from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
+from experiments.cli import DATA_DIR_HELP, MAX_UNROLL, parse_flags, run_guarded
 from experiments.flag_lists import parse_names, parse_positive_ints
 
 FLAGS = flags.FLAGS
@@ -67,7 +67,7 @@ def check_flags() -> None:
 
     parse_names("nets", FLAGS.nets, CHAPTER6)
     parse_names("convolution", FLAGS.convolution, CONVOLUTIONS)
-    parse_positive_ints("unroll", FLAGS.unroll)
+    parse_positive_ints("unroll", FLAGS.unroll, most=MAX_UNROLL)
     parse_positive_ints("networks", FLAGS.networks)
     parse_names("matmul_precision", FLAGS.matmul_precision, ("highest", "default"))
 

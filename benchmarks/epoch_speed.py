@@ -15,7 +15,7 @@ import statistics
 from absl import app, flags
 
 from benchmarks.timing import compiled, rounds, timed
-from experiments.cli import DATA_DIR_HELP, SEED_BOUNDS, parse_flags, run_guarded
+from experiments.cli import DATA_DIR_HELP, MAX_UNROLL, SEED_BOUNDS, parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("epochs", 7, "Timed epochs for each JAX implementation.", lower_bound=1)
@@ -126,7 +126,7 @@ def run():
     from experiments.checks import UsageError
     from experiments.flag_lists import parse_positive_ints
 
-    parse_positive_ints("unroll", FLAGS.unroll)
+    parse_positive_ints("unroll", FLAGS.unroll, most=MAX_UNROLL)
     programs = parse_positive_ints("programs", FLAGS.programs)
     if any(p & (p - 1) or p > 32 for p in programs):
         raise UsageError(

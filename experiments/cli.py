@@ -24,6 +24,9 @@ from experiments.checks import (
 # bits (2^32 trains the network of seed 0) and cannot take one past 2^63.
 MAX_SEED = 2**31 - 1
 SEED_BOUNDS = dict(lower_bound=0, upper_bound=MAX_SEED)
+# SGD steps compiled into one iteration of an epoch's loop (--unroll): more only makes the
+# compile take minutes (unroll=100 took over a minute for a small network).
+MAX_UNROLL = 100
 
 
 def run_guarded(run, argv) -> None:

@@ -11,7 +11,13 @@ from experiments.checks import (
     check_predictions_out,
     check_writable,
 )
-from experiments.cli import MAX_SEED, SEED_BOUNDS, define_data_flags, define_training_flags
+from experiments.cli import (
+    MAX_SEED,
+    MAX_UNROLL,
+    SEED_BOUNDS,
+    define_data_flags,
+    define_training_flags,
+)
 from experiments.devices import define_device_flags
 from experiments.training import check_devices, check_ranges
 from nnjax import activations, conv, fit, layers
@@ -91,6 +97,7 @@ flags.DEFINE_integer(
     1,
     "SGD steps compiled into each iteration of the epoch's "
     "loop: the same networks (benchmarks.conv_speed --unroll times them).",
+    upper_bound=MAX_UNROLL,
 )
 flags.DEFINE_enum(
     "convolution",

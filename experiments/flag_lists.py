@@ -12,10 +12,10 @@ def parse_hidden(text: str) -> list[int]:
     return parse_positive_ints("hidden", text, allow_none=True)
 
 
-def parse_positive_ints(flag: str, text, allow_none: bool = False) -> list[int]:
+def parse_positive_ints(flag: str, text, allow_none: bool = False, most=None) -> list[int]:
     """``"10,40"`` (or absl's list ``["10", "40"]``) → ``[10, 40]``; raises UsageError
-    naming --``flag`` unless every value is a positive integer and, unless ``allow_none``,
-    there is at least one."""
+    naming --``flag`` unless every value is a positive integer (at most ``most``, if given)
+    and, unless ``allow_none``, there is at least one."""
     text = text if isinstance(text, str) else ",".join(text)
     parts = [p.strip() for p in text.split(",")] if text.strip() else []
     if not all(parts):
@@ -28,6 +28,8 @@ def parse_positive_ints(flag: str, text, allow_none: bool = False) -> list[int]:
             raise UsageError(f"--{flag} must be comma-separated integers, got {text!r}") from None
     if any(n <= 0 for n in values):
         raise UsageError(f"--{flag} values must be positive, got {text!r}")
+    if most is not None and max(values, default=0) > most:
+        raise UsageError(f"--{flag}={text!r}: at most {most:,}")
     if not values and not allow_none:
         raise UsageError(f"--{flag} needs at least one value")
     return values

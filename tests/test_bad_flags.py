@@ -460,6 +460,9 @@ BAD_INPUT = [
     ),
     ("experiments.universality", ["--f=" + "-" * 500 + "x"], "nested too deeply to evaluate"),
     ("benchmarks.kernel_threads", ["--busy=1000000"], "--busy=1000000 is more than 4 per usable"),
+    # an unroll past MAX_UNROLL only makes the compile take minutes
+    ("experiments.conv", ["--unroll=1000"], "--unroll=1000: 1000 is not integer <= 100"),
+    ("benchmarks.epoch_speed", ["--unroll=1,100000"], "--unroll='1,100000': at most 100"),
     # an epoch of no step is not timed
     ("benchmarks.data_parallel", ["--mini_batch_sizes=50001"], "50001 exceeds the 50000 training"),
     ("benchmarks.sweep_speed", ["--train_size=5"], "not an integer in the range [10, 50000]"),
