@@ -76,7 +76,15 @@ def run_guarded(run, argv) -> None:
             f"error: {name_flag(e.filename)}: {e.strerror or e}" if e.filename else f"error: {e}"
         )
     except KeyboardInterrupt:
-        sys.exit("interrupted")
+        # Python's teardown while XLA still compiles or runs could crash ("interrupted", then
+        # a segmentation fault); the run has nothing left to write, so it ends at once.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        print("interrupted", file=sys.stderr, flush=True)
+        os._exit(1)
     except (RuntimeError, AssertionError) as e:
         from experiments.devices import backend_failure
 
