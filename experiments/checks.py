@@ -36,6 +36,15 @@ def refuse_given(names, why: str) -> None:
             raise UsageError(f"--{name} {why}")
 
 
+def refuse_others(flag: str) -> None:
+    """Raises UsageError for the first flag given besides --``flag`` (absl's own aside):
+    one that does nothing with it (``--list``, which only shows what there is)."""
+    for name in flags.FLAGS:
+        module = flags.FLAGS.find_module_defining_flag(name, "")
+        if name != flag and flags.FLAGS[name].present and not module.startswith("absl"):
+            raise UsageError(f"--{name} does nothing with --{flag}: leave it out")
+
+
 def check_directory(flag: str, path: str) -> None:
     """Raises UsageError unless ``path`` is a directory that can be written, or one the run
     can create (its nearest existing ancestor a writable directory), without creating it."""

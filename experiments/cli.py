@@ -120,6 +120,8 @@ def parse_flags(argv: list) -> list:
     ``error: ...`` line and exit status 1, like every other bad input, in place of absl's
     two; ``--help`` (and absl's other help flags) exits 0 after printing the help, not absl's
     1. Returns the arguments left, as absl's parser does."""
+    if any(arg.lstrip("-") == "flagfile=" for arg in argv[1:]):  # absl reads no file
+        sys.exit("error: --flagfile is empty: name a file of flags")
     try:
         return flags.FLAGS(argv)
     except SystemExit as e:

@@ -16,7 +16,7 @@ flags given on the command line override it.
 from absl import app, flags
 
 from experiments import checkpoints, conv_flags, conv_report, presets
-from experiments.checks import UsageError, check_fits, square_side
+from experiments.checks import UsageError, check_fits, refuse_others, square_side
 from experiments.cli import matmul_precision, optimizer_from_flags, parse_flags, run_guarded
 from experiments.conv_flags import SETTINGS, check_flags, parse_layers
 from experiments.devices import device_mesh, start_processes
@@ -140,11 +140,13 @@ def init_networks(net_layers, shape, dataset, train_bytes: int, k: int):
     return params, seeds
 
 
+def list_presets():
+    refuse_others("list")
+    print(presets.describe())
+
+
 def main(argv):
-    if FLAGS.list:
-        print(presets.describe())
-        return
-    run_guarded(run, argv)
+    run_guarded(list_presets if FLAGS.list else run, argv)
 
 
 if __name__ == "__main__":

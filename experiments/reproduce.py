@@ -18,7 +18,7 @@ import time
 
 from absl import app, flags
 
-from experiments.checks import UsageError, check_writable
+from experiments.checks import UsageError, check_writable, refuse_others
 from experiments.cli import DATA_DIR_HELP, parse_flags, run_guarded
 from experiments.flag_lists import parse_names
 from experiments.writing import JsonLines
@@ -184,6 +184,7 @@ def finished_runs(path: str) -> tuple:
 
 def run() -> None:
     if FLAGS.list:
+        refuse_others("list")
         for name, (what, book, settings) in ROWS.items():
             print(f"{name:16s} {what} (book: {book})\n{'':16s} {command(settings)}")
         return

@@ -460,6 +460,10 @@ BAD_INPUT = [
     ),
     ("experiments.universality", ["--f=" + "-" * 500 + "x"], "nested too deeply to evaluate"),
     ("benchmarks.kernel_threads", ["--busy=1000000"], "--busy=1000000 is more than 4 per usable"),
+    ("experiments.mnist", ["--flagfile="], "--flagfile is empty: name a file of flags"),
+    # --list only shows what there is: another flag would do nothing
+    ("experiments.conv", ["--list", "--layers=garbage"], "--layers does nothing with --list"),
+    ("experiments.reproduce", ["--list", "--seeds=3"], "--seeds does nothing with --list"),
     # an unroll past MAX_UNROLL only makes the compile take minutes
     ("experiments.conv", ["--unroll=1000"], "--unroll=1000: 1000 is not integer <= 100"),
     ("benchmarks.epoch_speed", ["--unroll=1,100000"], "--unroll='1,100000': at most 100"),
