@@ -109,7 +109,8 @@ def run():
     y = jax.device_put(dataset.train.y[: FLAGS.train_size])
     print(
         f"backend {jax.default_backend()}: {jax.devices()[0].device_kind}; {sizes()}, "
-        f"mini-batch {M}, η = {ETA}, {FLAGS.train_size} images, {FLAGS.epochs} timed epochs; "
+        f"mini-batch {M}, η = {ETA}, {FLAGS.train_size} images, {FLAGS.epochs} timed "
+        f"epoch{'s' * (FLAGS.epochs != 1)}; "
         f"--strategy=auto picks {fit.pick_strategy('auto', 16)} for K > 1",
         flush=True,
     )

@@ -46,7 +46,8 @@ def run() -> None:
     images, labels = split.x[: FLAGS.count], split.y[: FLAGS.count]
     figures.draw_digits(images, [str(int(d)) for d in labels], FLAGS.png, side=side)
     print(
-        f"Drew the first {FLAGS.count} {NAMES[FLAGS.split]} digits of {dataset.name} to "
+        f"Drew the first {FLAGS.count} {NAMES[FLAGS.split]} "
+        f"digit{'s' * (FLAGS.count != 1)} of {dataset.name} to "
         f"{FLAGS.png}; their labels: {' '.join(str(int(d)) for d in labels)}"
     )
 

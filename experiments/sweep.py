@@ -156,13 +156,14 @@ def run() -> None:
         f"{FLAGS.mini_batch_size}, {FLAGS.optimizer}"
         + (f" μ = {FLAGS.momentum:g}" if FLAGS.momentum else "")
         + f", {FLAGS.epochs} epoch{'s' * (FLAGS.epochs != 1)}, "
-        f"{len(parsed['seeds'])} seeds"
+        f"{len(parsed['seeds'])} seed{'s' * (len(parsed['seeds']) != 1)}"
         + (f", η = {parsed['etas'][0]:g}" if len(parsed["etas"]) == 1 else "")
         + (f", λ = {parsed['lmbdas'][0]:g}" if len(parsed["lmbdas"]) == 1 else "")
         + (f", n = {train_sizes[0]}" if len(train_sizes) == 1 else "")
     )
     say(
-        f"nnjax sweep: {len(settings)} networks ({title}); {dataset.name} "
+        f"nnjax sweep: {len(settings)} network{'s' * (len(settings) != 1)} ({title}); "
+        f"{dataset.name} "
         f"{FLAGS.eval_split} ({len(eval_split.y)} images); strategy {strategy} on "
         f"{jax.default_backend()}{describe_kernel()}"
         f"{f' ({mesh.size} devices, data parallel)' if mesh else ''}",
