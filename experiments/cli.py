@@ -58,7 +58,8 @@ def run_guarded(run, argv) -> None:
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
     except data.DataError as e:  # named by the flag that chose the dataset, if it is not
         message, value = str(e), flags.FLAGS.dataset if "dataset" in flags.FLAGS else None
-        if value is not None and "--dataset" not in message:
+        # a data directory that cannot be used is --data_dir's or NNJAX_DATA_DIR's fault
+        if value is not None and "--dataset" not in message and "data directory" not in message:
             message = message if message.startswith(f"{value}:") else f"{value}: {message}"
             message = f"--dataset={message}"
         sys.exit(f"error: {message}")

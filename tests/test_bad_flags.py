@@ -461,6 +461,11 @@ BAD_INPUT = [
     ("experiments.universality", ["--f=" + "-" * 500 + "x"], "nested too deeply to evaluate"),
     ("benchmarks.kernel_threads", ["--busy=1000000"], "--busy=1000000 is more than 4 per usable"),
     ("experiments.mnist", ["--flagfile="], "--flagfile is empty: name a file of flags"),
+    (
+        "experiments.mnist",
+        ["--data_dir={d}/old.png"],
+        "error: data directory {d}/old.png is a file",
+    ),
     # --list only shows what there is: another flag would do nothing
     ("experiments.conv", ["--list", "--layers=garbage"], "--layers does nothing with --list"),
     ("experiments.reproduce", ["--list", "--seeds=3"], "--seeds does nothing with --list"),
