@@ -75,7 +75,7 @@ def _train_group(
     tx,
     init,
     strategy,
-    chunk,
+    ranges,
     keep_params,
     progress,
     on_result,
@@ -89,7 +89,6 @@ def _train_group(
     (Setting, History)s. ``work`` counts the sweep's network-epochs, for the time left."""
     n = settings[0].train_size
     x, y = (a[:n] for a in train_data)
-    ranges = chunk
     width = len(ranges[0])
     batch = min(width, chunks.eval_batch(sizes, eval_data[0].shape[0]))
     results = []
@@ -259,7 +258,6 @@ def run(
         tx=tx,
         init=init,
         strategy=fit.pick_strategy(strategy, len(settings)),
-        chunk=chunk,
         keep_params=keep_params,
         progress=progress,
         on_result=on_result,
@@ -284,8 +282,9 @@ def run(
     work = _Work(sum(g[0].train_size * len(r) * len(r[0]) * epochs for g, r in zip(groups, splits)))
     by_setting, diverged = {}, []
     for group, ranges in zip(groups, splits):
-        common |= dict(chunk=ranges, work=work)
-        for s, r in _train_group(group, sizes, (x, y), evaluation, **common):
+        for s, r in _train_group(
+            group, sizes, (x, y), evaluation, ranges=ranges, work=work, **common
+        ):
             by_setting.setdefault(s, []).append(r)
             if r.diverged is not None:
                 diverged.append((s, r))
