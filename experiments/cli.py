@@ -58,16 +58,18 @@ def run_guarded(run, argv) -> None:
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
     except data.DataError as e:  # named by the flag that chose the dataset, if it is not
         message, value = str(e), flags.FLAGS.dataset if "dataset" in flags.FLAGS else None
-        # a data directory that cannot be used is --data_dir's or NNJAX_DATA_DIR's fault
-        if value is not None and "--dataset" not in message and "data directory" not in message:
+        if isinstance(e, data.DataDirError):  # --data_dir's or NNJAX_DATA_DIR's fault
+            value = None
+        if value is not None and "--dataset" not in message:
             message = message if message.startswith(f"{value}:") else f"{value}: {message}"
             message = f"--dataset={message}"
         sys.exit(f"error: {message}")
     except (UsageError, checkpoint.CheckpointError) as e:
         sys.exit(f"error: {e}")
     except history.Diverged as e:  # nothing of the diverged network has been written
-        # a sweep's message names the network's own η; --eta there is a list
-        eta = f" (--eta={flags.FLAGS.eta})" if "eta" in flags.FLAGS and "η =" not in str(e) else ""
+        # one η for the run (a sweep's --eta is a list, and its message names the network's)
+        one = "eta" in flags.FLAGS and isinstance(flags.FLAGS.eta, float)
+        eta = f" (--eta={flags.FLAGS.eta})" if one else ""
         sys.exit(f"error: {e}{eta}")
     except OSError as e:
         if isinstance(e, BrokenPipeError) and _stdout_closed():  # read by `| head`
@@ -87,9 +89,9 @@ def run_guarded(run, argv) -> None:
         print("interrupted", file=sys.stderr, flush=True)
         os._exit(1)
     except (RuntimeError, AssertionError) as e:
-        from experiments.devices import backend_failure
+        from experiments.devices import device_failure
 
-        why = backend_failure(e)
+        why = device_failure(e)
         if why is None:
             raise
         sys.exit(f"error: {why}")

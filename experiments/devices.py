@@ -1,7 +1,7 @@
 """The devices a runner trains on: ``--devices`` (data parallel on one host) and the
 multi-host flags, the same in every runner that takes them; and the backend a fresh
-process finds (``backend_name``), and what a backend that cannot start means
-(``backend_failure``)."""
+process finds (``backend_name``), and what a backend that cannot start, or a device out of
+memory, means (``device_failure``)."""
 
 import os
 import subprocess
@@ -145,7 +145,7 @@ def backend_name() -> str:
 NO_DEVICE = "no device of that platform is on this machine"
 
 
-def backend_failure(error: BaseException):
+def device_failure(error: BaseException):
     """One line saying why JAX could not start the backend that ``JAX_PLATFORMS`` asks for,
     if ``error`` is that failure (``_platforms_failure``), or that the device ran out of
     memory where no estimate refused the run first; None for any other error."""
@@ -157,7 +157,7 @@ def backend_failure(error: BaseException):
 
 
 def _platforms_failure(kind: str, text: str):
-    """``backend_failure`` for an error named ``kind`` with message ``text``: JAX's
+    """``device_failure`` for an error named ``kind`` with message ``text``: JAX's
     RuntimeError "Unable to initialize backend …" (a misspelt platform), or the bare
     AssertionError it raises when it finds none of them (``cuda`` on a machine without an
     NVIDIA GPU), where ``JAX_PLATFORMS`` is set; else None."""

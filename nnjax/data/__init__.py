@@ -23,11 +23,19 @@ import pathlib
 
 from nnjax.data import book, idx, tfds_source
 from nnjax.data.book import fetch_book_mnist
-from nnjax.data.common import DataError, Dataset, Progress, Split, default_data_dir
+from nnjax.data.common import (
+    DataDirError,
+    DataError,
+    Dataset,
+    Progress,
+    Split,
+    default_data_dir,
+)
 from nnjax.data.fetch import verify_file
 from nnjax.data.idx import read_idx
 
 __all__ = [
+    "DataDirError",
     "DataError",
     "Split",
     "Dataset",
@@ -88,12 +96,12 @@ def _check_data_dir(data_dir: pathlib.Path, given) -> None:
     where it was ``given`` or set by $NNJAX_DATA_DIR (not a default), with a parent that
     exists (a mistyped path is not created with all its parents)."""
     if data_dir.exists() and not data_dir.is_dir():
-        raise DataError(
+        raise DataDirError(
             f"data directory {data_dir} is a file: set --data_dir / NNJAX_DATA_DIR to a directory"
         )
     named = "--data_dir" if given else "NNJAX_DATA_DIR" if os.environ.get("NNJAX_DATA_DIR") else ""
     if named and not data_dir.exists() and not data_dir.parent.is_dir():
-        raise DataError(
+        raise DataDirError(
             f"data directory {data_dir}: its parent {data_dir.parent} does not exist (is "
             f"{named} mistyped? nnjax creates the directory, not its parents)"
         )

@@ -19,6 +19,11 @@ class DataError(Exception):
     """A dataset could not be found, obtained or read (one-line message)."""
 
 
+class DataDirError(DataError):
+    """The data directory itself cannot be used (a file, a mistyped path, not writable):
+    the fault of where the data go, not of the dataset."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Split:
     """One split: ``x`` float32 (N, features) in [0, 1], ``y`` int32 (N,)."""

@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Callable
 
 from nnjax import files
-from nnjax.data.common import DataError, Progress, _one_line
+from nnjax.data.common import DataDirError, DataError, Progress, _one_line
 
 _DOWNLOAD_PREFIX = ".nnjax-download-"
 _PIP_TIMEOUT_S = 600
@@ -113,7 +113,7 @@ def fetch_verified(
         files.clean_stale(dest.parent, _DOWNLOAD_PREFIX)  # what a killed download left
         tmp_parent = pathlib.Path(tempfile.mkdtemp(dir=dest.parent, prefix=_DOWNLOAD_PREFIX))
     except OSError as e:
-        raise DataError(
+        raise DataDirError(
             f"cannot write to data directory {dest.parent} ({_one_line(e)}); "
             "set --data_dir / NNJAX_DATA_DIR to a writable directory"
         ) from e
