@@ -5,19 +5,41 @@ after every epoch, the same way for one network (``experiments.mnist``) or K
 from absl import flags
 
 from experiments.checks import UsageError
+from experiments.cli import matmul_precision
+
+
+def arithmetic(backend: str) -> dict:
+    """The flags that change a run's arithmetic, not its networks, where they are not the
+    default: the resolved --matmul_precision (a GPU's TF32 products train other parameters
+    than float32's), --kernel and --kernel=blocked's --block (each rounds differently). A
+    checkpoint keeps them with the settings, so that a resumed run ends with exactly the
+    parameters of an uninterrupted one; left out at their defaults, so that checkpoints
+    written before they were kept still resume."""
+    found = flags.FLAGS
+    out = {}
+    precision = matmul_precision(found.matmul_precision, backend)
+    if precision != "highest":
+        out["matmul_precision"] = precision
+    if "kernel" in found and found.kernel != "jax":
+        out["kernel"] = found.kernel
+        if found.kernel == "blocked":
+            out["block"] = found.block
+    return out
 
 
 def resume(runs, settings: dict, device: str, say=print, primary: bool = True):
     """Restores ``runs`` (``History``s, in place) from --checkpoint_dir's checkpoint if there
-    is one; the run's ``settings`` must be the checkpoint's. Returns ``after_epoch(runs)``,
-    which checkpoints them (on the ``primary`` process only; ``device`` is the kind that
-    trains them), and the device kind of each restored epoch. UsageError naming
-    --checkpoint_dir (or --epochs, when the checkpoint already holds more) otherwise."""
+    is one; the run's ``settings`` (with its ``arithmetic``) must be the checkpoint's.
+    Returns ``after_epoch(runs)``, which checkpoints them (on the ``primary`` process only;
+    ``device`` is the kind that trains them), and the device kind of each restored epoch.
+    UsageError naming --checkpoint_dir (or --epochs, when the checkpoint already holds more)
+    otherwise."""
     import jax
 
     from nnjax import checkpoint
 
     directory, epochs = flags.FLAGS.checkpoint_dir, flags.FLAGS.epochs
+    settings = {**settings, **arithmetic(jax.default_backend())}
     try:
         saved = checkpoint.Run(directory, settings)
         held = saved.resume(runs, device)

@@ -249,3 +249,22 @@ def test_mnist_refuses_a_checkpoint_of_more_epochs_than_asked(tmp_path):
     fewer = run_module("experiments.mnist", *flags, "--epochs=1")
     assert_failed_with_one_error(fewer, "--epochs=1")
     assert "already holds 2 epochs" in fewer.stderr
+
+
+def test_mnist_resumes_only_with_the_same_arithmetic(tmp_path):
+    """--kernel, --kernel=blocked's --block and the resolved --matmul_precision round
+    differently, so a checkpoint resumes only with the same; --matmul_precision=auto is
+    float32 on a CPU, the same arithmetic as the default."""
+    flags = ["--train_size=500", "--hidden=10"]
+    blocked = [*flags, f"--checkpoint_dir={tmp_path / 'blocked'}", "--kernel=blocked"]
+    assert run_module("experiments.mnist", *blocked, "--block=4", "--epochs=1").returncode == 0
+    other_block = run_module("experiments.mnist", *blocked, "--epochs=2")
+    assert_failed_with_one_error(other_block, "other settings (--block)")
+    plain = [*flags, f"--checkpoint_dir={tmp_path / 'plain'}"]
+    assert run_module("experiments.mnist", *plain, "--epochs=1").returncode == 0
+    other_kernel = run_module("experiments.mnist", *plain, "--epochs=2", "--kernel=blocked")
+    assert_failed_with_one_error(other_kernel, "other settings (--block, --kernel)")
+    auto = run_module("experiments.mnist", *plain, "--epochs=2", "--matmul_precision=auto")
+    assert auto.returncode == 0 and "Resuming from" in auto.stdout, auto.stderr
+    tf32 = run_module("experiments.mnist", *plain, "--epochs=3", "--matmul_precision=default")
+    assert_failed_with_one_error(tf32, "other settings (--matmul_precision)")
