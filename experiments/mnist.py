@@ -171,7 +171,7 @@ def run() -> None:
 
     say = start_processes()
     primary = jax.process_index() == 0  # the one process that prints and writes files
-    from nnjax import activations, costs, data, network, optimizers
+    from nnjax import activations, costs, data, epoch, network, optimizers
     from nnjax.fit import fit
     from nnjax.history import History
 
@@ -193,7 +193,7 @@ def run() -> None:
             f"--gradient_norms={FLAGS.gradient_norms} exceeds the {n_train} training examples"
         )
     sizes = [dataset.train.x.shape[1], *hidden, dataset.num_classes]
-    init_key, shuffle_key = jax.random.split(jax.random.key(FLAGS.seed))
+    init_key, shuffle_key = epoch.run_keys(FLAGS.seed)
     shapes = jax.eval_shape(lambda: network.init(init_key, sizes, init=FLAGS.init))
     check_fits("hidden", FLAGS.hidden, shapes, 3, train_x.nbytes + dataset.test.x.nbytes)
     params = network.init(init_key, sizes, init=FLAGS.init)

@@ -130,9 +130,8 @@ def command(settings: dict) -> str:
 
 def run_row(dataset, settings: dict, seed: int) -> float:
     """One run; returns the accuracy (%) the row reports."""
-    import jax
 
-    from nnjax import costs, network, optimizers
+    from nnjax import costs, epoch, network, optimizers
     from nnjax.fit import fit
     from nnjax.history import History
 
@@ -141,7 +140,7 @@ def run_row(dataset, settings: dict, seed: int) -> float:
     if s["train_size"]:
         x, y = x[: s["train_size"]], y[: s["train_size"]]
     evaluation = getattr(dataset, s["eval_split"])
-    init_key, shuffle_key = jax.random.split(jax.random.key(seed))
+    init_key, shuffle_key = epoch.run_keys(seed)
     params = network.init(init_key, [x.shape[1], *s["hidden"], 10], init=s["init"])
     tx = optimizers.make("sgd")
     history = fit(

@@ -44,6 +44,17 @@ import optax
 
 KERNELS = ("jax", "cpp", "blocked", "pallas")
 
+
+def run_keys(seed):
+    """The two PRNG keys of the run that ``seed`` (an int, or a traced uint32) names:
+    ``(init_key, shuffle_key)``, the first for its initial parameters, the second for
+    ``fit``'s ``key`` (epoch k shuffles with ``fold_in(shuffle_key, k)``). Every runner
+    starts a seed's run so, which makes network i of a sweep or of ``experiments.conv
+    --networks`` the single run of its seed."""
+    init_key, shuffle_key = jax.random.split(jax.random.key(seed))
+    return init_key, shuffle_key
+
+
 # The shuffle, a random permutation of 0..n−1 from a PRNG key without sorting:
 # ``jax.random.permutation`` sorts random keys, twice for n = 50,000. ``permutation``
 # instead encrypts each index with a keyed Feistel network (a bijection on [0, 2^bits)) and

@@ -3,7 +3,7 @@
 ``run`` trains one network per ``nnjax.grid.Setting`` (a seed, η, λ and training-set size)
 and scores it after every epoch. Network i is the single run ``python -m experiments.mnist``
 makes with the same flags (exactly, with the loop; up to the order of float additions, with
-vmap): ``init_key, shuffle_key = jax.random.split(jax.random.key(seed))``, its params
+vmap): ``init_key, shuffle_key = nnjax.epoch.run_keys(seed)``, its params
 ``network.init(init_key, sizes, init=init)``, epoch k drawn with ``fold_in(shuffle_key, k)``.
 
 ``nnjax.fit.fit`` trains them, by one of its two strategies:
@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import activations, chunks, costs, fit, history, network, optimizers, stacked
+from nnjax import activations, chunks, costs, epoch, fit, history, network, optimizers, stacked
 from nnjax.activations import Activation
 from nnjax.grid import Setting
 from nnjax.history import History
@@ -58,9 +58,9 @@ def init_networks(
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _init_networks(seeds, sizes, init, dtype):
-    keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(seeds)
-    params = jax.vmap(lambda k: network.init(k, sizes, dtype, init))(keys[:, 0])
-    return params, keys[:, 1]
+    init_keys, shuffle_keys = jax.vmap(epoch.run_keys)(seeds)
+    params = jax.vmap(lambda k: network.init(k, sizes, dtype, init))(init_keys)
+    return params, shuffle_keys
 
 
 def _train_group(
