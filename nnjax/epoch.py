@@ -102,7 +102,9 @@ class Model(NamedTuple):
     * ``cost(params, x, y)``: the cost reported when monitoring (None: not reported);
     * ``book_network``: ``(cost, activation)`` for a chapter 1-5 network, what the opt-in
       hand-written epochs (``kernel="cpp"``, ``"pallas"``, ``"blocked"``) need to know;
-      None for any other model.
+      None for any other model;
+    * ``classes(params)``: for a classifier, how many classes its outputs tell apart, what
+      ``fit`` checks the labels against (None: the labels are not classes).
 
     Instances are static arguments of the compiled epoch: build one per network design
     (``network.model`` and ``network3.model`` return the same object for the same
@@ -114,13 +116,20 @@ class Model(NamedTuple):
     cost: Optional[Callable] = None
     name: str = ""
     book_network: Optional[tuple] = None
+    classes: Optional[Callable] = None
 
 
 @functools.partial(jax.jit, static_argnames="model")
 def correct(params, x, y, *, model: Model):
     """How many examples of ``x`` (N, ...) the network ``params`` of ``model`` classifies as
-    ``y`` (N,): an int32 scalar (the book's ``evaluate``)."""
-    return jnp.sum(model.predict(params, x) == y, dtype=jnp.int32)
+    ``y`` (N,): an int32 scalar (the book's ``evaluate``). ValueError unless y is one class
+    per example."""
+    predicted = model.predict(params, x)
+    if jnp.shape(y) != predicted.shape:  # (N, 1) or one-hot would broadcast to nonsense
+        raise ValueError(
+            f"labels y {jnp.shape(y)} must be one class per example, {predicted.shape}"
+        )
+    return jnp.sum(predicted == y, dtype=jnp.int32)
 
 
 def mini_batches(key, n: int, mini_batch_size: int, shuffle: bool = True):

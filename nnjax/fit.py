@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from nnjax import epoch as epoch_lib
-from nnjax import history, optimizers, parallel, stacked
+from nnjax import history, inputs, optimizers, parallel, stacked
 from nnjax.history import EpochResult, History
 
 STRATEGIES = ("loop", "vmap")
@@ -102,20 +102,30 @@ def fit(
     """
     single = isinstance(runs, History)
     runs = [runs] if single else list(runs)
+    if key is not None and keys is not None:
+        raise ValueError("give key (one network) or keys (one per network), not both")
     keys = [key] if keys is None else list(keys)
     if len(keys) != len(runs):
         raise ValueError(f"{len(runs)} networks need as many keys, got {len(keys)}")
     for k in keys:
-        _check_key(k)
-    _check_runs(runs)
-    n = _check_data(train_data, "train_data")
+        inputs.check_key(k)
+    inputs.check_model(model, tx)
+    inputs.check_runs(runs, tx)
+    n = inputs.check_data(train_data, "train_data", model, runs[0].params)
     for data, name in ((eval_data, "eval_data"), (test_data, "test_data")):
         if data is not None:
-            _check_data(data, name)
-    if not (_is_whole(epochs) and epochs >= 0):
-        raise ValueError(f"epochs must be a whole number from 0, got {epochs!r}")
-    if not (_is_whole(mini_batch_size) and mini_batch_size >= 1):
-        raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
+            inputs.check_data(data, name, model, runs[0].params)
+    for name, value, least in (
+        ("epochs", epochs, 0),
+        ("mini_batch_size", mini_batch_size, 1),
+        ("early_stopping", early_stopping, 0),
+        ("halve_eta_after", halve_eta_after, 0),
+    ):
+        if not (inputs.is_whole(value) and value >= least):
+            what = "a positive integer" if least else "a whole number from 0"
+            raise ValueError(f"{name} must be {what}, got {value!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
     if drop_last and mini_batch_size > n:
         raise ValueError(
             f"mini_batch_size={mini_batch_size} with drop_last leaves no mini-batch of the "
@@ -218,58 +228,6 @@ def fit(
                 after_epoch(runs)
         nets.sync(runs, keep_best)
     return runs[0] if single else runs
-
-
-def _check_runs(runs) -> None:
-    """ValueError unless every run has an optimizer state whose η, if it has one, is set."""
-    for i, r in enumerate(runs):
-        if not isinstance(r, History):
-            raise TypeError(f"runs must be History objects, got {type(r).__name__}")
-        if r.opt_state is None:
-            raise ValueError(
-                f"network {i}'s History has no optimizer state: "
-                "History(params, optimizers.init(tx, params, eta=...))"
-            )
-        eta = optimizers.hyperparam(r.opt_state, "learning_rate")
-        if eta is not None and not np.all(np.asarray(eta) > 0):
-            raise ValueError(
-                f"network {i}'s η is {np.asarray(eta).tolist()}: set it with "
-                "optimizers.init(tx, params, eta=...)"
-            )
-
-
-def _check_key(key) -> None:
-    """ValueError unless ``key`` is a PRNG key: ``jax.random.key(seed)``, or a raw
-    ``jax.random.PRNGKey(seed)`` of the default implementation (uint32 (2,) for threefry)."""
-    if key is None:
-        raise ValueError("fit needs a PRNG key: key=jax.random.key(seed) (keys=[...] for K)")
-    dtype, shape = getattr(key, "dtype", None), np.shape(key)
-    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
-    raw = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0))).shape
-    if not (typed and shape == () or dtype == np.uint32 and shape == raw):
-        what = type(key).__name__ if dtype is None else f"{dtype} {shape}"
-        raise ValueError(f"key must be a PRNG key, jax.random.key(seed); got {what}")
-
-
-def _check_data(data, name: str) -> int:
-    """The number of examples of ``data``; ValueError naming ``name`` unless it is a pair
-    ``(x (N, ...), y (N, ...))`` of arrays with N > 0."""
-    try:
-        x, y = data
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (x, y)") from None
-    if not (hasattr(x, "shape") and hasattr(y, "shape")):
-        raise ValueError(f"{name}'s x and y must be arrays (NumPy or JAX), not lists")
-    x_shape, y_shape = np.shape(x), np.shape(y)
-    if not x_shape or not y_shape or x_shape[0] != y_shape[0]:
-        raise ValueError(f"{name}'s x {x_shape} and y {y_shape} hold different numbers of examples")
-    if y_shape[0] == 0:
-        raise ValueError(f"{name} holds no examples")
-    return y_shape[0]
-
-
-def _is_whole(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _measures(model, params, correct, best, metrics, test, train_data, evaluation) -> dict:

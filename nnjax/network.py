@@ -145,11 +145,12 @@ def total_cost(
     """The cost on ``x`` (N, n_in), integer labels ``y`` (N,), as the book's ``total_cost``
     reports it: a scalar, the mean cost plus ½ (λ/N) Σ‖w‖² (``regularization="l2"``) or
     (λ/N) Σ|w| (``"l1"``, chapter 3's L1 cost), N being the size of *this* set (the book's
-    quirk; training itself uses the training-set size)."""
+    quirk; training itself uses the training-set size; N = 1 for one example ``x`` (n_in,))."""
     z = logits(params, x, activation)
     y1 = costs.one_hot(y, z.shape[-1], z.dtype)
     penalty = sum(map(optimizers.regularizer(regularization).penalty, params["weights"]))
-    return cost.fn(z, cost.output.fn(z), y1) + (lmbda / x.shape[0]) * penalty
+    n = x.shape[0] if x.ndim > 1 else 1
+    return cost.fn(z, cost.output.fn(z), y1) + (lmbda / n) * penalty
 
 
 def model(
@@ -185,6 +186,7 @@ def _model(cost, activation, lmbda, regularization) -> Model:
         cost=lambda params, x, y: total_cost(params, x, y, cost, activation, lmbda, regularization),
         name=f"{activation.name} network, {cost.name} cost",
         book_network=(cost, activation),
+        classes=lambda params: params["biases"][-1].shape[-1],
     )
 
 

@@ -10,6 +10,7 @@ gives them; the network reshapes it to (N, *input_shape) (NHWC for images).
 """
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +84,10 @@ def _model(layers, input_shape, random_shifts, cost) -> Model:
         loss=train_loss,
         predict=lambda params, x: predict_all(params, x, layers=layers, input_shape=input_shape),
         name=layers_lib.describe(layers),
+        classes=lambda params: jax.eval_shape(
+            lambda p: apply(p, layers, jnp.zeros((1, math.prod(input_shape))), input_shape),
+            params,
+        ).shape[-1],
     )
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import costs, network, optimizers
+from nnjax import costs, epoch, network, optimizers
 from nnjax.fit import fit
 from nnjax.history import History
 
@@ -51,6 +51,31 @@ def test_good_inputs_train():
         (lambda x, y: dict(key=np.zeros(2, np.float32)), r"got float32 \(2,\)"),
         (lambda x, y: dict(keep_best=True, eval_data=None), "keep_best need evaluation data"),
         (lambda x, y: dict(metrics=lambda p: {"speed": 1.0}), "'speed', which is no EpochResult"),
+        # labels the network has no output for would train towards all-zero desired outputs
+        (
+            lambda x, y: dict(data=(x, y + 1)),
+            "train_data's labels run from 1 to 2, but the "
+            r"network has 2 outputs \(classes 0 to 1\)",
+        ),
+        (lambda x, y: dict(eval_data=(x, y - 1)), "eval_data's labels run from -1 to 0"),
+        # (N, 1) labels would broadcast against (N,) predictions into N² comparisons
+        (lambda x, y: dict(eval_data=(x, y[:, None])), r"eval_data's y is int32 \(40, 1\)"),
+        (
+            lambda x, y: dict(data=(x.astype(jnp.int32), y)),
+            "train_data's x is int32: the networks take floating-point inputs",
+        ),
+        (lambda x, y: dict(data=(x.at[3, 2].set(jnp.nan), y)), "train_data's x holds NaN or inf"),
+        (lambda x, y: dict(test_data=(x.at[0, 0].set(jnp.inf), y)), "test_data's x holds NaN"),
+        (
+            lambda x, y: dict(data=(x[:, :4], y)),
+            r"train_data's x \(40, 4\) does not fit the "
+            "network's input",
+        ),
+        (lambda x, y: dict(eval_data=(x.reshape(40, 5, 1), y)), r"eval_data's x \(40, 5, 1\)"),
+        (lambda x, y: dict(keys=[jax.random.key(0)]), "key .* or keys .*, not both"),
+        (lambda x, y: dict(early_stopping=-1), "early_stopping must be a whole number from 0"),
+        (lambda x, y: dict(halve_eta_after=1.5), "halve_eta_after must be a whole number"),
+        (lambda x, y: dict(shuffle="no"), "shuffle must be True or False, got 'no'"),
     ],
 )
 def test_bad_inputs_are_one_value_error(change, message):
@@ -68,12 +93,16 @@ def test_raw_and_typed_keys_train_alike():
     "labels",
     [lambda y: costs.one_hot(y, 2), lambda y: costs.one_hot(y, 2).astype(jnp.int32)],
 )
-def test_one_hot_labels_are_refused_by_the_books_loss(labels):
+def test_one_hot_labels_are_refused(labels):
     """The book's networks take digit labels; one-hot vectors, float or integer, would
-    broadcast into a wrong loss."""
-    x, y, _ = problem()
+    broadcast into a wrong loss (training) or a wrong count (evaluation); without fit's check
+    the loss still refuses them."""
+    x, y, params = problem()
+    for data in ("data", "eval_data", "test_data"):
+        with pytest.raises(ValueError, match=f"{data}'s y .*not one-hot vectors"):
+            train(**{data: (x, labels(y))})
     with pytest.raises(TypeError, match="pass the digit labels, not one-hot vectors"):
-        train(data=(x, labels(y)))
+        network.model().loss(params, x, labels(y))
 
 
 def test_a_run_without_optimizer_state_or_eta_is_refused():
@@ -81,7 +110,7 @@ def test_a_run_without_optimizer_state_or_eta_is_refused():
     with pytest.raises(ValueError, match="History has no optimizer state"):
         train(run=History(params))
     unset = History(params, optimizers.init(optimizers.make("sgd"), params))  # η = 0
-    with pytest.raises(ValueError, match="network 0's η is 0.0: set it with optimizers.init"):
+    with pytest.raises(ValueError, match=r"network 0's η is 0.0: it must be positive \(optimizers"):
         train(run=unset)
 
 
@@ -107,3 +136,54 @@ def test_monitoring_a_model_without_a_cost_is_refused():
     with pytest.raises(ValueError, match="monitor reports model.cost, which a model of no cost"):
         train(run, model=model, monitor=True)
     assert run.epochs == []
+
+
+def test_a_model_or_optimizer_that_is_not_one_is_named():
+    with pytest.raises(TypeError, match=r"model must be an epoch.Model, got function \(call it"):
+        train(model=network.model)
+    x, y, params = problem()
+    run = History(params, optimizers.init(optimizers.make("sgd"), params, eta=1.0))
+    with pytest.raises(TypeError, match="tx must be an optax transformation"):
+        fit(
+            network.model(), "sgd", run, (x, y), epochs=1, mini_batch_size=10, key=jax.random.key(0)
+        )
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        # another optimizer's state: Adam's moments would be read as plain SGD's nothing
+        lambda params: optimizers.init(optimizers.make("adam"), params, eta=0.01),
+        # another network's: momentum velocities of other shapes
+        lambda params: optimizers.init(
+            optimizers.make("sgd", momentum=0.5),
+            network.init(jax.random.key(0), [5, 3, 2]),
+            eta=0.01,
+        ),
+    ],
+)
+def test_an_optimizer_state_that_tx_did_not_make_is_refused(state):
+    _, _, params = problem()
+    tx = optimizers.make("sgd", momentum=0.5)
+    run = History(params, state(params))
+    x, y, _ = problem()
+    with pytest.raises(ValueError, match="network 0's optimizer state is not the one tx makes"):
+        fit(network.model(), tx, run, (x, y), epochs=1, mini_batch_size=10, key=jax.random.key(0))
+
+
+def test_the_epoch_count_refuses_labels_that_are_not_one_per_example():
+    x, y, params = problem()
+    model = network.model()
+    assert int(epoch.correct(params, x, y, model=model)) == int(
+        jnp.sum(network.predict(params, x) == y)
+    )
+    with pytest.raises(ValueError, match=r"labels y \(40, 1\) must be one class per example"):
+        epoch.correct(params, x, y[:, None], model=model)
+
+
+def test_the_books_total_cost_of_one_example_divides_by_one():
+    """N is the number of examples; one example x (n_in,) is one, not n_in."""
+    x, y, params = problem()
+    one = network.total_cost(params, x[0], y[0], lmbda=5.0)
+    batch = network.total_cost(params, x[:1], y[:1], lmbda=5.0)
+    np.testing.assert_allclose(one, batch, rtol=1e-6)
