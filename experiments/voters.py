@@ -86,18 +86,21 @@ def classify(voters, dataset, dataset_name: str, split_name: str, report=None):
         else:
             net, params = voter.net
             try:
-                out.append(
-                    np.asarray(
-                        network3.predict_all(
-                            params, split.x, layers=net, input_shape=dataset.image_shape
-                        )
-                    )
+                outputs = network3.model(net, dataset.image_shape).classes(params)
+                classes = network3.predict_all(
+                    params, split.x, layers=net, input_shape=dataset.image_shape
                 )
             except (TypeError, ValueError, layers.LayerError) as e:
                 raise UsageError(
                     f"{voter.label}: does not fit {dataset_name}'s "
                     f"{dataset.image_shape} images ({e})"
                 ) from None
+            if outputs != dataset.num_classes:
+                raise UsageError(
+                    f"{voter.label}: has {outputs} outputs, but {dataset_name} has "
+                    f"{dataset.num_classes} classes"
+                )
+            out.append(np.asarray(classes))
         if report is not None:
             report(voter, out[-1])
     return np.stack(out)

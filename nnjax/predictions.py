@@ -48,6 +48,8 @@ def save(path, predictions, labels, dataset: str, split: str, names=None) -> Non
     predictions = np.asarray(predictions)
     if not np.issubdtype(predictions.dtype, np.integer):
         raise ValueError(f"predictions must be integer classes, got dtype {predictions.dtype}")
+    if predictions.size and predictions.min() < 0:
+        raise ValueError(f"predictions must be classes from 0, got {predictions.min()}")
     if predictions.ndim != 2 or predictions.shape[1] != len(labels):
         raise ValueError(
             f"predictions must have shape (N_networks, {len(labels)}), got {predictions.shape}"

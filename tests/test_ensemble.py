@@ -41,9 +41,16 @@ def test_ties_go_to_the_earliest_networks_class():
     assert vote([[3], [2], [2], [1], [1]]).tolist() == [2]  # 3 has fewer votes
 
 
-def test_votes_outside_the_classes_count_for_nothing():
-    assert vote([[12], [3], [12]]).tolist() == [3]
-    assert vote([[-1, 4], [-1, 4], [2, 10]], 10).tolist() == [2, 4]
+def test_votes_outside_the_classes_are_refused_or_under_jit_count_for_nothing():
+    with pytest.raises(ValueError, match="votes run from 3 to 12, outside the classes 0 to 9"):
+        vote([[12], [3], [12]])
+    with pytest.raises(ValueError, match="votes run from -1 to 4"):
+        vote([[-1, 4], [2, 4]])
+    with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
+        vote([[1]], 0)
+    jitted = jax.jit(lambda p: ensemble.plurality_vote(p, 10))
+    assert jitted(jnp.array([[12], [3], [12]])).tolist() == [3]
+    assert jitted(jnp.array([[-1, 4], [-1, 4], [2, 10]])).tolist() == [2, 4]
 
 
 def test_one_network_is_its_own_vote():

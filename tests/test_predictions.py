@@ -98,6 +98,8 @@ def test_save_refuses_predictions_that_do_not_fit_the_labels(tmp_path):
         predictions.save(tmp_path / "p.json", LABELS[None] + 0.5, LABELS, "mnist", "test")
     with pytest.raises(ValueError, match="shape"):
         predictions.save(tmp_path / "p.json", LABELS[None, :-1], LABELS, "mnist", "test")
+    with pytest.raises(ValueError, match="classes from 0, got -1"):  # load would refuse it
+        predictions.save(tmp_path / "p.json", LABELS[None] - 2, LABELS, "mnist", "test")
     with pytest.raises(ValueError, match="names"):
         predictions.save(
             tmp_path / "p.json", LABELS[None], LABELS, "mnist", "test", names=["a", "b"]

@@ -131,6 +131,15 @@ def _mixed_datasets(tmp_path):
     return [str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]
 
 
+def _more_outputs(tmp_path):
+    from nnjax import saving
+
+    _, settings = saving.load_layers(tmp_path / "a.npz")
+    wide = {"w": np.zeros((784, 12), np.float32), "b": np.arange(12, dtype=np.float32)}
+    saving.save_layers(tmp_path / "w.npz", [[wide]], settings)
+    return [str(tmp_path / "w.npz")]
+
+
 def _no_dataset(tmp_path):
     from nnjax import saving
 
@@ -173,6 +182,8 @@ def _assert_one_line_error(tmp_path, args, names):
         (lambda tmp: [str(tmp / "a.npz"), "--split=train"], "--split"),
         (_mixed_datasets, "different datasets"),
         (_no_dataset, "c.npz: not networks saved by experiments.conv"),
+        # every image its class 11 (the largest bias), which is no MNIST class
+        (_more_outputs, "w.npz: has 12 outputs, but mnist has 10 classes"),
     ],
 )
 def test_bad_input_is_a_one_line_error(tmp_path, args, names):
