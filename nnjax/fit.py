@@ -107,6 +107,8 @@ def fit(
     keys = [key] if keys is None else list(keys)
     if len(keys) != len(runs):
         raise ValueError(f"{len(runs)} networks need as many keys, got {len(keys)}")
+    if any(k is None for k in keys):
+        raise ValueError("fit needs a PRNG key: key=jax.random.key(seed) (keys=[...] for K)")
     for k in keys:
         inputs.check_key(k)
     inputs.check_model(model, tx)

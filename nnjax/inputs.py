@@ -30,8 +30,6 @@ def check_model(model, tx) -> None:
 def check_key(key) -> None:
     """ValueError unless ``key`` is a PRNG key: ``jax.random.key(seed)``, or a raw
     ``jax.random.PRNGKey(seed)`` of the default implementation (uint32 (2,) for threefry)."""
-    if key is None:
-        raise ValueError("fit needs a PRNG key: key=jax.random.key(seed) (keys=[...] for K)")
     dtype, shape = getattr(key, "dtype", None), np.shape(key)
     typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
     raw = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0))).shape

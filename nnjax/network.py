@@ -16,7 +16,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations, costs, optimizers
+from nnjax import activations, costs, inputs, optimizers
 from nnjax.activations import Activation
 from nnjax.epoch import Model, correct
 
@@ -45,6 +45,7 @@ def init(key, sizes: Sequence[int], dtype=jnp.float32, init: str = "normal") -> 
 
     Returns ``{"weights": [(sizes[l+1], sizes[l]) ...], "biases": [(sizes[l+1],) ...]}``.
     """
+    inputs.check_key(key)
     sizes = check_sizes(sizes)
     if init not in INITS:
         raise ValueError(f"unknown initialisation {init!r}: choose one of {', '.join(INITS)}")

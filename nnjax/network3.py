@@ -15,7 +15,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from nnjax import costs, expand
+from nnjax import costs, expand, inputs
 from nnjax import layers as layers_lib
 from nnjax.epoch import Model
 
@@ -26,6 +26,7 @@ def init(key, layers, input_shape) -> Params:
     """Each layer's initial parameters, in order, for examples of shape ``input_shape``
     (e.g. (28, 28, 1)); raises ``layers.LayerError`` (one line, naming the layer) if a
     layer cannot take its input."""
+    inputs.check_key(key)
     shape = layers_lib.check_input_shape(input_shape)
     params = []
     for i, (layer, k) in enumerate(zip(layers, jax.random.split(key, len(layers)))):

@@ -28,6 +28,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 WEIGHT_NAMES = ("weights", "w")
@@ -185,7 +186,12 @@ def hyperparam(opt_state, name: str):
 
 def init(tx, params, eta=None, weight_decay=None):
     """``tx``'s initial state for ``params``, with η and the weight decay set when given
-    (they need ``make``'s hyperparameters)."""
+    (they need ``make``'s hyperparameters). ValueError for a negative or non-finite weight
+    decay (λ/n)."""
+    if weight_decay is not None and not np.all(
+        np.isfinite(weight_decay) & (np.asarray(weight_decay) >= 0)
+    ):
+        raise ValueError(f"weight_decay (λ/n) must be from 0, got {weight_decay!r}")
     state = tx.init(params)
     values = {"learning_rate": eta, "weight_decay": weight_decay}
     values = {k: v for k, v in values.items() if v is not None}

@@ -64,9 +64,16 @@ def load(path, dtype=np.float32):
         weights = [np.asarray(w, dtype) for w in document["weights"]]
         biases = [np.asarray(b, dtype).reshape(-1) for b in document["biases"]]
         ours = document.get("nnjax", {})
+        if not isinstance(ours, dict):
+            raise TypeError(f'its "nnjax" entry is {type(ours).__name__}, not an object')
         book_names = {v: k for k, v in BOOK_COST_NAMES.items()}
+        book_cost = document.get("cost")
+        if "cost" not in ours and book_cost is not None and book_cost not in book_names:
+            raise CheckpointError(
+                f"{path}: the book's cost {book_cost!r} is none of {', '.join(book_names)}"
+            )
         try:
-            cost = costs.get(ours.get("cost") or book_names.get(document.get("cost"), "quadratic"))
+            cost = costs.get(ours.get("cost") or book_names.get(book_cost, "quadratic"))
             activation = activations.get(ours.get("activation", "sigmoid"))
         except ValueError as e:
             raise CheckpointError(f"{path}: {e} ({UNREGISTERED})") from None
@@ -75,6 +82,8 @@ def load(path, dtype=np.float32):
     shapes = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
     if [w.shape for w in weights] != shapes or [b.shape for b in biases] != [s[:1] for s in shapes]:
         raise CheckpointError(f"{path}: weights and biases do not match sizes {sizes}")
+    if not all(np.isfinite(a).all() for a in (*weights, *biases)):
+        raise CheckpointError(f"{path}: its weights or biases hold NaN or inf")
     return {"weights": weights, "biases": biases}, cost, activation
 
 
@@ -82,6 +91,16 @@ def save_layers(path, networks: list, settings: dict) -> None:
     """Writes chapter 6 networks (``nnjax.network3`` params: one list of per-layer dicts per
     network) and the ``settings`` that rebuild their layers (JSON-able, e.g. the runner's
     flags) to the ``.npz`` file ``path``."""
+    if not (
+        isinstance(networks, (list, tuple))
+        and networks
+        and all(isinstance(n, (list, tuple)) and n for n in networks)
+        and all(isinstance(layer, dict) for n in networks for layer in n)
+    ):
+        raise ValueError(
+            "networks must be a non-empty list of network3 params, each a list of per-layer "
+            "dicts (chapters 1-5's networks are saved with save)"
+        )
     arrays = {
         f"n{i}_l{l}_{name}": np.asarray(a)
         for i, params in enumerate(networks)

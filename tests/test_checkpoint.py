@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -69,6 +70,21 @@ def test_bad_files_are_reported_with_their_name(tmp_path):
     bad.write_text(json.dumps({"sizes": [3, 2], "weights": [[[1, 2]]], "biases": [[[0]]]}))
     with pytest.raises(checkpoint.CheckpointError, match="do not match sizes"):
         saving.load(bad)
+    good = {"sizes": [2, 1], "weights": [[[1, 2]]], "biases": [[0]]}
+    for change, message in [
+        # the book's network2 names its cost class; one nnjax lacks must not load as quadratic
+        ({"cost": "LogLikelihoodCost"}, "the book's cost 'LogLikelihoodCost' is none of"),
+        ({"nnjax": 5}, 'its "nnjax" entry is int, not an object'),
+        ({"weights": [[[float("nan"), 2]]]}, "weights or biases hold NaN or inf"),
+    ]:
+        bad.write_text(json.dumps({**good, **change}))
+        with pytest.raises(checkpoint.CheckpointError, match=f"bad.json.*{re.escape(message)}"):
+            saving.load(bad)
+    bad.write_text(json.dumps({**good, "cost": "CrossEntropyCost"}))
+    assert saving.load(bad)[1] is costs.cross_entropy
+    for networks in ([], network.init(jax.random.key(0), [2, 1]), [[]]):
+        with pytest.raises(ValueError, match="networks must be a non-empty list of network3"):
+            saving.save_layers(tmp_path / "n.npz", networks, {})
     with pytest.raises(checkpoint.CheckpointError, match="missing.npz"):
         checkpoint.read_meta(tmp_path / "missing.npz")
     damaged = tmp_path / "damaged.npz"  # np.load would offer to unpickle it

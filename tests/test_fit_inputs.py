@@ -187,3 +187,11 @@ def test_the_books_total_cost_of_one_example_divides_by_one():
     one = network.total_cost(params, x[0], y[0], lmbda=5.0)
     batch = network.total_cost(params, x[:1], y[:1], lmbda=5.0)
     np.testing.assert_allclose(one, batch, rtol=1e-6)
+
+
+def test_keys_and_weight_decay_are_checked_where_they_are_given():
+    with pytest.raises(ValueError, match="key must be a PRNG key, jax.random.key\\(seed\\); got int"):
+        network.init(0, [5, 4, 2])
+    _, _, params = problem()
+    with pytest.raises(ValueError, match=r"weight_decay \(λ/n\) must be from 0, got -1"):
+        optimizers.init(optimizers.make("sgd"), params, eta=1.0, weight_decay=-1.0)
