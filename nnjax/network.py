@@ -8,6 +8,7 @@ Parameters follow the book's `network.py`: for layer sizes ``sizes = [784, 30, 1
 so that layer l computes ``z = w a + b`` and ``a' = σ(z)``, with ``w[j, k]`` the weight
 from neuron k of the previous layer to neuron j. Chapter 3's networks may use another
 activation for the hidden layers and softmax for the output (``nnjax.activations``).
+Every ``cost`` and ``activation`` argument is a ``Cost`` or ``Activation``, or its name.
 """
 
 import functools
@@ -76,6 +77,7 @@ def logits_after_first_product(params: Params, xw, activation: Activation = acti
     matrix, as the book numbers layers; (n_1,) or (N, n_1)) instead of ``x``: the rest of
     the network, from the first bias on. The blocked epoch (``nnjax.blocked``) computes
     that product its own way."""
+    activation = activations.get(activation)
     z = xw + params["biases"][0]
     for w, b in zip(params["weights"][1:], params["biases"][1:]):
         z = activation.fn(z) @ w.T + b
@@ -95,7 +97,7 @@ def feedforward(
     ``cost``'s own (sigmoid, or softmax for the log-likelihood; chapter 1: sigmoid
     everywhere).
     """
-    return cost.output.fn(logits(params, x, activation))
+    return costs.get(cost).output.fn(logits(params, x, activation))
 
 
 def predict(params: Params, x, activation: Activation = activations.sigmoid):
@@ -130,7 +132,13 @@ def loss_after_first_product(
 ):
     """``loss`` given the first layer's product ``xw`` instead of ``x`` (as
     ``logits_after_first_product``): the blocked epoch's loss."""
+    cost = costs.get(cost)
     z = logits_after_first_product(params, xw, activation)
+    if jnp.shape(y) != z.shape:  # labels (N,) would broadcast against (N, n_out) outputs
+        raise ValueError(
+            f"desired outputs y {jnp.shape(y)} must be shaped like the network's outputs "
+            f"{z.shape} (labels as costs.one_hot(y, n_out))"
+        )
     return cost.fn(z, cost.output.fn(z), y)
 
 
@@ -147,6 +155,7 @@ def total_cost(
     reports it: a scalar, the mean cost plus ½ (λ/N) Σ‖w‖² (``regularization="l2"``) or
     (λ/N) Σ|w| (``"l1"``, chapter 3's L1 cost), N being the size of *this* set (the book's
     quirk; training itself uses the training-set size; N = 1 for one example ``x`` (n_in,))."""
+    cost = costs.get(cost)
     z = logits(params, x, activation)
     y1 = costs.one_hot(y, z.shape[-1], z.dtype)
     penalty = sum(map(optimizers.regularizer(regularization).penalty, params["weights"]))

@@ -37,7 +37,9 @@ def save(
     cost: costs.Cost = costs.quadratic,
     activation: activations.Activation = activations.sigmoid,
 ) -> None:
-    """Writes the network to ``path`` as the book's ``network2.py`` JSON."""
+    """Writes the network to ``path`` as the book's ``network2.py`` JSON (``cost`` and
+    ``activation`` may be given by name)."""
+    cost, activation = costs.get(cost), activations.get(activation)
     document = {
         "sizes": network.sizes_of(params),
         "weights": [np.asarray(w, np.float64).tolist() for w in params["weights"]],

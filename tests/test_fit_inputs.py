@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import costs, epoch, network, optimizers
+from nnjax import activations, costs, epoch, network, optimizers
 from nnjax.fit import fit
 from nnjax.history import History
 
@@ -190,8 +190,24 @@ def test_the_books_total_cost_of_one_example_divides_by_one():
 
 
 def test_keys_and_weight_decay_are_checked_where_they_are_given():
-    with pytest.raises(ValueError, match="key must be a PRNG key, jax.random.key\\(seed\\); got int"):
+    with pytest.raises(
+        ValueError, match="key must be a PRNG key, jax.random.key\\(seed\\); got int"
+    ):
         network.init(0, [5, 4, 2])
     _, _, params = problem()
     with pytest.raises(ValueError, match=r"weight_decay \(λ/n\) must be from 0, got -1"):
         optimizers.init(optimizers.make("sgd"), params, eta=1.0, weight_decay=-1.0)
+
+
+def test_the_networks_functions_take_names_and_refuse_labels_for_desired_outputs():
+    x, y, params = problem()
+    np.testing.assert_array_equal(
+        network.predict(params, x, "tanh"), network.predict(params, x, activations.tanh)
+    )
+    by_name = network.loss(params, x, costs.one_hot(y, 2), "cross_entropy", "relu")
+    assert by_name == network.loss(
+        params, x, costs.one_hot(y, 2), costs.cross_entropy, activations.relu
+    )
+    # (2,) labels against (2, 2) outputs would broadcast into a plausible wrong cost
+    with pytest.raises(ValueError, match=r"desired outputs y \(2,\) must be shaped like"):
+        network.loss(params, x[:2], y[:2])
