@@ -60,6 +60,11 @@ def _check_choice(what: str, value: str, choices) -> None:
         raise LayerError(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
 
 
+def _check_sizes(layer: str, *sizes) -> None:
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
+        raise LayerError(f"a {layer} layer needs positive integer sizes, got {sizes}")
+
+
 def _check_dropout(p_dropout: float, dropout: str) -> None:
     if not 0 <= p_dropout < 1:
         raise LayerError(f"the dropout probability must be in [0, 1), got {p_dropout}")
@@ -99,19 +104,17 @@ def conv_pool(
     act = activations.get(activation)
     _check_choice("convolution", convolution, conv.CONVOLUTIONS)
     convolve = conv.CONVOLUTIONS[convolution]
-    kh, kw = kernel
-    if filters <= 0 or kh <= 0 or kw <= 0 or min(pool) <= 0:
-        raise LayerError(
-            f"a conv-pool layer needs positive sizes, got {filters} filters of "
-            f"{kh}×{kw}, pool {pool[0]}×{pool[1]}"
-        )
+    if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in (kernel, pool)):
+        raise LayerError(f"a conv-pool layer's kernel and pool are pairs, got {kernel}, {pool}")
+    (kh, kw), pool = kernel, tuple(pool)
+    _check_sizes("conv-pool", filters, kh, kw, *pool)
     name = f"conv-pool {filters} {kh}×{kw}, pool {pool[0]}×{pool[1]}, {act.name}"
 
     def init(key, in_shape):
         if len(in_shape) != 3:
             raise LayerError(
-                f"{name} needs image inputs (H, W, C), got shape {tuple(in_shape)}"
-                " (a conv-pool layer cannot follow a fully connected one)"
+                f"{name} needs image inputs (H, W, C), got shape {tuple(in_shape)}: the "
+                "input_shape must be one, and a fully connected layer's output is not"
             )
         h, w, c = in_shape
         oh, ow = (h - kh + 1) // pool[0], (w - kw + 1) // pool[1]
@@ -143,8 +146,7 @@ def fully_connected(
     act = activations.get(activation)
     _check_dropout(p_dropout, dropout)
     _check_choice("initialisation", init, INITS)
-    if n_out <= 0:
-        raise LayerError(f"a fully connected layer needs a positive size, got {n_out}")
+    _check_sizes("fully connected", n_out)
     name = f"fully connected {n_out}, {act.name}" + (
         f", dropout {p_dropout:g} ({dropout})" if p_dropout else ""
     )
@@ -170,8 +172,7 @@ def softmax(n_out: int, p_dropout: float = 0.0, dropout: str = "book") -> Layer:
     z (N, n_out); the network's output is softmax(z). Params: ``{"w": (n_in, n_out),
     "b": (n_out,)}``."""
     _check_dropout(p_dropout, dropout)
-    if n_out <= 0:
-        raise LayerError(f"a softmax layer needs a positive size, got {n_out}")
+    _check_sizes("softmax", n_out)
     name = f"softmax {n_out}" + (f", dropout {p_dropout:g} ({dropout})" if p_dropout else "")
 
     def init(key, in_shape):

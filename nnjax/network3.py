@@ -27,6 +27,7 @@ def init(key, layers, input_shape) -> Params:
     (e.g. (28, 28, 1)); raises ``layers.LayerError`` (one line, naming the layer) if a
     layer cannot take its input."""
     inputs.check_key(key)
+    _check_layers(layers)
     shape = layers_lib.check_input_shape(input_shape)
     params = []
     for i, (layer, k) in enumerate(zip(layers, jax.random.split(key, len(layers)))):
@@ -38,12 +39,24 @@ def init(key, layers, input_shape) -> Params:
     return params
 
 
+def _check_layers(layers) -> None:
+    if isinstance(layers, str) or not all(isinstance(a, layers_lib.Layer) for a in layers):
+        raise TypeError("layers must be a sequence of Layers: layers.parse(text) gives one")
+
+
 def apply(params: Params, layers, x, input_shape, key=None, training: bool = False):
     """The output layer's weighted input z (N, n_out) for ``x`` (N, prod(input_shape)).
 
     With ``training=True`` the layers apply dropout, each with its own key split from ``key``;
     otherwise they scale as at test time and ``key`` is not used.
     """
+    if jnp.ndim(x) != 2 or x.shape[1] != math.prod(input_shape):
+        raise ValueError(
+            f"x {jnp.shape(x)} must be a batch (N, {math.prod(input_shape)}) of flattened "
+            f"{tuple(input_shape)} examples"
+        )
+    if training and key is None:
+        raise ValueError("training=True draws dropout: it needs a PRNG key")
     a = x.reshape((x.shape[0], *input_shape))
     keys = jax.random.split(key, len(layers)) if training else [None] * len(layers)
     for layer, p, k in zip(layers, params, keys):
@@ -69,6 +82,7 @@ def model(
     ``random_shifts`` each image of each mini-batch is first replaced by itself or one of its
     four one-pixel shifts, drawn afresh (``expand.random_shifts``). The same arguments give
     the same object, so compiled epochs are reused."""
+    _check_layers(layers)
     return _model(tuple(layers), tuple(input_shape), random_shifts, cost)
 
 
@@ -97,10 +111,18 @@ def predict(params: Params, layers, x, input_shape):
     return jnp.argmax(apply(params, layers, x, input_shape), axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "input_shape", "batch"))
 def predict_all(params: Params, x, *, layers, input_shape, batch: int = 500):
     """``predict`` over a large ``x`` (N, n_in) in chunks of ``batch`` examples (so the
     convolutions' unrolled patches stay small): int32 (N,)."""
+    if not (isinstance(batch, int) and batch > 0):
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    return _predict_all(
+        params, x, layers=tuple(layers), input_shape=tuple(input_shape), batch=batch
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "input_shape", "batch"))
+def _predict_all(params: Params, x, *, layers, input_shape, batch):
     n = x.shape[0]
     full = (n // batch) * batch
     out = []

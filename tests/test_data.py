@@ -55,3 +55,17 @@ def test_unknown_dataset(name, tmp_path):
         data.load(name, tmp_path)
     msg = assert_one_line(e)
     assert "tfds:" in msg and "idx:" in msg
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(name=None), "a dataset is named by a string"),
+        (dict(name="idx:/nonexistent", validation_size=1.5), "validation_size must be a whole"),
+        (dict(name="idx:/nonexistent", validation_size="10"), "got '10'"),
+    ],
+)
+def test_a_dataset_name_or_validation_size_of_the_wrong_kind_is_named(kwargs, words):
+    with pytest.raises(DataError) as e:
+        data.load(**kwargs)
+    assert words in assert_one_line(e)

@@ -288,7 +288,34 @@ def test_bad_layer_options_are_one_line_errors():
             "activation 'no_such_activation'",
         ),
         (lambda: layers.parse("conv:2,softmax", convolution="fft"), "convolution 'fft'"),
+        (lambda: layers.conv_pool(4, kernel=5), "kernel and pool are pairs, got 5, (2, 2)"),
+        (lambda: layers.conv_pool(4, pool=(2, 0)), "positive integer sizes, got (4, 5, 5, 2, 0)"),
+        (lambda: layers.fully_connected(2.5), "positive integer sizes, got (2.5,)"),
+        (lambda: layers.softmax("10"), "positive integer sizes, got ('10',)"),
     ):
         with pytest.raises(ValueError) as e:
             make()
         assert words in assert_one_line(e)
+
+
+def test_the_network_functions_name_what_they_were_given_wrong():
+    net = layers.parse("fc:5,softmax")
+    params = network3.init(jax.random.key(0), net, (4,))
+    x = jnp.zeros((3, 4))
+    for call, error, words in (
+        (lambda: network3.init(jax.random.key(0), "fc:5,softmax", (4,)), TypeError, "layers.parse"),
+        (lambda: network3.model("fc:5,softmax", (4,)), TypeError, "sequence of Layers"),
+        (lambda: network3.predict(params, net, x[0], (4,)), ValueError, "x (4,) must be a batch"),
+        (lambda: network3.apply(params, net, x, (4,), training=True), ValueError, "PRNG key"),
+        (
+            lambda: network3.predict_all(params, x, layers=net, input_shape=(4,), batch=0),
+            ValueError,
+            "batch must be a positive integer",
+        ),
+    ):
+        with pytest.raises(error) as e:
+            call()
+        assert words in assert_one_line(e)
+    # a list for a shape is as good as a tuple
+    got = network3.predict_all(params, x, layers=net, input_shape=[4], batch=2)
+    np.testing.assert_array_equal(got, network3.predict(params, net, x, (4,)))

@@ -65,6 +65,12 @@ def load(
     ``progress`` receives one-line status messages (``None`` for silence). A ``data_dir``
     given is created if its parent exists (never the parent: a typo is an error).
     """
+    if not isinstance(name, str):
+        raise DataError(f"a dataset is named by a string (mnist, tfds:NAME, idx:DIR), got {name!r}")
+    if validation_size is not None and not (
+        isinstance(validation_size, int) and not isinstance(validation_size, bool)
+    ):
+        raise DataError(f"validation_size must be a whole number, got {validation_size!r}")
     progress = progress or (lambda msg: None)
     given, data_dir = data_dir, (pathlib.Path(data_dir).expanduser() if data_dir else None)
     data_dir = data_dir or default_data_dir()
