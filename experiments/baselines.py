@@ -41,6 +41,8 @@ def run() -> None:
 
     dataset = data.load(FLAGS.dataset, FLAGS.data_dir, progress=print)
     test, train = dataset.test, dataset.train
+    if FLAGS.svm:  # before the first baseline: a run that will fail says so at once
+        svm = _check_svm(train, dataset.name)
     means = baselines.darkness_fit(train.x, train.y, dataset.num_classes)
     correct = int((baselines.darkness_predict(means, test.x) == test.y).sum())
     print(
@@ -49,21 +51,7 @@ def run() -> None:
     )
     if not FLAGS.svm:
         return
-    try:
-        from sklearn import svm
-    except ImportError as e:  # installed, but broken (built for another NumPy, say)
-        raise UsageError(f"--svm: scikit-learn does not import ({e})") from None
-
     n = FLAGS.svm_train_size or len(train.y)
-    if n > len(train.y):
-        raise UsageError(
-            f"--svm_train_size={n} exceeds the {len(train.y)} training images of {dataset.name}"
-        )
-    if len(set(train.y[:n].tolist())) < 2:
-        raise UsageError(
-            f"--svm_train_size={n}: the first {n} training images are all of one "
-            "class, and an SVM needs two; take more"
-        )
     print(f"Training SVC() on {n} images...", flush=True)
     start = time.perf_counter()
     classifier = svm.SVC(**({"gamma": "auto"} if FLAGS.svm_2015_defaults else {}))
@@ -75,6 +63,26 @@ def run() -> None:
         f"({100 * correct / len(test.y):.2f}%; the book: 94.35%) in "
         f"{time.perf_counter() - start:.0f} s"
     )
+
+
+def _check_svm(train, name: str):
+    """scikit-learn's ``svm`` module; UsageError unless it imports and the --svm_train_size
+    first training images hold two classes or more."""
+    try:
+        from sklearn import svm
+    except ImportError as e:  # installed, but broken (built for another NumPy, say)
+        raise UsageError(f"--svm: scikit-learn does not import ({e})") from None
+    n = FLAGS.svm_train_size or len(train.y)
+    if n > len(train.y):
+        raise UsageError(
+            f"--svm_train_size={n} exceeds the {len(train.y)} training images of {name}"
+        )
+    if len(set(train.y[:n].tolist())) < 2:
+        raise UsageError(
+            f"--svm_train_size={n}: the first {n} training images are all of one "
+            "class, and an SVM needs two; take more"
+        )
+    return svm
 
 
 def main(argv):

@@ -255,3 +255,10 @@ def draw_sweep(summaries, path, title: str) -> str:
     fig.tight_layout()
     save_figure(fig, path)
     return path
+
+
+if __name__ == "__main__":  # the name sounds like a runner's: say which one draws figures
+    raise SystemExit(
+        "error: experiments.figures is the runners' drawing code, not a runner; "
+        "python -m experiments.plots draws the book's figures from --metrics_out files"
+    )

@@ -41,3 +41,10 @@ def test_svm_flags_without_svm_are_a_one_line_error(flag):
     result = run_module("experiments.baselines", flag, timeout=120)
     assert_failed_with_one_error(result, f"{flag.split('=')[0]} is for the SVM: add --svm")
     assert "Nearest mean darkness" not in result.stdout  # it stopped before any work
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="scikit-learn absent")
+def test_an_svm_training_set_larger_than_the_data_is_refused_before_any_baseline():
+    result = run_module("experiments.baselines", "--svm", "--svm_train_size=60000", timeout=120)
+    assert_failed_with_one_error(result, "--svm_train_size=60000 exceeds the 50000 training")
+    assert "Nearest mean darkness" not in result.stdout

@@ -176,3 +176,10 @@ def test_a_figure_without_matplotlib_is_refused_before_any_work(tmp_path, module
     )
     assert_failed_with_one_error(out, f'--{flag} draws with matplotlib: pip install -e ".[plots]"')
     assert "Epoch" not in out.stdout and not png.exists()
+
+
+def test_running_the_drawing_module_names_the_runner_that_draws():
+    from tests.helpers import assert_failed_with_one_error, run_module
+
+    result = run_module("experiments.figures", timeout=60)
+    assert_failed_with_one_error(result, "python -m experiments.plots draws the book's figures")
