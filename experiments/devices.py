@@ -26,6 +26,17 @@ def parse_devices(text: str):
     return n
 
 
+def check_divides(devices, n: int, mini_batch_size: int) -> None:
+    """UsageError naming --mini_batch_size and --devices unless its ``n`` devices divide
+    the mini-batch: each takes an equal share of it. (``nnjax.parallel.check_mini_batch``
+    is the library's check; this one runs before JAX is imported.)"""
+    if mini_batch_size % n:
+        count = "" if devices == n else f" ({n} devices)"
+        raise UsageError(
+            f"--mini_batch_size={mini_batch_size} is not divisible by --devices={devices}{count}"
+        )
+
+
 def device_mesh(devices, mini_batch_size: int):
     """The mesh that ``--devices`` (``"all"`` or a positive int) asks for, or None for one
     device on one process. Raises UsageError naming --devices or --mini_batch_size."""
@@ -38,11 +49,7 @@ def device_mesh(devices, mini_batch_size: int):
     except ValueError as e:
         hint = " (use --devices=all)" if "processes" in str(e) else ""
         raise UsageError(f"--{e}{hint}") from None
-    if mini_batch_size % n:
-        raise UsageError(
-            f"--mini_batch_size={mini_batch_size} is not divisible by "
-            f"--devices={devices} ({n} devices)"
-        )
+    check_divides(devices, n, mini_batch_size)
     return None if n == 1 and jax.process_count() == 1 else parallel.make_mesh(n)
 
 

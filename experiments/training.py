@@ -5,7 +5,7 @@ devices they split mini-batches over, and the training images they take."""
 from absl import flags
 
 from experiments.checks import UsageError
-from experiments.devices import check_process_flags, parse_devices
+from experiments.devices import check_divides, check_process_flags, parse_devices
 
 FLAGS = flags.FLAGS
 
@@ -46,10 +46,8 @@ def check_devices() -> None:
     ``experiments.devices.device_mesh`` checks the device count itself once it has."""
     check_process_flags()
     devices = parse_devices(FLAGS.devices)
-    if devices != "all" and FLAGS.mini_batch_size % devices:
-        raise UsageError(
-            f"--mini_batch_size={FLAGS.mini_batch_size} is not divisible by --devices={devices}"
-        )
+    if devices != "all":
+        check_divides(devices, devices, FLAGS.mini_batch_size)
 
 
 def first_images(split, train_size, dataset_name: str):

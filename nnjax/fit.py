@@ -128,6 +128,8 @@ def fit(
             raise ValueError(f"{name} must be {what}, got {value!r}")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
+    if mesh is not None:
+        parallel.check_mini_batch(mini_batch_size, mesh.size)
     if drop_last and mini_batch_size > n:
         raise ValueError(
             f"mini_batch_size={mini_batch_size} with drop_last leaves no mini-batch of the "

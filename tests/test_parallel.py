@@ -181,9 +181,19 @@ def test_one_device_is_one_device():
 
 def test_library_rejects_bad_device_counts():
     result = run_python("""
-        from nnjax import parallel
+        import jax
+        from nnjax import network, optimizers, parallel
+        from nnjax.fit import fit
+        from nnjax.history import History
+
+        x, y = jax.numpy.zeros((40, 4)), jax.numpy.zeros(40, int)
+        params = network.init(jax.random.key(0), [4, 2])
+        tx = optimizers.make("sgd")
+        run = History(params, optimizers.init(tx, params, eta=1.0))
         for call in (lambda: parallel.make_mesh(16), lambda: parallel.make_mesh(0),
-                     lambda: parallel.check_mini_batch(10, 3)):
+                     lambda: parallel.check_mini_batch(10, 3),
+                     lambda: fit(network.model(), tx, run, (x, y), epochs=1, mini_batch_size=10,
+                                 key=jax.random.key(0), mesh=parallel.make_mesh(4))):
             try:
                 call()
             except ValueError as e:
@@ -191,7 +201,7 @@ def test_library_rejects_bad_device_counts():
     """)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4 and lines[3] == "mini_batch_size=10 is not divisible by devices=4"
     assert lines[0] == "devices=16 but only 8 cpu devices are available"
     assert "devices" in lines[1]
     assert "mini_batch_size=10" in lines[2] and "devices=3" in lines[2]
