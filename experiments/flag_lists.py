@@ -6,6 +6,17 @@ import math
 from experiments.checks import UsageError
 
 
+def _split(flag: str, text) -> tuple[str, list[str]]:
+    """``(text, items)``: the flag's text (absl's list ``["10", "40"]`` joined) and its
+    comma-separated items, stripped (none for an empty text); UsageError naming --``flag``
+    for an empty item. (``nnjax.grid`` parses the sweep's lists alike, but imports JAX.)"""
+    text = text if isinstance(text, str) else ",".join(text)
+    parts = [p.strip() for p in text.split(",")] if text.strip() else []
+    if not all(parts):
+        raise UsageError(f"--{flag}={text!r} has an empty item")
+    return text, parts
+
+
 def parse_hidden(text: str) -> list[int]:
     """``"30,30"`` → ``[30, 30]`` (``""``: none); raises UsageError naming --hidden if it
     is not that."""
@@ -16,10 +27,7 @@ def parse_positive_ints(flag: str, text, allow_none: bool = False, most=None) ->
     """``"10,40"`` (or absl's list ``["10", "40"]``) → ``[10, 40]``; raises UsageError
     naming --``flag`` unless every value is a positive integer (at most ``most``, if given)
     and, unless ``allow_none``, there is at least one."""
-    text = text if isinstance(text, str) else ",".join(text)
-    parts = [p.strip() for p in text.split(",")] if text.strip() else []
-    if not all(parts):
-        raise UsageError(f"--{flag}={text!r} has an empty item")
+    text, parts = _split(flag, text)
     values = []
     for part in parts:
         try:
@@ -38,10 +46,7 @@ def parse_positive_ints(flag: str, text, allow_none: bool = False, most=None) ->
 def parse_names(flag: str, text, choices) -> list[str]:
     """``"a,b"`` (or absl's list ``["a", "b"]``) → ``["a", "b"]``; raises UsageError naming
     --``flag`` unless there is at least one, each is one of ``choices`` and none comes twice."""
-    text = text if isinstance(text, str) else ",".join(text)
-    parts = [p.strip() for p in text.split(",")] if text.strip() else []
-    if not all(parts):
-        raise UsageError(f"--{flag}={text!r} has an empty item")
+    text, parts = _split(flag, text)
     if not parts:
         raise UsageError(f"--{flag} needs at least one of {', '.join(choices)}")
     unknown = [p for p in parts if p not in choices]
@@ -56,9 +61,8 @@ def parse_names(flag: str, text, choices) -> list[str]:
 def parse_floats(flag: str, text) -> list[float]:
     """``"0.6,-1"`` (or absl's list ``["0.6", "-1"]``) → ``[0.6, -1.0]``; raises UsageError
     naming --``flag`` unless every item is a finite number."""
-    text = text if isinstance(text, str) else ",".join(text)
-    parts = [p.strip() for p in text.split(",")]
-    if not all(parts):
+    text, parts = _split(flag, text)
+    if not parts:
         raise UsageError(f"--{flag}={text!r} has an empty item")
     try:
         values = [float(p) for p in parts]
