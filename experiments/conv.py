@@ -130,7 +130,7 @@ def init_networks(net_layers, shape, dataset, train_bytes: int, k: int):
         params = [network3.init(init_key, net_layers, shape) for init_key, _ in seeds]
     except layers.LayerError as e:
         raise UsageError(f"--layers={FLAGS.layers}: {e}") from None
-    n_out = params[0][-1]["b"].shape[0]  # the softmax layer's outputs
+    n_out = network3.model(net_layers, shape).classes(params[0])
     if n_out != dataset.num_classes:
         raise UsageError(
             f"--layers={FLAGS.layers}: the softmax layer has {n_out} outputs, "

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnjax.inputs import is_whole
+
 
 @jax.jit
 def _vote(predictions, classes):
@@ -28,8 +30,9 @@ def plurality_vote(predictions, num_classes: int):
     Each example gets the class with the most votes. A tie between classes goes to the
     tied class voted for by the earliest network (lowest row of ``predictions``): with two
     networks that disagree the ensemble answers like the first, and when all N disagree it
-    answers like the first. ValueError for a vote outside [0, num_classes) (checked where
-    ``predictions`` are concrete: under ``jit`` such a vote counts for nothing)."""
+    answers like the first. ValueError for a vote outside [0, num_classes), where
+    ``predictions`` are concrete; under ``jit`` it is not checked: such a vote counts for
+    nothing, but where no network voted inside the classes it is the answer."""
     if getattr(predictions, "ndim", None) != 2 or predictions.shape[0] < 1:
         raise ValueError(
             "predictions must be 2-D (N_networks ≥ 1, n), got shape "
@@ -37,13 +40,14 @@ def plurality_vote(predictions, num_classes: int):
         )
     if not jnp.issubdtype(predictions.dtype, jnp.integer):
         raise ValueError(f"predictions must be integer classes, got dtype {predictions.dtype}")
-    if not (isinstance(num_classes, (int, np.integer)) and num_classes >= 1):
+    if not (is_whole(num_classes) and num_classes >= 1):
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    if not isinstance(predictions, jax.core.Tracer):
+    if predictions.size and not isinstance(predictions, jax.core.Tracer):
         lo, hi = int(jnp.min(predictions)), int(jnp.max(predictions))
         if lo < 0 or hi >= num_classes:
             raise ValueError(
-                f"votes run from {lo} to {hi}, outside the classes 0 to {num_classes - 1}"
+                f"the predictions' votes run from {lo} to {hi}, outside the classes 0 to "
+                f"{num_classes - 1}"
             )
     return _vote(
         jnp.asarray(predictions).astype(jnp.int32), jnp.arange(num_classes, dtype=jnp.int32)

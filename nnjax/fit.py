@@ -116,7 +116,7 @@ def fit(
     n = inputs.check_data(train_data, "train_data", model, runs[0].params)
     for data, name in ((eval_data, "eval_data"), (test_data, "test_data")):
         if data is not None:
-            inputs.check_data(data, name, model, runs[0].params)
+            inputs.check_data(data, name, model, runs[0].params, scored=True)
     for name, value, least in (
         ("epochs", epochs, 0),
         ("mini_batch_size", mini_batch_size, 1),

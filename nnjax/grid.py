@@ -14,6 +14,7 @@ import math
 import statistics
 from typing import NamedTuple, Sequence
 
+from nnjax.epoch import check_seed
 from nnjax.history import History
 
 
@@ -24,6 +25,21 @@ class Setting(NamedTuple):
     eta: float
     lmbda: float
     train_size: int
+
+
+def check_setting(i: int, s) -> None:
+    """ValueError (TypeError for another kind of object) naming setting ``i`` unless it is a
+    ``Setting`` a network can train by: a seed ``epoch.check_seed`` takes, η > 0, λ ≥ 0."""
+    if not isinstance(s, Setting):
+        raise TypeError(f"setting {i} is a {type(s).__name__}, not a grid.Setting")
+    try:
+        check_seed(s.seed)
+    except ValueError as e:
+        raise ValueError(f"setting {i}'s {e}") from None
+    if not (math.isfinite(s.eta) and s.eta > 0):
+        raise ValueError(f"setting {i}'s η {s.eta!r} is not positive")
+    if not (math.isfinite(s.lmbda) and s.lmbda >= 0):
+        raise ValueError(f"setting {i}'s λ {s.lmbda!r} is negative or not finite")
 
 
 # The most seeds one sweep takes: far more networks than fit in any device's memory.
@@ -45,8 +61,7 @@ def parse_seeds(text: str) -> list[int]:
         if len(bounds) == 2 and bounds[1] <= bounds[0]:
             raise ValueError(f"the range {part} is empty (A:B means A, ..., B−1)")
         for seed in (bounds[0], bounds[-1] - (len(bounds) == 2)):  # checked before expanding
-            if not 0 <= seed < 2**31:
-                raise ValueError(f"seed {seed} is outside 0 ... 2^31 − 1")
+            check_seed(seed)
         count += bounds[1] - bounds[0] if len(bounds) == 2 else 1
         if count > MAX_NETWORKS:
             raise ValueError(f"more than {MAX_NETWORKS:,} seeds (a sweep trains each at once)")

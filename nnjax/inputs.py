@@ -2,6 +2,8 @@
 raises a ValueError (TypeError for a wrong kind of object) that names the argument and says
 what is wrong, rather than an error from deep inside JAX, or a run that trains on garbage."""
 
+import operator
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,8 +14,14 @@ from nnjax.history import History
 
 
 def is_whole(v) -> bool:
-    """Whether ``v`` is an int (NumPy's too), not a bool."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    """Whether ``v`` is an integer (Python's, NumPy's or a JAX scalar's), not a bool."""
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        operator.index(v)
+    except TypeError:
+        return False
+    return True
 
 
 def check_model(model, tx) -> None:
@@ -70,10 +78,11 @@ def check_runs(runs, tx) -> None:
             )
 
 
-def check_data(data, name: str, model: Model, params) -> int:
+def check_data(data, name: str, model: Model, params, scored: bool = False) -> int:
     """The number of examples of ``data``, a pair ``(x (N, ...), y (N, ...))`` of arrays,
-    N > 0, x floating point and finite, whose x the network ``params`` of ``model`` takes;
-    for a classifier (``model.classes``), y its integer classes (N,). ValueError naming
+    N > 0, x finite, whose x the network ``params`` of ``model`` takes; where it is
+    ``scored`` (evaluation and test data), y shaped like the predictions; for a classifier
+    (``model.classes``), x floating point and y its integer classes (N,). ValueError naming
     ``name`` otherwise."""
     try:
         x, y = data
@@ -86,22 +95,28 @@ def check_data(data, name: str, model: Model, params) -> int:
         raise ValueError(f"{name}'s x {x_shape} and y {y_shape} hold different numbers of examples")
     if y_shape[0] == 0:
         raise ValueError(f"{name} holds no examples")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
+    floating = jnp.issubdtype(x.dtype, jnp.floating)
+    if model.classes is not None and not floating:
         raise ValueError(
             f"{name}'s x is {x.dtype}: the networks take floating-point inputs (pixels "
             "0-255 as x / 255, say)"
         )
-    if not bool(jnp.isfinite(x).all()):
+    if floating and not bool(jnp.isfinite(x).all()):
         raise ValueError(f"{name}'s x holds NaN or inf")
     try:
-        jax.eval_shape(model.predict, params, jax.ShapeDtypeStruct((1, *x_shape[1:]), x.dtype))
+        predicted = jax.eval_shape(
+            model.predict, params, jax.ShapeDtypeStruct((1, *x_shape[1:]), x.dtype)
+        )
     except (TypeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
-            f"{name}'s x {x_shape} does not fit the network's input ({first})"
-        ) from None
+        raise ValueError(f"{name}'s x {x_shape} does not fit the network ({first})") from None
     if model.classes is not None:
         _check_labels(y, name, model.classes(params))
+    if scored and y_shape[1:] != predicted.shape[1:]:  # (N, 1) would broadcast against (N,)
+        raise ValueError(
+            f"{name}'s y {y_shape} is not shaped like the predictions, "
+            f"{(y_shape[0], *predicted.shape[1:])}: one class per example"
+        )
     return y_shape[0]
 
 
@@ -109,7 +124,7 @@ def _check_labels(y, name: str, classes: int) -> None:
     if not jnp.issubdtype(y.dtype, jnp.integer) or y.ndim != 1:
         raise ValueError(
             f"{name}'s y is {y.dtype} {tuple(y.shape)}: a classifier takes one integer class "
-            "per example, (N,), not one-hot vectors"
+            "per example, (N,)" + (", not one-hot vectors" if y.ndim > 1 else "")
         )
     lo, hi = int(jnp.min(y)), int(jnp.max(y))
     if lo < 0 or hi >= classes:

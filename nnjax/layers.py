@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import activations, conv
+from nnjax.inputs import is_whole
 
 INITS = ("book", "corrected")
 DROPOUTS = ("book", "inverted")
@@ -60,9 +61,9 @@ def _check_choice(what: str, value: str, choices) -> None:
         raise LayerError(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
 
 
-def _check_sizes(layer: str, *sizes) -> None:
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
-        raise LayerError(f"a {layer} layer needs positive integer sizes, got {sizes}")
+def _check_sizes(given: str, *sizes) -> None:
+    if not all(is_whole(s) and s > 0 for s in sizes):
+        raise LayerError(f"a layer's sizes are positive integers, got {given}")
 
 
 def _check_dropout(p_dropout: float, dropout: str) -> None:
@@ -107,7 +108,7 @@ def conv_pool(
     if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in (kernel, pool)):
         raise LayerError(f"a conv-pool layer's kernel and pool are pairs, got {kernel}, {pool}")
     (kh, kw), pool = kernel, tuple(pool)
-    _check_sizes("conv-pool", filters, kh, kw, *pool)
+    _check_sizes(f"{filters!r} filters of {kernel!r}, pool {pool!r}", filters, kh, kw, *pool)
     name = f"conv-pool {filters} {kh}×{kw}, pool {pool[0]}×{pool[1]}, {act.name}"
 
     def init(key, in_shape):
@@ -146,7 +147,7 @@ def fully_connected(
     act = activations.get(activation)
     _check_dropout(p_dropout, dropout)
     _check_choice("initialisation", init, INITS)
-    _check_sizes("fully connected", n_out)
+    _check_sizes(f"a fully connected layer of {n_out!r}", n_out)
     name = f"fully connected {n_out}, {act.name}" + (
         f", dropout {p_dropout:g} ({dropout})" if p_dropout else ""
     )
@@ -172,7 +173,7 @@ def softmax(n_out: int, p_dropout: float = 0.0, dropout: str = "book") -> Layer:
     z (N, n_out); the network's output is softmax(z). Params: ``{"w": (n_in, n_out),
     "b": (n_out,)}``."""
     _check_dropout(p_dropout, dropout)
-    _check_sizes("softmax", n_out)
+    _check_sizes(f"a softmax layer of {n_out!r}", n_out)
     name = f"softmax {n_out}" + (f", dropout {p_dropout:g} ({dropout})" if p_dropout else "")
 
     def init(key, in_shape):

@@ -114,7 +114,7 @@ def predict(params: Params, layers, x, input_shape):
 def predict_all(params: Params, x, *, layers, input_shape, batch: int = 500):
     """``predict`` over a large ``x`` (N, n_in) in chunks of ``batch`` examples (so the
     convolutions' unrolled patches stay small): int32 (N,)."""
-    if not (isinstance(batch, int) and batch > 0):
+    if not (inputs.is_whole(batch) and batch > 0):
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
     return _predict_all(
         params, x, layers=tuple(layers), input_shape=tuple(input_shape), batch=batch

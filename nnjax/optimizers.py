@@ -188,9 +188,8 @@ def init(tx, params, eta=None, weight_decay=None):
     """``tx``'s initial state for ``params``, with η and the weight decay set when given
     (they need ``make``'s hyperparameters). ValueError for a negative or non-finite weight
     decay (λ/n)."""
-    if weight_decay is not None and not np.all(
-        np.isfinite(weight_decay) & (np.asarray(weight_decay) >= 0)
-    ):
+    concrete = weight_decay is not None and not isinstance(weight_decay, jax.core.Tracer)
+    if concrete and not np.all(np.isfinite(weight_decay) & (np.asarray(weight_decay) >= 0)):
         raise ValueError(f"weight_decay (λ/n) must be from 0, got {weight_decay!r}")
     state = tx.init(params)
     values = {"learning_rate": eta, "weight_decay": weight_decay}

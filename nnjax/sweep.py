@@ -35,7 +35,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import activations, chunks, costs, epoch, fit, history, network, optimizers, stacked
+from nnjax import (
+    activations,
+    chunks,
+    costs,
+    epoch,
+    fit,
+    grid,
+    history,
+    network,
+    optimizers,
+    stacked,
+)
 from nnjax.activations import Activation
 from nnjax.grid import Setting
 from nnjax.history import History
@@ -200,18 +211,6 @@ def _all_diverged(results) -> history.Diverged:
     return history.Diverged(epochs[0], list(range(len(results))), len(results), message)
 
 
-def _check_setting(i: int, s) -> None:
-    """ValueError naming setting ``i`` unless it is a ``Setting`` a network can train by."""
-    if not isinstance(s, Setting):
-        raise ValueError(f"setting {i} is a {type(s).__name__}, not a grid.Setting")
-    if not (isinstance(s.seed, (int, np.integer)) and 0 <= s.seed < 2**31):
-        raise ValueError(f"setting {i}'s seed {s.seed!r} is not an integer from 0 to 2^31 − 1")
-    if not (np.isfinite(s.eta) and s.eta > 0):
-        raise ValueError(f"setting {i}'s η {s.eta!r} is not positive")
-    if not (np.isfinite(s.lmbda) and s.lmbda >= 0):
-        raise ValueError(f"setting {i}'s λ {s.lmbda!r} is negative or not finite")
-
-
 def run(
     settings: Sequence[Setting],
     sizes: Sequence[int],
@@ -283,7 +282,7 @@ def run(
     x, y = (jax.device_put(a) for a in train_data)
     evaluation = tuple(jax.device_put(a) for a in eval_data)
     for i, s in enumerate(settings):
-        _check_setting(i, s)
+        grid.check_setting(i, s)
         if not mini_batch_size <= s.train_size <= x.shape[0]:
             raise ValueError(
                 f"training-set size {s.train_size} is not between the mini-batch size "

@@ -51,6 +51,10 @@ def test_votes_outside_the_classes_are_refused_or_under_jit_count_for_nothing():
     jitted = jax.jit(lambda p: ensemble.plurality_vote(p, 10))
     assert jitted(jnp.array([[12], [3], [12]])).tolist() == [3]
     assert jitted(jnp.array([[-1, 4], [-1, 4], [2, 10]])).tolist() == [2, 4]
+    # where no network voted inside the classes, the first network's vote is the answer
+    assert jitted(jnp.array([[12, 1], [11, 1]])).tolist() == [12, 1]
+    assert vote(np.zeros((2, 0), np.int32)).shape == (0,)  # no examples: nothing to check
+    assert vote([[2, 1], [2, 0]], jnp.int32(3)).tolist() == [2, 1]
 
 
 def test_one_network_is_its_own_vote():

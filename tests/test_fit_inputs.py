@@ -69,7 +69,7 @@ def test_good_inputs_train():
         (
             lambda x, y: dict(data=(x[:, :4], y)),
             r"train_data's x \(40, 4\) does not fit the "
-            "network's input",
+            "network",
         ),
         (lambda x, y: dict(eval_data=(x.reshape(40, 5, 1), y)), r"eval_data's x \(40, 5, 1\)"),
         (lambda x, y: dict(keys=[jax.random.key(0)]), "key .* or keys .*, not both"),
@@ -211,3 +211,32 @@ def test_the_networks_functions_take_names_and_refuse_labels_for_desired_outputs
     # (2,) labels against (2, 2) outputs would broadcast into a plausible wrong cost
     with pytest.raises(ValueError, match=r"desired outputs y \(2,\) must be shaped like"):
         network.loss(params, x[:2], y[:2])
+
+
+def test_a_model_without_classes_takes_any_inputs_and_labels_its_loss_takes():
+    """Only a classifier (a model with ``classes``, as the book's are) has its x and labels
+    checked as such: a model of its own may take integer x and labels that are no classes,
+    though scored labels must still be shaped like its predictions."""
+    x, y, params = problem()
+    pixels = jnp.round(127 * (x + 1)).astype(jnp.uint8)  # 0-254: the model scales them
+
+    def loss(p, xb, yb, key=None):
+        return network.loss(p, xb / 255, costs.one_hot(yb % 2, 2))
+
+    own = epoch.Model(loss=loss, predict=lambda p, xb: network.predict(p, xb / 255))
+    labels = y + 2  # classes 2 and 3, the loss takes them modulo 2
+    run = train(model=own, data=(pixels, labels), eval_data=(pixels, labels))
+    assert len(run.epochs) == 1 and run.epochs[0].total == 40
+    with pytest.raises(ValueError, match=r"eval_data's y \(40, 1\) is not shaped like"):
+        train(model=own, data=(pixels, labels), eval_data=(pixels, labels[:, None]))
+    with pytest.raises(ValueError, match="train_data's x is uint8"):
+        train(data=(pixels, y))  # the book's network takes floats
+
+
+def test_a_traced_weight_decay_is_set_not_checked():
+    _, _, params = problem()
+    tx = optimizers.make("sgd")
+    states = jax.vmap(lambda wd: optimizers.init(tx, params, eta=0.1, weight_decay=wd))(
+        jnp.array([0.1, 0.2])
+    )
+    np.testing.assert_allclose(optimizers.hyperparam(states, "weight_decay"), [0.1, 0.2])

@@ -289,9 +289,12 @@ def test_bad_layer_options_are_one_line_errors():
         ),
         (lambda: layers.parse("conv:2,softmax", convolution="fft"), "convolution 'fft'"),
         (lambda: layers.conv_pool(4, kernel=5), "kernel and pool are pairs, got 5, (2, 2)"),
-        (lambda: layers.conv_pool(4, pool=(2, 0)), "positive integer sizes, got (4, 5, 5, 2, 0)"),
-        (lambda: layers.fully_connected(2.5), "positive integer sizes, got (2.5,)"),
-        (lambda: layers.softmax("10"), "positive integer sizes, got ('10',)"),
+        (
+            lambda: layers.conv_pool(4, pool=(2, 0)),
+            "sizes are positive integers, got 4 filters of (5, 5), pool (2, 0)",
+        ),
+        (lambda: layers.fully_connected(2.5), "got a fully connected layer of 2.5"),
+        (lambda: layers.softmax("10"), "got a softmax layer of '10'"),
     ):
         with pytest.raises(ValueError) as e:
             make()
@@ -319,3 +322,10 @@ def test_the_network_functions_name_what_they_were_given_wrong():
     # a list for a shape is as good as a tuple
     got = network3.predict_all(params, x, layers=net, input_shape=[4], batch=2)
     np.testing.assert_array_equal(got, network3.predict(params, net, x, (4,)))
+
+
+def test_numpy_integers_are_sizes():
+    assert layers.fully_connected(np.int64(10)).name.startswith("fully connected 10")
+    assert layers.softmax(np.int32(10)).name == "softmax 10"
+    params = network3.init(jax.random.key(0), [layers.conv_pool(np.int64(2))], (8, 8, 1))
+    assert params[0]["w"].shape == (5, 5, 1, 2)

@@ -398,8 +398,8 @@ def test_a_sweep_whose_every_network_diverges_raises_naming_the_first():
 @pytest.mark.parametrize(
     "settings, eval_data, message",
     [
-        ([grid.Setting(-1, 0.5, 0.0, 90)], True, "setting 0's seed -1 is not an integer from 0"),
-        ([grid.Setting(0, 0.5, 0.0, 90), (1, 0.5, 0.0, 90)], True, "setting 1 is a tuple"),
+        ([grid.Setting(-1, 0.5, 0.0, 90)], True, "setting 0's seed -1 is outside 0"),
+        ([grid.Setting(True, 0.5, 0.0, 90)], True, "setting 0's seed True is not an integer"),
         ([grid.Setting(0, -0.5, 0.0, 90)], True, "setting 0's η -0.5 is not positive"),
         ([grid.Setting(0, 0.5, -1.0, 90)], True, "setting 0's λ -1.0 is negative"),
         ([grid.Setting(0, 0.5, 0.0, 90)], False, "a sweep scores every network on eval_data"),
@@ -409,6 +409,9 @@ def test_a_setting_no_network_can_train_by_is_named(settings, eval_data, message
     evaluation = problem(40, seed=1) if eval_data else None
     with pytest.raises(ValueError, match=message):
         sweep.run(settings, SIZES, problem(90), evaluation, epochs=1, mini_batch_size=10)
+    with pytest.raises(TypeError, match="setting 1 is a tuple, not a grid.Setting"):
+        sweep.run([grid.Setting(0, 0.5, 0.0, 90), (1, 0.5, 0.0, 90)], SIZES, problem(90),
+                  problem(40, seed=1), epochs=1, mini_batch_size=10)  # fmt: skip
 
 
 def test_record_and_summary_leave_out_diverged_networks():

@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 import pathlib
 
+import numpy as np
+
 from nnjax.data import book, idx, tfds_source
 from nnjax.data.book import fetch_book_mnist
 from nnjax.data.common import (
@@ -67,8 +69,8 @@ def load(
     """
     if not isinstance(name, str):
         raise DataError(f"a dataset is named by a string (mnist, tfds:NAME, idx:DIR), got {name!r}")
-    if validation_size is not None and not (
-        isinstance(validation_size, int) and not isinstance(validation_size, bool)
+    if validation_size is not None and not (  # nnjax.inputs.is_whole, without JAX
+        isinstance(validation_size, (int, np.integer)) and not isinstance(validation_size, bool)
     ):
         raise DataError(f"validation_size must be a whole number, got {validation_size!r}")
     progress = progress or (lambda msg: None)
