@@ -71,7 +71,13 @@ def run(paths) -> None:
 
     from nnjax import data, ensemble, predictions
 
-    dataset = data.load(dataset_name, FLAGS.data_dir, progress=print)
+    try:
+        dataset = data.load(dataset_name, FLAGS.data_dir, progress=print)
+    except data.DataDirError:
+        raise  # --data_dir's fault, which run_guarded names
+    except data.DataError as e:  # the dataset the files name: name them
+        files = f"{paths[0]} names" if len(paths) == 1 else f"{paths[0]} and the others name"
+        raise UsageError(f"{files} the dataset {dataset_name}, which does not load: {e}") from None
     split = getattr(dataset, FLAGS.split)
     shape = dataset.image_shape
 

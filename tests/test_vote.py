@@ -214,6 +214,14 @@ def _class_out_of_range(tmp_path):
     return [str(tmp_path / "r.json")]
 
 
+def _unknown_dataset(tmp_path):
+    from nnjax import predictions
+
+    labels = np.zeros(10, np.int64)
+    predictions.save(tmp_path / "u.json", labels[None], labels, "no_such_set", "test")
+    return [str(tmp_path / "u.json")]
+
+
 def _not_predictions(tmp_path):
     (tmp_path / "n.json").write_text('{"networks": []}')
     return [str(tmp_path / "a.npz"), str(tmp_path / "n.json")]
@@ -225,6 +233,7 @@ def _not_predictions(tmp_path):
         (_validation_predictions, "v.json: predictions of mnist's validation images, not of"),
         (_other_labels, "t.json: predictions of 10000 test images whose labels differ"),
         (_not_predictions, "n.json: not a predictions file"),
+        (_unknown_dataset, "u.json names the dataset no_such_set, which does not load: unknown"),
         (_class_out_of_range, "r.json: a class 10, but mnist has 10 classes"),
         (
             lambda tmp: [str(tmp / "a.npz"), "--predictions_out=/nonexistent/dir/p.json"],
