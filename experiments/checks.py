@@ -47,10 +47,14 @@ def refuse_others(flag: str) -> None:
 
 def check_directory(flag: str, path: str) -> None:
     """Raises UsageError unless ``path`` is a directory that can be written, or one the run
-    can create (its nearest existing ancestor a writable directory), without creating it."""
+    can create in a writable directory, without creating it. A missing parent is taken for
+    a typo, as for --data_dir and the output files: a checkpoint directory's would start a
+    run afresh instead of resuming it."""
     existing = os.path.abspath(path)
-    while not os.path.exists(existing):
+    if not os.path.exists(existing):
         existing = os.path.dirname(existing)
+        if not os.path.exists(existing):
+            raise UsageError(f"--{flag}={path}: directory {existing} does not exist")
     if not os.path.isdir(existing):
         where = "" if existing == os.path.abspath(path) else f" ({existing} is a file)"
         raise UsageError(f"--{flag}={path} is not a directory{where}")

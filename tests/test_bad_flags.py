@@ -492,6 +492,12 @@ BAD_INPUT = [
         ["--checkpoint_dir={d}/old.png/run"],
         "--checkpoint_dir={d}/old.png/run is not a directory ({d}/old.png is a file)",
     ),
+    (  # a typo in the parent would start the run afresh instead of resuming it
+        "experiments.conv",
+        ["--checkpoint_dir={d}/runz/run1"],
+        "--checkpoint_dir={d}/runz/run1: directory {d}/runz does not exist",
+    ),
+    ("experiments.chapter6", ["--dir={d}/runz/c6"], "--dir={d}/runz/c6: directory {d}/runz does"),
     # a flag the run would ignore, and flags checked as every runner checks them
     (
         "experiments.plots",
