@@ -80,8 +80,13 @@ class Run:
     """
 
     def __init__(self, directory, settings: dict):
+        try:  # as the file will hold them, so that they compare equal when it is read
+            self.settings = json.loads(json.dumps(settings, allow_nan=False))
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"a checkpoint's settings are JSON (strings, finite numbers, lists, dicts); {e}"
+            ) from None
         self.path = prepare_directory(directory) / "checkpoint.npz"
-        self.settings = settings
         self.devices = []  # the device kind of each finished epoch
 
     def _meta(self):
@@ -118,12 +123,16 @@ class Run:
         if meta is None:
             return 0
         done, best = len(meta["epochs"][0]), meta.get("best", True)  # older ones all kept it
+        held = len(meta["epochs"])
+        if held != len(runs):  # the caller's doing, not the file's: nothing to delete
+            raise CheckpointError(
+                f"{self.path} holds a run of {held} network{'s' * (held != 1)}, not "
+                f"{len(runs)}: resume it with as many Histories, or use another directory"
+            )
         tree, _ = read_tree(self.path, _state(runs, best))
         devices = meta.get("devices", [device] * done)
         try:
             epochs = [[history.EpochResult.from_dict(e) for e in run] for run in meta["epochs"]]
-            if len(epochs) != len(runs):
-                raise ValueError(f"it holds the epochs of {len(epochs)} networks, not {len(runs)}")
             if not (isinstance(devices, list) and all(isinstance(d, str) for d in devices)):
                 raise ValueError("its devices are not a list of names")
         except (TypeError, ValueError, AttributeError) as e:
@@ -192,6 +201,8 @@ def read_tree(path, like):
             for i, want in enumerate(jax.tree.leaves(like)):
                 a, shape = archive[f"a{i}"], np.shape(want)
                 dtype = want.dtype if hasattr(want, "dtype") else np.asarray(want).dtype
+                if a.dtype.kind == "V" and a.dtype.itemsize == np.dtype(dtype).itemsize:
+                    a = a.view(dtype)  # .npy keeps ml_dtypes' bfloat16 as raw bytes
                 if a.shape != shape or a.dtype != dtype:
                     raise ValueError(
                         f"its array a{i} is {a.dtype} {a.shape}, where this run has {dtype} {shape}"

@@ -178,6 +178,26 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
     assert checkpoint.read_meta(tmp_path / "plain" / "checkpoint.npz")["best"] is False
 
 
+def test_a_checkpoint_resumes_whatever_its_settings_and_dtype_but_not_other_counts(tmp_path):
+    """Settings are compared as the file holds them (a tuple as a list); bfloat16 leaves,
+    which .npy keeps as raw bytes, come back as bfloat16; resuming with the wrong number of
+    Histories is the caller's doing and says so, without advice to delete the file."""
+    params = network.init(jax.random.key(0), [4, 3, 2], dtype=jnp.bfloat16)
+    run = History(params, jax.tree.map(jnp.zeros_like, params), [EpochResult(0, 5, 10, 0.1, 1.0)])
+    checkpoint.Run(tmp_path / "run", {"sizes": (4, 3, 2)}).save([run], "cpu")
+    fresh = History(jax.tree.map(jnp.ones_like, params), jax.tree.map(jnp.ones_like, params))
+    assert checkpoint.Run(tmp_path / "run", {"sizes": (4, 3, 2)}).resume([fresh], "cpu") == 1
+    for u, v in zip(jax.tree.leaves(run.params), jax.tree.leaves(fresh.params), strict=True):
+        assert v.dtype == jnp.bfloat16
+        np.testing.assert_array_equal(np.asarray(u, np.float32), np.asarray(v, np.float32))
+    with pytest.raises(checkpoint.CheckpointError) as e:
+        checkpoint.Run(tmp_path / "run", {"sizes": [4, 3, 2]}).resume([fresh, fresh], "cpu")
+    assert "holds a run of 1 network, not 2: resume it with as many" in str(e.value)
+    assert "delete" not in str(e.value)
+    with pytest.raises(ValueError, match="a checkpoint's settings are JSON"):
+        checkpoint.Run(tmp_path / "run", {"eta": float("nan")})
+
+
 def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, flags=None):
     flags = flags or [
         "--hidden=100",

@@ -219,7 +219,7 @@ def meta_with(path, **fields) -> dict:
         (lambda p: rewrite(p, a0=np.zeros((3, 3), np.float32)), "float32 (3, 3), where"),
         (lambda p: rewrite(p, a0=np.zeros((3, 4), np.int8)), "int8 (3, 4), where this run"),
         (lambda p: rewrite(p, meta_with(p, epochs=[[{"epoch": 0}]])), "missing"),
-        (lambda p: rewrite(p, meta_with(p, epochs=[[], []])), "the epochs of 2 networks"),
+        (lambda p: rewrite(p, meta_with(p, epochs=[[], []])), "holds a run of 2 networks, not 1"),
         (lambda p: rewrite(p, meta_with(p, devices=5)), "devices are not a list"),
     ],
     ids=["shape", "dtype", "epoch-fields", "networks", "devices"],
