@@ -42,7 +42,14 @@ def backprop(
 
     Returns a pytree shaped like ``params``: for a batch, the gradient of the mean cost,
     i.e. the average of the per-example gradients the book's ``backprop`` returns.
+    ``cost`` and ``activation`` may be given by name; y must be shaped like the outputs.
     """
+    cost, activation = costs.get(cost), activations.get(activation)
+    if cost.delta is None or activation.prime is None:
+        raise ValueError(
+            f"BP1-BP4 need the cost's δ^L and the activation's derivative: {cost.name} or "
+            f"{activation.name} lacks one (backprop.grad takes any)"
+        )
     single = x.ndim == 1
     if single:
         x, y = x[None], y[None]
@@ -53,6 +60,11 @@ def backprop(
         zs.append(outputs[-1] @ w.T + b)
         layer = cost.output if l == len(weights) - 1 else activation
         outputs.append(layer.fn(zs[-1]))
+    if jnp.shape(y) != zs[-1].shape:  # labels (N,) would broadcast into a wrong δ
+        raise ValueError(
+            f"desired outputs y {jnp.shape(y)[single:]} must be shaped like the network's "
+            f"outputs {zs[-1].shape[single:]} (labels as costs.one_hot(y, n_out))"
+        )
     n = x.shape[0]
     delta = cost.delta(zs[-1], outputs[-1], y)  # BP1, (N, n_L)
     nabla_w, nabla_b = [None] * len(weights), [None] * len(biases)

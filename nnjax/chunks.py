@@ -8,6 +8,7 @@ chunks (one program for all), ``eval_batch`` how many networks are scored at onc
 from typing import Optional, Sequence
 
 from nnjax import parallel
+from nnjax.inputs import is_whole
 
 # Memory: what one network of a vmapped epoch holds, to size chunks.
 EVAL_BATCH_BYTES = 256 << 20  # activations of the networks scored at once
@@ -60,7 +61,12 @@ def chunk_size(
 
 
 def split_evenly(n: int, chunk: int) -> list[range]:
-    """0..n−1 as ceil(n / chunk) consecutive ranges of nearly equal length (≤ chunk)."""
+    """0..n−1 as ceil(n / chunk) consecutive ranges, each of ceil(n / parts) ≤ ``chunk``
+    but the last, which may be shorter. ValueError unless n ≥ 0 and chunk ≥ 1."""
+    if not (is_whole(n) and is_whole(chunk) and n >= 0 and chunk >= 1):
+        raise ValueError(f"split_evenly needs n ≥ 0 and chunk ≥ 1, got {n!r}, {chunk!r}")
+    if n == 0:
+        return []
     parts = -(-n // chunk)
     size = -(-n // parts)
     return [range(start, min(start + size, n)) for start in range(0, n, size)]

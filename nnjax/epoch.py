@@ -40,7 +40,6 @@ from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 KERNELS = ("jax", "cpp", "blocked", "pallas")
@@ -53,10 +52,16 @@ MAX_SEED = 2**31 - 1
 
 def check_seed(seed) -> None:
     """ValueError unless ``seed`` is an integer from 0 to ``MAX_SEED``."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    if not _is_whole(seed):
         raise ValueError(f"seed {seed!r} is not an integer")
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed {seed} is outside 0 ... 2^31 − 1")
+
+
+def _is_whole(v) -> bool:
+    from nnjax.inputs import is_whole  # here: nnjax.inputs imports this module
+
+    return is_whole(v)
 
 
 def run_keys(seed):
@@ -91,6 +96,8 @@ def _mix(h):
 
 def permutation(key, n: int):
     """A pseudo-random permutation of 0..n−1 drawn with ``key``: int32 array of shape (n,)."""
+    if not (_is_whole(n) and n >= 0):
+        raise ValueError(f"n must be an integer from 0, got {n!r}")
     half = max(1, math.ceil(math.log2(max(n, 2)) / 2))
     mask = jnp.uint32((1 << half) - 1)
     round_keys = jax.random.bits(key, (ROUNDS,), jnp.uint32)
@@ -152,6 +159,10 @@ def mini_batches(key, n: int, mini_batch_size: int, shuffle: bool = True):
     """The epoch's split of the indices 0..n−1 into mini-batches, shuffled by ``key``
     (``shuffle=False``: in order). Returns ``(full, rest)``: int32 arrays of shapes
     (n // m, m) and (n mod m,)."""
+    if not (_is_whole(n) and _is_whole(mini_batch_size)):
+        raise ValueError(f"n and mini_batch_size must be integers, got {n!r}, {mini_batch_size!r}")
+    if n < 0 or mini_batch_size < 1:
+        raise ValueError(f"n {n} must be from 0 and mini_batch_size {mini_batch_size} from 1")
     order = permutation(key, n) if shuffle else jnp.arange(n, dtype=jnp.int32)
     n_full = (n // mini_batch_size) * mini_batch_size
     return order[:n_full].reshape(-1, mini_batch_size), order[n_full:]
@@ -267,11 +278,19 @@ def epoch(
     narrower float than the parameters (bfloat16 images): every product is computed in the
     parameters' dtype (on the CPU, bit for bit as for the same values in that dtype).
 
-    Returns ``(params, opt_state)``, shaped as given.
+    Returns ``(params, opt_state)``, shaped as given. ValueError for x and y of other
+    lengths (a gather past y's end would repeat its last label) or a mini-batch size that
+    is no positive integer; ``fit`` checks the rest (``nnjax.inputs``).
     """
+    if jnp.ndim(x) < 1 or jnp.ndim(y) < 1 or jnp.shape(x)[0] != jnp.shape(y)[0]:
+        raise ValueError(
+            f"x {jnp.shape(x)} and y {jnp.shape(y)} hold different numbers of examples"
+        )
+    if not (_is_whole(mini_batch_size) and mini_batch_size >= 1):
+        raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    if kernel == "blocked" and (not isinstance(block, int) or block < 1):
+    if kernel == "blocked" and not (_is_whole(block) and block >= 1):
         raise ValueError(f"block must be a positive integer, got {block!r}")
     one = functools.partial(
         _one_epoch,

@@ -14,8 +14,11 @@ import math
 import statistics
 from typing import NamedTuple, Sequence
 
+import numpy as np
+
 from nnjax.epoch import check_seed
 from nnjax.history import History
+from nnjax.inputs import is_whole
 
 
 class Setting(NamedTuple):
@@ -107,11 +110,29 @@ def grid(
     seeds: Sequence[int], etas: Sequence[float], lmbdas: Sequence[float], train_sizes: Sequence[int]
 ) -> list[Setting]:
     """Every combination of the values given, as a list of ``Setting``s ordered by training-
-    set size, then η, then λ, then seed (so each setting's seeds are adjacent)."""
-    return [
+    set size, then η, then λ, then seed (so each setting's seeds are adjacent). ValueError
+    naming the list unless the seeds and sizes are integers and η and λ numbers, and each
+    setting one that ``check_setting`` takes."""
+    for name, values, whole in (
+        ("seeds", seeds, True),
+        ("etas", etas, False),
+        ("lmbdas", lmbdas, False),
+        ("train_sizes", train_sizes, True),
+    ):
+        numbers = not isinstance(values, str) and all(
+            is_whole(v) if whole else is_whole(v) or isinstance(v, (float, np.floating))
+            for v in values
+        )
+        if not numbers:
+            kind = "integers" if whole else "numbers"
+            raise ValueError(f"{name} must be a sequence of {kind}, got {values!r}")
+    settings = [
         Setting(int(seed), float(eta), float(lmbda), int(n))
         for n, eta, lmbda, seed in itertools.product(train_sizes, etas, lmbdas, seeds)
     ]
+    for i, s in enumerate(settings):
+        check_setting(i, s)
+    return settings
 
 
 def record(setting: Setting, run: History) -> dict:

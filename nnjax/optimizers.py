@@ -164,7 +164,9 @@ def _make(step: Step, momentum: float, regularization: str) -> optax.GradientTra
 def set_hyperparams(opt_state, **values):
     """``opt_state`` with the given hyperparameters (``learning_rate``, ``weight_decay``)
     replaced; each value keeps the dtype and shape of the one it replaces (a stacked state
-    takes a scalar for every network, or an array (K,))."""
+    takes a scalar for every network, or an array (K,)). ValueError for an η that is not
+    positive or a negative weight decay, or either past the dtype's range (checked where
+    they are concrete)."""
     hyper = dict(getattr(opt_state, "hyperparams", None) or {})
     for name, value in values.items():
         if name not in hyper:
@@ -174,7 +176,13 @@ def set_hyperparams(opt_state, **values):
                 "optax transformation its η when you make it, and call init without them)"
             )
         old = hyper[name]
-        hyper[name] = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
+        new = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
+        if not isinstance(new, jax.core.Tracer):
+            v = np.asarray(new)
+            if not np.all(np.isfinite(v) & ((v > 0) if name == "learning_rate" else (v >= 0))):
+                what = "η must be positive" if name == "learning_rate" else "λ/n must be from 0"
+                raise ValueError(f"{name}: {what} and finite in {old.dtype}, got {value!r}")
+        hyper[name] = new
     return opt_state._replace(hyperparams=hyper)
 
 
@@ -186,11 +194,8 @@ def hyperparam(opt_state, name: str):
 
 def init(tx, params, eta=None, weight_decay=None):
     """``tx``'s initial state for ``params``, with η and the weight decay set when given
-    (they need ``make``'s hyperparameters). ValueError for a negative or non-finite weight
-    decay (λ/n)."""
-    concrete = weight_decay is not None and not isinstance(weight_decay, jax.core.Tracer)
-    if concrete and not np.all(np.isfinite(weight_decay) & (np.asarray(weight_decay) >= 0)):
-        raise ValueError(f"weight_decay (λ/n) must be from 0, got {weight_decay!r}")
+    (they need ``make``'s hyperparameters; ``set_hyperparams`` checks them). Without an η
+    the state's is 0, which ``fit`` refuses until one is set."""
     state = tx.init(params)
     values = {"learning_rate": eta, "weight_decay": weight_decay}
     values = {k: v for k, v in values.items() if v is not None}

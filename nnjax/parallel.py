@@ -19,6 +19,7 @@ and ``replicate`` assembles them into global arrays without copying between host
 opt-in epochs (``kernel`` "cpp", "pallas" or "blocked") train on one device.
 """
 
+import operator
 import os
 from typing import Union
 
@@ -39,7 +40,7 @@ def device_count(devices: Union[int, str] = "all") -> int:
     if devices == "all":
         return available
     try:
-        n = int(devices)
+        n = int(devices) if isinstance(devices, str) else operator.index(devices)
     except (TypeError, ValueError):
         raise ValueError(f"devices must be a positive integer or 'all', got {devices!r}") from None
     if n <= 0:

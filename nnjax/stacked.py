@@ -19,6 +19,11 @@ def stack(trees):
 
 def unstack(tree, k: int) -> list:
     """The K pytrees of a stacked ``tree`` (leading axis K), as a list."""
+    leading = {a.shape[0] if a.ndim else None for a in jax.tree.leaves(tree)}
+    if leading != {k}:
+        raise ValueError(
+            f"the tree is not stacked on a leading axis of {k}: {sorted(leading, key=str)}"
+        )
     return [jax.tree.map(lambda a, i=i: a[i], tree) for i in range(k)]
 
 

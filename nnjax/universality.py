@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnjax import activations, fit, history, network, optimizers
+from nnjax.inputs import is_whole
 
 sigma = activations.sigmoid.fn
 W = 1000.0  # the book's "very large" weight of a step neuron
@@ -75,8 +76,10 @@ def edges(n: int, w=W) -> np.ndarray:
     """The n + 1 step positions 0, 1/n, …, 1 of n bumps side by side on [0, 1], the outer
     two moved out by 10/w so that the first and last bumps are fully on at 0 and 1: (n + 1,).
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+    if not (is_whole(n) and n > 0):
         raise ValueError(f"the number of bumps must be a positive integer, got {n!r}")
+    if not (np.isfinite(w) and w > 0):  # w ≤ 0 turns the steps around, w = 0 divides by 0
+        raise ValueError(f"the steps' weight w must be positive, got {w!r}")
     e = np.linspace(0.0, 1.0, n + 1)
     e[0], e[-1] = -10.0 / w, 1.0 + 10.0 / w
     return e
@@ -175,13 +178,23 @@ def max_error(f, approximation, points=1000) -> float:
     """max |f − approximation| over ``grid(points)``; ``f`` and ``approximation`` are
     functions of an array x."""
     x = grid(points)
-    return float(np.max(np.abs(np.asarray(f(x)) - np.asarray(approximation(x)))))
+    return _largest_gap(f(x), approximation(x))
 
 
 def max_error_2d(f2, approximation, points=200) -> float:
     """max |f2 − approximation| over the ``points`` × ``points`` grid of ``grid``."""
     x, y = np.meshgrid(grid(points), grid(points), indexing="ij")
-    return float(np.max(np.abs(np.asarray(f2(x, y)) - np.asarray(approximation(x, y)))))
+    return _largest_gap(f2(x, y), approximation(x, y))
+
+
+def _largest_gap(exact, approximate) -> float:
+    exact, approximate = np.asarray(exact), np.asarray(approximate)
+    if exact.shape != approximate.shape:  # (N, 1) against (N,) would broadcast to (N, N)
+        raise ValueError(
+            f"the approximation's values {approximate.shape} are not shaped like the "
+            f"function's {exact.shape}"
+        )
+    return float(np.max(np.abs(exact - approximate)))
 
 
 def corner_windows(x, y, m: int, w=W, width=10.0):

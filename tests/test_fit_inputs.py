@@ -2,6 +2,8 @@
 train to chance without a word (one-hot labels, x and y of different lengths, an η never set)
 or fail deep inside JAX (no key, no optimizer state, an empty mini-batch)."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -195,8 +197,16 @@ def test_keys_and_weight_decay_are_checked_where_they_are_given():
     ):
         network.init(0, [5, 4, 2])
     _, _, params = problem()
-    with pytest.raises(ValueError, match=r"weight_decay \(λ/n\) must be from 0, got -1"):
-        optimizers.init(optimizers.make("sgd"), params, eta=1.0, weight_decay=-1.0)
+    tx = optimizers.make("sgd")
+    for kw, words in (
+        (dict(eta=1.0, weight_decay=-1.0), "weight_decay: λ/n must be from 0 and finite"),
+        (dict(eta=-3.0), "learning_rate: η must be positive and finite in float32, got -3.0"),
+        (dict(eta=float("nan")), "learning_rate: η must be positive"),
+        (dict(eta=1e40), "η must be positive and finite in float32, got 1e+40"),  # inf there
+        (dict(eta=1.0, weight_decay=1e40), "λ/n must be from 0 and finite in float32"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            optimizers.init(tx, params, **kw)
 
 
 def test_the_networks_functions_take_names_and_refuse_labels_for_desired_outputs():
