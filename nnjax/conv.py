@@ -64,6 +64,8 @@ def conv2d(x, w):
         raise ValueError(
             f"conv2d needs x (N, H, W, C) and w (kh, kw, C, F), got {x.shape} and {w.shape}"
         )
+    if w.shape[0] > x.shape[1] or w.shape[1] > x.shape[2]:
+        raise ValueError(f"a {w.shape[0]}×{w.shape[1]} kernel does not fit images {x.shape[1:3]}")
     return lax.platform_dependent(x, w, cpu=conv2d_im2col, cuda=conv2d_im2col, default=conv2d_xla)
 
 
@@ -75,6 +77,8 @@ CONVOLUTIONS = {"auto": conv2d, "xla": conv2d_xla, "im2col": conv2d_im2col}
 def max_pool(x, pool: tuple = (2, 2)):
     """Max over non-overlapping ``pool`` windows of ``x`` (N, H, W, C), dropping a ragged
     border (Theano's ``ignore_border=True``): (N, H // ph, W // pw, C)."""
+    if not (isinstance(pool, (tuple, list)) and len(pool) == 2 and min(pool) >= 1):
+        raise ValueError(f"pool must be a pair of positive sizes (ph, pw), got {pool!r}")
     ph, pw = pool
     n, h, w, c = x.shape
     x = x[:, : h - h % ph, : w - w % pw, :]

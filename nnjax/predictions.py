@@ -112,6 +112,8 @@ def load(path) -> Record:
 def check(record: Record, dataset: str, split: str, labels, num_classes: int) -> None:
     """PredictionsError unless ``record`` holds predictions of ``split`` of ``dataset``,
     whose labels are ``labels`` (n,), every one a class in [0, num_classes)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise ValueError(f"num_classes must be an integer, got {num_classes!r}")
     if (record.dataset, record.split) != (dataset, split):
         raise PredictionsError(
             f"predictions of {record.dataset}'s {record.split} images, "

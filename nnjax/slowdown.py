@@ -24,9 +24,22 @@ def forward(w, b, x):
     return z, neurons.sigmoid(z)
 
 
+def neuron_cost(cost) -> costs.Cost:
+    """The ``Cost`` (or its name) as the sigmoid neuron's; ValueError for one whose output
+    is a softmax: over one neuron it is always 1, and such a cost learns nothing."""
+    cost = costs.get(cost)
+    if cost.output is activations.softmax:
+        raise ValueError(
+            f"the {cost.name} cost's softmax over one neuron is always 1: it needs a layer "
+            "(softmax_delta)"
+        )
+    return cost
+
+
 def cost_of(w, b, x, y, cost: costs.Cost):
-    """The cost ``cost.fn`` of the neuron's output for input ``x`` and desired output ``y``:
-    a scalar."""
+    """The cost ``cost.fn`` (a ``Cost`` or its name, ``neuron_cost``) of the neuron's output
+    for input ``x`` and desired output ``y``: a scalar."""
+    cost = neuron_cost(cost)
     z, a = forward(w, b, x)
     return cost.fn(z, a, jnp.reshape(y, (1,)))
 
@@ -40,6 +53,7 @@ def closed_form_grad(w, b, x, y, cost: costs.Cost):
     """(∂C/∂w, ∂C/∂b) from the book's equations: δ = ∂C/∂z by BP1 (``cost.delta``: (a − y)
     σ'(z) for the quadratic cost, a − y for cross-entropy), ∂C/∂w = x δ (BP4), ∂C/∂b = δ
     (BP3). Two scalars."""
+    cost = neuron_cost(cost)
     z, a = forward(w, b, x)
     delta = cost.delta(z, a, jnp.reshape(y, (1,)))[0]
     return x * delta, delta
@@ -53,6 +67,7 @@ def train(cost: costs.Cost, w, b, x, y, eta, epochs: int):
     Returns a dict of arrays of shape (epochs + 1,): ``w``, ``b``, the output ``a`` and the
     cost ``cost`` at the start (index 0) and after each epoch (index k after k steps).
     """
+    cost = neuron_cost(cost)
     dtype = jnp.result_type(float)  # float64 under jax.enable_x64, as the book computes
     params = {"weights": [jnp.full((1, 1), w, dtype)], "biases": [jnp.full((1,), b, dtype)]}
     tx = optimizers.make("sgd")
@@ -80,6 +95,8 @@ def softmax_delta(z, y):
     a = softmax(z) and δ = ∂C/∂z by ``jax.grad`` (the book: δ = a − y), for weighted inputs
     ``z`` (n,) and one-hot ``y`` (n,). Returns ``(a, delta)``, each of shape (n,)."""
     z, y = jnp.asarray(z, jnp.result_type(float)), jnp.asarray(y, jnp.result_type(float))
+    if z.ndim != 1 or y.shape != z.shape:  # a class index would broadcast into δ = 0
+        raise ValueError(f"z {z.shape} and the one-hot y {y.shape} must both be (n,)")
 
     def cost(z):
         return costs.log_likelihood.fn(z, activations.softmax.fn(z), y)
