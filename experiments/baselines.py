@@ -43,7 +43,10 @@ def run() -> None:
     test, train = dataset.test, dataset.train
     if FLAGS.svm:  # before the first baseline: a run that will fail says so at once
         svm = _check_svm(train, dataset.name)
-    means = baselines.darkness_fit(train.x, train.y, dataset.num_classes)
+    try:
+        means = baselines.darkness_fit(train.x, train.y, dataset.num_classes)
+    except ValueError as e:  # a class of the test set that no training image has
+        raise UsageError(f"--dataset={FLAGS.dataset}: {e}") from None
     correct = int((baselines.darkness_predict(means, test.x) == test.y).sum())
     print(
         f"Nearest mean darkness: {correct} of {len(test.y)} test images correct "

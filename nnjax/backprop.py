@@ -45,14 +45,15 @@ def backprop(
     ``cost`` and ``activation`` may be given by name; y must be shaped like the outputs.
     """
     cost, activation = costs.get(cost), activations.get(activation)
-    if cost.delta is None or activation.prime is None:
+    hidden = len(params["weights"]) > 1  # BP2, which needs σ', runs only through hidden layers
+    if cost.delta is None or (hidden and activation.prime is None):
         raise ValueError(
             f"BP1-BP4 need the cost's δ^L and the activation's derivative: {cost.name} or "
             f"{activation.name} lacks one (backprop.grad takes any)"
         )
     single = x.ndim == 1
     if single:
-        x, y = x[None], y[None]
+        x, y = x[None], jnp.reshape(y, (1, -1))  # a scalar y: one output
     weights, biases = params["weights"], params["biases"]
     # Forward pass, keeping every z^l and a^l (a^1 = x).
     outputs, zs = [x], []

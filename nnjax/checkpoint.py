@@ -172,7 +172,13 @@ def _state(runs, best: bool) -> list:
 def write_tree(path, tree, meta: dict) -> None:
     """Writes every array of the pytree ``tree`` exactly, and the JSON-able ``meta``, to the
     ``.npz`` file ``path`` (atomically)."""
-    arrays = {f"a{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(tree))}
+    arrays = {}
+    for i, a in enumerate(jax.tree.leaves(tree)):
+        a = np.asarray(a)
+        if a.dtype.kind == "V":  # ml_dtypes' (bfloat16): .npy keeps only raw bytes, so
+            arrays[f"t{i}"] = np.array(a.dtype.name)  # the name goes beside them
+            a = a.view(f"u{a.dtype.itemsize}")
+        arrays[f"a{i}"] = a
     write_atomically(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **arrays))
 
 
@@ -201,11 +207,14 @@ def read_tree(path, like):
             for i, want in enumerate(jax.tree.leaves(like)):
                 a, shape = archive[f"a{i}"], np.shape(want)
                 dtype = want.dtype if hasattr(want, "dtype") else np.asarray(want).dtype
-                if a.dtype.kind == "V" and a.dtype.itemsize == np.dtype(dtype).itemsize:
-                    a = a.view(dtype)  # .npy keeps ml_dtypes' bfloat16 as raw bytes
+                # an ml_dtypes array's dtype, whose bytes write_tree keeps as unsigned ints
+                kept = str(archive[f"t{i}"]) if f"t{i}" in archive.files else None
+                if kept == np.dtype(dtype).name:
+                    a = a.view(dtype)
                 if a.shape != shape or a.dtype != dtype:
                     raise ValueError(
-                        f"its array a{i} is {a.dtype} {a.shape}, where this run has {dtype} {shape}"
+                        f"its array a{i} is {kept or a.dtype} {a.shape}, where this run has "
+                        f"{dtype} {shape}"
                     )
                 leaves.append(jax.numpy.asarray(a))
     except UNREADABLE as e:

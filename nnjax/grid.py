@@ -106,6 +106,17 @@ def _distinct(values: list) -> list:
     return values
 
 
+def _is_number(v, whole: bool) -> bool:
+    """Whether ``v`` is one integer (``whole``) or one real number: Python's, NumPy's or a
+    0-d array's, not a bool."""
+    if is_whole(v):
+        return True
+    dtype = getattr(v, "dtype", None)
+    if whole or np.ndim(v) != 0 or isinstance(v, bool):
+        return False
+    return isinstance(v, float) or (dtype is not None and np.issubdtype(dtype, np.floating))
+
+
 def grid(
     seeds: Sequence[int], etas: Sequence[float], lmbdas: Sequence[float], train_sizes: Sequence[int]
 ) -> list[Setting]:
@@ -113,22 +124,23 @@ def grid(
     set size, then η, then λ, then seed (so each setting's seeds are adjacent). ValueError
     naming the list unless the seeds and sizes are integers and η and λ numbers, and each
     setting one that ``check_setting`` takes."""
+    lists = {}
     for name, values, whole in (
         ("seeds", seeds, True),
         ("etas", etas, False),
         ("lmbdas", lmbdas, False),
         ("train_sizes", train_sizes, True),
     ):
-        numbers = not isinstance(values, str) and all(
-            is_whole(v) if whole else is_whole(v) or isinstance(v, (float, np.floating))
-            for v in values
-        )
-        if not numbers:
+        values = [] if isinstance(values, str) else list(values)  # an iterator only once
+        if not values or not all(_is_number(v, whole) for v in values):
             kind = "integers" if whole else "numbers"
             raise ValueError(f"{name} must be a sequence of {kind}, got {values!r}")
+        lists[name] = values
     settings = [
         Setting(int(seed), float(eta), float(lmbda), int(n))
-        for n, eta, lmbda, seed in itertools.product(train_sizes, etas, lmbdas, seeds)
+        for n, eta, lmbda, seed in itertools.product(
+            lists["train_sizes"], lists["etas"], lists["lmbdas"], lists["seeds"]
+        )
     ]
     for i, s in enumerate(settings):
         check_setting(i, s)

@@ -79,7 +79,7 @@ def edges(n: int, w=W) -> np.ndarray:
     if not (is_whole(n) and n > 0):
         raise ValueError(f"the number of bumps must be a positive integer, got {n!r}")
     if not (np.isfinite(w) and w > 0):  # w ≤ 0 turns the steps around, w = 0 divides by 0
-        raise ValueError(f"the steps' weight w must be positive, got {w!r}")
+        raise ValueError(f"the steps' weight w must be positive and finite, got {w!r}")
     e = np.linspace(0.0, 1.0, n + 1)
     e[0], e[-1] = -10.0 / w, 1.0 + 10.0 / w
     return e
@@ -189,7 +189,8 @@ def max_error_2d(f2, approximation, points=200) -> float:
 
 def _largest_gap(exact, approximate) -> float:
     exact, approximate = np.asarray(exact), np.asarray(approximate)
-    if exact.shape != approximate.shape:  # (N, 1) against (N,) would broadcast to (N, N)
+    both = np.broadcast_shapes(exact.shape, approximate.shape)
+    if both not in (exact.shape, approximate.shape):  # (N, 1) and (N,) would give (N, N)
         raise ValueError(
             f"the approximation's values {approximate.shape} are not shaped like the "
             f"function's {exact.shape}"

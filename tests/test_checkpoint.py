@@ -196,6 +196,12 @@ def test_a_checkpoint_resumes_whatever_its_settings_and_dtype_but_not_other_coun
     assert "delete" not in str(e.value)
     with pytest.raises(ValueError, match="a checkpoint's settings are JSON"):
         checkpoint.Run(tmp_path / "run", {"eta": float("nan")})
+    # the bytes of a bfloat16 leaf are not read as another two-byte dtype
+    as_half = History(jax.tree.map(lambda a: a.astype(jnp.float16), params), fresh.opt_state)
+    with pytest.raises(
+        checkpoint.CheckpointError, match="is bfloat16 .*, where this run has float16"
+    ):
+        checkpoint.Run(tmp_path / "run", {"sizes": (4, 3, 2)}).resume([as_half], "cpu")
 
 
 def test_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, flags=None):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nnjax import (
+    activations,
     backprop,
     baselines,
     chunks,
@@ -85,6 +86,16 @@ def test_what_they_take_still_works():
     assert chunks.split_evenly(0, 3) == []
     assert parallel.device_count(np.int64(1)) == parallel.device_count("1") == 1
     assert [s.seed for s in grid.grid(np.arange(2), np.array([0.5]), [0], [100])] == [0, 1]
+    # iterators are read once, JAX arrays and 0-d arrays are numbers
+    assert len(grid.grid((s for s in [0, 1]), iter([0.5, 1.0]), [0.0], [100])) == 4
+    assert len(grid.grid([0], jnp.array([0.1, 0.5]), [np.array(0.0)], [100])) == 2
+    # a constant approximation broadcasts against every point, as it did
+    assert universality.max_error(np.sin, lambda x: 0.5) == pytest.approx(0.4995, abs=1e-4)
+    # without a hidden layer BP2 never runs: an activation without a derivative will do
+    linear_only = network.init(jax.random.key(1), [3, 1])
+    no_prime = activations.Activation("mine", jnp.tanh, None)
+    one = backprop.backprop(linear_only, X[0, :3], jnp.array(1.0), activation=no_prime)
+    assert one["biases"][0].shape == (1,)
     params, _ = one_epoch(mini_batch_size=np.int64(5))
     assert jax.tree.structure(params) == jax.tree.structure(PARAMS)
     named = backprop.backprop(PARAMS, X[:2], costs.one_hot(Y[:2], 2), "cross_entropy", "tanh")
