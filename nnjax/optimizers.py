@@ -176,13 +176,13 @@ def set_hyperparams(opt_state, **values):
                 "optax transformation its η when you make it, and call init without them)"
             )
         old = hyper[name]
-        new = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
-        if not isinstance(new, jax.core.Tracer):
-            v = np.asarray(new)
-            if not np.all(np.isfinite(v) & ((v > 0) if name == "learning_rate" else (v >= 0))):
+        if not isinstance(value, jax.core.Tracer):  # checked before the cast, which overflows
+            v = np.asarray(value, np.float64)
+            fits = np.abs(v) <= float(jnp.finfo(old.dtype).max)
+            if not np.all(fits & ((v > 0) if name == "learning_rate" else (v >= 0))):
                 what = "η must be positive" if name == "learning_rate" else "λ/n must be from 0"
                 raise ValueError(f"{name}: {what} and finite in {old.dtype}, got {value!r}")
-        hyper[name] = new
+        hyper[name] = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
     return opt_state._replace(hyperparams=hyper)
 
 
