@@ -20,7 +20,7 @@ from experiments.checks import (
     name_flag,
 )
 
-# PRNG seeds are 0 … 2^31 − 1, as nnjax.epoch.MAX_SEED (not imported here: that imports JAX,
+# PRNG seeds are 0 … 2^31 − 1, as nnjax.seeds.MAX_SEED (not imported here: that imports JAX,
 # and flags are checked before it is): jax.random.key keeps only a seed's low 32 bits (2^32
 # trains the network of seed 0) and cannot take one past 2^63.
 MAX_SEED = 2**31 - 1

@@ -120,13 +120,14 @@ def init_networks(net_layers, shape, dataset, train_bytes: int, k: int):
     classes."""
     import jax
 
-    from nnjax import epoch, layers, network3
+    from nnjax import layers, network3
+    from nnjax.seeds import run_keys
 
     try:
         shapes = jax.eval_shape(lambda: network3.init(jax.random.key(0), net_layers, shape))
         data_bytes = train_bytes + dataset.validation.x.nbytes + dataset.test.x.nbytes
         check_fits("layers", FLAGS.layers, shapes, 3, data_bytes, networks=k)
-        seeds = [epoch.run_keys(FLAGS.seed + i) for i in range(k)]
+        seeds = [run_keys(FLAGS.seed + i) for i in range(k)]
         params = [network3.init(init_key, net_layers, shape) for init_key, _ in seeds]
     except layers.LayerError as e:
         raise UsageError(f"--layers={FLAGS.layers}: {e}") from None

@@ -171,9 +171,10 @@ def run() -> None:
 
     say = start_processes()
     primary = jax.process_index() == 0  # the one process that prints and writes files
-    from nnjax import activations, costs, data, epoch, network, optimizers
+    from nnjax import activations, costs, data, network, optimizers
     from nnjax.fit import fit
     from nnjax.history import History
+    from nnjax.seeds import run_keys
 
     regularization = "l1" if FLAGS.l1 > 0 else "l2"
     tx = optimizer_from_flags(regularization)
@@ -193,7 +194,7 @@ def run() -> None:
             f"--gradient_norms={FLAGS.gradient_norms} exceeds the {n_train} training examples"
         )
     sizes = [dataset.train.x.shape[1], *hidden, dataset.num_classes]
-    init_key, shuffle_key = epoch.run_keys(FLAGS.seed)
+    init_key, shuffle_key = run_keys(FLAGS.seed)
     shapes = jax.eval_shape(lambda: network.init(init_key, sizes, init=FLAGS.init))
     check_fits("hidden", FLAGS.hidden, shapes, 3, train_x.nbytes + dataset.test.x.nbytes)
     params = network.init(init_key, sizes, init=FLAGS.init)

@@ -131,16 +131,17 @@ def command(settings: dict) -> str:
 def run_row(dataset, settings: dict, seed: int) -> float:
     """One run; returns the accuracy (%) the row reports."""
 
-    from nnjax import costs, epoch, network, optimizers
+    from nnjax import costs, network, optimizers
     from nnjax.fit import fit
     from nnjax.history import History
+    from nnjax.seeds import run_keys
 
     s = {**DEFAULTS, **settings}
     x, y = dataset.train.x, dataset.train.y
     if s["train_size"]:
         x, y = x[: s["train_size"]], y[: s["train_size"]]
     evaluation = getattr(dataset, s["eval_split"])
-    init_key, shuffle_key = epoch.run_keys(seed)
+    init_key, shuffle_key = run_keys(seed)
     params = network.init(init_key, [x.shape[1], *s["hidden"], 10], init=s["init"])
     tx = optimizers.make("sgd")
     history = fit(

@@ -16,9 +16,9 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from nnjax.epoch import check_seed
 from nnjax.history import History
 from nnjax.inputs import is_whole
+from nnjax.seeds import check_seed
 
 
 class Setting(NamedTuple):
@@ -32,7 +32,7 @@ class Setting(NamedTuple):
 
 def check_setting(i: int, s) -> None:
     """ValueError (TypeError for another kind of object) naming setting ``i`` unless it is a
-    ``Setting`` a network can train by: a seed ``epoch.check_seed`` takes, η > 0, λ ≥ 0."""
+    ``Setting`` a network can train by: a seed ``seeds.check_seed`` takes, η > 0, λ ≥ 0."""
     if not isinstance(s, Setting):
         raise TypeError(f"setting {i} is a {type(s).__name__}, not a grid.Setting")
     try:

@@ -3,7 +3,7 @@
 ``run`` trains one network per ``nnjax.grid.Setting`` (a seed, η, λ and training-set size)
 and scores it after every epoch. Network i is the single run ``python -m experiments.mnist``
 makes with the same flags (exactly, with the loop; up to the order of float additions, with
-vmap): ``init_key, shuffle_key = nnjax.epoch.run_keys(seed)``, its params
+vmap): ``init_key, shuffle_key = nnjax.seeds.run_keys(seed)``, its params
 ``network.init(init_key, sizes, init=init)``, epoch k drawn with ``fold_in(shuffle_key, k)``.
 
 ``nnjax.fit.fit`` trains them, by one of its two strategies:
@@ -35,22 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import (
-    activations,
-    chunks,
-    costs,
-    epoch,
-    fit,
-    grid,
-    history,
-    network,
-    optimizers,
-    stacked,
-)
+from nnjax import activations, chunks, costs, fit, history, network, optimizers, stacked
 from nnjax.activations import Activation
-from nnjax.grid import Setting
+from nnjax.grid import Setting, check_setting
 from nnjax.history import History
 from nnjax.progress import duration
+from nnjax.seeds import run_keys
 
 
 def init_networks(
@@ -69,7 +59,7 @@ def init_networks(
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _init_networks(seeds, sizes, init, dtype):
-    init_keys, shuffle_keys = jax.vmap(epoch.run_keys)(seeds)
+    init_keys, shuffle_keys = jax.vmap(run_keys)(seeds)
     params = jax.vmap(lambda k: network.init(k, sizes, dtype, init))(init_keys)
     return params, shuffle_keys
 
@@ -282,7 +272,7 @@ def run(
     x, y = (jax.device_put(a) for a in train_data)
     evaluation = tuple(jax.device_put(a) for a in eval_data)
     for i, s in enumerate(settings):
-        grid.check_setting(i, s)
+        check_setting(i, s)
         if not mini_batch_size <= s.train_size <= x.shape[0]:
             raise ValueError(
                 f"training-set size {s.train_size} is not between the mini-batch size "

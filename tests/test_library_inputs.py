@@ -18,6 +18,7 @@ from nnjax import (
     network,
     optimizers,
     parallel,
+    seeds,
     stacked,
     universality,
 )
@@ -45,7 +46,7 @@ def one_epoch(x=X, y=Y, mini_batch_size=5):
         (lambda: one_epoch(mini_batch_size=5.0), "got 5.0"),
         (lambda: epoch.permutation(jax.random.key(0), 10.5), "n must be an integer from 0"),
         (lambda: epoch.mini_batches(jax.random.key(0), 10, -5), "mini_batch_size -5 from 1"),
-        (lambda: epoch.run_keys(-1), "seed -1 is outside 0"),
+        (lambda: seeds.run_keys(-1), "seed -1 is outside 0"),
         (lambda: chunks.split_evenly(10, -2), "split_evenly needs n ≥ 0 and chunk ≥ 1"),
         (lambda: parallel.device_count(1.7), "devices must be a positive integer or 'all'"),
         (lambda: stacked.unstack(stacked.stack([PARAMS] * 2), 3), "leading axis of 3: [2]"),
