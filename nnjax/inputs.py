@@ -101,7 +101,8 @@ def check_data(data, name: str, model: Model, params, scored: bool = False) -> i
             f"{name}'s x is {x.dtype}: the networks take floating-point inputs (pixels "
             "0-255 as x / 255, say)"
         )
-    if floating and not bool(jnp.isfinite(x).all()):
+    xp = np if isinstance(x, np.ndarray) else jnp  # where x is: no copy made to check it
+    if floating and not bool(xp.isfinite(x).all()):
         raise ValueError(f"{name}'s x holds NaN or inf")
     try:
         predicted = jax.eval_shape(
