@@ -36,19 +36,27 @@ once. All three are opt-in, and tested against this JAX epoch.
 
 import functools
 import math
+import operator
 from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 KERNELS = ("jax", "cpp", "blocked", "pallas")
 
 
-def _is_whole(v) -> bool:
-    from nnjax.inputs import is_whole  # here: nnjax.inputs imports this module
-
-    return is_whole(v)
+def is_whole(v) -> bool:
+    """Whether ``v`` is an integer (Python's, NumPy's or a JAX scalar's), not a bool: the
+    one test of an integer argument in nnjax (``nnjax.inputs`` takes it from here)."""
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        operator.index(v)
+    except TypeError:
+        return False
+    return True
 
 
 # The shuffle, a random permutation of 0..n−1 from a PRNG key without sorting:
@@ -71,7 +79,7 @@ def _mix(h):
 
 def permutation(key, n: int):
     """A pseudo-random permutation of 0..n−1 drawn with ``key``: int32 array of shape (n,)."""
-    if not (_is_whole(n) and n >= 0):
+    if not (is_whole(n) and n >= 0):
         raise ValueError(f"n must be an integer from 0, got {n!r}")
     half = max(1, math.ceil(math.log2(max(n, 2)) / 2))
     mask = jnp.uint32((1 << half) - 1)
@@ -134,7 +142,7 @@ def mini_batches(key, n: int, mini_batch_size: int, shuffle: bool = True):
     """The epoch's split of the indices 0..n−1 into mini-batches, shuffled by ``key``
     (``shuffle=False``: in order). Returns ``(full, rest)``: int32 arrays of shapes
     (n // m, m) and (n mod m,)."""
-    if not (_is_whole(n) and _is_whole(mini_batch_size)):
+    if not (is_whole(n) and is_whole(mini_batch_size)):
         raise ValueError(f"n and mini_batch_size must be integers, got {n!r}, {mini_batch_size!r}")
     if n < 0 or mini_batch_size < 1:
         raise ValueError(f"n {n} must be from 0 and mini_batch_size {mini_batch_size} from 1")
@@ -261,11 +269,11 @@ def epoch(
         raise ValueError(
             f"x {jnp.shape(x)} and y {jnp.shape(y)} hold different numbers of examples"
         )
-    if not (_is_whole(mini_batch_size) and mini_batch_size >= 1):
+    if not (is_whole(mini_batch_size) and mini_batch_size >= 1):
         raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    if kernel == "blocked" and not (_is_whole(block) and block >= 1):
+    if kernel == "blocked" and not (is_whole(block) and block >= 1):
         raise ValueError(f"block must be a positive integer, got {block!r}")
     one = functools.partial(
         _one_epoch,

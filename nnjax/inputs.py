@@ -2,26 +2,13 @@
 raises a ValueError (TypeError for a wrong kind of object) that names the argument and says
 what is wrong, rather than an error from deep inside JAX, or a run that trains on garbage."""
 
-import operator
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from nnjax import optimizers
-from nnjax.epoch import Model
+from nnjax.epoch import Model, is_whole  # noqa: F401 (is_whole: nnjax.inputs.is_whole too)
 from nnjax.history import History
-
-
-def is_whole(v) -> bool:
-    """Whether ``v`` is an integer (Python's, NumPy's or a JAX scalar's), not a bool."""
-    if isinstance(v, (bool, np.bool_)):
-        return False
-    try:
-        operator.index(v)
-    except TypeError:
-        return False
-    return True
 
 
 def check_model(model, tx) -> None:

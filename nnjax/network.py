@@ -31,10 +31,9 @@ def check_sizes(sizes: Sequence[int]) -> list[int]:
         raise ValueError(
             f"a network needs at least an input and an output layer, got sizes={sizes}"
         )
-    for n in sizes:
-        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-            raise ValueError(f"layer sizes must be positive integers, got sizes={sizes}")
-    return sizes
+    if not all(inputs.is_whole(n) and n > 0 for n in sizes):
+        raise ValueError(f"layer sizes must be positive integers, got sizes={sizes}")
+    return [int(n) for n in sizes]
 
 
 INITS = ("normal", "scaled")
