@@ -69,7 +69,7 @@ class Networks:
         if self.vmap:
             params, opt_state = self.state
             if etas is not None:
-                opt_state = optimizers.set_hyperparams(opt_state, learning_rate=jnp.asarray(etas))
+                opt_state = optimizers.set_hyperparams(opt_state, learning_rate=np.asarray(etas))
             new = compiled(params, opt_state, x, y, jnp.stack(keys))
             if len(active) < self.k:  # stopped networks keep what they had
                 mask = jnp.asarray(np.isin(np.arange(self.k), active))
